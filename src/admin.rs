@@ -1,0 +1,104 @@
+//! The admin listener: `/healthz` (liveness), `/readyz` (at least one upstream healthy and
+//! in sync), `/status` (JSON view of every upstream) and `/metrics` (Prometheus text).
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+use crate::router;
+use crate::upstream::{SharedSnapshot, Snapshot, UpstreamState};
+
+/// The admin service state.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Health as last published by the monitor.
+    snapshot: SharedSnapshot,
+    /// The registry to expose.
+    metrics: Metrics,
+}
+
+/// The `/status` document.
+#[derive(Debug, Serialize)]
+pub struct Status<'a> {
+    /// Whether `/readyz` answers 200.
+    pub ready: bool,
+    /// Highest head among healthy upstreams.
+    pub best_head: Option<u64>,
+    /// Chain id served.
+    pub chain_id: Option<u64>,
+    /// The upstream a request would go to first.
+    pub serving: Option<&'a str>,
+    /// Every upstream in rank order.
+    pub upstreams: &'a [UpstreamState],
+}
+
+impl Status<'_> {
+    /// Builds the document from a snapshot.
+    pub fn of(snapshot: &Snapshot) -> Status<'_> {
+        Status {
+            ready: snapshot.is_ready(),
+            best_head: snapshot.best_head,
+            chain_id: snapshot.chain_id,
+            serving: router::select(snapshot)
+                .first()
+                .map(|&i| snapshot.upstreams[i].name.as_str()),
+            upstreams: &snapshot.upstreams,
+        }
+    }
+}
+
+impl Admin {
+    /// Creates the service.
+    pub fn new(snapshot: SharedSnapshot, metrics: Metrics) -> Self {
+        Self { snapshot, metrics }
+    }
+
+    /// Serves one admin request.
+    pub fn handle<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return respond(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use GET\n".into());
+        }
+        match request.uri().path() {
+            "/healthz" => respond(StatusCode::OK, TEXT, "ok\n".into()),
+            "/readyz" => {
+                if self.snapshot.load().is_ready() {
+                    respond(StatusCode::OK, TEXT, "ready\n".into())
+                } else {
+                    respond(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        TEXT,
+                        "not ready: no upstream is healthy and in sync\n".into(),
+                    )
+                }
+            }
+            "/status" => {
+                let snapshot = self.snapshot.load();
+                let body =
+                    serde_json::to_vec_pretty(&Status::of(&snapshot)).expect("status serialises");
+                respond(StatusCode::OK, "application/json", body.into())
+            }
+            "/metrics" => respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.encode().into(),
+            ),
+            _ => respond(
+                StatusCode::NOT_FOUND,
+                TEXT,
+                "not found: try /healthz, /readyz, /status or /metrics\n".into(),
+            ),
+        }
+    }
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn respond(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(body))
+        .expect("static response parts are valid")
+}

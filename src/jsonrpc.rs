@@ -1,0 +1,355 @@
+//! JSON-RPC 2.0 on the wire: client requests in, upstream answers back, client answers out.
+//!
+//! Only the envelope is parsed. `params`, `result` and `error` stay raw JSON
+//! ([`RawValue`]) borrowed from or copied out of the body and are written back byte for byte;
+//! nothing is re-serialised. Ids are rewritten on the way upstream to their position (`0..n`),
+//! so an upstream answer is matched by position whatever ids, duplicates or id types the
+//! client used, and a short batch or an unknown id is detected instead of passed on.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::error::{is_node_trouble, ClientError};
+
+/// One client request: a single call or a batch, each item valid or answered with an error.
+#[derive(Debug)]
+pub struct ClientRequest<'a> {
+    /// Whether the client sent an array (the answer is an array too).
+    pub batch: bool,
+    /// Items in request order.
+    pub items: Vec<Item<'a>>,
+}
+
+/// One item of a client request.
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// A well-formed call, forwarded upstream.
+    Call(Call<'a>),
+    /// A malformed item, answered locally with this error and id (`null` when unknown).
+    Invalid {
+        /// The id to answer with, raw.
+        id: Option<&'a RawValue>,
+        /// Why the item is invalid.
+        error: ClientError,
+    },
+}
+
+/// A well-formed call.
+#[derive(Debug)]
+pub struct Call<'a> {
+    /// The client's id, raw (`None` for a notification, which gets no answer item).
+    pub id: Option<&'a RawValue>,
+    /// The method name.
+    pub method: String,
+    /// The params, raw.
+    pub params: Option<&'a RawValue>,
+}
+
+/// The envelope of one client item, every field raw so a bad field type still lets us
+/// answer with the item's id.
+#[derive(Deserialize)]
+struct RawCall<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+}
+
+/// Deserialises a field that is present (even as `null`) to `Some(raw)`; absent fields
+/// take `None` through `#[serde(default)]`. Plain `Option<&RawValue>` would turn `null` into
+/// `None`, losing the difference between `"id": null` and a notification.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Parses a client body. Whole-body problems are `Err`; per-item problems become
+/// [`Item::Invalid`] so the rest of a batch is still served.
+pub fn parse_request(body: &[u8], max_batch: usize) -> Result<ClientRequest<'_>, ClientError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ClientError::Parse(format!("body is not UTF-8: {e}")))?;
+    let first = text.trim_start().as_bytes().first().copied();
+    match first {
+        Some(b'[') => {
+            let raw: Vec<&RawValue> =
+                serde_json::from_str(text).map_err(|e| ClientError::Parse(e.to_string()))?;
+            if raw.is_empty() {
+                return Err(ClientError::InvalidRequest("empty batch".into()));
+            }
+            if raw.len() > max_batch {
+                return Err(ClientError::BatchTooLarge {
+                    got: raw.len(),
+                    max: max_batch,
+                });
+            }
+            Ok(ClientRequest {
+                batch: true,
+                items: raw.into_iter().map(parse_item).collect(),
+            })
+        }
+        Some(b'{') => {
+            let raw: &RawValue =
+                serde_json::from_str(text).map_err(|e| ClientError::Parse(e.to_string()))?;
+            Ok(ClientRequest {
+                batch: false,
+                items: vec![parse_item(raw)],
+            })
+        }
+        None => Err(ClientError::Parse("empty body".into())),
+        Some(_) => {
+            // Valid JSON that is neither object nor array is an invalid request; anything
+            // else is a parse error.
+            serde_json::from_str::<&RawValue>(text)
+                .map_err(|e| ClientError::Parse(e.to_string()))?;
+            Err(ClientError::InvalidRequest(
+                "expected a request object or a batch array".into(),
+            ))
+        }
+    }
+}
+
+fn parse_item(raw: &RawValue) -> Item<'_> {
+    let invalid = |id, why: &str| Item::Invalid {
+        id,
+        error: ClientError::InvalidRequest(why.to_string()),
+    };
+    if !raw.get().starts_with('{') {
+        return invalid(None, "batch item is not a request object");
+    }
+    let call: RawCall<'_> = match serde_json::from_str(raw.get()) {
+        Ok(call) => call,
+        Err(_) => return invalid(None, "malformed request object"),
+    };
+    let id = match call.id {
+        Some(id) if matches!(id.get().as_bytes()[0], b'{' | b'[' | b't' | b'f') => {
+            return invalid(None, "id must be a string, number or null");
+        }
+        other => other,
+    };
+    if call.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+        return invalid(id, "jsonrpc must be \"2.0\"");
+    }
+    let method = match call.method.map(|m| serde_json::from_str::<String>(m.get())) {
+        Some(Ok(method)) if !method.is_empty() => method,
+        Some(_) => return invalid(id, "method must be a non-empty string"),
+        None => return invalid(id, "missing method"),
+    };
+    Item::Call(Call {
+        id,
+        method,
+        params: call.params,
+    })
+}
+
+/// Encodes calls for an upstream, each with its position as id, as a batch or a single call.
+pub fn encode_upstream(calls: &[&Call<'_>], batch: bool) -> Vec<u8> {
+    let size: usize = calls
+        .iter()
+        .map(|c| 48 + c.method.len() + c.params.map_or(0, |p| p.get().len()))
+        .sum();
+    let mut out = Vec::with_capacity(size + 2);
+    if batch {
+        out.push(b'[');
+    }
+    for (i, call) in calls.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+        out.extend_from_slice(i.to_string().as_bytes());
+        out.extend_from_slice(b",\"method\":");
+        serde_json::to_writer(&mut out, &call.method).expect("writing to a Vec cannot fail");
+        if let Some(params) = call.params {
+            out.extend_from_slice(b",\"params\":");
+            out.extend_from_slice(params.get().as_bytes());
+        }
+        out.push(b'}');
+    }
+    if batch {
+        out.push(b']');
+    }
+    out
+}
+
+/// One upstream answer item, matched to its call.
+#[derive(Debug)]
+pub enum Answer {
+    /// `result`, raw.
+    Result(Box<RawValue>),
+    /// `error`, raw, with its code and message read for classification.
+    Error(RpcError),
+}
+
+/// A JSON-RPC error object from an upstream.
+#[derive(Debug)]
+pub struct RpcError {
+    /// `code`.
+    pub code: i64,
+    /// `message`.
+    pub message: String,
+    /// The whole object, raw, passed to the client unchanged.
+    pub raw: Box<RawValue>,
+}
+
+impl Answer {
+    /// Whether this answer is a node-trouble error (fail over) rather than a real answer.
+    pub fn is_node_trouble(&self) -> bool {
+        matches!(self, Answer::Error(e) if is_node_trouble(e.code, &e.message))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawAnswer {
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorFields {
+    code: i64,
+    #[serde(default)]
+    message: String,
+}
+
+/// Parses an upstream's answer to `expected` calls sent by [`encode_upstream`], in call
+/// order. Anything but exactly one answer per call (not an array, short, unknown, missing or
+/// duplicate ids, neither or both of result and error) is an error: never passed on.
+pub fn parse_answers(body: &[u8], expected: usize, batch: bool) -> Result<Vec<Answer>, String> {
+    let raw: Vec<RawAnswer> = if batch {
+        match serde_json::from_slice::<Vec<RawAnswer>>(body) {
+            Ok(items) => items,
+            Err(e) => return Err(describe_bad_body(body, "a batch answer array", &e)),
+        }
+    } else {
+        match serde_json::from_slice::<RawAnswer>(body) {
+            Ok(item) => vec![item],
+            Err(e) => return Err(describe_bad_body(body, "an answer object", &e)),
+        }
+    };
+    if raw.len() != expected {
+        return Err(format!(
+            "batch answer has {} items for {expected} requests",
+            raw.len()
+        ));
+    }
+    let mut slots: Vec<Option<Answer>> = (0..expected).map(|_| None).collect();
+    for item in raw {
+        let id = item.id.ok_or("answer without a numeric id")? as usize;
+        let slot = slots
+            .get_mut(id)
+            .ok_or_else(|| format!("answer with unknown id {id}"))?;
+        if slot.is_some() {
+            return Err(format!("two answers with id {id}"));
+        }
+        *slot = Some(match (item.result, item.error) {
+            (Some(result), None) => Answer::Result(result),
+            (None, Some(raw)) => {
+                let fields: ErrorFields = serde_json::from_str(raw.get())
+                    .map_err(|_| "error object without an integer code".to_string())?;
+                Answer::Error(RpcError {
+                    code: fields.code,
+                    message: fields.message,
+                    raw,
+                })
+            }
+            _ => {
+                return Err(format!(
+                    "answer {id} must have exactly one of result and error"
+                ))
+            }
+        });
+    }
+    // Lengths match and ids are unique and in range, so every slot is filled.
+    Ok(slots.into_iter().flatten().collect())
+}
+
+fn describe_bad_body(body: &[u8], wanted: &str, e: &serde_json::Error) -> String {
+    let head: String = String::from_utf8_lossy(&body[..body.len().min(64)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("expected {wanted} ({e}); body starts {head:?}")
+}
+
+/// What the client gets for one item.
+#[derive(Debug)]
+pub enum Reply<'r> {
+    /// An upstream's answer, passed through.
+    Upstream(&'r Answer),
+    /// A locally made error.
+    Local(&'r ClientError),
+}
+
+/// Encodes the client's answer: one object, or an array with one item per request that has
+/// an id, in request order. Returns an empty body when nothing is to be answered
+/// (notifications only), as JSON-RPC 2.0 asks.
+pub fn encode_client<'r>(
+    batch: bool,
+    replies: impl IntoIterator<Item = (Option<&'r RawValue>, Reply<'r>)>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let mut count = 0;
+    for (id, reply) in replies {
+        out.push(if count == 0 { b'[' } else { b',' });
+        count += 1;
+        out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+        out.extend_from_slice(id.map_or("null", RawValue::get).as_bytes());
+        match reply {
+            Reply::Upstream(Answer::Result(r)) => {
+                out.extend_from_slice(b",\"result\":");
+                out.extend_from_slice(r.get().as_bytes());
+            }
+            Reply::Upstream(Answer::Error(e)) => {
+                out.extend_from_slice(b",\"error\":");
+                out.extend_from_slice(e.raw.get().as_bytes());
+            }
+            Reply::Local(e) => {
+                out.extend_from_slice(b",\"error\":");
+                out.extend_from_slice(error_object(e.code(), &e.to_string()).as_bytes());
+            }
+        }
+        out.push(b'}');
+    }
+    if count == 0 {
+        return Vec::new();
+    }
+    if batch {
+        out.push(b']');
+        out
+    } else {
+        out.remove(0);
+        out
+    }
+}
+
+/// A JSON-RPC error object as text.
+pub fn error_object(code: i64, message: &str) -> String {
+    let mut s = String::with_capacity(message.len() + 32);
+    let _ = write!(
+        s,
+        "{{\"code\":{code},\"message\":{}}}",
+        serde_json::Value::from(message)
+    );
+    s
+}
+
+/// A whole client answer for an error that concerns the body as a whole (`id` null).
+pub fn error_body(e: &ClientError) -> Vec<u8> {
+    encode_client(false, [(None, Reply::Local(e))])
+}
+
+#[cfg(test)]
+mod tests;

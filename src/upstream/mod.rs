@@ -1,0 +1,261 @@
+//! Upstream nodes: how one is reached ([`Upstream::send`]) and the published view of all of
+//! them ([`Snapshot`]) that the request path reads without a lock.
+//!
+//! All upstreams share one hyper-util client, whose pool keeps connections alive per
+//! scheme and authority; HTTPS goes through rustls with the webpki roots, HTTP/1.1 or h2 by
+//! ALPN. An upstream is known by its name everywhere: its URL and header values are never
+//! logged or shown.
+
+pub mod health;
+pub mod monitor;
+pub mod probe;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+
+use crate::config::{default_name, parse_upstream_url, Config, ConfigError, UpstreamConfig};
+use crate::error::{UpstreamError, UpstreamErrorKind};
+use health::Status;
+
+/// How long an idle pooled connection is kept.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per upstream.
+pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// TCP connect timeout (a dead host fails fast; the attempt timeout bounds the rest).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The shared HTTP(S) client.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds the shared client: keep-alive pool, HTTP/1.1 and h2, rustls with webpki roots.
+pub fn http_client() -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(DEFAULT_CONNECT_TIMEOUT));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
+        .expect("the ring provider supports the default protocol versions")
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(DEFAULT_POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(DEFAULT_POOL_MAX_IDLE_PER_HOST)
+        .build(https)
+}
+
+/// One configured upstream node.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Display name (configured, or `host:port`).
+    pub name: String,
+    /// 1 for the primary, then 2, 3, ... in configuration order.
+    pub rank: usize,
+    /// Full endpoint URI (secret: never printed).
+    uri: Uri,
+    /// Extra headers such as `Authorization` (secret: never printed).
+    headers: HeaderMap,
+    /// Shared pooled client.
+    client: HttpClient,
+}
+
+impl Upstream {
+    /// Builds upstream `rank` from its configuration.
+    pub fn new(
+        rank: usize,
+        config: &UpstreamConfig,
+        client: HttpClient,
+    ) -> Result<Self, ConfigError> {
+        let url = parse_upstream_url(&config.url)
+            .map_err(|why| ConfigError::from(format!("upstreams[{}].url: {why}", rank - 1)))?;
+        let uri: Uri = url
+            .as_str()
+            .parse()
+            .map_err(|e| ConfigError::from(format!("upstreams[{}].url: {e}", rank - 1)))?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &config.headers {
+            let name = HeaderName::try_from(k.as_str()).map_err(|_| {
+                ConfigError::from(format!("upstreams[{}].headers: bad name {k:?}", rank - 1))
+            })?;
+            let mut value = HeaderValue::try_from(v.as_str()).map_err(|_| {
+                ConfigError::from(format!("upstreams[{}].headers.{k}: bad value", rank - 1))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        Ok(Self {
+            name: config.name.clone().unwrap_or_else(|| default_name(&url)),
+            rank,
+            uri,
+            headers,
+            client,
+        })
+    }
+
+    /// Builds every upstream of a configuration, in rank order, on one shared client.
+    pub fn all(config: &Config) -> Result<Vec<Upstream>, ConfigError> {
+        let client = http_client();
+        config
+            .upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, u)| Upstream::new(i + 1, u, client.clone()))
+            .collect()
+    }
+
+    /// POSTs a JSON body and returns the answer body. Fails on connect errors, on a status
+    /// other than 200, on an answer larger than `limit`, and when the whole exchange takes
+    /// longer than `timeout`.
+    pub async fn send(
+        &self,
+        body: Bytes,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<Bytes, UpstreamError> {
+        let err = |kind| UpstreamError::new(self.name.clone(), kind);
+        match tokio::time::timeout(timeout, self.exchange(body, limit)).await {
+            Ok(result) => result.map_err(err),
+            Err(_) => Err(err(UpstreamErrorKind::Timeout(timeout))),
+        }
+    }
+
+    async fn exchange(&self, body: Bytes, limit: usize) -> Result<Bytes, UpstreamErrorKind> {
+        let mut request = Request::post(self.uri.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| UpstreamErrorKind::Connect(e.to_string()))?;
+        request
+            .headers_mut()
+            .extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| UpstreamErrorKind::Connect(describe_client_error(&e)))?;
+        let status = response.status();
+        if status != http::StatusCode::OK {
+            return Err(UpstreamErrorKind::Status(status.as_u16()));
+        }
+        let declared = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(UpstreamErrorKind::TooLarge(limit));
+        }
+        match Limited::new(response.into_body(), limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(UpstreamErrorKind::TooLarge(limit))
+            }
+            Err(e) => Err(UpstreamErrorKind::Connect(format!(
+                "answer body broke off: {e}"
+            ))),
+        }
+    }
+}
+
+/// The innermost cause of a client error, without any URL (hyper's errors carry none, and
+/// we print only the cause chain's messages).
+fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    if e.is_connect() {
+        format!("connect: {source}")
+    } else {
+        source.to_string()
+    }
+}
+
+/// The state of every upstream at one moment, published by the monitor and read lock-free
+/// by the request path and the admin endpoints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Highest head among healthy upstreams on the expected chain.
+    pub best_head: Option<u64>,
+    /// The chain id the proxy serves, once known.
+    pub chain_id: Option<u64>,
+    /// One entry per upstream, in rank order (index = rank - 1).
+    pub upstreams: Vec<UpstreamState>,
+}
+
+/// One upstream's published state.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamState {
+    /// Display name.
+    pub name: String,
+    /// Rank (1 = primary).
+    pub rank: usize,
+    /// Health status.
+    pub status: Status,
+    /// Last reported head.
+    pub head: Option<u64>,
+    /// Blocks behind the best head.
+    pub lag: Option<u64>,
+    /// Whether it lags by more than the allowed `max_lag`.
+    pub lagging: bool,
+    /// Latency EWMA in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Chain id the node reports.
+    pub chain_id: Option<u64>,
+    /// Whether that chain id differs from the proxy's: such an upstream is never used.
+    pub wrong_chain: bool,
+    /// Last failure (redacted: names and error kinds only).
+    pub last_error: Option<String>,
+    /// Seconds since the status last changed.
+    pub status_age_secs: f64,
+    /// When the status last changed, as Unix seconds.
+    pub since_unix: Option<u64>,
+}
+
+impl Snapshot {
+    /// The state before the first probe: every upstream unknown.
+    pub fn initial(upstreams: &[Upstream]) -> Self {
+        Self {
+            best_head: None,
+            chain_id: None,
+            upstreams: upstreams
+                .iter()
+                .map(|u| UpstreamState {
+                    name: u.name.clone(),
+                    rank: u.rank,
+                    status: Status::Unknown,
+                    head: None,
+                    lag: None,
+                    lagging: false,
+                    latency_ms: None,
+                    chain_id: None,
+                    wrong_chain: false,
+                    last_error: None,
+                    status_age_secs: 0.0,
+                    since_unix: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether any upstream is healthy and in sync (readiness).
+    pub fn is_ready(&self) -> bool {
+        self.upstreams
+            .iter()
+            .any(|u| u.status == Status::Healthy && !u.lagging && !u.wrong_chain)
+    }
+}
+
+/// The shared, atomically replaced snapshot.
+pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;

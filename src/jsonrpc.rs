@@ -72,11 +72,17 @@ where
     T::deserialize(d).map(Some)
 }
 
+/// Deepest nesting of arrays and objects accepted in a client body. serde_json bounds its
+/// own recursion, but raw values are skipped without that bound, so deep `params` would
+/// otherwise be passed upstream.
+pub const MAX_JSON_DEPTH: usize = 128;
+
 /// Parses a client body. Whole-body problems are `Err`; per-item problems become
 /// [`Item::Invalid`] so the rest of a batch is still served.
 pub fn parse_request(body: &[u8], max_batch: usize) -> Result<ClientRequest<'_>, ClientError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ClientError::Parse(format!("body is not UTF-8: {e}")))?;
+    check_depth(body, MAX_JSON_DEPTH)?;
     let first = text.trim_start().as_bytes().first().copied();
     match first {
         Some(b'[') => {
@@ -115,6 +121,36 @@ pub fn parse_request(body: &[u8], max_batch: usize) -> Result<ClientRequest<'_>,
             ))
         }
     }
+}
+
+/// Rejects bodies nested deeper than `max`; a linear scan that skips strings.
+fn check_depth(body: &[u8], max: usize) -> Result<(), ClientError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(ClientError::Parse(format!(
+                        "JSON nested deeper than {max} levels"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn parse_item(raw: &RawValue) -> Item<'_> {

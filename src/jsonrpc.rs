@@ -7,6 +7,7 @@
 //! client used, and a short batch or an unknown id is detected instead of passed on.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -201,7 +202,7 @@ pub fn encode_upstream(calls: &[&Call<'_>], batch: bool) -> Vec<u8> {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-        out.extend_from_slice(i.to_string().as_bytes());
+        write!(out, "{i}").expect("writing to a Vec cannot fail");
         out.extend_from_slice(b",\"method\":");
         serde_json::to_writer(&mut out, &call.method).expect("writing to a Vec cannot fail");
         if let Some(params) = call.params {

@@ -136,6 +136,10 @@ pub struct UpstreamConfig {
     /// Extra request headers (e.g. `Authorization`); their values are never logged.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// PEM file of extra CA certificates to trust for this upstream's HTTPS (a private CA),
+    /// on top of the webpki roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -271,6 +275,7 @@ impl Config {
                     name: None,
                     url,
                     headers: BTreeMap::new(),
+                    ca_file: None,
                 })
                 .collect();
         }
@@ -341,6 +346,10 @@ impl Config {
                     "{key}.name: duplicate upstream name {name:?} (give each upstream a distinct name)"
                 )));
             }
+            if let Some(path) = &upstream.ca_file {
+                load_ca_file(path)
+                    .map_err(|why| ConfigError::new(format!("{key}.ca_file: {why}")))?;
+            }
             for (header, value) in &upstream.headers {
                 http::HeaderName::try_from(header.as_str()).map_err(|_| {
                     ConfigError::new(format!("{key}.headers: invalid header name {header:?}"))
@@ -366,6 +375,21 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Reads the CA certificates of a PEM file; at least one is required.
+pub fn load_ca_file(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in the file", path.display()));
+    }
+    Ok(certs)
 }
 
 /// Parses and checks an upstream URL: http or https with a host.

@@ -42,6 +42,9 @@ fn help_documents_every_flag() {
     }
 }
 
+/// Arguments, environment, and the text the error line must contain.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
 #[test]
 fn configuration_errors_are_one_line_and_exit_2() {
     let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
@@ -51,7 +54,7 @@ fn configuration_errors_are_one_line_and_exit_2() {
     )
     .unwrap();
     let path = file.path().to_str().unwrap();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (vec![], vec![], "upstreams: at least one upstream"),
         (
             vec!["--upstream", "ftp://x/KEY"],

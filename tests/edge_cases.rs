@@ -83,7 +83,7 @@ async fn malformed_requests_get_json_rpc_errors() {
             "batch over the max",
             format!(
                 "[{}]",
-                vec![r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#; 6].join(",")
+                [r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#; 6].join(",")
             ),
             -32600,
             Value::Null,

@@ -34,7 +34,7 @@ async fn two_nodes(anvil: &std::path::Path) -> (Anvil, Anvil, ChainInfo) {
 /// Returns an error description when the answer is not exactly right.
 async fn checked_request(url: &str, i: usize, chain: &ChainInfo) -> Result<(), String> {
     let n = (i as u64 * 7) % (chain.head + 1);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let body = json!({"jsonrpc":"2.0","id":i,"method":"eth_getBlockByNumber","params":[format!("{n:#x}"), true]});
         let (status, text) = rpc::try_post(url, &body.to_string()).await?;
         let v: Value =

@@ -23,9 +23,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 
-use crate::config::{default_name, parse_upstream_url, Config, ConfigError, UpstreamConfig};
+use crate::config::{
+    default_name, load_ca_file, parse_upstream_url, Config, ConfigError, UpstreamConfig,
+};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use health::Status;
+use rustls::pki_types::CertificateDer;
 
 /// How long an idle pooled connection is kept.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,15 +40,28 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The shared HTTP(S) client.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Builds the shared client: keep-alive pool, HTTP/1.1 and h2, rustls with webpki roots.
-pub fn http_client() -> HttpClient {
+/// Builds a client: keep-alive pool, HTTP/1.1 and h2 (by ALPN), rustls trusting the webpki
+/// roots plus `extra_roots`.
+pub fn http_client(extra_roots: &[CertificateDer<'static>]) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(DEFAULT_CONNECT_TIMEOUT));
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in extra_roots {
+        // Unusable certificates were rejected when the configuration was validated.
+        let _ = roots.add(cert.clone());
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("the ring provider supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
-        .expect("the ring provider supports the default protocol versions")
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
@@ -104,14 +120,23 @@ impl Upstream {
         })
     }
 
-    /// Builds every upstream of a configuration, in rank order, on one shared client.
+    /// Builds every upstream of a configuration, in rank order, on one shared client (an
+    /// upstream with its own `ca_file` gets a client of its own).
     pub fn all(config: &Config) -> Result<Vec<Upstream>, ConfigError> {
-        let client = http_client();
+        let shared = http_client(&[]);
         config
             .upstreams
             .iter()
             .enumerate()
-            .map(|(i, u)| Upstream::new(i + 1, u, client.clone()))
+            .map(|(i, u)| {
+                let client = match &u.ca_file {
+                    None => shared.clone(),
+                    Some(path) => http_client(&load_ca_file(path).map_err(|why| {
+                        ConfigError::from(format!("upstreams[{i}].ca_file: {why}"))
+                    })?),
+                };
+                Upstream::new(i + 1, u, client)
+            })
             .collect()
     }
 

@@ -1,0 +1,88 @@
+# nodewatch developer / CI entry points.
+#
+#   make tools   install the external test tools (anvil, ethereum-etl) into .tools/ (git-ignored),
+#                only if missing; a re-run is instant.
+#   make test    tools + fmt check + clippy + cargo test, with NODEWATCH_ANVIL and
+#                NODEWATCH_ETHEREUMETL exported so the integration tests find the tools.
+#   make lint    fmt check + clippy
+#   make fmt     cargo fmt
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+TOOLS := $(ROOT)/.tools
+
+CARGO ?= cargo
+PYTHON ?= python3
+NPM ?= npm
+
+ANVIL_VERSION := 1.7.1
+ANVIL := $(TOOLS)/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+ANVIL_STAMP := $(TOOLS)/.anvil-$(ANVIL_VERSION).stamp
+
+ETL_VERSION := 2.4.2
+# ethereum-etl 2.4.2 resolves (via eth-abi 2.2.0) parsimonious 0.8.1, which does not import on
+# Python 3.11 (inspect.getargspec is gone); upgrading to 0.10.0 afterwards works. pip prints a
+# resolver warning about eth-abi wanting <0.9 for that step: expected and harmless.
+PARSIMONIOUS_VERSION := 0.10.0
+VENV := $(TOOLS)/venv
+ETHEREUMETL := $(VENV)/bin/ethereumetl
+ETL_STAMP := $(VENV)/.ethereum-etl-$(ETL_VERSION).stamp
+ETL_CONSTRAINTS := $(ROOT)/scripts/ethereum-etl-constraints.txt
+
+# The integration tests read these (see tests/support/tools.rs). A value already in the
+# environment wins, so a developer can point at their own builds.
+NODEWATCH_ANVIL ?= $(ANVIL)
+NODEWATCH_ETHEREUMETL ?= $(ETHEREUMETL)
+export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL
+
+.PHONY: all tools test lint fmt fmt-check clippy cargo-test clean-tools FORCE
+
+all: test
+
+tools: $(ANVIL_STAMP) $(ETL_STAMP)
+
+# A stamp whose binary has disappeared (half-deleted .tools/) forces a re-install.
+$(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE)
+	@echo "==> installing anvil $(ANVIL_VERSION) into .tools/"
+	mkdir -p $(TOOLS)
+	$(NPM) install --prefix $(TOOLS) --include=optional --no-audit --no-fund --loglevel=error @foundry-rs/anvil@$(ANVIL_VERSION)
+	test -x $(ANVIL)
+	$(ANVIL) --version | grep -q 'Version: $(ANVIL_VERSION)'
+	touch $@
+
+$(ETL_STAMP): $(ETL_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL)),,FORCE)
+	@echo "==> installing ethereum-etl $(ETL_VERSION) into .tools/venv"
+	mkdir -p $(TOOLS)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) ethereum-etl==$(ETL_VERSION)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) parsimonious==$(PARSIMONIOUS_VERSION)
+	$(ETHEREUMETL) --help > /dev/null
+	touch $@
+
+FORCE:
+
+fmt:
+	$(CARGO) fmt
+
+fmt-check:
+	$(CARGO) fmt --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+lint: fmt-check clippy
+
+cargo-test: tools
+	$(CARGO) test
+
+# Sequenced (not just prerequisites) so `make -j` still runs the steps in order.
+test: tools
+	$(MAKE) --no-print-directory fmt-check
+	$(MAKE) --no-print-directory clippy
+	$(MAKE) --no-print-directory cargo-test
+
+clean-tools:
+	rm -rf $(TOOLS)

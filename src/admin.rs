@@ -6,8 +6,11 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
+use crate::blocks::BlockNeed;
 use crate::metrics::Metrics;
 use crate::router;
+use crate::server::Reloader;
+use crate::upstream::breaker::BreakerState;
 use crate::upstream::{SharedSnapshot, Snapshot, UpstreamState};
 
 /// The admin service state.
@@ -17,6 +20,8 @@ pub struct Admin {
     snapshot: SharedSnapshot,
     /// The registry to expose.
     metrics: Metrics,
+    /// `POST /reload`, when enabled by `admin_reload`.
+    reloader: Option<Reloader>,
 }
 
 /// The `/status` document.
@@ -41,7 +46,7 @@ impl Status<'_> {
             ready: snapshot.is_ready(),
             best_head: snapshot.best_head,
             chain_id: snapshot.chain_id,
-            serving: router::select(snapshot)
+            serving: router::select(snapshot, BlockNeed::Latest, &breakers(snapshot))
                 .first()
                 .map(|&i| snapshot.upstreams[i].name.as_str()),
             upstreams: &snapshot.upstreams,
@@ -49,14 +54,35 @@ impl Status<'_> {
     }
 }
 
+fn breakers(snapshot: &Snapshot) -> Vec<BreakerState> {
+    snapshot.upstreams.iter().map(|u| u.breaker).collect()
+}
+
 impl Admin {
-    /// Creates the service.
-    pub fn new(snapshot: SharedSnapshot, metrics: Metrics) -> Self {
-        Self { snapshot, metrics }
+    /// Creates the service; `reloader` enables `POST /reload`.
+    pub fn new(snapshot: SharedSnapshot, metrics: Metrics, reloader: Option<Reloader>) -> Self {
+        Self {
+            snapshot,
+            metrics,
+            reloader,
+        }
     }
 
     /// Serves one admin request.
-    pub fn handle<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
+        if request.method() == Method::POST && request.uri().path() == "/reload" {
+            return match &self.reloader {
+                None => respond(
+                    StatusCode::NOT_FOUND,
+                    TEXT,
+                    "reload over HTTP is off (set admin_reload = true); SIGHUP reloads\n".into(),
+                ),
+                Some(reloader) => match reloader.reload().await {
+                    Ok(()) => respond(StatusCode::OK, TEXT, "reloaded\n".into()),
+                    Err(e) => respond(StatusCode::BAD_REQUEST, TEXT, format!("{e}\n").into()),
+                },
+            };
+        }
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return respond(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use GET\n".into());
         }

@@ -42,6 +42,21 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Time a client has to send its request headers (slow clients cannot hold the proxy).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most client connections served at once; further ones wait in the listen backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Share of recent requests that may be retried on another upstream (tower's retry budget).
+pub const DEFAULT_RETRY_RATIO: f32 = 0.2;
+/// Retries per second always allowed, whatever the traffic.
+pub const DEFAULT_RETRY_MIN_PER_SECOND: u32 = 10;
+/// Window over which the retry budget counts requests.
+pub const DEFAULT_RETRY_WINDOW: Duration = Duration::from_secs(10);
+/// A filter not polled for this long is forgotten ("filter not found"), as nodes do.
+pub const DEFAULT_FILTER_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Most filters held at once.
+pub const DEFAULT_MAX_FILTERS: usize = 10_000;
+/// Most upstreams one proxy takes.
+pub const MAX_UPSTREAMS: usize = 64;
+
 /// Log line format on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +86,17 @@ pub struct Config {
     pub health: HealthConfig,
     /// Request-path limits and timeouts.
     pub proxy: ProxyConfig,
+    /// Circuit breaker of each upstream.
+    pub breaker: BreakerConfig,
+    /// Retry budget.
+    pub retry: RetryConfig,
+    /// Which methods clients may call.
+    pub methods: MethodsConfig,
+    /// Filters (eth_newFilter & co.) kept by nodewatch.
+    pub filters: FiltersConfig,
+    /// Whether `POST /reload` on the admin listener re-reads the configuration (SIGHUP always
+    /// does).
+    pub admin_reload: bool,
     /// Upstreams, in rank order: the first is rank 1, the primary.
     pub upstreams: Vec<UpstreamConfig>,
 }
@@ -121,6 +147,85 @@ pub struct ProxyConfig {
     /// Time a client has to send its headers.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// Most client connections at once.
+    pub max_connections: usize,
+    /// Longest wait for a slot at a concurrency- or rate-limited upstream.
+    #[serde(with = "humantime_serde")]
+    pub queue_timeout: Duration,
+}
+
+/// Circuit breaker thresholds (see `upstream::breaker`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Failed forwards in a row that open a breaker.
+    pub failure_threshold: u32,
+    /// How long an open breaker keeps its upstream out before one trial request.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: crate::upstream::breaker::DEFAULT_BREAKER_FAILURES,
+            cooldown: crate::upstream::breaker::DEFAULT_BREAKER_COOLDOWN,
+        }
+    }
+}
+
+/// Retry budget: retries are at most `ratio` of recent requests plus `min_per_second`, so an
+/// outage cannot multiply traffic onto the remaining nodes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Retries allowed per request, on average (0.2 = one retry per five requests).
+    pub ratio: f32,
+    /// Retries per second always allowed.
+    pub min_per_second: u32,
+    /// Window the budget remembers.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            ratio: DEFAULT_RETRY_RATIO,
+            min_per_second: DEFAULT_RETRY_MIN_PER_SECOND,
+            window: DEFAULT_RETRY_WINDOW,
+        }
+    }
+}
+
+/// Allow and deny lists of method-name glob patterns.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MethodsConfig {
+    /// When non-empty, only these methods are allowed.
+    pub allow: Vec<String>,
+    /// Denied methods; unset means `policy::DEFAULT_DENY`.
+    pub deny: Option<Vec<String>>,
+}
+
+/// Filter bookkeeping.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FiltersConfig {
+    /// A filter not used for this long is dropped.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most filters held at once.
+    pub max: usize,
+}
+
+impl Default for FiltersConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: DEFAULT_FILTER_IDLE_TIMEOUT,
+            max: DEFAULT_MAX_FILTERS,
+        }
+    }
 }
 
 /// One upstream node as configured.
@@ -140,6 +245,12 @@ pub struct UpstreamConfig {
     /// on top of the webpki roots.
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// Most requests in flight to this upstream at once (unset: no limit).
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+    /// Most requests per second to this upstream (unset: no limit); e.g. a paid plan's limit.
+    #[serde(default)]
+    pub max_rps: Option<u32>,
 }
 
 impl Default for Config {
@@ -152,6 +263,11 @@ impl Default for Config {
             probe: ProbeConfig::default(),
             health: HealthConfig::default(),
             proxy: ProxyConfig::default(),
+            breaker: BreakerConfig::default(),
+            retry: RetryConfig::default(),
+            methods: MethodsConfig::default(),
+            filters: FiltersConfig::default(),
+            admin_reload: false,
             upstreams: Vec::new(),
         }
     }
@@ -186,6 +302,8 @@ impl Default for ProxyConfig {
             max_batch: DEFAULT_MAX_BATCH,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            queue_timeout: crate::upstream::limit::DEFAULT_QUEUE_TIMEOUT,
         }
     }
 }
@@ -276,6 +394,8 @@ impl Config {
                     url,
                     headers: BTreeMap::new(),
                     ca_file: None,
+                    max_concurrency: None,
+                    max_rps: None,
                 })
                 .collect();
         }
@@ -306,6 +426,9 @@ impl Config {
             ("proxy.body_limit", self.proxy.body_limit as u64),
             ("proxy.response_limit", self.proxy.response_limit as u64),
             ("proxy.max_batch", self.proxy.max_batch as u64),
+            ("proxy.max_connections", self.proxy.max_connections as u64),
+            ("breaker.failure_threshold", self.breaker.failure_threshold as u64),
+            ("filters.max", self.filters.max as u64),
         ];
         for (key, value) in nonzero {
             if value == 0 {
@@ -320,6 +443,10 @@ impl Config {
             ("proxy.request_timeout", self.proxy.request_timeout),
             ("proxy.attempt_timeout", self.proxy.attempt_timeout),
             ("proxy.header_read_timeout", self.proxy.header_read_timeout),
+            ("proxy.queue_timeout", self.proxy.queue_timeout),
+            ("breaker.cooldown", self.breaker.cooldown),
+            ("retry.window", self.retry.window),
+            ("filters.idle_timeout", self.filters.idle_timeout),
         ];
         for (key, value) in durations {
             if value.is_zero() {
@@ -328,6 +455,19 @@ impl Config {
                 )));
             }
         }
+        if !(0.0..=100.0).contains(&self.retry.ratio) {
+            return Err(ConfigError::new(format!(
+                "retry.ratio: must be between 0 and 100 (got {})",
+                self.retry.ratio
+            )));
+        }
+        if self.upstreams.len() > MAX_UPSTREAMS {
+            return Err(ConfigError::new(format!(
+                "upstreams: at most {MAX_UPSTREAMS} upstreams (got {})",
+                self.upstreams.len()
+            )));
+        }
+        crate::policy::MethodPolicy::new(&self.methods.allow, self.methods.deny.as_deref())?;
         let mut names = std::collections::HashSet::new();
         for (i, upstream) in self.upstreams.iter().enumerate() {
             let key = format!("upstreams[{i}]");
@@ -344,6 +484,11 @@ impl Config {
             if !names.insert(name.clone()) {
                 return Err(ConfigError::new(format!(
                     "{key}.name: duplicate upstream name {name:?} (give each upstream a distinct name)"
+                )));
+            }
+            if upstream.max_concurrency == Some(0) || upstream.max_rps == Some(0) {
+                return Err(ConfigError::new(format!(
+                    "{key}: max_concurrency and max_rps must be at least 1 (got 0)"
                 )));
             }
             if let Some(path) = &upstream.ca_file {

@@ -16,6 +16,12 @@ pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
 /// JSON-RPC: internal error; used when no upstream could answer.
 pub const INTERNAL_ERROR: i64 = -32603;
+/// JSON-RPC: method not found; used for denied and unsupported methods.
+pub const METHOD_NOT_FOUND: i64 = -32601;
+/// JSON-RPC: invalid params.
+pub const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC: server error, as nodes answer "filter not found".
+pub const SERVER_ERROR: i64 = -32000;
 
 /// One failed attempt against one upstream.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +62,12 @@ pub enum UpstreamErrorKind {
     /// The upstream reports a different chain than the one the proxy serves.
     #[error("wrong chain id {0}")]
     WrongChain(u64),
+    /// No concurrency or rate slot within the queue timeout.
+    #[error("busy: no free slot within {0:?}")]
+    Busy(std::time::Duration),
+    /// Its circuit breaker is half-open and another request holds the trial.
+    #[error("circuit breaker open")]
+    BreakerOpen,
 }
 
 impl UpstreamError {
@@ -77,7 +89,25 @@ impl UpstreamError {
             | UpstreamErrorKind::InvalidAnswer(_)
             | UpstreamErrorKind::TooLarge(_)
             | UpstreamErrorKind::NodeError { .. }
-            | UpstreamErrorKind::WrongChain(_) => true,
+            | UpstreamErrorKind::WrongChain(_)
+            | UpstreamErrorKind::Busy(_)
+            | UpstreamErrorKind::BreakerOpen => true,
+        }
+    }
+
+    /// Whether this attempt counts against the upstream's circuit breaker: the forward
+    /// itself failed (not one item's answer, not our own admission control).
+    pub fn is_breaker_failure(&self) -> bool {
+        match self.kind {
+            UpstreamErrorKind::Connect(_)
+            | UpstreamErrorKind::Timeout(_)
+            | UpstreamErrorKind::Status(_)
+            | UpstreamErrorKind::InvalidAnswer(_)
+            | UpstreamErrorKind::TooLarge(_) => true,
+            UpstreamErrorKind::NodeError { .. }
+            | UpstreamErrorKind::WrongChain(_)
+            | UpstreamErrorKind::Busy(_)
+            | UpstreamErrorKind::BreakerOpen => false,
         }
     }
 
@@ -90,7 +120,9 @@ impl UpstreamError {
             UpstreamErrorKind::InvalidAnswer(_)
             | UpstreamErrorKind::TooLarge(_)
             | UpstreamErrorKind::NodeError { .. }
-            | UpstreamErrorKind::WrongChain(_) => false,
+            | UpstreamErrorKind::WrongChain(_)
+            | UpstreamErrorKind::Busy(_)
+            | UpstreamErrorKind::BreakerOpen => false,
         }
     }
 
@@ -105,6 +137,8 @@ impl UpstreamError {
             }
             UpstreamErrorKind::NodeError { .. } => "node_error",
             UpstreamErrorKind::WrongChain(_) => "wrong_chain",
+            UpstreamErrorKind::Busy(_) => "busy",
+            UpstreamErrorKind::BreakerOpen => "breaker_open",
         }
     }
 }
@@ -166,6 +200,21 @@ pub enum ClientError {
     /// Every candidate failed.
     #[error("no upstream could answer: {0}")]
     NoUpstream(AttemptSummary),
+    /// The method policy denies this method.
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(String),
+    /// nodewatch does not serve this method.
+    #[error("method not supported by nodewatch: {0}")]
+    Unsupported(String),
+    /// An unknown or expired filter id.
+    #[error("filter not found")]
+    FilterNotFound,
+    /// A request whose params nodewatch must read are malformed.
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+    /// A resource limit of nodewatch's own was reached.
+    #[error("limit exceeded: {0}")]
+    Limit(String),
 }
 
 impl ClientError {
@@ -175,6 +224,9 @@ impl ClientError {
             ClientError::Parse(_) => PARSE_ERROR,
             ClientError::InvalidRequest(_) | ClientError::BatchTooLarge { .. } => INVALID_REQUEST,
             ClientError::NoUpstream(_) => INTERNAL_ERROR,
+            ClientError::MethodNotAllowed(_) | ClientError::Unsupported(_) => METHOD_NOT_FOUND,
+            ClientError::FilterNotFound | ClientError::Limit(_) => SERVER_ERROR,
+            ClientError::InvalidParams(_) => INVALID_PARAMS,
         }
     }
 }

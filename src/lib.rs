@@ -32,10 +32,14 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod admin;
+pub mod blocks;
 pub mod config;
 pub mod error;
+pub mod filters;
+pub mod forward;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod policy;
 pub mod proxy;
 pub mod router;
 pub mod server;

@@ -3,8 +3,8 @@
 //! from the configuration and methods from [`method_label`].
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds: 1 ms to 30 s.
@@ -42,6 +42,18 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Whole client requests (single or batch) by duration.
     pub client_duration: Histogram,
+    /// Retry rounds refused by the retry budget.
+    pub retry_budget_exhausted: IntCounter,
+    /// Requests in flight to each upstream.
+    pub upstream_in_flight: IntGaugeVec,
+    /// Circuit breaker flips by upstream and new state.
+    pub breaker_transitions: IntCounterVec,
+    /// 1 while an upstream's circuit breaker is open.
+    pub breaker_open: IntGaugeVec,
+    /// Calls refused by the method policy.
+    pub denied: IntCounterVec,
+    /// Configuration reloads by result.
+    pub config_reloads: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -107,7 +119,41 @@ impl Metrics {
         registry
             .register(Box::new(in_flight.clone()))
             .expect("unique metric");
+        let retry_budget_exhausted = IntCounter::new(
+            "nodewatch_retry_budget_exhausted_total",
+            "Retry rounds refused because the retry budget was spent.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(retry_budget_exhausted.clone()))
+            .expect("unique metric");
         Self {
+            retry_budget_exhausted,
+            upstream_in_flight: gauge_vec(
+                "nodewatch_upstream_in_flight_requests",
+                "Requests in flight to an upstream.",
+                &["upstream"],
+            ),
+            breaker_transitions: counter_vec(
+                "nodewatch_breaker_transitions_total",
+                "Circuit breaker state changes by upstream and new state.",
+                &["upstream", "to"],
+            ),
+            breaker_open: gauge_vec(
+                "nodewatch_upstream_breaker_open",
+                "1 while the upstream's circuit breaker is open.",
+                &["upstream"],
+            ),
+            denied: counter_vec(
+                "nodewatch_denied_requests_total",
+                "Calls refused by the method policy, by method.",
+                &["method"],
+            ),
+            config_reloads: counter_vec(
+                "nodewatch_config_reloads_total",
+                "Configuration reloads by result.",
+                &["result"],
+            ),
             upstream_up: gauge_vec(
                 "nodewatch_upstream_up",
                 "1 if the upstream is healthy.",

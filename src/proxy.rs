@@ -11,22 +11,22 @@
 //! by the attempt timeout.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use crate::config::ProxyConfig;
-use crate::error::{AttemptSummary, ClientError, UpstreamError, UpstreamErrorKind};
+use crate::error::ClientError;
+use crate::filters::{is_filter_method, Filters};
+use crate::forward::{self, Engine, Served, Settings};
 use crate::jsonrpc::{self, Answer, Call, Item, Reply};
 use crate::metrics::{method_label, Metrics};
-use crate::router;
 use crate::upstream::monitor::HealthReporter;
-use crate::upstream::{SharedSnapshot, Upstream};
+use crate::upstream::SharedSnapshot;
 
 /// The proxy service state shared by every connection.
 #[derive(Debug, Clone)]
@@ -36,42 +36,57 @@ pub struct Proxy {
 
 #[derive(Debug)]
 struct Inner {
-    /// Upstreams in rank order (index = rank - 1), as the snapshot lists them.
-    upstreams: Arc<[Upstream]>,
-    /// Health as last published by the monitor.
-    snapshot: SharedSnapshot,
-    /// Passive health reports go here.
-    reporter: HealthReporter,
-    /// Recording.
-    metrics: Metrics,
-    /// Limits and timeouts.
-    config: ProxyConfig,
+    /// Forwarding with failover.
+    engine: Engine,
+    /// Filters owned by nodewatch.
+    filters: Filters,
 }
 
-/// A successful forward: the answers in call order and who gave them.
-struct Forwarded {
-    answers: Vec<Answer>,
-    upstream: usize,
+/// How one item of a client request is answered.
+enum Slot {
+    /// Locally, with this error (invalid item, denied method, filter error).
+    Local(ClientError),
+    /// By a filter, or nodewatch itself.
+    Served(Served),
+    /// By the forward, at this position.
+    Forward(usize),
 }
 
 impl Proxy {
     /// Creates the service.
     pub fn new(
-        upstreams: Arc<[Upstream]>,
         snapshot: SharedSnapshot,
         reporter: HealthReporter,
         metrics: Metrics,
-        config: ProxyConfig,
+        settings: Settings,
     ) -> Self {
+        let budget = forward::budget(&settings.retry);
         Self {
             inner: Arc::new(Inner {
-                upstreams,
-                snapshot,
-                reporter,
-                metrics,
-                config,
+                engine: Engine {
+                    snapshot,
+                    reporter,
+                    metrics,
+                    settings: ArcSwap::from_pointee(settings),
+                    budget: ArcSwap::from_pointee(budget),
+                },
+                filters: Filters::default(),
             }),
         }
+    }
+
+    /// Replaces the reloadable settings (a changed retry configuration gets a new budget).
+    pub fn reconfigure(&self, settings: Settings) {
+        let engine = &self.inner.engine;
+        if engine.settings.load().retry != settings.retry {
+            engine.budget.store(Arc::new(forward::budget(&settings.retry)));
+        }
+        engine.settings.store(Arc::new(settings));
+    }
+
+    /// Filters currently held.
+    pub fn filters(&self) -> usize {
+        self.inner.filters.len()
     }
 
     /// Serves one HTTP request.
@@ -83,7 +98,7 @@ impl Proxy {
                  health and metrics are on the admin listener\n",
             );
         }
-        let limit = self.inner.config.body_limit;
+        let limit = self.inner.engine.settings.load().proxy.body_limit;
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -96,10 +111,7 @@ impl Proxy {
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
             Err(e) => {
                 debug!(error = %e, "client body broke off");
-                return plain(
-                    StatusCode::BAD_REQUEST,
-                    "nodewatch: request body broke off\n",
-                );
+                return plain(StatusCode::BAD_REQUEST, "nodewatch: request body broke off\n");
             }
         };
         let answer = self.serve(&body).await;
@@ -112,171 +124,89 @@ impl Proxy {
 
     /// Answers one JSON-RPC body (single or batch); the HTTP-free core of [`Proxy::handle`].
     pub async fn serve(&self, body: &[u8]) -> Vec<u8> {
-        let inner = &self.inner;
-        let _in_flight = InFlight::new(&inner.metrics);
-        let request = match jsonrpc::parse_request(body, inner.config.max_batch) {
+        let Inner { engine, filters } = &*self.inner;
+        let _in_flight = InFlight::new(&engine.metrics);
+        let settings = engine.settings.load_full();
+        let request = match jsonrpc::parse_request(body, settings.proxy.max_batch) {
             Ok(request) => request,
             Err(e) => return jsonrpc::error_body(&e),
         };
-        let calls: Vec<&Call<'_>> = request
-            .items
-            .iter()
-            .filter_map(|item| match item {
-                Item::Call(call) => Some(call),
+        let mut forwarded_calls: Vec<&Call<'_>> = Vec::with_capacity(request.items.len());
+        let mut slots = Vec::with_capacity(request.items.len());
+        for item in &request.items {
+            slots.push(match item {
                 Item::Invalid { .. } => None,
-            })
-            .collect();
-        let outcome = if calls.is_empty() {
-            Err(ClientError::InvalidRequest(
-                "no valid request in batch".into(),
-            ))
+                Item::Call(call) if !settings.policy.allows(&call.method) => {
+                    engine.metrics.denied.with_label_values(&[method_label(&call.method)]).inc();
+                    Some(Slot::Local(ClientError::MethodNotAllowed(call.method.clone())))
+                }
+                Item::Call(call) if is_filter_method(&call.method) => {
+                    Some(match filters.handle(call, engine).await {
+                        Ok(served) => Slot::Served(served),
+                        Err(e) => Slot::Local(e),
+                    })
+                }
+                Item::Call(call) => {
+                    forwarded_calls.push(call);
+                    Some(Slot::Forward(forwarded_calls.len() - 1))
+                }
+            });
+        }
+        let forwarded = if forwarded_calls.is_empty() {
+            None
         } else {
-            self.forward(&calls, request.batch).await
+            Some(engine.forward(&forwarded_calls, request.batch).await)
         };
-        self.count(&calls, &outcome);
-
-        let mut answers = outcome.as_ref().ok().map(|f| f.answers.iter());
-        let replies = request.items.iter().filter_map(|item| match item {
-            Item::Invalid { id, error } => Some((*id, Reply::Local(error))),
-            Item::Call(call) => {
-                // Advance through the answers in call order, answered or not.
-                let reply = match (&mut answers, &outcome) {
-                    (Some(answers), _) => Reply::Upstream(answers.next()?),
-                    (None, Err(e)) => Reply::Local(e),
-                    (None, Ok(_)) => return None,
-                };
-                call.id.map(|id| (Some(id), reply))
-            }
+        let no_answer = ClientError::NoUpstream(Default::default());
+        let failure = forwarded
+            .as_ref()
+            .and_then(|f| f.failure.as_ref())
+            .unwrap_or(&no_answer);
+        let replies = request.items.iter().zip(&slots).filter_map(|(item, slot)| {
+            let (id, reply) = match (item, slot) {
+                (Item::Invalid { id, error }, _) => (*id, Reply::Local(error)),
+                (Item::Call(call), Some(slot)) => {
+                    let served = match slot {
+                        Slot::Local(e) => Err(e),
+                        Slot::Served(served) => Ok(served),
+                        Slot::Forward(pos) => forwarded
+                            .as_ref()
+                            .and_then(|f| f.served[*pos].as_ref())
+                            .ok_or(failure),
+                    };
+                    self.count(call, &served);
+                    let reply = match served {
+                        Ok(served) => Reply::Upstream(&served.answer),
+                        Err(e) => Reply::Local(e),
+                    };
+                    (Some(call.id?), reply)
+                }
+                (Item::Call(_), None) => return None,
+            };
+            Some((id, reply))
         });
         jsonrpc::encode_client(request.batch, replies)
     }
 
-    async fn forward(&self, calls: &[&Call<'_>], batch: bool) -> Result<Forwarded, ClientError> {
-        let inner = &self.inner;
-        let body = Bytes::from(jsonrpc::encode_upstream(calls, batch));
-        let candidates = router::select(&inner.snapshot.load());
-        let deadline = Instant::now() + inner.config.request_timeout;
-        let mut errors = Vec::new();
-        let mut fallback: Option<Forwarded> = None;
-        let mut previous: Option<(usize, &'static str)> = None;
-        for index in candidates {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                break;
-            }
-            let upstream = &inner.upstreams[index];
-            if let Some((from, reason)) = previous {
-                inner
-                    .metrics
-                    .failovers
-                    .with_label_values(&[inner.upstreams[from].name.as_str(), reason])
-                    .inc();
-            }
-            let timeout = remaining.min(inner.config.attempt_timeout);
-            match self
-                .attempt(upstream, body.clone(), timeout, calls.len(), batch)
-                .await
-            {
-                Ok(answers) if !answers.iter().any(Answer::is_node_trouble) => {
-                    return Ok(Forwarded {
-                        answers,
-                        upstream: index,
-                    });
-                }
-                Ok(answers) => {
-                    let e = node_trouble(upstream, &answers);
-                    debug!(error = %e, "failing over");
-                    previous = Some((index, e.outcome()));
-                    errors.push(e);
-                    fallback = Some(Forwarded {
-                        answers,
-                        upstream: index,
-                    });
-                }
-                Err(e) => {
-                    debug!(error = %e, "failing over");
-                    if e.is_health_failure() {
-                        inner.reporter.report_failure(index, &e);
-                    }
-                    previous = Some((index, e.outcome()));
-                    errors.push(e);
-                }
-            }
-        }
-        if let Some(forwarded) = fallback {
-            // Every node that answered reported trouble: its own error says the most.
-            return Ok(forwarded);
-        }
-        if deadline <= Instant::now() {
-            errors.push(UpstreamError::new(
-                "(all)",
-                UpstreamErrorKind::Timeout(inner.config.request_timeout),
-            ));
-        }
-        let summary = AttemptSummary(errors);
-        warn!(methods = calls.len(), error = %summary, "no upstream could answer");
-        Err(ClientError::NoUpstream(summary))
-    }
-
-    /// One attempt: send, check the HTTP answer, parse and match the JSON-RPC answers.
-    async fn attempt(
-        &self,
-        upstream: &Upstream,
-        body: Bytes,
-        timeout: Duration,
-        expected: usize,
-        batch: bool,
-    ) -> Result<Vec<Answer>, UpstreamError> {
-        let metrics = &self.inner.metrics;
-        let started = Instant::now();
-        let result = upstream
-            .send(body, timeout, self.inner.config.response_limit)
-            .await
-            .and_then(|bytes| {
-                jsonrpc::parse_answers(&bytes, expected, batch).map_err(|why| {
-                    UpstreamError::new(upstream.name.clone(), UpstreamErrorKind::InvalidAnswer(why))
-                })
-            });
-        let name = upstream.name.as_str();
-        metrics
-            .upstream_duration
-            .with_label_values(&[name])
-            .observe(started.elapsed().as_secs_f64());
-        let outcome = match &result {
-            Ok(answers) if answers.iter().any(Answer::is_node_trouble) => "node_error",
-            Ok(_) => "ok",
-            Err(e) => e.outcome(),
+    fn count(&self, call: &Call<'_>, served: &Result<&Served, &ClientError>) {
+        let (upstream, outcome) = match served {
+            Ok(served) => (
+                served.upstream.as_ref().map_or("nodewatch", |u| u.name.as_str()),
+                match served.answer {
+                    Answer::Result(_) => "ok",
+                    Answer::Error(_) => "error",
+                },
+            ),
+            Err(ClientError::NoUpstream(_)) => ("none", "failed"),
+            Err(ClientError::MethodNotAllowed(_)) => ("nodewatch", "denied"),
+            Err(_) => ("nodewatch", "error"),
         };
-        metrics
-            .upstream_attempts
-            .with_label_values(&[name, outcome])
+        self.inner
+            .engine
+            .metrics
+            .requests
+            .with_label_values(&[method_label(&call.method), upstream, outcome])
             .inc();
-        result
-    }
-
-    fn count(&self, calls: &[&Call<'_>], outcome: &Result<Forwarded, ClientError>) {
-        let requests = &self.inner.metrics.requests;
-        match outcome {
-            Ok(forwarded) => {
-                let upstream = self.inner.upstreams[forwarded.upstream].name.as_str();
-                for (call, answer) in calls.iter().zip(&forwarded.answers) {
-                    let result = match answer {
-                        Answer::Result(_) => "ok",
-                        Answer::Error(_) => "error",
-                    };
-                    requests
-                        .with_label_values(&[method_label(&call.method), upstream, result])
-                        .inc();
-                }
-            }
-            Err(_) => {
-                for call in calls {
-                    requests
-                        .with_label_values(&[method_label(&call.method), "none", "failed"])
-                        .inc();
-                }
-            }
-        }
     }
 }
 
@@ -304,20 +234,6 @@ impl Drop for InFlight<'_> {
             .client_duration
             .observe(self.started.elapsed().as_secs_f64());
     }
-}
-
-fn node_trouble(upstream: &Upstream, answers: &[Answer]) -> UpstreamError {
-    let (code, message) = answers
-        .iter()
-        .find_map(|a| match a {
-            Answer::Error(e) if a.is_node_trouble() => Some((e.code, e.message.clone())),
-            _ => None,
-        })
-        .unwrap_or_default();
-    UpstreamError::new(
-        upstream.name.clone(),
-        UpstreamErrorKind::NodeError { code, message },
-    )
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {

@@ -1,36 +1,50 @@
-//! Candidate selection: one pure function from a [`Snapshot`] to the order in which
-//! upstreams are tried for a request.
+//! Candidate selection: one pure function from a [`Snapshot`], the block a request needs and
+//! the breakers' states to the order in which upstreams are tried.
 //!
-//! One sort key, `(tier, rank)`: healthy and in sync first, then healthy but lagging, then
-//! not yet probed, then unhealthy as a last resort (an answer from a node that failed its
-//! probes beats no answer). An upstream on another chain is never a candidate.
+//! One sort key, `(class, has_block, lagging, rank)`:
+//! - class: healthy, then not yet probed, then unhealthy or breaker-open as a last resort (an
+//!   answer from a node that failed its probes beats no answer);
+//! - for a request that needs block `n`: upstreams whose head is at least `n` first — a
+//!   lagging primary keeps serving the blocks it has;
+//! - otherwise: in sync before lagging;
+//! - then rank. An upstream on another chain is never a candidate.
 
+use crate::blocks::BlockNeed;
+use crate::upstream::breaker::BreakerState;
 use crate::upstream::health::Status;
 use crate::upstream::{Snapshot, UpstreamState};
 
-/// Tier of an upstream; lower is tried first, `None` never.
-fn tier(state: &UpstreamState) -> Option<u8> {
+/// Whether, and how early, an upstream is tried; lower sorts first.
+fn key(state: &UpstreamState, need: BlockNeed, breaker: BreakerState) -> Option<(u8, u8, u8, usize)> {
     if state.wrong_chain {
         return None;
     }
-    Some(match (state.status, state.lagging) {
-        (Status::Healthy, false) => 0,
-        (Status::Healthy, true) => 1,
-        (Status::Unknown, _) => 2,
-        (Status::Unhealthy, _) => 3,
-    })
+    let class = match (state.status, breaker) {
+        (_, BreakerState::Open) | (Status::Unhealthy, _) => 2,
+        (Status::Unknown, _) => 1,
+        (Status::Healthy, _) => 0,
+    };
+    let (has_block, lagging) = match need {
+        BlockNeed::Number(n) => (u8::from(!state.head.is_some_and(|h| h >= n)), 0),
+        BlockNeed::Any | BlockNeed::Latest | BlockNeed::ByHash => (0, u8::from(state.lagging)),
+    };
+    Some((class, has_block, lagging, state.rank))
 }
 
-/// Indices into `snapshot.upstreams`, in the order to try them.
-pub fn select(snapshot: &Snapshot) -> Vec<usize> {
-    let mut keyed: Vec<(u8, usize, usize)> = snapshot
+/// Indices into `snapshot.upstreams`, in the order to try them. `breakers[i]` is the
+/// breaker state of upstream `i` (missing entries count as closed).
+pub fn select(snapshot: &Snapshot, need: BlockNeed, breakers: &[BreakerState]) -> Vec<usize> {
+    let mut keyed: Vec<((u8, u8, u8, usize), usize)> = snapshot
         .upstreams
         .iter()
         .enumerate()
-        .filter_map(|(index, s)| Some((tier(s)?, s.rank, index)))
+        .filter_map(|(index, s)| {
+            let breaker = breakers.get(index).copied().unwrap_or(BreakerState::Closed);
+            Some((key(s, need, breaker)?, index))
+        })
         .collect();
     keyed.sort_unstable();
-    keyed.into_iter().map(|(_, _, index)| index).collect()
+    keyed.into_iter().map(|(_, index)| index).collect()
 }
 
 #[cfg(test)]
@@ -49,6 +63,7 @@ mod tests {
             chain_id: Some(1),
             wrong_chain: false,
             last_error: None,
+            breaker: BreakerState::Closed,
             status_age_secs: 0.0,
             since_unix: None,
         }
@@ -56,6 +71,7 @@ mod tests {
 
     fn snapshot(upstreams: Vec<UpstreamState>) -> Snapshot {
         Snapshot {
+            handles: vec![],
             best_head: Some(100),
             chain_id: Some(1),
             upstreams,
@@ -69,7 +85,7 @@ mod tests {
             state(2, Status::Healthy, false),
             state(3, Status::Healthy, false),
         ]);
-        assert_eq!(select(&s), vec![0, 1, 2]);
+        assert_eq!(select(&s, BlockNeed::Any, &[]), vec![0, 1, 2]);
     }
 
     #[test]
@@ -79,7 +95,7 @@ mod tests {
             state(2, Status::Healthy, false),
             state(3, Status::Healthy, false),
         ]);
-        assert_eq!(select(&s), vec![1, 2, 0]);
+        assert_eq!(select(&s, BlockNeed::Any, &[]), vec![1, 2, 0]);
     }
 
     #[test]
@@ -91,7 +107,7 @@ mod tests {
             state(4, Status::Healthy, false),
             state(5, Status::Healthy, true),
         ]);
-        assert_eq!(select(&s), vec![3, 0, 4, 2, 1]);
+        assert_eq!(select(&s, BlockNeed::Any, &[]), vec![3, 0, 4, 2, 1]);
     }
 
     #[test]
@@ -99,7 +115,7 @@ mod tests {
         let mut wrong = state(1, Status::Healthy, false);
         wrong.wrong_chain = true;
         let s = snapshot(vec![wrong, state(2, Status::Unhealthy, false)]);
-        assert_eq!(select(&s), vec![1]);
+        assert_eq!(select(&s, BlockNeed::Any, &[]), vec![1]);
     }
 
     #[test]
@@ -108,11 +124,45 @@ mod tests {
             state(2, Status::Healthy, false),
             state(1, Status::Healthy, false),
         ]);
-        assert_eq!(select(&s), vec![1, 0]);
+        assert_eq!(select(&s, BlockNeed::Any, &[]), vec![1, 0]);
+    }
+
+    fn with_head(mut s: UpstreamState, head: u64, lagging: bool) -> UpstreamState {
+        s.head = Some(head);
+        s.lagging = lagging;
+        s
+    }
+
+    #[test]
+    fn a_lagging_primary_serves_the_blocks_it_has() {
+        let s = snapshot(vec![
+            with_head(state(1, Status::Healthy, true), 70, true),
+            with_head(state(2, Status::Healthy, false), 100, false),
+        ]);
+        assert_eq!(select(&s, BlockNeed::Number(70), &[]), vec![0, 1]);
+        assert_eq!(select(&s, BlockNeed::Number(71), &[]), vec![1, 0]);
+        assert_eq!(select(&s, BlockNeed::Latest, &[]), vec![1, 0]);
+        assert_eq!(select(&s, BlockNeed::ByHash, &[]), vec![1, 0]);
+    }
+
+    #[test]
+    fn having_the_block_does_not_beat_health() {
+        let s = snapshot(vec![
+            with_head(state(1, Status::Unhealthy, false), 100, false),
+            with_head(state(2, Status::Healthy, false), 50, false),
+        ]);
+        assert_eq!(select(&s, BlockNeed::Number(80), &[]), vec![1, 0]);
+    }
+
+    #[test]
+    fn an_open_breaker_is_a_last_resort_and_half_open_gets_its_trial() {
+        let s = snapshot(vec![state(1, Status::Healthy, false), state(2, Status::Healthy, false)]);
+        assert_eq!(select(&s, BlockNeed::Any, &[BreakerState::Open, BreakerState::Closed]), vec![1, 0]);
+        assert_eq!(select(&s, BlockNeed::Any, &[BreakerState::HalfOpen, BreakerState::Closed]), vec![0, 1]);
     }
 
     #[test]
     fn no_upstreams_no_candidates() {
-        assert!(select(&snapshot(vec![])).is_empty());
+        assert!(select(&snapshot(vec![]), BlockNeed::Any, &[]).is_empty());
     }
 }

@@ -5,6 +5,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,14 +16,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tokio::sync::{oneshot, watch, Semaphore};
+use tracing::{debug, error, info, warn};
 
 use crate::admin::Admin;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Overrides};
+use crate::forward::Settings;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
-use crate::upstream::monitor::Monitor;
+use crate::upstream::monitor::{HealthReporter, Monitor, Reload};
 use crate::upstream::{SharedSnapshot, Snapshot, Upstream};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next one.
@@ -54,13 +57,77 @@ pub enum ServerError {
     Config(#[from] ConfigError),
 }
 
-/// A running nodewatch's shared state, for callers that want to look inside (tests).
+/// Where the configuration came from, so a reload reads it again the same way.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// `--config` file, if any.
+    pub path: Option<PathBuf>,
+    /// Command-line values.
+    pub overrides: Overrides,
+}
+
+/// A running nodewatch's shared state, for the binary (SIGHUP) and tests.
 #[derive(Debug, Clone)]
 pub struct Handle {
     /// The published health snapshot.
     pub snapshot: SharedSnapshot,
     /// The metrics registry.
     pub metrics: Metrics,
+    /// Re-reads the configuration.
+    pub reloader: Reloader,
+    /// The proxy service (e.g. for its filter count).
+    pub proxy: Proxy,
+}
+
+/// Re-reads the configuration and applies it live: upstreams added, removed and re-ranked,
+/// thresholds and limits changed, without dropping in-flight requests; an invalid new
+/// configuration is refused and the running one stays.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    source: Option<ConfigSource>,
+    proxy: Proxy,
+    reporter: HealthReporter,
+    snapshot: SharedSnapshot,
+    metrics: Metrics,
+    /// Addresses bound at start; a reload cannot move them.
+    listen: (SocketAddr, SocketAddr),
+}
+
+impl Reloader {
+    /// Reloads; counts and logs the result.
+    pub async fn reload(&self) -> Result<(), ConfigError> {
+        let result = self.try_reload().await;
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.metrics.config_reloads.with_label_values(&[label]).inc();
+        match &result {
+            Ok(()) => info!("configuration reloaded"),
+            Err(e) => error!(error = %e, "configuration reload refused; the running configuration stays"),
+        }
+        result
+    }
+
+    async fn try_reload(&self) -> Result<(), ConfigError> {
+        let source = self.source.as_ref().ok_or_else(|| {
+            ConfigError::from("reload: nodewatch was started without a configuration source".to_string())
+        })?;
+        let config = Config::load(source.path.as_deref(), source.overrides.clone())?;
+        if (config.listen, config.admin_listen) != self.listen {
+            warn!("listen addresses cannot change on reload; restart nodewatch to move them");
+        }
+        let settings = Settings::from_config(&config)?;
+        let upstreams = Upstream::rebuild(&config, &self.snapshot.load().handles)?;
+        self.proxy.reconfigure(settings);
+        let (done, published) = oneshot::channel();
+        self.reporter
+            .reload(Reload {
+                upstreams,
+                config,
+                done,
+            })
+            .await;
+        let _ = published.await;
+        Ok(())
+    }
 }
 
 /// Serves until `shutdown` completes.
@@ -69,39 +136,48 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    run_with_handle(config, listeners, shutdown, |_| {}).await
+    run_with_handle(config, None, listeners, shutdown, |_| {}).await
 }
 
-/// As [`run`], first giving `on_start` a [`Handle`] to the running state.
+/// As [`run`], with the configuration's source (for reloads), first giving `on_start` a
+/// [`Handle`] to the running state.
 pub async fn run_with_handle(
     config: Config,
+    source: Option<ConfigSource>,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(Handle),
 ) -> Result<(), ServerError> {
-    let upstreams: Arc<[Upstream]> = Upstream::all(&config)?.into();
+    let upstreams = Upstream::all(&config)?;
+    let settings = Settings::from_config(&config)?;
     let metrics = Metrics::new();
     let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::initial(&upstreams)));
-    let (monitor, reporter) = Monitor::new(
-        Arc::clone(&upstreams),
-        &config,
-        Arc::clone(&snapshot),
-        metrics.clone(),
-    );
-    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let (monitor, reporter) = Monitor::new(&upstreams, &config, Arc::clone(&snapshot), metrics.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
     let mut monitor_stop = stop_rx.clone();
     let monitor = tokio::spawn(monitor.run(async move {
         let _ = monitor_stop.wait_for(|stop| *stop).await;
     }));
-    let proxy = Proxy::new(
-        Arc::clone(&upstreams),
-        Arc::clone(&snapshot),
+    let proxy = Proxy::new(Arc::clone(&snapshot), reporter.clone(), metrics.clone(), settings);
+    let reloader = Reloader {
+        source,
+        proxy: proxy.clone(),
         reporter,
+        snapshot: Arc::clone(&snapshot),
+        metrics: metrics.clone(),
+        listen: (config.listen, config.admin_listen),
+    };
+    let admin = Admin::new(
+        Arc::clone(&snapshot),
         metrics.clone(),
-        config.proxy.clone(),
+        config.admin_reload.then(|| reloader.clone()),
     );
-    let admin = Admin::new(Arc::clone(&snapshot), metrics.clone());
-    on_start(Handle { snapshot, metrics });
+    on_start(Handle {
+        snapshot,
+        metrics,
+        reloader,
+        proxy: proxy.clone(),
+    });
     info!(
         listen = %local(&listeners.proxy),
         admin = %local(&listeners.admin),
@@ -116,12 +192,19 @@ pub async fn run_with_handle(
         .header_read_timeout(config.proxy.header_read_timeout)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(config.proxy.max_connections));
     tokio::pin!(shutdown);
     loop {
-        let (stream, is_admin) = tokio::select! {
+        // A client connection is accepted only when a connection slot is free; until then
+        // new clients wait in the kernel's listen backlog.
+        let next_client = async {
+            let permit = Arc::clone(&connections).acquire_owned().await;
+            (permit.ok(), listeners.proxy.accept().await)
+        };
+        let (stream, permit) = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listeners.proxy.accept() => (accepted, false),
-            accepted = listeners.admin.accept() => (accepted, true),
+            (permit, accepted) = next_client => (accepted, permit),
+            accepted = listeners.admin.accept() => (accepted, None),
         };
         let stream = match stream {
             Ok((stream, _peer)) => stream,
@@ -133,48 +216,45 @@ pub async fn run_with_handle(
         };
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(stream);
-        if is_admin {
-            let admin = admin.clone();
-            let service = service_fn(move |request| {
-                let response = admin.handle(&request);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    debug!(error = %e, "admin connection ended with an error");
-                }
-            });
-        } else {
-            let proxy = proxy.clone();
-            let service = service_fn(move |request| {
+        match permit {
+            None => {
+                let admin = admin.clone();
+                let service = service_fn(move |request| {
+                    let admin = admin.clone();
+                    async move { Ok::<_, Infallible>(admin.handle(request).await) }
+                });
+                let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        debug!(error = %e, "admin connection ended with an error");
+                    }
+                });
+            }
+            Some(permit) => {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(request).await) }
-            });
-            let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    debug!(error = %e, "client connection ended with an error");
-                }
-            });
+                let service = service_fn(move |request| {
+                    let proxy = proxy.clone();
+                    async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+                });
+                let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        debug!(error = %e, "client connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
         }
     }
 
     info!("shutting down: no new connections, finishing in-flight requests");
     drop(listeners);
     let grace = config.proxy.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        warn!(
-            ?grace,
-            "in-flight requests still running after the grace period; closing"
-        );
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        warn!(?grace, "in-flight requests still running after the grace period; closing");
     }
     let _ = stop_tx.send(true);
     let _ = monitor.await;
-    stop_rx.mark_changed();
     info!("nodewatch stopped");
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! ALPN. An upstream is known by its name everywhere: its URL and header values are never
 //! logged or shown.
 
+pub mod breaker;
 pub mod health;
+pub mod limit;
 pub mod monitor;
 pub mod probe;
 
@@ -27,7 +29,9 @@ use crate::config::{
     default_name, load_ca_file, parse_upstream_url, Config, ConfigError, UpstreamConfig,
 };
 use crate::error::{UpstreamError, UpstreamErrorKind};
+use breaker::{Breaker, BreakerState};
 use health::Status;
+use limit::Limits;
 use rustls::pki_types::CertificateDer;
 
 /// How long an idle pooled connection is kept.
@@ -77,8 +81,13 @@ pub fn http_client(extra_roots: &[CertificateDer<'static>]) -> HttpClient {
 pub struct Upstream {
     /// Display name (configured, or `host:port`).
     pub name: String,
-    /// 1 for the primary, then 2, 3, ... in configuration order.
-    pub rank: usize,
+    /// Passive circuit breaker.
+    pub breaker: Breaker,
+    /// Concurrency and rate limits.
+    pub limits: Limits,
+    /// The configuration it was built from: a reload keeps this upstream (and its health
+    /// history) when the new entry is identical.
+    spec: UpstreamConfig,
     /// Full endpoint URI (secret: never printed).
     uri: Uri,
     /// Extra headers such as `Authorization` (secret: never printed).
@@ -93,6 +102,7 @@ impl Upstream {
         rank: usize,
         config: &UpstreamConfig,
         client: HttpClient,
+        settings: &Config,
     ) -> Result<Self, ConfigError> {
         let url = parse_upstream_url(&config.url)
             .map_err(|why| ConfigError::from(format!("upstreams[{}].url: {why}", rank - 1)))?;
@@ -113,7 +123,17 @@ impl Upstream {
         }
         Ok(Self {
             name: config.name.clone().unwrap_or_else(|| default_name(&url)),
-            rank,
+            breaker: Breaker::new(
+                settings.breaker.failure_threshold,
+                settings.breaker.cooldown,
+                tokio::time::Instant::now(),
+            ),
+            limits: Limits::new(
+                config.max_concurrency,
+                config.max_rps,
+                settings.proxy.queue_timeout,
+            ),
+            spec: config.clone(),
             uri,
             headers,
             client,
@@ -122,20 +142,37 @@ impl Upstream {
 
     /// Builds every upstream of a configuration, in rank order, on one shared client (an
     /// upstream with its own `ca_file` gets a client of its own).
-    pub fn all(config: &Config) -> Result<Vec<Upstream>, ConfigError> {
-        let shared = http_client(&[]);
+    pub fn all(config: &Config) -> Result<Vec<Arc<Upstream>>, ConfigError> {
+        Self::rebuild(config, &[])
+    }
+
+    /// As [`Upstream::all`], reusing each of `current` whose configuration is unchanged
+    /// (so its connections, breaker and health history carry over a reload).
+    pub fn rebuild(
+        config: &Config,
+        current: &[Arc<Upstream>],
+    ) -> Result<Vec<Arc<Upstream>>, ConfigError> {
+        let shared = current
+            .iter()
+            .find(|u| u.spec.ca_file.is_none())
+            .map_or_else(|| http_client(&[]), |u| u.client.clone());
         config
             .upstreams
             .iter()
             .enumerate()
-            .map(|(i, u)| {
-                let client = match &u.ca_file {
+            .map(|(i, spec)| {
+                if let Some(kept) = current.iter().find(|u| u.spec == *spec) {
+                    kept.breaker
+                        .configure(config.breaker.failure_threshold, config.breaker.cooldown);
+                    return Ok(Arc::clone(kept));
+                }
+                let client = match &spec.ca_file {
                     None => shared.clone(),
                     Some(path) => http_client(&load_ca_file(path).map_err(|why| {
                         ConfigError::from(format!("upstreams[{i}].ca_file: {why}"))
                     })?),
                 };
-                Upstream::new(i + 1, u, client)
+                Upstream::new(i + 1, spec, client, config).map(Arc::new)
             })
             .collect()
     }
@@ -211,6 +248,9 @@ fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
 /// by the request path and the admin endpoints.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
+    /// The upstreams themselves, aligned with `upstreams` (index = rank - 1).
+    #[serde(skip)]
+    pub handles: Vec<Arc<Upstream>>,
     /// Highest head among healthy upstreams on the expected chain.
     pub best_head: Option<u64>,
     /// The chain id the proxy serves, once known.
@@ -242,6 +282,8 @@ pub struct UpstreamState {
     pub wrong_chain: bool,
     /// Last failure (redacted: names and error kinds only).
     pub last_error: Option<String>,
+    /// Circuit breaker state when published.
+    pub breaker: BreakerState,
     /// Seconds since the status last changed.
     pub status_age_secs: f64,
     /// When the status last changed, as Unix seconds.
@@ -250,15 +292,18 @@ pub struct UpstreamState {
 
 impl Snapshot {
     /// The state before the first probe: every upstream unknown.
-    pub fn initial(upstreams: &[Upstream]) -> Self {
+    pub fn initial(upstreams: &[Arc<Upstream>]) -> Self {
         Self {
+            handles: upstreams.to_vec(),
             best_head: None,
             chain_id: None,
             upstreams: upstreams
                 .iter()
-                .map(|u| UpstreamState {
+                .enumerate()
+                .map(|(i, u)| UpstreamState {
                     name: u.name.clone(),
-                    rank: u.rank,
+                    rank: i + 1,
+                    breaker: BreakerState::Closed,
                     status: Status::Unknown,
                     head: None,
                     lag: None,

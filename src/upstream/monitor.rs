@@ -3,13 +3,14 @@
 //! Each probe interval it starts one probe per upstream (never two at once for the same
 //! one); probe results and passive failures reported by the request path
 //! ([`HealthReporter`]) are applied to the state machines, flips are logged and counted once,
-//! and a fresh [`Snapshot`] is published for the lock-free request path.
+//! and a fresh [`Snapshot`] is published for the lock-free request path. A configuration
+//! reload hands it a new upstream list: upstreams that stayed keep their health history.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{error, info, warn};
@@ -25,21 +26,44 @@ use crate::metrics::Metrics;
 /// monitor is already learning that the upstream is failing).
 const PASSIVE_QUEUE: usize = 1024;
 
-/// Handle the request path uses to report failed forwards (passive health).
+/// A new upstream list and settings, from a configuration reload.
+#[derive(Debug)]
+pub struct Reload {
+    /// Upstreams in their new rank order (kept ones are the same `Arc`s).
+    pub upstreams: Vec<Arc<Upstream>>,
+    /// The new configuration.
+    pub config: Config,
+    /// Told once the new snapshot is published.
+    pub done: oneshot::Sender<()>,
+}
+
+/// Handle the request path and the reloader use to talk to the monitor.
 #[derive(Debug, Clone)]
 pub struct HealthReporter {
-    tx: mpsc::Sender<(usize, String)>,
+    passive: mpsc::Sender<(Arc<Upstream>, String)>,
+    reloads: mpsc::Sender<Reload>,
 }
 
 impl HealthReporter {
-    /// Reports that a forward to upstream `index` failed; never blocks.
-    pub fn report_failure(&self, index: usize, error: &UpstreamError) {
-        let _ = self.tx.try_send((index, error.kind.to_string()));
+    /// Reports that a forward to `upstream` failed; never blocks.
+    pub fn report_failure(&self, upstream: &Arc<Upstream>, error: &UpstreamError) {
+        let _ = self
+            .passive
+            .try_send((Arc::clone(upstream), error.kind.to_string()));
+    }
+
+    /// Hands a reload to the monitor and waits until it is published.
+    pub async fn reload(&self, reload: Reload) {
+        if self.reloads.send(reload).await.is_err() {
+            warn!("the health monitor has stopped; reload ignored");
+        }
     }
 }
 
 /// Per-upstream bookkeeping next to the pure state machine.
 struct Record {
+    /// The upstream.
+    upstream: Arc<Upstream>,
     /// The state machine.
     health: Health,
     /// Chain id last reported.
@@ -52,9 +76,21 @@ struct Record {
     wrong_chain: bool,
 }
 
+impl Record {
+    fn new(upstream: Arc<Upstream>, now: Instant) -> Self {
+        Self {
+            upstream,
+            health: Health::new(now),
+            chain_id: None,
+            check_chain: true,
+            probing: false,
+            wrong_chain: false,
+        }
+    }
+}
+
 /// The background health monitor.
 pub struct Monitor {
-    upstreams: Arc<[Upstream]>,
     records: Vec<Record>,
     probe_interval: Duration,
     probe_timeout: Duration,
@@ -62,33 +98,24 @@ pub struct Monitor {
     chain_id: Option<u64>,
     snapshot: SharedSnapshot,
     metrics: Metrics,
-    passive: mpsc::Receiver<(usize, String)>,
-    probes: JoinSet<(usize, Result<ProbeReport, UpstreamError>)>,
+    passive: mpsc::Receiver<(Arc<Upstream>, String)>,
+    reloads: mpsc::Receiver<Reload>,
+    probes: JoinSet<(Arc<Upstream>, Result<ProbeReport, UpstreamError>)>,
 }
 
 impl Monitor {
     /// Creates the monitor and the reporter handle for the request path.
     pub fn new(
-        upstreams: Arc<[Upstream]>,
+        upstreams: &[Arc<Upstream>],
         config: &Config,
         snapshot: SharedSnapshot,
         metrics: Metrics,
     ) -> (Self, HealthReporter) {
-        let (tx, passive) = mpsc::channel(PASSIVE_QUEUE);
+        let (passive_tx, passive) = mpsc::channel(PASSIVE_QUEUE);
+        let (reloads_tx, reloads) = mpsc::channel(1);
         let now = Instant::now();
-        let records = upstreams
-            .iter()
-            .map(|_| Record {
-                health: Health::new(now),
-                chain_id: None,
-                check_chain: true,
-                probing: false,
-                wrong_chain: false,
-            })
-            .collect();
         let monitor = Self {
-            upstreams,
-            records,
+            records: upstreams.iter().map(|u| Record::new(Arc::clone(u), now)).collect(),
             probe_interval: config.probe.interval,
             probe_timeout: config.probe.timeout,
             thresholds: config.health,
@@ -96,9 +123,14 @@ impl Monitor {
             snapshot,
             metrics,
             passive,
+            reloads,
             probes: JoinSet::new(),
         };
-        (monitor, HealthReporter { tx })
+        let reporter = HealthReporter {
+            passive: passive_tx,
+            reloads: reloads_tx,
+        };
+        (monitor, reporter)
     }
 
     /// Runs until `shutdown` completes; in-flight probes are aborted then.
@@ -111,43 +143,91 @@ impl Monitor {
                 _ = &mut shutdown => break,
                 _ = tick.tick() => self.start_probes(),
                 Some(done) = self.probes.join_next() => {
-                    if let Ok((index, result)) = done {
-                        self.records[index].probing = false;
-                        self.apply_probe(index, result);
-                        self.publish();
+                    if let Ok((upstream, result)) = done {
+                        if let Some(index) = self.index_of(&upstream) {
+                            self.records[index].probing = false;
+                            self.apply_probe(index, result);
+                            self.publish();
+                        }
                     }
                 }
-                Some((index, error)) = self.passive.recv() => {
-                    self.apply_failure(index, error);
-                    while let Ok((index, error)) = self.passive.try_recv() {
-                        self.apply_failure(index, error);
+                Some((upstream, error)) = self.passive.recv() => {
+                    self.apply_passive(&upstream, error);
+                    while let Ok((upstream, error)) = self.passive.try_recv() {
+                        self.apply_passive(&upstream, error);
                     }
                     self.publish();
+                }
+                Some(reload) = self.reloads.recv() => {
+                    let interval = reload.config.probe.interval;
+                    self.apply_reload(reload.upstreams, &reload.config);
+                    self.publish();
+                    if interval != tick.period() {
+                        tick = tokio::time::interval(interval);
+                        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    }
+                    let _ = reload.done.send(());
                 }
             }
         }
     }
 
+    fn index_of(&self, upstream: &Arc<Upstream>) -> Option<usize> {
+        self.records
+            .iter()
+            .position(|r| Arc::ptr_eq(&r.upstream, upstream))
+    }
+
+    fn apply_reload(&mut self, upstreams: Vec<Arc<Upstream>>, config: &Config) {
+        let now = Instant::now();
+        let mut old = std::mem::take(&mut self.records);
+        self.records = upstreams
+            .into_iter()
+            .map(|upstream| match old.iter().position(|r| Arc::ptr_eq(&r.upstream, &upstream)) {
+                Some(i) => old.swap_remove(i),
+                None => Record::new(upstream, now),
+            })
+            .collect();
+        for gone in old {
+            self.forget(&gone.upstream.name);
+        }
+        self.probe_interval = config.probe.interval;
+        self.probe_timeout = config.probe.timeout;
+        self.thresholds = config.health;
+        self.chain_id = config.chain_id;
+        // New upstreams are probed at once rather than at the next tick.
+        self.start_probes();
+    }
+
+    /// Drops the per-upstream gauges of a removed upstream.
+    fn forget(&self, name: &str) {
+        let m = &self.metrics;
+        for gauge in [&m.upstream_up, &m.upstream_head, &m.upstream_lag, &m.upstream_wrong_chain] {
+            let _ = gauge.remove_label_values(&[name]);
+        }
+    }
+
     fn start_probes(&mut self) {
-        for (index, record) in self.records.iter_mut().enumerate() {
+        for record in self.records.iter_mut() {
             if record.probing {
                 continue;
             }
             record.probing = true;
-            let upstreams = Arc::clone(&self.upstreams);
+            let upstream = Arc::clone(&record.upstream);
             let (timeout, check_chain) = (self.probe_timeout, record.check_chain);
             self.probes.spawn(async move {
-                (index, probe(&upstreams[index], timeout, check_chain).await)
+                let result = probe(&upstream, timeout, check_chain).await;
+                (upstream, result)
             });
         }
     }
 
     fn apply_probe(&mut self, index: usize, result: Result<ProbeReport, UpstreamError>) {
-        let name = self.upstreams[index].name.as_str();
+        let record = &mut self.records[index];
+        let name = record.upstream.name.as_str();
         match result {
             Ok(report) => {
                 self.metrics.probes.with_label_values(&[name, "ok"]).inc();
-                let record = &mut self.records[index];
                 if let Some(chain_id) = report.chain_id {
                     record.chain_id = Some(chain_id);
                     record.check_chain = false;
@@ -156,10 +236,9 @@ impl Monitor {
                     head: report.head,
                     latency: report.latency,
                 };
-                let transition =
-                    record
-                        .health
-                        .observe(observation, &self.thresholds, Instant::now());
+                let transition = record
+                    .health
+                    .observe(observation, &self.thresholds, Instant::now());
                 self.log_transition(index, transition);
             }
             Err(e) => {
@@ -172,13 +251,18 @@ impl Monitor {
         }
     }
 
+    fn apply_passive(&mut self, upstream: &Arc<Upstream>, error: String) {
+        if let Some(index) = self.index_of(upstream) {
+            self.apply_failure(index, error);
+        }
+    }
+
     fn apply_failure(&mut self, index: usize, error: String) {
         let record = &mut self.records[index];
-        let transition = record.health.observe(
-            Observation::Failure { error },
-            &self.thresholds,
-            Instant::now(),
-        );
+        let transition =
+            record
+                .health
+                .observe(Observation::Failure { error }, &self.thresholds, Instant::now());
         if transition == Some(Transition::Down) {
             // A node that comes back may be a different node: check its chain again.
             record.check_chain = true;
@@ -188,32 +272,28 @@ impl Monitor {
 
     fn log_transition(&self, index: usize, transition: Option<Transition>) {
         let Some(transition) = transition else { return };
-        let upstream = &self.upstreams[index];
         let record = &self.records[index];
+        let (name, rank) = (record.upstream.name.as_str(), index + 1);
         let to = match transition {
             Transition::Down => {
-                warn!(upstream = %upstream.name, rank = upstream.rank,
-                    error = record.health.last_error().unwrap_or(""), "upstream is down");
+                warn!(upstream = name, rank, error = record.health.last_error().unwrap_or(""),
+                    "upstream is down");
                 "down"
             }
             Transition::Up => {
-                info!(upstream = %upstream.name, rank = upstream.rank,
-                    head = record.health.head(), "upstream is up");
+                info!(upstream = name, rank, head = record.health.head(), "upstream is up");
                 "up"
             }
             Transition::Lagging { lag } => {
-                warn!(upstream = %upstream.name, rank = upstream.rank, lag, "upstream is lagging");
+                warn!(upstream = name, rank, lag, "upstream is lagging");
                 "lagging"
             }
             Transition::CaughtUp => {
-                info!(upstream = %upstream.name, rank = upstream.rank, "upstream caught up");
+                info!(upstream = name, rank, "upstream caught up");
                 "in_sync"
             }
         };
-        self.metrics
-            .transitions
-            .with_label_values(&[upstream.name.as_str(), to])
-            .inc();
+        self.metrics.transitions.with_label_values(&[name, to]).inc();
     }
 
     /// The chain the proxy serves: configured, or the one most upstreams report (ties go
@@ -237,19 +317,14 @@ impl Monitor {
         let chain_id = self.expected_chain();
         let on_chain =
             |r: &Record| chain_id.is_none() || r.chain_id.is_none() || r.chain_id == chain_id;
-        let best_head = self
-            .records
-            .iter()
-            .filter(|r| r.health.status() == Status::Healthy && on_chain(r))
-            .filter_map(|r| r.health.head())
-            .max()
-            .or_else(|| {
-                self.records
-                    .iter()
-                    .filter(|r| on_chain(r))
-                    .filter_map(|r| r.health.head())
-                    .max()
-            });
+        let heads = |healthy_only: bool| {
+            self.records
+                .iter()
+                .filter(|r| on_chain(r) && (!healthy_only || r.health.status() == Status::Healthy))
+                .filter_map(|r| r.health.head())
+                .max()
+        };
+        let best_head = heads(true).or_else(|| heads(false));
         let now = Instant::now();
         let mut states = Vec::with_capacity(self.records.len());
         for index in 0..self.records.len() {
@@ -258,39 +333,30 @@ impl Monitor {
                 .health
                 .update_lag(best_head, self.thresholds.max_lag);
             self.log_transition(index, transition);
-            let (upstream, record) = (&self.upstreams[index], &mut self.records[index]);
+            let record = &mut self.records[index];
+            let name = record.upstream.name.as_str();
             if wrong_chain && !record.wrong_chain {
-                error!(upstream = %upstream.name, chain_id = record.chain_id, expected = chain_id,
+                error!(upstream = name, chain_id = record.chain_id, expected = chain_id,
                     "upstream is on another chain; it will not be used");
             }
             record.wrong_chain = wrong_chain;
             let health = &record.health;
-            let label = [upstream.name.as_str()];
             let up = health.status() == Status::Healthy && !wrong_chain;
-            self.metrics
-                .upstream_up
-                .with_label_values(&label)
-                .set(i64::from(up));
-            self.metrics
-                .upstream_wrong_chain
-                .with_label_values(&label)
+            let m = &self.metrics;
+            m.upstream_up.with_label_values(&[name]).set(i64::from(up));
+            m.upstream_wrong_chain
+                .with_label_values(&[name])
                 .set(i64::from(wrong_chain));
             if let Some(head) = health.head() {
-                self.metrics
-                    .upstream_head
-                    .with_label_values(&label)
-                    .set(head as i64);
+                m.upstream_head.with_label_values(&[name]).set(head as i64);
             }
             if let Some(lag) = health.lag(best_head) {
-                self.metrics
-                    .upstream_lag
-                    .with_label_values(&label)
-                    .set(lag as i64);
+                m.upstream_lag.with_label_values(&[name]).set(lag as i64);
             }
             let age = now.saturating_duration_since(health.since());
             states.push(UpstreamState {
-                name: upstream.name.clone(),
-                rank: upstream.rank,
+                name: name.to_string(),
+                rank: index + 1,
                 status: health.status(),
                 head: health.head(),
                 lag: health.lag(best_head),
@@ -299,6 +365,7 @@ impl Monitor {
                 chain_id: record.chain_id,
                 wrong_chain,
                 last_error: health.last_error().map(str::to_string),
+                breaker: record.upstream.breaker.state(now),
                 status_age_secs: age.as_secs_f64(),
                 since_unix: SystemTime::now()
                     .checked_sub(age)
@@ -310,6 +377,7 @@ impl Monitor {
             self.metrics.best_head.set(head as i64);
         }
         self.snapshot.store(Arc::new(Snapshot {
+            handles: self.records.iter().map(|r| Arc::clone(&r.upstream)).collect(),
             best_head,
             chain_id,
             upstreams: states,

@@ -57,7 +57,10 @@ fn block_param(method: &str) -> Option<(usize, bool)> {
         | "trace_block"
         | "trace_replayBlockTransactions"
         | "debug_traceBlockByNumber" => (0, false),
-        "eth_call" | "eth_estimateGas" | "eth_getBalance" | "eth_getCode"
+        "eth_call"
+        | "eth_estimateGas"
+        | "eth_getBalance"
+        | "eth_getCode"
         | "eth_getTransactionCount" => (1, true),
         "eth_getStorageAt" | "eth_getProof" => (2, true),
         _ => return None,
@@ -171,57 +174,139 @@ mod tests {
 
     #[test]
     fn block_number_methods() {
-        assert_eq!(need_of("eth_getBlockByNumber", r#"["0x1b4", true]"#), BlockNeed::Number(436));
-        assert_eq!(need_of("eth_getBlockByNumber", r#"["latest", false]"#), BlockNeed::Latest);
-        assert_eq!(need_of("eth_getBlockByNumber", r#"["earliest", false]"#), BlockNeed::Any);
-        assert_eq!(need_of("eth_getBlockByNumber", r#"["finalized", false]"#), BlockNeed::Latest);
-        assert_eq!(need_of("eth_getBlockReceipts", r#"["0x10"]"#), BlockNeed::Number(16));
+        assert_eq!(
+            need_of("eth_getBlockByNumber", r#"["0x1b4", true]"#),
+            BlockNeed::Number(436)
+        );
+        assert_eq!(
+            need_of("eth_getBlockByNumber", r#"["latest", false]"#),
+            BlockNeed::Latest
+        );
+        assert_eq!(
+            need_of("eth_getBlockByNumber", r#"["earliest", false]"#),
+            BlockNeed::Any
+        );
+        assert_eq!(
+            need_of("eth_getBlockByNumber", r#"["finalized", false]"#),
+            BlockNeed::Latest
+        );
+        assert_eq!(
+            need_of("eth_getBlockReceipts", r#"["0x10"]"#),
+            BlockNeed::Number(16)
+        );
         let hash = format!(r#"["0x{}"]"#, "ab".repeat(32));
         assert_eq!(need_of("eth_getBlockReceipts", &hash), BlockNeed::ByHash);
         assert_eq!(need_of("trace_block", r#"["0x5"]"#), BlockNeed::Number(5));
-        assert_eq!(need_of("debug_traceBlockByNumber", r#"["0x6", {}]"#), BlockNeed::Number(6));
-        assert_eq!(need_of("eth_getTransactionByBlockNumberAndIndex", r#"["0x7","0x0"]"#), BlockNeed::Number(7));
-        assert_eq!(need_of("eth_getUncleByBlockNumberAndIndex", r#"["0x8","0x0"]"#), BlockNeed::Number(8));
+        assert_eq!(
+            need_of("debug_traceBlockByNumber", r#"["0x6", {}]"#),
+            BlockNeed::Number(6)
+        );
+        assert_eq!(
+            need_of(
+                "eth_getTransactionByBlockNumberAndIndex",
+                r#"["0x7","0x0"]"#
+            ),
+            BlockNeed::Number(7)
+        );
+        assert_eq!(
+            need_of("eth_getUncleByBlockNumberAndIndex", r#"["0x8","0x0"]"#),
+            BlockNeed::Number(8)
+        );
     }
 
     #[test]
     fn state_methods_default_to_latest() {
         assert_eq!(need_of("eth_getBalance", r#"["0xabc"]"#), BlockNeed::Latest);
-        assert_eq!(need_of("eth_getBalance", r#"["0xabc", "0x2"]"#), BlockNeed::Number(2));
-        assert_eq!(need_of("eth_call", r#"[{"to":"0x1"}, "0x3"]"#), BlockNeed::Number(3));
-        assert_eq!(need_of("eth_call", r#"[{"to":"0x1"}, {"blockNumber":"0x4"}]"#), BlockNeed::Number(4));
-        assert_eq!(need_of("eth_call", r#"[{"to":"0x1"}, {"blockHash":"0x4"}]"#), BlockNeed::ByHash);
-        assert_eq!(need_of("eth_getStorageAt", r#"["0x1","0x0","0x9"]"#), BlockNeed::Number(9));
-        assert_eq!(need_of("eth_getProof", r#"["0x1",[],"pending"]"#), BlockNeed::Latest);
+        assert_eq!(
+            need_of("eth_getBalance", r#"["0xabc", "0x2"]"#),
+            BlockNeed::Number(2)
+        );
+        assert_eq!(
+            need_of("eth_call", r#"[{"to":"0x1"}, "0x3"]"#),
+            BlockNeed::Number(3)
+        );
+        assert_eq!(
+            need_of("eth_call", r#"[{"to":"0x1"}, {"blockNumber":"0x4"}]"#),
+            BlockNeed::Number(4)
+        );
+        assert_eq!(
+            need_of("eth_call", r#"[{"to":"0x1"}, {"blockHash":"0x4"}]"#),
+            BlockNeed::ByHash
+        );
+        assert_eq!(
+            need_of("eth_getStorageAt", r#"["0x1","0x0","0x9"]"#),
+            BlockNeed::Number(9)
+        );
+        assert_eq!(
+            need_of("eth_getProof", r#"["0x1",[],"pending"]"#),
+            BlockNeed::Latest
+        );
         assert_eq!(need("eth_getCode", None), BlockNeed::Latest);
     }
 
     #[test]
     fn logs_use_the_upper_end() {
-        assert_eq!(need_of("eth_getLogs", r#"[{"fromBlock":"0x1","toBlock":"0x20"}]"#), BlockNeed::Number(32));
-        assert_eq!(need_of("eth_getLogs", r#"[{"fromBlock":"0x1"}]"#), BlockNeed::Latest);
-        assert_eq!(need_of("eth_getLogs", r#"[{"fromBlock":"0x1","toBlock":"latest"}]"#), BlockNeed::Latest);
-        assert_eq!(need_of("eth_getLogs", r#"[{"blockHash":"0xab"}]"#), BlockNeed::ByHash);
-        assert_eq!(need_of("eth_getLogs", r#"[{"fromBlock":"earliest","toBlock":"0x5"}]"#), BlockNeed::Number(5));
+        assert_eq!(
+            need_of("eth_getLogs", r#"[{"fromBlock":"0x1","toBlock":"0x20"}]"#),
+            BlockNeed::Number(32)
+        );
+        assert_eq!(
+            need_of("eth_getLogs", r#"[{"fromBlock":"0x1"}]"#),
+            BlockNeed::Latest
+        );
+        assert_eq!(
+            need_of("eth_getLogs", r#"[{"fromBlock":"0x1","toBlock":"latest"}]"#),
+            BlockNeed::Latest
+        );
+        assert_eq!(
+            need_of("eth_getLogs", r#"[{"blockHash":"0xab"}]"#),
+            BlockNeed::ByHash
+        );
+        assert_eq!(
+            need_of(
+                "eth_getLogs",
+                r#"[{"fromBlock":"earliest","toBlock":"0x5"}]"#
+            ),
+            BlockNeed::Number(5)
+        );
     }
 
     #[test]
     fn by_hash_and_unrelated_methods() {
-        assert_eq!(need_of("eth_getTransactionReceipt", r#"["0xab"]"#), BlockNeed::ByHash);
-        assert_eq!(need_of("eth_getBlockByHash", r#"["0xab", false]"#), BlockNeed::ByHash);
+        assert_eq!(
+            need_of("eth_getTransactionReceipt", r#"["0xab"]"#),
+            BlockNeed::ByHash
+        );
+        assert_eq!(
+            need_of("eth_getBlockByHash", r#"["0xab", false]"#),
+            BlockNeed::ByHash
+        );
         assert_eq!(need_of("eth_chainId", "[]"), BlockNeed::Any);
         assert_eq!(need("eth_blockNumber", None), BlockNeed::Any);
     }
 
     #[test]
     fn malformed_params_need_nothing_and_never_panic() {
-        for params in ["{}", "[]", "[1]", "[null]", r#"["0xzz"]"#, r#"["0x"]"#, "[[[]]]", r#"[{"toBlock":7}]"#, "\"x\""] {
+        for params in [
+            "{}",
+            "[]",
+            "[1]",
+            "[null]",
+            r#"["0xzz"]"#,
+            r#"["0x"]"#,
+            "[[[]]]",
+            r#"[{"toBlock":7}]"#,
+            "\"x\"",
+        ] {
             let _ = need_of("eth_getBlockByNumber", params);
             let _ = need_of("eth_getLogs", params);
             let _ = need_of("eth_call", params);
         }
         assert_eq!(need_of("eth_getBlockByNumber", "[]"), BlockNeed::Any);
-        assert_eq!(need_of("eth_getBlockByNumber", r#"["0xffffffffffffffffff"]"#), BlockNeed::Any);
+        assert_eq!(
+            need_of("eth_getBlockByNumber", r#"["0xffffffffffffffffff"]"#),
+            BlockNeed::Any
+        );
     }
 
     #[test]

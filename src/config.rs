@@ -427,7 +427,10 @@ impl Config {
             ("proxy.response_limit", self.proxy.response_limit as u64),
             ("proxy.max_batch", self.proxy.max_batch as u64),
             ("proxy.max_connections", self.proxy.max_connections as u64),
-            ("breaker.failure_threshold", self.breaker.failure_threshold as u64),
+            (
+                "breaker.failure_threshold",
+                self.breaker.failure_threshold as u64,
+            ),
             ("filters.max", self.filters.max as u64),
         ];
         for (key, value) in nonzero {

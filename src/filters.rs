@@ -44,7 +44,10 @@ pub fn is_filter_method(method: &str) -> bool {
 #[derive(Debug, Clone)]
 enum Kind {
     /// A log filter: its criteria, and the first block not yet reported by changes.
-    Logs { criteria: Map<String, Value>, next: u64 },
+    Logs {
+        criteria: Map<String, Value>,
+        next: u64,
+    },
     /// A block filter: the first block not yet reported.
     Blocks { next: u64 },
 }
@@ -113,7 +116,11 @@ impl Filters {
             "eth_newFilter" => {
                 let criteria = match params.first() {
                     Some(Value::Object(criteria)) => criteria.clone(),
-                    _ => return Err(ClientError::InvalidParams("expected a filter object".into())),
+                    _ => {
+                        return Err(ClientError::InvalidParams(
+                            "expected a filter object".into(),
+                        ))
+                    }
                 };
                 let next = self.head(engine).await? + 1;
                 self.insert(Kind::Logs { criteria, next }, settings.filters.max)
@@ -124,7 +131,12 @@ impl Filters {
             }
             "eth_uninstallFilter" => {
                 let id = filter_id(&params)?;
-                let removed = self.table.lock().expect("filter table lock").remove(id).is_some();
+                let removed = self
+                    .table
+                    .lock()
+                    .expect("filter table lock")
+                    .remove(id)
+                    .is_some();
                 Ok(result(&json!(removed)))
             }
             "eth_getFilterLogs" => match self.kind(filter_id(&params)?)? {
@@ -135,7 +147,9 @@ impl Filters {
                 let id = filter_id(&params)?;
                 let head = self.head(engine).await?;
                 match self.kind(id)? {
-                    Kind::Logs { criteria, next } => self.log_changes(engine, id, criteria, next, head).await,
+                    Kind::Logs { criteria, next } => {
+                        self.log_changes(engine, id, criteria, next, head).await
+                    }
                     Kind::Blocks { next } => self.block_changes(engine, id, next, head).await,
                 }
             }
@@ -149,7 +163,11 @@ impl Filters {
             return Err(ClientError::Limit(format!("{max} filters installed")));
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let id = format!("0x{:016x}{:016x}", self.ids.hash_one((n, 0u8)), self.ids.hash_one((n, 1u8)));
+        let id = format!(
+            "0x{:016x}{:016x}",
+            self.ids.hash_one((n, 0u8)),
+            self.ids.hash_one((n, 1u8))
+        );
         table.insert(
             id.clone(),
             Filter {
@@ -218,7 +236,13 @@ impl Filters {
         Ok(served)
     }
 
-    async fn block_changes(&self, engine: &Engine, id: &str, next: u64, head: u64) -> Result<Served, ClientError> {
+    async fn block_changes(
+        &self,
+        engine: &Engine,
+        id: &str,
+        next: u64,
+        head: u64,
+    ) -> Result<Served, ClientError> {
         if next > head {
             return Ok(result(&json!([])));
         }
@@ -267,11 +291,16 @@ fn filter_id(params: &[Value]) -> Result<&str, ClientError> {
 }
 
 async fn get_logs(engine: &Engine, criteria: Value) -> Result<Served, ClientError> {
-    let params = RawValue::from_string(Value::Array(vec![criteria]).to_string()).expect("valid JSON");
+    let params =
+        RawValue::from_string(Value::Array(vec![criteria]).to_string()).expect("valid JSON");
     forward_one(engine, "eth_getLogs", Some(&params)).await
 }
 
-async fn forward_one(engine: &Engine, method: &str, params: Option<&RawValue>) -> Result<Served, ClientError> {
+async fn forward_one(
+    engine: &Engine,
+    method: &str,
+    params: Option<&RawValue>,
+) -> Result<Served, ClientError> {
     let call = Call {
         id: None,
         method: method.to_string(),

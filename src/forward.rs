@@ -22,7 +22,9 @@ use tracing::{debug, info, warn};
 
 use crate::blocks::{self, BlockNeed};
 use crate::config::{Config, ConfigError, FiltersConfig, ProxyConfig, RetryConfig};
-use crate::error::{is_node_trouble, AttemptSummary, ClientError, UpstreamError, UpstreamErrorKind};
+use crate::error::{
+    is_node_trouble, AttemptSummary, ClientError, UpstreamError, UpstreamErrorKind,
+};
 use crate::jsonrpc::{self, Answer, Call};
 use crate::metrics::Metrics;
 use crate::policy::MethodPolicy;
@@ -175,7 +177,10 @@ impl Engine {
                 let group: Vec<&Call<'_>> = items.iter().map(|&i| calls[i]).collect();
                 let upstream = Arc::clone(&snapshot.handles[*u]);
                 let (breaker, proxy) = (breakers[*u], &settings.proxy);
-                async move { self.attempt(&upstream, &group, batch, timeout, breaker, proxy).await }
+                async move {
+                    self.attempt(&upstream, &group, batch, timeout, breaker, proxy)
+                        .await
+                }
             });
             let results = join_all(attempts).await;
             for ((u, items), result) in groups.into_iter().zip(results) {
@@ -215,7 +220,9 @@ impl Engine {
         let name = upstream.name.as_str();
         match result {
             Err(e) => {
-                let moves_on = items.iter().any(|&i| plans[i].next + 1 < plans[i].candidates.len());
+                let moves_on = items
+                    .iter()
+                    .any(|&i| plans[i].next + 1 < plans[i].candidates.len());
                 for &i in items {
                     plans[i].next += 1;
                 }
@@ -240,7 +247,10 @@ impl Engine {
                         Some(reason) => {
                             plan.next += 1;
                             if plan.next < plan.candidates.len() {
-                                self.metrics.failovers.with_label_values(&[name, reason]).inc();
+                                self.metrics
+                                    .failovers
+                                    .with_label_values(&[name, reason])
+                                    .inc();
                             }
                             if let Answer::Error(e) = &served.answer {
                                 errors.push(UpstreamError::new(
@@ -300,7 +310,10 @@ impl Engine {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
         };
-        metrics.upstream_attempts.with_label_values(&[name, outcome]).inc();
+        metrics
+            .upstream_attempts
+            .with_label_values(&[name, outcome])
+            .inc();
         let transition = match &result {
             Ok(_) => upstream.breaker.on_success(),
             Err(e) if e.is_breaker_failure() => upstream.breaker.on_failure(Instant::now()),
@@ -328,8 +341,14 @@ impl Engine {
                 ("closed", 0)
             }
         };
-        self.metrics.breaker_transitions.with_label_values(&[name, to]).inc();
-        self.metrics.breaker_open.with_label_values(&[name]).set(open);
+        self.metrics
+            .breaker_transitions
+            .with_label_values(&[name, to])
+            .inc();
+        self.metrics
+            .breaker_open
+            .with_label_values(&[name])
+            .set(open);
     }
 }
 
@@ -340,7 +359,9 @@ fn group(plans: &[Plan]) -> Vec<(usize, Vec<usize>)> {
         if plan.answer.is_some() {
             continue;
         }
-        let Some(&u) = plan.candidates.get(plan.next) else { continue };
+        let Some(&u) = plan.candidates.get(plan.next) else {
+            continue;
+        };
         match groups.iter_mut().find(|(g, _)| *g == u) {
             Some((_, items)) => items.push(i),
             None => groups.push((u, vec![i])),
@@ -350,7 +371,13 @@ fn group(plans: &[Plan]) -> Vec<(usize, Vec<usize>)> {
 }
 
 /// Why an answer from upstream `u` should be tried elsewhere, if it should.
-fn doubt(call: &Call<'_>, plan: &Plan, answer: &Answer, u: usize, snapshot: &Snapshot) -> Option<&'static str> {
+fn doubt(
+    call: &Call<'_>,
+    plan: &Plan,
+    answer: &Answer,
+    u: usize,
+    snapshot: &Snapshot,
+) -> Option<&'static str> {
     match answer {
         Answer::Error(e) if is_node_trouble(e.code, &e.message) => Some("node_error"),
         Answer::Result(r) if r.get() == "null" && blocks::is_nullable(&call.method) => {

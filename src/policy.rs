@@ -60,7 +60,10 @@ impl MethodPolicy {
 
     /// Whether a client may call `method`.
     pub fn allows(&self, method: &str) -> bool {
-        self.allow.as_ref().is_none_or(|allow| allow.is_match(method)) && !self.deny.is_match(method)
+        self.allow
+            .as_ref()
+            .is_none_or(|allow| allow.is_match(method))
+            && !self.deny.is_match(method)
     }
 }
 
@@ -81,17 +84,36 @@ mod tests {
     #[test]
     fn default_denies_admin_and_test_node_methods() {
         let p = MethodPolicy::default();
-        for m in ["admin_addPeer", "personal_unlockAccount", "miner_start", "engine_newPayloadV3", "debug_setHead", "anvil_mine", "hardhat_reset", "evm_mine"] {
+        for m in [
+            "admin_addPeer",
+            "personal_unlockAccount",
+            "miner_start",
+            "engine_newPayloadV3",
+            "debug_setHead",
+            "anvil_mine",
+            "hardhat_reset",
+            "evm_mine",
+        ] {
             assert!(!p.allows(m), "{m}");
         }
-        for m in ["eth_getBlockByNumber", "debug_traceTransaction", "trace_block", "net_version", "eth_newFilter"] {
+        for m in [
+            "eth_getBlockByNumber",
+            "debug_traceTransaction",
+            "trace_block",
+            "net_version",
+            "eth_newFilter",
+        ] {
             assert!(p.allows(m), "{m}");
         }
     }
 
     #[test]
     fn allow_list_restricts_and_deny_list_replaces_the_default() {
-        let p = MethodPolicy::new(&strings(&["eth_*", "net_version"]), Some(&strings(&["eth_sendRawTransaction"]))).unwrap();
+        let p = MethodPolicy::new(
+            &strings(&["eth_*", "net_version"]),
+            Some(&strings(&["eth_sendRawTransaction"])),
+        )
+        .unwrap();
         assert!(p.allows("eth_getLogs"));
         assert!(p.allows("net_version"));
         assert!(!p.allows("web3_clientVersion"));
@@ -102,7 +124,9 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_config_errors() {
-        let e = MethodPolicy::new(&strings(&["eth_[x"]), None).unwrap_err().to_string();
+        let e = MethodPolicy::new(&strings(&["eth_[x"]), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("methods.allow") && e.contains("eth_[x"), "{e}");
     }
 }

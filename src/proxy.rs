@@ -79,7 +79,9 @@ impl Proxy {
     pub fn reconfigure(&self, settings: Settings) {
         let engine = &self.inner.engine;
         if engine.settings.load().retry != settings.retry {
-            engine.budget.store(Arc::new(forward::budget(&settings.retry)));
+            engine
+                .budget
+                .store(Arc::new(forward::budget(&settings.retry)));
         }
         engine.settings.store(Arc::new(settings));
     }
@@ -111,7 +113,10 @@ impl Proxy {
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
             Err(e) => {
                 debug!(error = %e, "client body broke off");
-                return plain(StatusCode::BAD_REQUEST, "nodewatch: request body broke off\n");
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "nodewatch: request body broke off\n",
+                );
             }
         };
         let answer = self.serve(&body).await;
@@ -137,8 +142,14 @@ impl Proxy {
             slots.push(match item {
                 Item::Invalid { .. } => None,
                 Item::Call(call) if !settings.policy.allows(&call.method) => {
-                    engine.metrics.denied.with_label_values(&[method_label(&call.method)]).inc();
-                    Some(Slot::Local(ClientError::MethodNotAllowed(call.method.clone())))
+                    engine
+                        .metrics
+                        .denied
+                        .with_label_values(&[method_label(&call.method)])
+                        .inc();
+                    Some(Slot::Local(ClientError::MethodNotAllowed(
+                        call.method.clone(),
+                    )))
                 }
                 Item::Call(call) if is_filter_method(&call.method) => {
                     Some(match filters.handle(call, engine).await {
@@ -191,7 +202,10 @@ impl Proxy {
     fn count(&self, call: &Call<'_>, served: &Result<&Served, &ClientError>) {
         let (upstream, outcome) = match served {
             Ok(served) => (
-                served.upstream.as_ref().map_or("nodewatch", |u| u.name.as_str()),
+                served
+                    .upstream
+                    .as_ref()
+                    .map_or("nodewatch", |u| u.name.as_str()),
                 match served.answer {
                     Answer::Result(_) => "ok",
                     Answer::Error(_) => "error",

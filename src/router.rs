@@ -15,7 +15,11 @@ use crate::upstream::health::Status;
 use crate::upstream::{Snapshot, UpstreamState};
 
 /// Whether, and how early, an upstream is tried; lower sorts first.
-fn key(state: &UpstreamState, need: BlockNeed, breaker: BreakerState) -> Option<(u8, u8, u8, usize)> {
+fn key(
+    state: &UpstreamState,
+    need: BlockNeed,
+    breaker: BreakerState,
+) -> Option<(u8, u8, u8, usize)> {
     if state.wrong_chain {
         return None;
     }
@@ -25,7 +29,7 @@ fn key(state: &UpstreamState, need: BlockNeed, breaker: BreakerState) -> Option<
         (Status::Healthy, _) => 0,
     };
     let (has_block, lagging) = match need {
-        BlockNeed::Number(n) => (u8::from(!state.head.is_some_and(|h| h >= n)), 0),
+        BlockNeed::Number(n) => (u8::from(state.head.is_none_or(|h| h < n)), 0),
         BlockNeed::Any | BlockNeed::Latest | BlockNeed::ByHash => (0, u8::from(state.lagging)),
     };
     Some((class, has_block, lagging, state.rank))
@@ -156,9 +160,26 @@ mod tests {
 
     #[test]
     fn an_open_breaker_is_a_last_resort_and_half_open_gets_its_trial() {
-        let s = snapshot(vec![state(1, Status::Healthy, false), state(2, Status::Healthy, false)]);
-        assert_eq!(select(&s, BlockNeed::Any, &[BreakerState::Open, BreakerState::Closed]), vec![1, 0]);
-        assert_eq!(select(&s, BlockNeed::Any, &[BreakerState::HalfOpen, BreakerState::Closed]), vec![0, 1]);
+        let s = snapshot(vec![
+            state(1, Status::Healthy, false),
+            state(2, Status::Healthy, false),
+        ]);
+        assert_eq!(
+            select(
+                &s,
+                BlockNeed::Any,
+                &[BreakerState::Open, BreakerState::Closed]
+            ),
+            vec![1, 0]
+        );
+        assert_eq!(
+            select(
+                &s,
+                BlockNeed::Any,
+                &[BreakerState::HalfOpen, BreakerState::Closed]
+            ),
+            vec![0, 1]
+        );
     }
 
     #[test]

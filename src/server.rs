@@ -98,17 +98,24 @@ impl Reloader {
     pub async fn reload(&self) -> Result<(), ConfigError> {
         let result = self.try_reload().await;
         let label = if result.is_ok() { "ok" } else { "error" };
-        self.metrics.config_reloads.with_label_values(&[label]).inc();
+        self.metrics
+            .config_reloads
+            .with_label_values(&[label])
+            .inc();
         match &result {
             Ok(()) => info!("configuration reloaded"),
-            Err(e) => error!(error = %e, "configuration reload refused; the running configuration stays"),
+            Err(e) => {
+                error!(error = %e, "configuration reload refused; the running configuration stays")
+            }
         }
         result
     }
 
     async fn try_reload(&self) -> Result<(), ConfigError> {
         let source = self.source.as_ref().ok_or_else(|| {
-            ConfigError::from("reload: nodewatch was started without a configuration source".to_string())
+            ConfigError::from(
+                "reload: nodewatch was started without a configuration source".to_string(),
+            )
         })?;
         let config = Config::load(source.path.as_deref(), source.overrides.clone())?;
         if (config.listen, config.admin_listen) != self.listen {
@@ -152,13 +159,19 @@ pub async fn run_with_handle(
     let settings = Settings::from_config(&config)?;
     let metrics = Metrics::new();
     let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::initial(&upstreams)));
-    let (monitor, reporter) = Monitor::new(&upstreams, &config, Arc::clone(&snapshot), metrics.clone());
+    let (monitor, reporter) =
+        Monitor::new(&upstreams, &config, Arc::clone(&snapshot), metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut monitor_stop = stop_rx.clone();
     let monitor = tokio::spawn(monitor.run(async move {
         let _ = monitor_stop.wait_for(|stop| *stop).await;
     }));
-    let proxy = Proxy::new(Arc::clone(&snapshot), reporter.clone(), metrics.clone(), settings);
+    let proxy = Proxy::new(
+        Arc::clone(&snapshot),
+        reporter.clone(),
+        metrics.clone(),
+        settings,
+    );
     let reloader = Reloader {
         source,
         proxy: proxy.clone(),
@@ -250,8 +263,14 @@ pub async fn run_with_handle(
     info!("shutting down: no new connections, finishing in-flight requests");
     drop(listeners);
     let grace = config.proxy.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        warn!(?grace, "in-flight requests still running after the grace period; closing");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            ?grace,
+            "in-flight requests still running after the grace period; closing"
+        );
     }
     let _ = stop_tx.send(true);
     let _ = monitor.await;

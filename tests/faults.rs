@@ -71,11 +71,7 @@ async fn fails_over(fault: Fault, expected_failovers: f64) {
     assert_eq!(batch, json_post(&r.direct, BATCH).await, "{fault:?}: batch");
     assert!(batch.as_array().unwrap().len() == 3);
     let tried = r.fault.requests() - before;
-    assert_eq!(
-        tried,
-        2,
-        "{fault:?}: rank 1 tried"
-    );
+    assert_eq!(tried, 2, "{fault:?}: rank 1 tried");
     let failovers: f64 = [
         "connect_error",
         "timeout",

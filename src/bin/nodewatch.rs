@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nodewatch::config::{Config, LogFormat, Overrides};
-use nodewatch::server::{self, Listeners};
+use nodewatch::server::{self, ConfigSource, Listeners};
 
 /// Health-checking JSON-RPC failover proxy for Ethereum ETL exports.
 ///
@@ -27,7 +27,7 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
     /// TOML configuration file (see config/nodewatch.toml); NODEWATCH__SECTION__KEY
-    /// environment variables override it, flags override both.
+    /// environment variables override it, flags override both. SIGHUP re-reads it.
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
     /// Log line format [default: text]. Filter with RUST_LOG (default: info).
@@ -43,7 +43,11 @@ fn main() -> ExitCode {
         admin_listen: args.admin_listen,
         log_format: args.log_format,
     };
-    let config = match Config::load(args.config.as_deref(), overrides) {
+    let source = ConfigSource {
+        path: args.config,
+        overrides,
+    };
+    let config = match Config::load(source.path.as_deref(), source.overrides.clone()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("nodewatch: {e}");
@@ -58,7 +62,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, source)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -68,7 +72,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let listeners = Listeners::bind(&config).await.with_context(|| {
         format!(
@@ -76,8 +80,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.listen, config.admin_listen
         )
     })?;
-    server::run(config, listeners, shutdown_signal()).await?;
+    let on_start = |handle: server::Handle| {
+        tokio::spawn(reload_on_sighup(handle.reloader));
+    };
+    server::run_with_handle(config, Some(source), listeners, shutdown_signal(), on_start).await?;
     Ok(())
+}
+
+/// Every SIGHUP re-reads the configuration (an invalid one is refused and logged).
+async fn reload_on_sighup(reloader: server::Reloader) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /reload (admin_reload)");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading the configuration");
+        let _ = reloader.reload().await;
+    }
 }
 
 async fn shutdown_signal() {

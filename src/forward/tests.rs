@@ -1,0 +1,210 @@
+use serde_json::value::RawValue;
+
+use super::*;
+use crate::jsonrpc::RpcError;
+use crate::upstream::health::Status;
+use crate::upstream::UpstreamState;
+
+fn state(rank: usize, head: Option<u64>) -> UpstreamState {
+    UpstreamState {
+        name: format!("u{rank}"),
+        rank,
+        status: Status::Healthy,
+        head,
+        lag: None,
+        lagging: false,
+        latency_ms: None,
+        chain_id: None,
+        wrong_chain: false,
+        last_error: None,
+        breaker: BreakerState::Closed,
+        status_age_secs: 0.0,
+        since_unix: None,
+    }
+}
+
+fn snapshot(heads: &[Option<u64>]) -> Snapshot {
+    Snapshot {
+        handles: vec![],
+        best_head: heads.iter().flatten().max().copied(),
+        chain_id: None,
+        upstreams: heads
+            .iter()
+            .enumerate()
+            .map(|(i, h)| state(i + 1, *h))
+            .collect(),
+    }
+}
+
+fn plan(need: BlockNeed, candidates: &[usize], next: usize) -> Plan {
+    Plan {
+        need,
+        candidates: candidates.into(),
+        next,
+        answer: None,
+        fallback: None,
+    }
+}
+
+fn result(json: &str) -> Answer {
+    Answer::Result(RawValue::from_string(json.into()).unwrap())
+}
+
+fn error(code: i64, message: &str) -> Answer {
+    Answer::Error(RpcError {
+        code,
+        message: message.into(),
+        raw: RawValue::from_string(format!(r#"{{"code":{code},"message":"{message}"}}"#)).unwrap(),
+    })
+}
+
+fn call(method: &str) -> Call<'static> {
+    Call {
+        id: None,
+        method: method.into(),
+        params: None,
+    }
+}
+
+#[test]
+fn groups_follow_each_calls_next_candidate_in_call_order() {
+    let mut plans = vec![
+        plan(BlockNeed::Number(5), &[0, 1], 0),
+        plan(BlockNeed::Number(50), &[1, 0], 0),
+        plan(BlockNeed::Number(6), &[0, 1], 1),
+        plan(BlockNeed::Number(7), &[0, 1], 2),
+        plan(BlockNeed::Number(8), &[0, 1], 0),
+    ];
+    plans[4].answer = Some(Served {
+        answer: result("1"),
+        upstream: None,
+    });
+    assert_eq!(group(&plans), vec![(0, vec![0]), (1, vec![1, 2])]);
+}
+
+#[test]
+fn node_trouble_is_doubted_execution_errors_are_not() {
+    let s = snapshot(&[Some(10), Some(10)]);
+    let p = plan(BlockNeed::Any, &[0, 1], 0);
+    assert_eq!(
+        doubt(
+            &call("eth_call"),
+            &p,
+            &error(-32000, "header not found"),
+            0,
+            &s
+        ),
+        Some("node_error")
+    );
+    assert_eq!(
+        doubt(
+            &call("eth_call"),
+            &p,
+            &error(3, "execution reverted"),
+            0,
+            &s
+        ),
+        None
+    );
+    assert_eq!(doubt(&call("eth_call"), &p, &result("\"0x\""), 0, &s), None);
+}
+
+#[test]
+fn null_by_number_is_retried_where_another_node_may_have_the_block() {
+    let s = snapshot(&[Some(100), Some(120)]);
+    let by_number = call("eth_getBlockByNumber");
+    assert_eq!(
+        doubt(
+            &by_number,
+            &plan(BlockNeed::Number(110), &[0, 1], 0),
+            &result("null"),
+            0,
+            &s
+        ),
+        Some("null")
+    );
+    // The last candidate's null stands.
+    assert_eq!(
+        doubt(
+            &by_number,
+            &plan(BlockNeed::Number(110), &[0, 1], 1),
+            &result("null"),
+            1,
+            &s
+        ),
+        None
+    );
+    // No remaining candidate is ahead or has the block: believe the null.
+    assert_eq!(
+        doubt(
+            &by_number,
+            &plan(BlockNeed::Number(500), &[1, 0], 0),
+            &result("null"),
+            1,
+            &s
+        ),
+        None
+    );
+    // Not a nullable method: null is an answer.
+    assert_eq!(
+        doubt(
+            &call("eth_call"),
+            &plan(BlockNeed::Number(110), &[0, 1], 0),
+            &result("null"),
+            0,
+            &s
+        ),
+        None
+    );
+}
+
+#[test]
+fn null_by_hash_is_retried_only_on_a_node_further_along() {
+    let receipt = call("eth_getTransactionReceipt");
+    let behind = snapshot(&[Some(90), Some(100)]);
+    assert_eq!(
+        doubt(
+            &receipt,
+            &plan(BlockNeed::ByHash, &[0, 1], 0),
+            &result("null"),
+            0,
+            &behind
+        ),
+        Some("null")
+    );
+    let level = snapshot(&[Some(100), Some(100)]);
+    assert_eq!(
+        doubt(
+            &receipt,
+            &plan(BlockNeed::ByHash, &[0, 1], 0),
+            &result("null"),
+            0,
+            &level
+        ),
+        None
+    );
+    let unknown = snapshot(&[Some(100), None]);
+    assert_eq!(
+        doubt(
+            &receipt,
+            &plan(BlockNeed::ByHash, &[0, 1], 0),
+            &result("null"),
+            0,
+            &unknown
+        ),
+        Some("null")
+    );
+}
+
+#[test]
+fn settings_follow_the_configuration() {
+    let mut config = Config::default();
+    config.methods.deny = Some(vec!["eth_call".into()]);
+    let settings = Settings::from_config(&config).unwrap();
+    assert!(!settings.policy.allows("eth_call"));
+    assert!(settings.policy.allows("evm_mine"));
+    let budget = budget(&settings.retry);
+    // min_per_second (10) x window (10 s) retries are always allowed, then no more.
+    let allowed = (0..1000).take_while(|_| budget.withdraw()).count();
+    assert!((90..=110).contains(&allowed), "{allowed}");
+}

@@ -145,9 +145,16 @@ mod tests {
         assert_eq!(b.on_failure(Instant::now()), None);
         assert_eq!(b.on_failure(Instant::now()), None);
         assert_eq!(b.state(Instant::now()), BreakerState::Closed);
-        assert_eq!(b.on_failure(Instant::now()), Some(BreakerTransition::Opened));
+        assert_eq!(
+            b.on_failure(Instant::now()),
+            Some(BreakerTransition::Opened)
+        );
         assert_eq!(b.state(Instant::now()), BreakerState::Open);
-        assert_eq!(b.on_failure(Instant::now()), None, "no second flip while open");
+        assert_eq!(
+            b.on_failure(Instant::now()),
+            None,
+            "no second flip while open"
+        );
         tokio::time::advance(Duration::from_millis(4999)).await;
         assert_eq!(b.state(Instant::now()), BreakerState::Open);
         tokio::time::advance(Duration::from_millis(1)).await;
@@ -162,10 +169,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_failed_trial_reopens_for_a_full_cooldown() {
         let b = Breaker::new(1, Duration::from_secs(2), Instant::now());
-        assert_eq!(b.on_failure(Instant::now()), Some(BreakerTransition::Opened));
+        assert_eq!(
+            b.on_failure(Instant::now()),
+            Some(BreakerTransition::Opened)
+        );
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(b.try_trial());
-        assert_eq!(b.on_failure(Instant::now()), Some(BreakerTransition::Opened));
+        assert_eq!(
+            b.on_failure(Instant::now()),
+            Some(BreakerTransition::Opened)
+        );
         assert_eq!(b.state(Instant::now()), BreakerState::Open);
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(b.state(Instant::now()), BreakerState::HalfOpen);

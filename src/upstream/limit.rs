@@ -32,7 +32,11 @@ pub struct Slot(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
 
 impl Limits {
     /// Limits with the given (optional) concurrency and rate.
-    pub fn new(max_concurrency: Option<usize>, max_rps: Option<u32>, queue_timeout: Duration) -> Self {
+    pub fn new(
+        max_concurrency: Option<usize>,
+        max_rps: Option<u32>,
+        queue_timeout: Duration,
+    ) -> Self {
         Self {
             concurrency: max_concurrency.map(|n| Arc::new(Semaphore::new(n))),
             max_concurrency,
@@ -50,11 +54,18 @@ impl Limits {
                 rate.until_ready().await;
             }
             match &self.concurrency {
-                Some(semaphore) => Arc::clone(semaphore).acquire_owned().await.ok().map(|p| Slot(Some(p))),
+                Some(semaphore) => Arc::clone(semaphore)
+                    .acquire_owned()
+                    .await
+                    .ok()
+                    .map(|p| Slot(Some(p))),
                 None => Some(Slot(None)),
             }
         };
-        tokio::time::timeout(self.queue_timeout, wait).await.ok().flatten()
+        tokio::time::timeout(self.queue_timeout, wait)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Requests holding a slot now (0 when concurrency is not limited).

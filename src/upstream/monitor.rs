@@ -115,7 +115,10 @@ impl Monitor {
         let (reloads_tx, reloads) = mpsc::channel(1);
         let now = Instant::now();
         let monitor = Self {
-            records: upstreams.iter().map(|u| Record::new(Arc::clone(u), now)).collect(),
+            records: upstreams
+                .iter()
+                .map(|u| Record::new(Arc::clone(u), now))
+                .collect(),
             probe_interval: config.probe.interval,
             probe_timeout: config.probe.timeout,
             thresholds: config.health,
@@ -183,10 +186,12 @@ impl Monitor {
         let mut old = std::mem::take(&mut self.records);
         self.records = upstreams
             .into_iter()
-            .map(|upstream| match old.iter().position(|r| Arc::ptr_eq(&r.upstream, &upstream)) {
-                Some(i) => old.swap_remove(i),
-                None => Record::new(upstream, now),
-            })
+            .map(
+                |upstream| match old.iter().position(|r| Arc::ptr_eq(&r.upstream, &upstream)) {
+                    Some(i) => old.swap_remove(i),
+                    None => Record::new(upstream, now),
+                },
+            )
             .collect();
         for gone in old {
             self.forget(&gone.upstream.name);
@@ -202,7 +207,12 @@ impl Monitor {
     /// Drops the per-upstream gauges of a removed upstream.
     fn forget(&self, name: &str) {
         let m = &self.metrics;
-        for gauge in [&m.upstream_up, &m.upstream_head, &m.upstream_lag, &m.upstream_wrong_chain] {
+        for gauge in [
+            &m.upstream_up,
+            &m.upstream_head,
+            &m.upstream_lag,
+            &m.upstream_wrong_chain,
+        ] {
             let _ = gauge.remove_label_values(&[name]);
         }
     }
@@ -236,9 +246,10 @@ impl Monitor {
                     head: report.head,
                     latency: report.latency,
                 };
-                let transition = record
-                    .health
-                    .observe(observation, &self.thresholds, Instant::now());
+                let transition =
+                    record
+                        .health
+                        .observe(observation, &self.thresholds, Instant::now());
                 self.log_transition(index, transition);
             }
             Err(e) => {
@@ -259,10 +270,11 @@ impl Monitor {
 
     fn apply_failure(&mut self, index: usize, error: String) {
         let record = &mut self.records[index];
-        let transition =
-            record
-                .health
-                .observe(Observation::Failure { error }, &self.thresholds, Instant::now());
+        let transition = record.health.observe(
+            Observation::Failure { error },
+            &self.thresholds,
+            Instant::now(),
+        );
         if transition == Some(Transition::Down) {
             // A node that comes back may be a different node: check its chain again.
             record.check_chain = true;
@@ -276,12 +288,21 @@ impl Monitor {
         let (name, rank) = (record.upstream.name.as_str(), index + 1);
         let to = match transition {
             Transition::Down => {
-                warn!(upstream = name, rank, error = record.health.last_error().unwrap_or(""),
-                    "upstream is down");
+                warn!(
+                    upstream = name,
+                    rank,
+                    error = record.health.last_error().unwrap_or(""),
+                    "upstream is down"
+                );
                 "down"
             }
             Transition::Up => {
-                info!(upstream = name, rank, head = record.health.head(), "upstream is up");
+                info!(
+                    upstream = name,
+                    rank,
+                    head = record.health.head(),
+                    "upstream is up"
+                );
                 "up"
             }
             Transition::Lagging { lag } => {
@@ -293,7 +314,10 @@ impl Monitor {
                 "in_sync"
             }
         };
-        self.metrics.transitions.with_label_values(&[name, to]).inc();
+        self.metrics
+            .transitions
+            .with_label_values(&[name, to])
+            .inc();
     }
 
     /// The chain the proxy serves: configured, or the one most upstreams report (ties go
@@ -336,8 +360,12 @@ impl Monitor {
             let record = &mut self.records[index];
             let name = record.upstream.name.as_str();
             if wrong_chain && !record.wrong_chain {
-                error!(upstream = name, chain_id = record.chain_id, expected = chain_id,
-                    "upstream is on another chain; it will not be used");
+                error!(
+                    upstream = name,
+                    chain_id = record.chain_id,
+                    expected = chain_id,
+                    "upstream is on another chain; it will not be used"
+                );
             }
             record.wrong_chain = wrong_chain;
             let health = &record.health;
@@ -377,7 +405,11 @@ impl Monitor {
             self.metrics.best_head.set(head as i64);
         }
         self.snapshot.store(Arc::new(Snapshot {
-            handles: self.records.iter().map(|r| Arc::clone(&r.upstream)).collect(),
+            handles: self
+                .records
+                .iter()
+                .map(|r| Arc::clone(&r.upstream))
+                .collect(),
             best_head,
             chain_id,
             upstreams: states,

@@ -1,5 +1,7 @@
 //! The admin listener: `/healthz` (liveness), `/readyz` (at least one upstream healthy and
-//! in sync), `/status` (JSON view of every upstream) and `/metrics` (Prometheus text).
+//! in sync), `/status` (JSON view of every upstream), `/metrics` (Prometheus text), and for
+//! people: `/` (the HTML status page, [`crate::status::page`]) and `/history` (JSON: each
+//! upstream's head and state over the last minutes, [`crate::status::history`]).
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -10,6 +12,8 @@ use crate::blocks::BlockNeed;
 use crate::metrics::Metrics;
 use crate::router;
 use crate::server::Reloader;
+use crate::status::history::{self, SharedHistory};
+use crate::status::{page, StatusDoc, View};
 use crate::upstream::breaker::BreakerState;
 use crate::upstream::{SharedSnapshot, Snapshot, UpstreamState};
 
@@ -22,6 +26,9 @@ pub struct Admin {
     metrics: Metrics,
     /// `POST /reload`, when enabled by `admin_reload`.
     reloader: Option<Reloader>,
+    /// Heads and states over the last minutes, for the page's chart (sampled in the
+    /// background while this service exists).
+    history: SharedHistory,
 }
 
 /// The `/status` document.
@@ -59,12 +66,16 @@ fn breakers(snapshot: &Snapshot) -> Vec<BreakerState> {
 }
 
 impl Admin {
-    /// Creates the service; `reloader` enables `POST /reload`.
+    /// Creates the service; `reloader` enables `POST /reload`. Inside a tokio runtime this
+    /// also starts the history sampler, which ends by itself once the last clone of the
+    /// service is dropped.
     pub fn new(snapshot: SharedSnapshot, metrics: Metrics, reloader: Option<Reloader>) -> Self {
+        let history = history::spawn_sampler(snapshot.clone());
         Self {
             snapshot,
             metrics,
             reloader,
+            history,
         }
     }
 
@@ -87,6 +98,21 @@ impl Admin {
             return respond(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use GET\n".into());
         }
         match request.uri().path() {
+            "/" => {
+                let snapshot = self.snapshot.load();
+                let serving = Status::of(&snapshot).serving;
+                let view = View::new(
+                    StatusDoc::of(&snapshot, serving),
+                    &String::from_utf8_lossy(&self.metrics.encode()),
+                );
+                let history = self.lock_history();
+                let body = page::render(&view, &history, history::unix_ms_now());
+                respond(StatusCode::OK, "text/html; charset=utf-8", body.into())
+            }
+            "/history" => {
+                let body = serde_json::to_vec(&*self.lock_history()).expect("history serialises");
+                respond(StatusCode::OK, "application/json", body.into())
+            }
             "/healthz" => respond(StatusCode::OK, TEXT, "ok\n".into()),
             "/readyz" => {
                 if self.snapshot.load().is_ready() {
@@ -113,9 +139,16 @@ impl Admin {
             _ => respond(
                 StatusCode::NOT_FOUND,
                 TEXT,
-                "not found: try /healthz, /readyz, /status or /metrics\n".into(),
+                "not found: try /, /healthz, /readyz, /status, /history or /metrics\n".into(),
             ),
         }
+    }
+
+    fn lock_history(&self) -> std::sync::MutexGuard<'_, history::History> {
+        // A poisoned lock only means a panic elsewhere mid-push; the ring is still valid.
+        self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

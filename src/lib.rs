@@ -24,7 +24,15 @@
 //!   probe results and passive failures into the pure state machine [`upstream::health`],
 //!   and publishes an immutable [`upstream::Snapshot`] through `ArcSwap`, so requests never
 //!   take a lock.
-//! - [`admin`]: `/healthz`, `/readyz`, `/status`, `/metrics` ([`metrics`]).
+//! - [`admin`]: `/healthz`, `/readyz`, `/status`, `/metrics` ([`metrics`]), and for people
+//!   the HTML status page at `/` and `/history`.
+//!
+//! Status at a glance, off the request path:
+//!
+//! - [`status`]: the upstream table shared by `nodewatch status`, the admin page and
+//!   `make demo` ([`status::table`], [`status::page`]); the head history sampled in the
+//!   background ([`status::history`]); the admin client behind `nodewatch status` and
+//!   `nodewatch healthcheck` ([`status::client`]).
 //!
 //! Start-up: [`config`] merges the TOML file, `NODEWATCH__*` environment and CLI, and
 //! validates once; the `nodewatch` binary is only that plus [`server::run`].
@@ -43,4 +51,5 @@ pub mod policy;
 pub mod proxy;
 pub mod router;
 pub mod server;
+pub mod status;
 pub mod upstream;

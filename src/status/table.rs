@@ -1,0 +1,216 @@
+//! The upstream table as text: one header line, then one row per upstream in rank order.
+//!
+//! ```text
+//! nodewatch http://127.0.0.1:9545  ready  chain 31337  best head 57  failed requests 0
+//!   RANK  UPSTREAM  STATE      HEAD  LAG  LATENCY  SERVED  FOR   LAST ERROR
+//! > 1     u1        healthy      57    0   0.4 ms     812  41s   -
+//!   2     u2        lagging      49    8   0.5 ms      96  3s    -
+//! ```
+//!
+//! `>` marks the upstream requests go to first. Pure: no I/O, so it is unit-tested here and
+//! reused by `nodewatch status`, `--watch` and `make demo`.
+
+use std::fmt::Write as _;
+
+use super::{UpstreamRow, View};
+
+/// Longest `LAST ERROR` text shown; the rest is cut with `…`.
+const MAX_ERROR_CHARS: usize = 60;
+
+/// Renders `view` (read from `source`, shown in the header) as a table ending in a newline.
+pub fn render(view: &View, source: &str) -> String {
+    let doc = &view.doc;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "nodewatch {source}  {}  chain {}  best head {}  failed requests {}",
+        if doc.ready { "ready" } else { "NOT READY" },
+        opt(doc.chain_id),
+        opt(doc.best_head),
+        view.failed,
+    );
+    let header = [
+        "RANK",
+        "UPSTREAM",
+        "STATE",
+        "HEAD",
+        "LAG",
+        "LATENCY",
+        "SERVED",
+        "FOR",
+        "LAST ERROR",
+    ];
+    let rows: Vec<[String; 9]> = doc
+        .upstreams
+        .iter()
+        .map(|u| {
+            [
+                u.rank.to_string(),
+                u.name.clone(),
+                u.state().to_owned(),
+                opt(u.head),
+                opt(u.lag),
+                latency(u.latency_ms),
+                view.served.get(&u.name).copied().unwrap_or(0).to_string(),
+                duration(u.status_age_secs),
+                last_error(u),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    // Numbers are right-aligned, words left-aligned; the last column is not padded.
+    let right = [false, false, false, true, true, true, true, false, false];
+    let line = |marker: &str, cells: &[String]| {
+        let mut s = format!("{marker} ");
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else if right[i] {
+                let _ = write!(s, "{}{cell}  ", " ".repeat(pad));
+            } else {
+                let _ = write!(s, "{cell}{}  ", " ".repeat(pad));
+            }
+        }
+        s.trim_end().to_owned()
+    };
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let _ = writeln!(out, "{}", line(" ", &header));
+    for (u, row) in doc.upstreams.iter().zip(&rows) {
+        let serving = doc.serving.as_deref() == Some(u.name.as_str());
+        let _ = writeln!(out, "{}", line(if serving { ">" } else { " " }, row));
+    }
+    if doc.upstreams.is_empty() {
+        out.push_str("  (no upstreams)\n");
+    }
+    out
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// `0.4 ms`, `12 ms`, `1.2 s`, or `-`.
+pub fn latency(ms: Option<f64>) -> String {
+    match ms {
+        Some(ms) if ms.is_finite() && ms >= 0.0 => {
+            if ms < 10.0 {
+                format!("{ms:.1} ms")
+            } else if ms < 1000.0 {
+                format!("{ms:.0} ms")
+            } else {
+                format!("{:.1} s", ms / 1000.0)
+            }
+        }
+        _ => "-".to_owned(),
+    }
+}
+
+/// `41s`, `3m05s`, `2h10m`.
+pub fn duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "-".to_owned();
+    }
+    let s = secs as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn last_error(u: &UpstreamRow) -> String {
+    match &u.last_error {
+        None => "-".to_owned(),
+        Some(e) => {
+            let one_line = e.replace(['\n', '\r'], " ");
+            if one_line.chars().count() > MAX_ERROR_CHARS {
+                let cut: String = one_line.chars().take(MAX_ERROR_CHARS - 1).collect();
+                format!("{cut}…")
+            } else {
+                one_line
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{StatusDoc, UpstreamRow};
+
+    fn row(name: &str, rank: usize, status: &str, head: u64, lag: u64) -> UpstreamRow {
+        UpstreamRow {
+            name: name.into(),
+            rank,
+            status: status.into(),
+            head: Some(head),
+            lag: Some(lag),
+            lagging: lag > 5,
+            latency_ms: Some(0.42),
+            status_age_secs: 75.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn renders_aligned_rows_and_marks_the_serving_upstream() {
+        let mut down = row("provider-b", 3, "unhealthy", 40, 17);
+        down.last_error = Some("connect: Connection refused\n(os error 111)".into());
+        down.latency_ms = None;
+        let view = View {
+            doc: StatusDoc {
+                ready: true,
+                best_head: Some(57),
+                chain_id: Some(31337),
+                serving: Some("u1".into()),
+                upstreams: vec![
+                    row("u1", 1, "healthy", 57, 0),
+                    row("u2", 2, "healthy", 49, 8),
+                    down,
+                ],
+            },
+            served: [("u1".to_owned(), 812), ("u2".to_owned(), 96)].into(),
+            failed: 0,
+        };
+        let text = render(&view, "http://127.0.0.1:9545");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(lines[0].contains("ready  chain 31337  best head 57  failed requests 0"));
+        assert!(lines[2].starts_with("> 1"), "{text}");
+        assert!(
+            lines[2].contains("healthy") && lines[2].contains("812"),
+            "{text}"
+        );
+        assert!(lines[3].contains("lagging"), "{text}");
+        assert!(
+            lines[4].contains("unhealthy")
+                && lines[4].ends_with("connect: Connection refused (os error 111)"),
+            "{text}"
+        );
+        // Columns line up: HEAD values end where the HEAD header ends.
+        let head_end = lines[1].find("HEAD").unwrap() + 4;
+        assert_eq!(&lines[2][head_end - 2..head_end], "57", "{text}");
+        assert_eq!(&lines[4][head_end - 2..head_end], "40", "{text}");
+    }
+
+    #[test]
+    fn empty_and_odd_values_do_not_panic() {
+        let text = render(&View::default(), "x");
+        assert!(text.contains("NOT READY") && text.contains("(no upstreams)"));
+        assert_eq!(latency(Some(f64::NAN)), "-");
+        assert_eq!(latency(Some(1500.0)), "1.5 s");
+        assert_eq!(duration(-1.0), "-");
+        assert_eq!(duration(3725.0), "1h02m");
+        let long = UpstreamRow {
+            last_error: Some("é".repeat(500)),
+            ..Default::default()
+        };
+        assert_eq!(last_error(&long).chars().count(), MAX_ERROR_CHARS);
+    }
+}

@@ -17,9 +17,9 @@ pub const REFRESH_SECS: u64 = 2;
 /// The chart never spans less than this, so a young history does not look stretched.
 const MIN_SPAN_MS: u64 = 60_000;
 /// Chart geometry (SVG user units).
-const CHART_W: f64 = 760.0;
+const CHART_W: f64 = 820.0;
 const CHART_H: f64 = 200.0;
-const LEFT: f64 = 70.0;
+const LEFT: f64 = 130.0;
 const STRIP_H: f64 = 14.0;
 
 /// One colour per rank (cycled): line, swatch and legend.
@@ -170,7 +170,7 @@ fn chart(html: &mut String, history: &History, now_ms: u64) {
             "<text x=\"{}\" y=\"{}\" class=\"axis\" text-anchor=\"end\">{}</text>",
             LEFT - 6.0,
             top + STRIP_H - 3.0,
-            esc(name)
+            esc(&short(name))
         );
         let mut run: Option<(SampleState, u64)> = None;
         let states = samples.iter().map(|s| {
@@ -202,6 +202,17 @@ fn chart(html: &mut String, history: &History, now_ms: u64) {
          <span class=\"st lagging\">lagging</span> <span class=\"st unhealthy\">unhealthy</span> \
          <span class=\"st unknown\">unknown</span></p>\n",
     );
+}
+
+/// A name cut to fit the chart's left margin.
+fn short(name: &str) -> String {
+    const MAX: usize = 20;
+    if name.chars().count() <= MAX {
+        name.to_owned()
+    } else {
+        let cut: String = name.chars().take(MAX - 1).collect();
+        format!("{cut}…")
+    }
 }
 
 fn state_class(state: SampleState) -> &'static str {

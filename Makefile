@@ -1,8 +1,9 @@
 # nodewatch developer / CI entry points.
 #
-#   make demo    tools + build, then three live anvil nodes, nodewatch, an ethereum-etl stream
-#                through it while rank 1 is killed and rank 2 lags; ends with a verified summary
-#                (about a minute; Ctrl-C stops everything it started). Output in demo-out/.
+#   make demo    installs anvil + ethereum-etl, builds, then runs three live anvil nodes,
+#                nodewatch and an ethereum-etl stream through it while rank 1 is killed and rank
+#                2 lags; ends with a verified summary (about a minute; Ctrl-C stops everything it
+#                started). Output in demo-out/.
 #   make tools   install the external test tools into .tools/ (git-ignored), only if missing; a
 #                re-run is instant: anvil (npm), ethereum-etl and apache-airflow (PyPI venvs),
 #                and the Debian packages prometheus (promtool) and chromium.
@@ -114,9 +115,11 @@ FORCE:
 
 # Builds the binaries and the demo driver (examples/demo), then runs it. `cargo run` execs the
 # driver, so Ctrl-C reaches it directly.
-demo: tools
+# Needs anvil and ethereum-etl only (with chromium installed it also saves a screenshot of the
+# status page).
+demo: $(ANVIL_STAMP) $(ETL_STAMP)
 	$(CARGO) build --bins --example demo
-	$(CARGO) run --quiet --example demo
+	DEMO_DIR=$(ROOT)/demo-out $(CARGO) run --quiet --example demo
 
 $(HADOLINT):
 	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)

@@ -280,11 +280,16 @@ pub fn summary(
     );
     let per_upstream: Vec<String> = served.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!(
-        "[{}] client requests: {total} answered ({}), {} failed; {failovers} failovers inside \
+        "[{}] client requests: {total} answered ({}), {} failed; {failovers} {} inside \
          nodewatch",
         mark(view.failed == 0),
         per_upstream.join(", "),
         view.failed,
+        if failovers == 1 {
+            "failover"
+        } else {
+            "failovers"
+        },
     );
     println!("      export: {exporter} -> {}", files.items.display());
     println!(

@@ -44,10 +44,13 @@ all: test
 
 tools: $(ANVIL_STAMP) $(ETL_STAMP)
 
-# A stamp whose binary has disappeared (half-deleted .tools/) forces a re-install.
+# The recipes run only when their stamp is missing (or, for ethereum-etl, older than the
+# constraints file); a stamp whose binary has disappeared forces a clean re-install too.
 $(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE)
 	@echo "==> installing anvil $(ANVIL_VERSION) into .tools/"
 	mkdir -p $(TOOLS)
+	@# Start clean: npm would call a package whose binary went missing "up to date".
+	rm -rf $(TOOLS)/node_modules $(TOOLS)/package.json $(TOOLS)/package-lock.json
 	$(NPM) install --prefix $(TOOLS) --include=optional --no-audit --no-fund --loglevel=error @foundry-rs/anvil@$(ANVIL_VERSION)
 	test -x $(ANVIL)
 	$(ANVIL) --version | grep -q 'Version: $(ANVIL_VERSION)'
@@ -55,8 +58,9 @@ $(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE)
 
 $(ETL_STAMP): $(ETL_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL)),,FORCE)
 	@echo "==> installing ethereum-etl $(ETL_VERSION) into .tools/venv"
-	mkdir -p $(TOOLS)
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@# A fresh venv each time: no stale packages after a constraints change, no half-broken venv.
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) ethereum-etl==$(ETL_VERSION)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) parsimonious==$(PARSIMONIOUS_VERSION)
 	$(ETHEREUMETL) --help > /dev/null

@@ -1,14 +1,10 @@
-//! The request path: HTTP in, parse, select candidates, forward with a deadline, fail over,
-//! answer.
+//! The client side of the request path: HTTP in, parse, answer.
 //!
-//! One client request (single call or batch) is forwarded as one upstream request. An
-//! attempt fails over to the next candidate on a connect error, a timeout, an HTTP status
-//! other than 200, a body that is not a complete JSON-RPC answer (short batch, unknown ids,
-//! garbage) or a node-trouble error; answers every node would give alike (reverts, nonce
-//! errors) are returned as they are. When every candidate failed, the client gets the last
-//! node-trouble answer if there was one, else a -32603 error naming the upstreams that
-//! failed (by name only). The whole request is bounded by the request timeout, each attempt
-//! by the attempt timeout.
+//! A body is checked (POST, size limit) and parsed into items; each item is then answered by
+//! one of three: the method policy (a denied method gets -32601 locally), the filter table
+//! (nodewatch owns filter ids, see [`crate::filters`]), or the forwarding engine
+//! ([`crate::forward`]), which sends the rest upstream with per-item failover. The answers are
+//! merged back in request order with the client's own ids; notifications get none.
 
 use std::sync::Arc;
 

@@ -1,1 +1,2 @@
 //! nodewatch: placeholder
+pub mod export;

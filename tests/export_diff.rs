@@ -508,3 +508,96 @@ async fn extract_csv_column_and_extract_field_are_byte_identical() {
     let hashes = std::fs::read_to_string(fx.path("our_col_hash.txt")).unwrap();
     assert_eq!(hashes.lines().collect::<Vec<_>>(), fx.tx_hashes);
 }
+
+/// Runs a command and returns its stdout, panicking with its stderr when it fails.
+fn stdout_of(bin: &Path, args: &[String]) -> Vec<u8> {
+    let out = Command::new(bin)
+        .args(args)
+        .env("NO_PROXY", "*")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run command");
+    assert!(
+        out.status.success(),
+        "{} {} failed: {}",
+        bin.display(),
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_outputs_are_byte_identical() {
+    let Some(fx) = Fixture::new().await else {
+        return;
+    };
+    let etl_bin = support::tools::ethereumetl_path().unwrap();
+    let our_bin = PathBuf::from(env!("CARGO_BIN_EXE_nodewatch-export"));
+    let end = fx.head.to_string();
+    let hashes = fx.hashes_file();
+    let logs = fx.path("logs.json");
+    etl(&args(&[
+        "export_receipts_and_logs",
+        "-t",
+        &s(&hashes),
+        "-w",
+        "1",
+        "-p",
+        &fx.url,
+        "--logs-output",
+        &s(&logs),
+    ]))
+    .await;
+    let cases = [
+        args(&[
+            "export_blocks_and_transactions",
+            "-s",
+            "0",
+            "-e",
+            &end,
+            "-w",
+            "1",
+            "-p",
+            &fx.url,
+            "--transactions-output",
+            "-",
+        ]),
+        args(&[
+            "export_receipts_and_logs",
+            "-t",
+            &s(&hashes),
+            "-w",
+            "1",
+            "-p",
+            &fx.url,
+            "--receipts-output",
+            "-",
+        ]),
+        args(&["extract_token_transfers", "-l", &s(&logs)]),
+        args(&[
+            "export_token_transfers",
+            "-s",
+            "0",
+            "-e",
+            &end,
+            "-w",
+            "1",
+            "-p",
+            &fx.url,
+        ]),
+        args(&["extract_field", "-i", &s(&logs), "-f", "transaction_hash"]),
+    ];
+    for a in cases {
+        let expected = stdout_of(&etl_bin, &a);
+        let mut ours_args = a.clone();
+        ours_args.push("--quiet".into());
+        let got = stdout_of(&our_bin, &ours_args);
+        assert!(!expected.is_empty(), "{a:?} printed something");
+        assert!(
+            expected == got,
+            "{a:?}: stdout differs\n{}",
+            support::etl::diff_excerpt(&expected, &got)
+        );
+    }
+}

@@ -19,6 +19,7 @@ pub mod etl;
 pub mod fault;
 pub mod nodewatch;
 pub mod rpc;
+pub mod tls;
 pub mod tools;
 
 use std::net::TcpListener;

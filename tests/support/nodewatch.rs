@@ -36,6 +36,7 @@ pub fn test_config(upstreams: &[String]) -> Config {
             name: Some(format!("u{}", i + 1)),
             url: url.clone(),
             headers: Default::default(),
+            ca_file: None,
         })
         .collect();
     config

@@ -206,9 +206,12 @@ impl RpcClient {
     ) -> Result<()> {
         match failure {
             Failure::Fatal(msg) => Err(ExportError::Rpc(format!("{what}: {msg}"))),
-            Failure::Retriable(msg) if n >= self.retry.max_attempts => Err(ExportError::Rpc(
-                format!("{what}: giving up after {n} attempts: {msg}"),
-            )),
+            Failure::Retriable(msg) if n >= self.retry.max_attempts => {
+                Err(ExportError::Rpc(format!(
+                    "{what}: giving up after {n} attempt{}: {msg}",
+                    if n == 1 { "" } else { "s" }
+                )))
+            }
             Failure::Retriable(msg) => {
                 eprintln!("warning: {what}: attempt {n} failed, retrying in {delay:?}: {msg}");
                 tokio::time::sleep(*delay).await;

@@ -110,14 +110,16 @@ impl Output {
 
     /// Flushes and, for files, renames the temporary file into place.
     pub fn finish(mut self) -> Result<()> {
-        self.finished = true;
         match &mut self.dest {
             Dest::File { file, tmp, path } => {
                 file.flush().map_err(|e| ExportError::io(&*tmp, e))?;
                 file.get_ref()
                     .sync_data()
                     .map_err(|e| ExportError::io(&*tmp, e))?;
-                std::fs::rename(&*tmp, &*path).map_err(|e| ExportError::io(&*path, e))
+                std::fs::rename(&*tmp, &*path).map_err(|e| ExportError::io(&*path, e))?;
+                // Only now is there nothing left for Drop to clean up.
+                self.finished = true;
+                Ok(())
             }
             Dest::Stdout(out) => {
                 let mut guard = out.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -330,6 +332,19 @@ mod tests {
             String::from_utf8(bytes).unwrap(),
             "{\"a\": null, \"b\": [], \"c\": 123456789012345678901234567890}\n"
         );
+    }
+
+    #[test]
+    fn a_failed_rename_reports_the_path_and_removes_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = dir.path().join("taken");
+        std::fs::create_dir(&taken).unwrap();
+        std::fs::write(taken.join("x"), b"x").unwrap();
+        let mut out = Output::create(taken.to_str().unwrap(), &SharedStdout::default()).unwrap();
+        out.write_all(b"data").unwrap();
+        let err = out.finish().unwrap_err();
+        assert!(err.to_string().contains("taken"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::error::Result;
+use super::error::{ExportError, Result};
 use super::jobs::blocks::{export_blocks_and_transactions, BlocksJob};
 use super::jobs::extract::{extract_csv_column, extract_field};
 use super::jobs::receipts::{export_receipts_and_logs, ReceiptsJob};
+use super::jobs::stream::{parse_entity_types, stream, StreamJob};
 use super::jobs::token_transfers::{
     export_token_transfers, extract_token_transfers, ExportTransfersJob, ExtractTransfersJob,
 };
@@ -62,6 +63,9 @@ pub enum Command {
     /// Extracts field from given CSV or JSON newline-delimited file.
     #[command(name = "extract_field")]
     ExtractField(ExtractFieldArgs),
+    /// Streams blocks, transactions, logs and token transfers to the console.
+    #[command(name = "stream")]
+    Stream(StreamArgs),
 }
 
 /// Options shared by the commands that talk to a node.
@@ -192,6 +196,54 @@ pub struct ExtractFieldArgs {
     pub field: String,
 }
 
+/// Flags of `stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// The file holding the last synced block.
+    #[arg(short = 'l', long, default_value = "last_synced_block.txt")]
+    pub last_synced_block_file: String,
+    /// The number of blocks to lag behind the network.
+    #[arg(long, default_value_t = 0)]
+    pub lag: u64,
+    /// The URI of the JSON-RPC provider, e.g. http://localhost:8545
+    #[arg(short = 'p', long, default_value = DEFAULT_PROVIDER)]
+    pub provider_uri: String,
+    /// Where to write: only "console" (the default) is supported.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    /// Start block
+    #[arg(short = 's', long)]
+    pub start_block: Option<u64>,
+    /// The list of entity types to export.
+    #[arg(
+        short = 'e',
+        long,
+        default_value = "block,transaction,log,token_transfer"
+    )]
+    pub entity_types: String,
+    /// How many seconds to sleep between syncs
+    #[arg(long, default_value_t = 10)]
+    pub period_seconds: u64,
+    /// How many blocks to batch in single request
+    #[arg(short = 'b', long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// How many blocks to batch in single sync round
+    #[arg(short = 'B', long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub block_batch_size: u64,
+    /// The number of workers
+    #[arg(short = 'w', long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_workers: u64,
+    /// Log file (accepted for compatibility; messages go to stderr).
+    #[arg(long)]
+    pub log_file: Option<String>,
+    /// pid file, written while streaming.
+    #[arg(long)]
+    pub pid_file: Option<String>,
+    /// Stop after this block is synced (nodewatch-export extension).
+    #[arg(long)]
+    pub end_block: Option<u64>,
+}
+
 fn usize_of(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
@@ -253,6 +305,45 @@ pub async fn run(cli: Cli) -> Result<()> {
             extract_csv_column(&a.input, &a.column, &a.output).map(drop)
         }
         Command::ExtractField(a) => extract_field(&a.input, &a.field, &a.output).map(drop),
+        Command::Stream(a) => {
+            if a.output.as_deref().is_some_and(|o| o != "console") {
+                return Err(ExportError::Usage(format!(
+                    "unsupported stream output {:?}: only console output is implemented",
+                    a.output.unwrap_or_default()
+                )));
+            }
+            let client = RpcClient::new(&a.provider_uri, retry)?;
+            let job = StreamJob {
+                last_synced_block_file: a.last_synced_block_file,
+                lag: a.lag,
+                start_block: a.start_block,
+                entity_types: parse_entity_types(&a.entity_types)?,
+                period: Duration::from_secs(a.period_seconds),
+                batch_size: usize_of(a.batch_size),
+                block_batch_size: a.block_batch_size,
+                max_workers: usize_of(a.max_workers),
+                end_block: a.end_block,
+            };
+            let _pid = a.pid_file.as_deref().map(PidFile::create).transpose()?;
+            stream(&client, &job, ui).await
+        }
+    }
+}
+
+/// A pid file that is removed again when the stream ends.
+struct PidFile(std::path::PathBuf);
+
+impl PidFile {
+    fn create(path: &str) -> Result<PidFile> {
+        std::fs::write(path, std::process::id().to_string())
+            .map_err(|e| ExportError::io(path, e))?;
+        Ok(PidFile(path.into()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

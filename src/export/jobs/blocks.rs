@@ -87,7 +87,7 @@ pub async fn export_blocks_and_transactions(
 }
 
 /// Fetches and maps blocks `lo..=hi`, retrying the batch as a whole.
-async fn fetch_blocks(
+pub(crate) async fn fetch_blocks(
     client: &RpcClient,
     lo: u64,
     hi: u64,

@@ -4,6 +4,7 @@
 pub mod blocks;
 pub mod extract;
 pub mod receipts;
+pub mod stream;
 pub mod token_transfers;
 
 use super::error::{ExportError, Result};

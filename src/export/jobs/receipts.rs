@@ -91,7 +91,10 @@ pub async fn export_receipts_and_logs(
     Ok((receipts, logs))
 }
 
-async fn fetch_receipts(client: &RpcClient, hashes: Vec<String>) -> Result<Vec<MappedReceipt>> {
+pub(crate) async fn fetch_receipts(
+    client: &RpcClient,
+    hashes: Vec<String>,
+) -> Result<Vec<MappedReceipt>> {
     let calls: Vec<Call> = hashes
         .iter()
         .map(|h| Call {

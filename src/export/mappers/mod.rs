@@ -3,6 +3,7 @@
 //! the row values in the exporter's column order (`*_FIELDS`).
 
 pub mod blocks;
+pub mod enrich;
 pub mod receipts;
 pub mod token_transfers;
 

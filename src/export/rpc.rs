@@ -63,6 +63,7 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub struct RpcClient {
     client: HttpClient,
     uri: http::Uri,
+    authorization: Option<String>,
     retry: RetryPolicy,
     timeout: Duration,
 }
@@ -94,6 +95,16 @@ impl RpcClient {
                 "provider URI {provider_uri:?} has no host"
             )));
         }
+        // Credentials in the URI become a Basic Authorization header, as requests does.
+        let authorization =
+            (!parsed.username().is_empty() || parsed.password().is_some()).then(|| {
+                let user = percent_decode(parsed.username());
+                let pass = percent_decode(parsed.password().unwrap_or(""));
+                format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()))
+            });
+        let mut parsed = parsed;
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
         let uri: http::Uri = parsed.as_str().parse().map_err(|e| {
             ExportError::Usage(format!("invalid provider URI {provider_uri:?}: {e}"))
         })?;
@@ -107,6 +118,7 @@ impl RpcClient {
         Ok(RpcClient {
             client,
             uri,
+            authorization,
             retry: RetryPolicy {
                 max_attempts: retry.max_attempts.max(1),
                 ..retry
@@ -116,8 +128,12 @@ impl RpcClient {
     }
 
     async fn post(&self, body: String) -> std::result::Result<Bytes, Failure> {
-        let request = http::Request::post(self.uri.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
+        let mut request = http::Request::post(self.uri.clone())
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(auth) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, auth);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| Failure::Fatal(format!("cannot build request: {e}")))?;
         let exchange = async {
@@ -236,6 +252,49 @@ impl RpcClient {
             n += 1;
         }
     }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes (user names and passwords in URLs).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Describes the calls of a batch for messages.
@@ -416,6 +475,24 @@ mod tests {
             assert_eq!(err.exit_code(), 2, "{bad}");
         }
         assert!(RpcClient::new("http://127.0.0.1:8545", RetryPolicy::default()).is_ok());
+    }
+
+    #[test]
+    fn credentials_in_the_uri_become_basic_auth() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"user:p@ss"), "dXNlcjpwQHNz");
+        let c = RpcClient::new(
+            "https://user:p%40ss@node.example/rpc",
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(c.authorization.as_deref(), Some("Basic dXNlcjpwQHNz"));
+        assert_eq!(c.uri.to_string(), "https://node.example/rpc");
+        let plain = RpcClient::new("http://127.0.0.1:8545", RetryPolicy::default()).unwrap();
+        assert!(plain.authorization.is_none());
     }
 
     #[tokio::test]

@@ -4,11 +4,12 @@
 //! Layers, bottom up: [`pyvalue`] (JSON values with Python semantics),
 //! [`pyfmt`] and [`hexnum`] (Python-exact formatting and hex parsing),
 //! [`sink`] and [`input`] (files in ethereum-etl's CSV / JSON-lines dialects),
-//! [`rpc`] (JSON-RPC batches with validation and retries), [`pipeline`]
+//! [`rpc`] and [`batch`] (JSON-RPC batches with validation and retries), [`pipeline`]
 //! (ordered bounded concurrency), [`mappers`] (RPC objects to rows),
 //! [`jobs`] (the commands) and [`cli`] (flags and dispatch).
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod cli;
 pub mod error;
 pub mod hexnum;

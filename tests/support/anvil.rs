@@ -284,10 +284,20 @@ impl Anvil {
     }
 
     /// Freeze the process (SIGSTOP): connections are accepted by the kernel but never
-    /// answered, like a hung node.
+    /// answered, like a hung node. Returns once every thread of anvil has stopped (a signal
+    /// is asynchronous: on a busy machine anvil can go on answering for some milliseconds).
     pub fn pause(&mut self) {
         self.signal(libc::SIGSTOP);
         self.paused = true;
+        let pid = self.pid().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "anvil (pid {pid}) did not stop after SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Undo [`Anvil::pause`] (SIGCONT).
@@ -451,6 +461,27 @@ fn listening_port(pid: u32) -> Option<u16> {
         }
     }
     None
+}
+
+/// Whether every thread of `pid` is in the stopped state ('T' in /proc/<pid>/task/*/stat).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // "<tid> (<comm>) <state> ...": comm may contain spaces and parentheses.
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        match state {
+            Some("T") | Some("t") => any = true,
+            None => {} // thread exited meanwhile
+            Some(_) => return false,
+        }
+    }
+    any
 }
 
 fn hex_decode(s: &str) -> Result<Vec<u8>, String> {

@@ -41,6 +41,10 @@ pub enum Fault {
     WrongChain(u64),
     /// Answer every call with `"result": null`.
     NullResult,
+    /// Relay, then turn the last item of a batch answer into "header not found".
+    PartialBatch,
+    /// HTTP 200 garbage for batch requests only; single calls (probes) are relayed.
+    BatchGarbage,
 }
 
 /// A fault server in front of one real upstream.
@@ -48,6 +52,7 @@ pub struct FaultServer {
     url: String,
     fault: Arc<Mutex<Fault>>,
     requests: Arc<AtomicUsize>,
+    in_flight: Arc<(AtomicUsize, AtomicUsize)>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -60,18 +65,25 @@ impl FaultServer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let fault = Arc::new(Mutex::new(fault));
         let requests = Arc::new(AtomicUsize::new(0));
+        let in_flight = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let (target, state, count) = (target.to_string(), fault.clone(), requests.clone());
+        let flight = in_flight.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let (target, state, count) = (target.clone(), state.clone(), count.clone());
+                let flight = flight.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let (target, state, count) = (target.clone(), state.clone(), count.clone());
+                        let flight = flight.clone();
                         async move {
                             count.fetch_add(1, Ordering::SeqCst);
+                            let now = flight.0.fetch_add(1, Ordering::SeqCst) + 1;
+                            flight.1.fetch_max(now, Ordering::SeqCst);
+                            let _leave = Leave(&flight.0);
                             let body = req
                                 .into_body()
                                 .collect()
@@ -92,8 +104,14 @@ impl FaultServer {
             url,
             fault,
             requests,
+            in_flight,
             task,
         }
+    }
+
+    /// Most requests it was answering at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.1.load(Ordering::SeqCst)
     }
 
     /// The server's URL.
@@ -115,6 +133,15 @@ impl FaultServer {
 impl Drop for FaultServer {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Decrements the in-flight count when a request is done (or dropped).
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -166,6 +193,20 @@ async fn answer(target: &str, fault: Fault, body: &[u8]) -> http::Response<Full<
                 _ => reply(200, text),
             }
         }
+        Fault::PartialBatch => {
+            let text = relay(target, body).await;
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Array(mut items)) if !items.is_empty() => {
+                    let last = items.len() - 1;
+                    let id = items[last]["id"].clone();
+                    items[last] = serde_json::json!({"jsonrpc":"2.0","id":id,"error":{"code":-32000,"message":"header not found"}});
+                    reply(200, Value::Array(items).to_string())
+                }
+                _ => reply(200, text),
+            }
+        }
+        Fault::BatchGarbage if body.first() == Some(&b'[') => reply(200, &b"\x00garbage"[..]),
+        Fault::BatchGarbage => reply(200, relay(target, body).await),
         Fault::NodeError(code, message) => reply(
             200,
             per_call(

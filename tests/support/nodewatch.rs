@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use nodewatch::config::{Config, UpstreamConfig};
-use nodewatch::server::{self, Handle, Listeners};
+use nodewatch::server::{self, ConfigSource, Handle, Listeners};
 use nodewatch::upstream::health::Status;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -37,6 +37,8 @@ pub fn test_config(upstreams: &[String]) -> Config {
             url: url.clone(),
             headers: Default::default(),
             ca_file: None,
+            max_concurrency: None,
+            max_rps: None,
         })
         .collect();
     config
@@ -50,6 +52,12 @@ impl Nodewatch {
 
     /// Starts nodewatch with a given configuration (its listen addresses are ignored).
     pub async fn start_with(config: Config) -> Nodewatch {
+        Self::start_with_source(config, None).await
+    }
+
+    /// As [`Nodewatch::start_with`], remembering where the configuration came from so that
+    /// `handle.reloader` can re-read it.
+    pub async fn start_with_source(config: Config, source: Option<ConfigSource>) -> Nodewatch {
         config.validate().expect("valid test config");
         let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -60,6 +68,7 @@ impl Nodewatch {
         let task = tokio::spawn(async move {
             server::run_with_handle(
                 config,
+                source,
                 Listeners { proxy, admin },
                 async move {
                     let _ = stopped.await;

@@ -42,6 +42,7 @@ pub mod admin;
 pub mod blocks;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod filters;
 pub mod forward;
 pub mod jsonrpc;

@@ -305,7 +305,7 @@ async fn sighup_reloads_the_binary() {
         async move {
             let started = Instant::now();
             loop {
-                if let Ok((200, text)) = get(&url).await {
+                if let Ok((200, text)) = rpc::try_get(&url).await {
                     let v: Value = serde_json::from_str(&text).unwrap();
                     if v["serving"] == want {
                         return;
@@ -334,66 +334,4 @@ async fn sighup_reloads_the_binary() {
     assert_eq!(status, 200);
     serving("a").await;
     child.kill().await.unwrap();
-}
-
-async fn get(url: &str) -> Result<(u16, String), String> {
-    use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
-    let response = client
-        .get(url.parse().unwrap())
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_connections_are_capped_and_slow_headers_are_cut_off() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let Some(anvil) = support::tools::require_anvil() else {
-        return;
-    };
-    let node = Anvil::spawn(&anvil).await;
-    let mut config = test_config(&[node.url()]);
-    config.proxy.max_connections = 1;
-    config.proxy.header_read_timeout = Duration::from_millis(500);
-    let nw = Nodewatch::start_with(config).await;
-    nw.wait_all_healthy().await;
-    let addr = nw.url.trim_start_matches("http://").to_string();
-
-    // A slow client holds the only slot with half a request line...
-    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    // ...so a second client waits in the backlog,
-    let url = nw.url.clone();
-    let started = Instant::now();
-    let waiting = tokio::spawn(async move { rpc::post(&url, BLOCK_NUMBER).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !waiting.is_finished(),
-        "the second connection was served beyond the cap"
-    );
-    // ...until the header timeout closes the slow one.
-    let mut rest = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
-    assert!(closed.is_ok(), "the slow client was not cut off");
-    let (status, text) = waiting.await.unwrap();
-    assert_eq!(
-        (status, text.as_str()),
-        (200, r#"{"jsonrpc":"2.0","id":1,"result":"0x0"}"#)
-    );
-    let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(300), "{waited:?}");
-    eprintln!("FIGURE connection-cap: second client served {:.0} ms later, after the slow one was cut off", waited.as_secs_f64() * 1000.0);
-    nw.stop().await;
 }

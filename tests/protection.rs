@@ -335,3 +335,47 @@ async fn sighup_reloads_the_binary() {
     serving("a").await;
     child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_connections_are_capped_and_slow_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Some(anvil) = support::tools::require_anvil() else {
+        return;
+    };
+    let node = Anvil::spawn(&anvil).await;
+    let mut config = test_config(&[node.url()]);
+    config.proxy.max_connections = 1;
+    config.proxy.header_read_timeout = Duration::from_millis(500);
+    let nw = Nodewatch::start_with(config).await;
+    nw.wait_all_healthy().await;
+    let addr = nw.url.trim_start_matches("http://").to_string();
+
+    // A slow client holds the only slot with half a request line...
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ...so a second client waits in the backlog,
+    let url = nw.url.clone();
+    let started = Instant::now();
+    let waiting = tokio::spawn(async move { rpc::post(&url, BLOCK_NUMBER).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the second connection was served beyond the cap"
+    );
+    // ...until the header timeout closes the slow one.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the slow client was not cut off");
+    let (status, text) = waiting.await.unwrap();
+    assert_eq!(
+        (status, text.as_str()),
+        (200, r#"{"jsonrpc":"2.0","id":1,"result":"0x0"}"#)
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    eprintln!("FIGURE connection-cap: second client served {:.0} ms later, after the slow one was cut off", waited.as_secs_f64() * 1000.0);
+    nw.stop().await;
+}

@@ -492,10 +492,12 @@ def timed(argv, env=None):
     return secs, int(rss_file.read_text().split()[-1])
 
 
-def export_cmds(url, start, end, workdir, which):
+def export_cmds(url, start, end, workdir, which, tag):
     """The exporters, each as argv; the same request pattern (eth_getBlockByNumber(n, true)
-    in batches of 100, 5 in flight)."""
+    in batches of 100, 5 in flight). Output files are named `<tag>-<tool>-...csv`."""
     cmds = {}
+    workdir = workdir / tag
+    workdir.mkdir(parents=True, exist_ok=True)
     if "ethereumetl" in which:
         cmds["ethereumetl"] = [ETHEREUMETL, "export_blocks_and_transactions", "-s", start, "-e", end,
                                "-b", 100, "-w", 5, "-p", url,
@@ -513,14 +515,16 @@ def export_cmds(url, start, end, workdir, which):
 
 def section_exporter(cfg, state, res):
     workdir = OUT / "export"
-    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
     anvil, anvil_url = start_anvil("anvil-export", load_state=state)
     nw, nw_url = start_nodewatch("nodewatch-export-bench", [anvil_url])
     end = cfg["export_blocks"] - 1
     runs = []
     cases = []
     for via, url in (("direct", anvil_url), ("nodewatch", nw_url)):
-        for tool, argv in export_cmds(url, 0, end, workdir, {"ethereumetl", "nodewatch-export", "bare"}).items():
+        for tool, argv in export_cmds(url, 0, end, workdir, {"ethereumetl", "nodewatch-export", "bare"},
+                                      f"anvil-{via}").items():
             cases.append((tool, via, argv))
     for rep in range(cfg["export_repeats"]):
         order = cases[rep % len(cases):] + cases[:rep % len(cases)]
@@ -531,11 +535,18 @@ def section_exporter(cfg, state, res):
             secs, rss = timed(argv)
             runs.append({"upstream": "anvil", "tool": tool, "via": via, "blocks": end + 1, "rep": rep,
                          "secs": secs, "blocks_per_s": (end + 1) / secs, "max_rss_kib": rss})
-    if (workdir / "nwx-blocks.csv").exists():
-        res.setdefault("notes", []).append("nodewatch-export output compared with ethereumetl: " + (
-            "identical" if (workdir / "nwx-blocks.csv").read_bytes() == (workdir / "etl-blocks.csv").read_bytes()
-            and (workdir / "nwx-txs.csv").read_bytes() == (workdir / "etl-txs.csv").read_bytes()
-            else "DIFFERENT"))
+    notes = []
+    for via in ("direct", "nodewatch"):
+        d = workdir / f"anvil-{via}"
+        if (d / "nwx-blocks.csv").exists():
+            same = all((d / f"nwx-{f}.csv").read_bytes() == (d / f"etl-{f}.csv").read_bytes() for f in ("blocks", "txs"))
+            same_sorted = all(sorted((d / f"nwx-{f}.csv").read_bytes().splitlines())
+                              == sorted((d / f"etl-{f}.csv").read_bytes().splitlines()) for f in ("blocks", "txs"))
+            notes.append(f"anvil via {via}: nodewatch-export's blocks and transactions CSVs are "
+                         + ("byte-identical to ethereumetl's" if same else
+                            "the same rows as ethereumetl's in another order" if same_sorted else
+                            "DIFFERENT from ethereumetl's"))
+    e_notes = notes
     nw.stop()
     # Replay upstream: recorded blocks served from memory, longer ranges.
     replay, (rurl,) = start_replay([free_port()], anvil_url, CHAIN_BLOCKS, 10_000_000, threads=1)
@@ -543,13 +554,14 @@ def section_exporter(cfg, state, res):
     for blocks in cfg["ranges"]:
         which = {"bare", "nodewatch-export"} | ({"ethereumetl"} if blocks <= cfg["etl_max_range"] else set())
         for rep in range(cfg["range_repeats"]):
-            for tool, argv in export_cmds(rurl, 0, blocks - 1, workdir, which).items():
+            for tool, argv in export_cmds(rurl, 0, blocks - 1, workdir, which, f"replay-{blocks}").items():
                 log(f"exporter (replay): {tool}, {blocks} blocks, repeat {rep + 1}")
                 secs, rss = timed(argv)
+                shutil.rmtree(workdir / f"replay-{blocks}", ignore_errors=True)  # up to ~400 MB at 100k
                 runs.append({"upstream": "replay", "tool": tool, "via": "direct", "blocks": blocks, "rep": rep,
                              "secs": secs, "blocks_per_s": blocks / secs, "max_rss_kib": rss})
     replay.stop()
-    res["exporter"] = {"runs": runs, "exporter_found": EXPORTER.exists(),
+    res["exporter"] = {"runs": runs, "exporter_found": EXPORTER.exists(), "notes": e_notes,
                        "exporter_path": str(EXPORTER), "anvil_blocks": end + 1}
 
 
@@ -739,7 +751,7 @@ def config(quick):
                 "export_blocks": 500, "export_repeats": 1, "export_via_repeats": 1, "ranges": [1000, 10000], "etl_max_range": 1000,
                 "range_repeats": 1, "batch_sizes": [1, 100], "upstream_counts": [1, 10],
                 "scale_conns": 32, "scale_repeats": 1, "perf_secs": 3}
-    return {"quick": False, "secs": 2, "secs_big": 4, "repeats": 3, "conns": [1, 8, 32, 128],
+    return {"quick": False, "secs": 2, "secs_big": 3, "repeats": 3, "conns": [1, 8, 32, 128],
             "proxy_upstreams": ["anvil", "replay"],
             "failover_secs": 5, "stop_secs": 15, "failover_repeats": 3, "failover_conns": 8,
             "export_blocks": CHAIN_BLOCKS, "export_repeats": 3, "export_via_repeats": 2, "ranges": [1000, 10000, 100000],

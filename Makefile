@@ -6,6 +6,12 @@
 #                NODEWATCH_ETHEREUMETL exported so the integration tests find the tools.
 #   make lint    fmt check + clippy
 #   make fmt     cargo fmt
+#   make bench   benchmarks (bounded, loopback only, < 15 minutes): regenerates BENCHMARKS.md
+#                and bench/plots/*.png. BENCH_QUICK=1 for a ~3-minute iteration run.
+#                Installs its Debian tools (wrk, hyperfine, nginx-light, linux-perf,
+#                python3-matplotlib, time) with apt-get if missing.
+#   make bench-report  re-render BENCHMARKS.md and the plots from target/bench/results.json
+#   make bench-lint    fmt check + clippy for the bench helper crate (bench/nwbench)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -38,7 +44,8 @@ NODEWATCH_ANVIL ?= $(ANVIL)
 NODEWATCH_ETHEREUMETL ?= $(ETHEREUMETL)
 export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL
 
-.PHONY: all tools test lint fmt fmt-check clippy cargo-test clean-tools FORCE
+.PHONY: all tools test lint fmt fmt-check clippy cargo-test clean-tools FORCE \
+	bench bench-tools bench-build bench-run bench-report bench-lint
 
 all: test
 
@@ -90,3 +97,45 @@ test: tools
 
 clean-tools:
 	rm -rf $(TOOLS)
+
+# === benchmarks (see bench/bench.py and BENCHMARKS.md) ======================================
+
+# Debian's python3 (where python3-matplotlib lands), not a pyenv/venv one.
+BENCH_PYTHON ?= /usr/bin/python3
+BENCH_DEBS := wrk hyperfine nginx-light linux-perf python3-matplotlib time
+BENCH_APT_STAMP := $(TOOLS)/.bench-debs.stamp
+NWBENCH_MANIFEST := $(ROOT)/bench/nwbench/Cargo.toml
+NWBENCH_TARGET := $(ROOT)/target/nwbench
+BENCH_QUICK ?=
+export BENCH_QUICK
+
+# Sequenced so `make -j` still runs the steps in order.
+bench: bench-tools bench-build
+	$(MAKE) --no-print-directory bench-run
+	$(MAKE) --no-print-directory bench-report
+
+bench-tools: tools $(BENCH_APT_STAMP)
+
+# Idempotent: apt-get runs (update once, then install) only when a package is missing.
+$(BENCH_APT_STAMP): $(if $(wildcard $(BENCH_PYTHON)),,FORCE)
+	@if ! dpkg -s $(BENCH_DEBS) > /dev/null 2>&1; then \
+		echo "==> installing benchmark tools from Debian: $(BENCH_DEBS)"; \
+		apt-get update && apt-get install -y $(BENCH_DEBS); \
+	fi
+	$(BENCH_PYTHON) -c 'import matplotlib' && command -v wrk nginx perf > /dev/null
+	mkdir -p $(TOOLS)
+	touch $@
+
+bench-build:
+	$(CARGO) build --release
+	$(CARGO) build --release --manifest-path $(NWBENCH_MANIFEST) --target-dir $(NWBENCH_TARGET)
+
+bench-run:
+	$(BENCH_PYTHON) $(ROOT)/bench/bench.py
+
+bench-report:
+	$(BENCH_PYTHON) $(ROOT)/bench/report.py
+
+bench-lint:
+	$(CARGO) fmt --manifest-path $(NWBENCH_MANIFEST) --check
+	$(CARGO) clippy --manifest-path $(NWBENCH_MANIFEST) --target-dir $(NWBENCH_TARGET) --all-targets -- -D warnings

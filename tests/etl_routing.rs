@@ -284,3 +284,40 @@ async fn ethereumetl_export_token_transfers_survives_the_primary_dying() {
     );
     nw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_filter_expires_like_on_a_node() {
+    let Some(anvil) = support::tools::require_anvil() else {
+        return;
+    };
+    let node = Anvil::spawn(&anvil).await;
+    let mut config = test_config(&[node.url()]);
+    config.filters.idle_timeout = Duration::from_millis(300);
+    config.filters.max = 2;
+    let nw = Nodewatch::start_with(config).await;
+    nw.wait_all_healthy().await;
+    let kept = rpc::call(&nw.url, "eth_newBlockFilter", json!([])).await;
+    let idle = rpc::call(&nw.url, "eth_newFilter", json!([{"fromBlock":"0x0"}])).await;
+    // The table is full.
+    let (_, text) = rpc::post(
+        &nw.url,
+        r#"{"jsonrpc":"2.0","id":1,"method":"eth_newBlockFilter"}"#,
+    )
+    .await;
+    assert!(
+        text.contains("limit exceeded: 2 filters installed"),
+        "{text}"
+    );
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rpc::call(&nw.url, "eth_getFilterChanges", json!([kept])).await;
+    }
+    let (_, text) = rpc::post(
+        &nw.url,
+        &json!({"jsonrpc":"2.0","id":1,"method":"eth_getFilterLogs","params":[idle]}).to_string(),
+    )
+    .await;
+    assert!(text.contains("filter not found"), "{text}");
+    assert_eq!(nw.handle.proxy.filters(), 1, "the polled filter stays");
+    nw.stop().await;
+}

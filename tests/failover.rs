@@ -184,7 +184,7 @@ async fn a_lagging_primary_gives_way_to_an_in_sync_backup() {
         "served by the in-sync backup"
     );
     let status: Value =
-        serde_json::from_str(&get(&format!("{}/status", nw.admin)).await.1).unwrap();
+        serde_json::from_str(&rpc::get(&format!("{}/status", nw.admin)).await.1).unwrap();
     assert_eq!(status["serving"], "u2");
     assert_eq!(status["upstreams"][0]["lag"], 10);
     assert_eq!(status["upstreams"][0]["lagging"], true);
@@ -200,7 +200,7 @@ async fn a_lagging_primary_gives_way_to_an_in_sync_backup() {
     })
     .await;
     let status: Value =
-        serde_json::from_str(&get(&format!("{}/status", nw.admin)).await.1).unwrap();
+        serde_json::from_str(&rpc::get(&format!("{}/status", nw.admin)).await.1).unwrap();
     assert_eq!(status["serving"], "u1");
     nw.stop().await;
 }
@@ -248,22 +248,22 @@ async fn readiness_follows_the_upstreams() {
     let mut a = Anvil::spawn(&anvil).await;
     let nw = Nodewatch::start(&[a.url()]).await;
     nw.wait_all_healthy().await;
-    assert_eq!(get(&format!("{}/readyz", nw.admin)).await.0, 200);
-    assert_eq!(get(&format!("{}/healthz", nw.admin)).await.0, 200);
+    assert_eq!(rpc::get(&format!("{}/readyz", nw.admin)).await.0, 200);
+    assert_eq!(rpc::get(&format!("{}/healthz", nw.admin)).await.0, 200);
     a.kill().await;
     nw.wait_for("u1 down", Duration::from_secs(5), |s| !s.is_ready())
         .await;
-    assert_eq!(get(&format!("{}/readyz", nw.admin)).await.0, 503);
+    assert_eq!(rpc::get(&format!("{}/readyz", nw.admin)).await.0, 503);
     assert_eq!(
-        get(&format!("{}/healthz", nw.admin)).await.0,
+        rpc::get(&format!("{}/healthz", nw.admin)).await.0,
         200,
         "liveness is not readiness"
     );
     a.restart().await;
     nw.wait_for("u1 up", Duration::from_secs(5), |s| s.is_ready())
         .await;
-    assert_eq!(get(&format!("{}/readyz", nw.admin)).await.0, 200);
-    let metrics = get(&format!("{}/metrics", nw.admin)).await.1;
+    assert_eq!(rpc::get(&format!("{}/readyz", nw.admin)).await.0, 200);
+    let metrics = rpc::get(&format!("{}/metrics", nw.admin)).await.1;
     for family in [
         "nodewatch_upstream_up",
         "nodewatch_upstream_head_block",
@@ -278,15 +278,4 @@ async fn readiness_follows_the_upstreams() {
         "{metrics}"
     );
     nw.stop().await;
-}
-
-/// GET a URL; (status, body).
-async fn get(url: &str) -> (u16, String) {
-    use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
-    let response = client.get(url.parse().unwrap()).await.unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
 }

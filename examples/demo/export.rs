@@ -1,7 +1,7 @@
 //! The export the demo runs through nodewatch, and the check that it is complete.
 //!
-//! The exporter is `ethereumetl stream` (ethereum-etl 2.4.2) until `nodewatch-export` lands;
-//! both take the same `stream` flags, so switching is the one line [`EXPORTER`]. Items are
+//! The exporter is `nodewatch-export stream`; `ethereumetl stream` (ethereum-etl 2.4.2) takes
+//! the same flags and writes the same items, so switching is the one line [`EXPORTER`]. Items are
 //! written as JSON lines to `stream.jsonl` in the demo folder; `last_synced_block.txt` holds
 //! the stream's progress.
 
@@ -16,15 +16,16 @@ use serde_json::Value;
 /// Which program streams the chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exporter {
-    /// `ethereumetl stream` from `make tools`' venv.
+    /// `ethereumetl stream` from `make tools`' venv (the same flags and output).
+    #[allow(dead_code)] // selectable by changing EXPORTER
     EthereumEtl,
     /// `nodewatch-export stream`, built next to `nodewatch`.
-    #[allow(dead_code)] // until the exporter lands and EXPORTER switches to it
     NodewatchExport,
 }
 
-/// The exporter the demo runs. Switch to [`Exporter::NodewatchExport`] once it exists.
-pub const EXPORTER: Exporter = Exporter::EthereumEtl;
+/// The exporter the demo runs; [`Exporter::EthereumEtl`] runs the same stream with
+/// ethereum-etl.
+pub const EXPORTER: Exporter = Exporter::NodewatchExport;
 
 /// Where the demo's programs are.
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 //! 1. Three anvil nodes on loopback build the same deterministic chain (tests/support's
 //!    chain builder), and a [`producer`] grows it by one block a second on all three.
 //! 2. The real `nodewatch` binary starts in front of them (ranks 1, 2, 3), and the exporter
-//!    ([`export::EXPORTER`]: `ethereumetl stream` for now) streams from block 0 through it.
+//!    ([`export::EXPORTER`]: `nodewatch-export stream`) streams from block 0 through it.
 //! 3. The script plays: kill rank 1, bring it back, make rank 2 fall behind, restore it. Once
 //!    a second the upstream table (the same renderer as `nodewatch status`) and the export's
 //!    progress are shown.

@@ -1,7 +1,5 @@
-use serde_json::value::RawValue;
-
 use super::*;
-use crate::jsonrpc::RpcError;
+use crate::jsonrpc::{RawJson, RpcError};
 use crate::upstream::health::Status;
 use crate::upstream::UpstreamState;
 
@@ -47,14 +45,14 @@ fn plan(need: BlockNeed, candidates: &[usize], next: usize) -> Plan {
 }
 
 fn result(json: &str) -> Answer {
-    Answer::Result(RawValue::from_string(json.into()).unwrap())
+    Answer::Result(RawJson::from(json.to_string()))
 }
 
 fn error(code: i64, message: &str) -> Answer {
     Answer::Error(RpcError {
         code,
         message: message.into(),
-        raw: RawValue::from_string(format!(r#"{{"code":{code},"message":"{message}"}}"#)).unwrap(),
+        raw: RawJson::from(format!(r#"{{"code":{code},"message":"{message}"}}"#)),
     })
 }
 

@@ -60,8 +60,8 @@ async fn ask_quantity(
         .await?;
     let mut answers = parse_answers(&answer, 1, false).map_err(invalid)?;
     match answers.pop() {
-        Some(Answer::Result(raw)) => parse_quantity(raw.get())
-            .ok_or_else(|| invalid(format!("not a hex quantity: {:.40}", raw.get()))),
+        Some(Answer::Result(raw)) => parse_quantity(&raw.text())
+            .ok_or_else(|| invalid(format!("not a hex quantity: {:.40}", raw.text()))),
         Some(Answer::Error(e)) => Err(UpstreamError::new(
             upstream.name.clone(),
             UpstreamErrorKind::NodeError {

@@ -173,3 +173,33 @@ pub fn quantity(v: &Value) -> u64 {
 pub async fn block_number(url: &str) -> u64 {
     quantity(&call(url, "eth_blockNumber", json!([])).await)
 }
+
+/// GET `url`; (HTTP status, body). Err on a transport failure.
+pub async fn try_get(url: &str) -> Result<(u16, String), String> {
+    let client: Client<_, http_body_util::Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http();
+    let uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
+    let exchange = async {
+        let response = client
+            .get(uri)
+            .await
+            .map_err(|e| format!("GET {url}: {e:?}"))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("GET {url}: reading body: {e}"))?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    };
+    tokio::time::timeout(DEFAULT_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("GET {url}: no response within {DEFAULT_TIMEOUT:?}")))
+}
+
+/// [`try_get`], panicking on a transport failure.
+pub async fn get(url: &str) -> (u16, String) {
+    try_get(url).await.unwrap_or_else(|e| panic!("{e}"))
+}

@@ -1,0 +1,801 @@
+#!/usr/bin/env python3
+"""Measure nodewatch: `make bench` runs this, then bench/report.py.
+
+Every figure is measured side by side in one run (targets interleaved, order rotated per
+repeat) and reported as a ratio with median and min/max over the repeats. Everything
+listens on 127.0.0.1 and every load is bounded in count and time.
+
+Sections (all by default; `--only a,b` for some):
+  proxy      direct vs nginx vs nodewatch against one anvil: 3 request shapes x connections,
+             with CPU and RSS of the processes sampled around every run
+  resources  RSS idle and under 32-connection load, CPU per 10k requests (from `proxy`)
+  failover   primary SIGKILLed / SIGSTOPped under load: time to the first backup answer,
+             in-flight latency, failed requests
+  exporter   nodewatch-export (if built) vs ethereumetl vs bare parallel batch fetch,
+             on anvil (2,000 blocks) and on a replay upstream (longer ranges)
+  scaling    batch size, upstream count (1/3/10), range length
+  profile    perf record of nodewatch under load, top symbols and cost groups
+
+Writes target/bench/results.json (plus raw logs and CSVs under target/bench/); report.py
+turns it into BENCHMARKS.md and bench/plots/*.png.
+
+BENCH_QUICK=1 (or --quick): shorter runs, fewer repeats and points (~3 minutes).
+"""
+
+import argparse
+import atexit
+import gzip
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / ".tools"
+ANVIL = Path(os.environ.get("NODEWATCH_ANVIL", TOOLS / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"))
+ETHEREUMETL = Path(os.environ.get("NODEWATCH_ETHEREUMETL", TOOLS / "venv/bin/ethereumetl"))
+NODEWATCH = ROOT / "target/release/nodewatch"
+NWBENCH = ROOT / "target/nwbench/release/nwbench"
+EXPORTER = Path(os.environ.get("NODEWATCH_EXPORT_BIN", ROOT / "target/release/nodewatch-export"))
+WRK_LUA = ROOT / "bench/wrk/rpc.lua"
+OUT = ROOT / "target/bench"
+CACHE = ROOT / "target/bench-cache"
+
+# The benchmark chain: CHAIN_BLOCKS blocks of CHAIN_TXS transfers (the exporter range), then
+# BIG_BLOCKS blocks of BIG_TXS transfers (the large-body request).
+CHAIN_BLOCKS, CHAIN_TXS, BIG_BLOCKS, BIG_TXS = 2000, 10, 4, 100
+BIG_BLOCK = CHAIN_BLOCKS + 1
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+_procs = []  # every process we started, stopped at exit (by pid, never by name)
+
+
+def log(*args):
+    print(f"[bench {time.strftime('%H:%M:%S')}]", *args, file=sys.stderr, flush=True)
+
+
+# === processes ==============================================================================
+
+
+class Proc:
+    """A server process we started; stopped by its own pid."""
+
+    def __init__(self, name, argv, env=None, stdout=None):
+        self.name = name
+        self.log_path = OUT / "logs" / f"{name}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(
+            [str(a) for a in argv],
+            stdout=stdout if stdout is not None else self.log,
+            stderr=self.log,
+            env={**os.environ, **(env or {})},
+        )
+        self.pid = self.popen.pid
+        _procs.append(self)
+
+    def pids(self):
+        """This process and its children (nginx workers)."""
+        pids = [self.pid]
+        try:
+            for task in os.listdir(f"/proc/{self.pid}/task"):
+                kids = Path(f"/proc/{self.pid}/task/{task}/children").read_text().split()
+                pids += [int(k) for k in kids]
+        except OSError:
+            pass
+        return pids
+
+    def cpu_ticks(self):
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime + stime
+            except (OSError, IndexError):
+                pass
+        return total
+
+    def rss_kib(self):
+        total = 0
+        for pid in self.pids():
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB
+            except (OSError, IndexError):
+                pass
+        return total
+
+    def hwm_kib(self):
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait()
+            except ProcessLookupError:
+                pass
+        self.log.close()
+        if self in _procs:
+            _procs.remove(self)
+
+
+def _cleanup():
+    for p in list(_procs):
+        try:
+            if p.popen.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                p.popen.wait(5)
+        except Exception:
+            pass
+
+
+atexit.register(_cleanup)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rpc(url, method, params=None, timeout=10):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    return post(url, body, timeout)
+
+
+def post(url, body, timeout=10):
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def wait_ready(url, proc, timeout=30, method="eth_blockNumber"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited: see {proc.log_path}")
+        try:
+            answer = rpc(url, method, timeout=2)
+            if "result" in answer:
+                return answer["result"]
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{proc.name} not ready after {timeout}s: see {proc.log_path}")
+
+
+def start_anvil(name, *extra, load_state=None):
+    port = free_port()
+    argv = [ANVIL, "--silent", "--host", "127.0.0.1", "--port", port, "--prune-history", "16", *extra]
+    if load_state:
+        argv += ["--load-state", load_state]
+    p = Proc(name, argv)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, p)
+    return p, url
+
+
+def start_nodewatch(name, upstreams, extra_env=None):
+    port, admin = free_port(), free_port()
+    argv = [NODEWATCH, "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}"]
+    for u in upstreams:
+        argv += ["--upstream", u]
+    p = Proc(name, argv, env=extra_env)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, p)
+    # Wait until the first probe round marked the primary healthy (else requests go to
+    # "unknown" candidates, which works but is not the steady state).
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except Exception:
+            pass
+        time.sleep(0.1)
+    p.admin = f"http://127.0.0.1:{admin}"
+    return p, url
+
+
+NGINX_CONF = """\
+# nginx as a plain reverse proxy with a keep-alive upstream pool (written by bench/bench.py)
+daemon off;
+master_process on;
+worker_processes auto;
+user root;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    client_max_body_size 16m;
+    client_body_buffer_size 1m;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    upstream node {{
+        server {upstream};
+        keepalive 256;
+        keepalive_requests 1000000;
+        keepalive_timeout 60s;
+    }}
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{
+            proxy_pass http://node;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffers 64 16k;
+            proxy_buffer_size 16k;
+            proxy_max_temp_file_size 0;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(upstream_url):
+    d = OUT / "nginx"
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    port = free_port()
+    conf = d / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=d, port=port, upstream=upstream_url.split("//", 1)[1]))
+    p = Proc("nginx", ["nginx", "-c", conf, "-p", d])
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, p)
+    return p, url
+
+
+def start_replay(ports, record_from, recorded, max_block, threads=1, also=()):
+    argv = [NWBENCH, "replay", "--record-from", record_from, "--recorded", recorded,
+            "--max-block", max_block, "--threads", threads]
+    for n in also:
+        argv += ["--also", n]
+    for port in ports:
+        argv += ["--port", port]
+    p = Proc(f"replay-{ports[0]}", argv, stdout=subprocess.PIPE)
+    line = p.popen.stdout.readline()
+    if line.strip() != b"ready":
+        raise RuntimeError(f"replay did not start: see {p.log_path}")
+    return p, [f"http://127.0.0.1:{port}" for port in ports]
+
+
+# === the chain ==============================================================================
+
+
+def chain_state():
+    """The benchmark chain as an anvil state file, built once and cached."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"chain-{CHAIN_BLOCKS}x{CHAIN_TXS}-{BIG_BLOCKS}x{BIG_TXS}.json"
+    if path.exists():
+        return path, None
+    log(f"building the benchmark chain ({CHAIN_BLOCKS} blocks x {CHAIN_TXS} txs + "
+        f"{BIG_BLOCKS} x {BIG_TXS}); cached in {path.relative_to(ROOT)} for later runs")
+    anvil, url = start_anvil("anvil-build")
+    t0 = time.time()
+    out = run_json([NWBENCH, "chain", "--url", url, "--blocks", CHAIN_BLOCKS, "--txs", CHAIN_TXS,
+                    "--big-blocks", BIG_BLOCKS, "--big-txs", BIG_TXS])
+    dump = rpc(url, "anvil_dumpState", timeout=120)["result"]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(gzip.decompress(bytes.fromhex(dump[2:])))
+    tmp.rename(path)
+    anvil.stop()
+    log(f"chain built in {time.time() - t0:.0f}s")
+    return path, out
+
+
+def run_json(argv, timeout=600):
+    r = subprocess.run([str(a) for a in argv], capture_output=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"{argv[0]} {argv[1]} failed: {r.stderr.decode()[-2000:]}")
+    return json.loads(r.stdout.decode().strip().splitlines()[-1])
+
+
+# === load ===================================================================================
+
+
+def write_body(name, obj):
+    path = OUT / "bodies" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, separators=(",", ":")))
+    return path
+
+
+def batch_body(n, first=1, full=False):
+    return [{"jsonrpc": "2.0", "id": i + 1, "method": "eth_getBlockByNumber",
+             "params": [hex(first + i), full]} for i in range(n)]
+
+
+def wrk(url, body_path, conns, secs, watch=()):
+    """One wrk run; returns its summary with req/s and, for every watched process, CPU
+    seconds used and RSS at the end."""
+    before = {p.name: p.cpu_ticks() for p in watch}
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--timeout", "30s", "-s", WRK_LUA,
+            url + "/", "--", body_path]
+    r = subprocess.run([str(a) for a in argv], capture_output=True, timeout=secs + 60)
+    rss = {p.name: p.rss_kib() for p in watch}
+    after = {p.name: p.cpu_ticks() for p in watch}
+    line = next((l for l in r.stdout.decode().splitlines() if l.startswith("NWBENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {r.stdout.decode()} {r.stderr.decode()}")
+    s = json.loads(line[len("NWBENCH "):])
+    s["rps"] = s["requests"] / (s["duration_us"] / 1e6)
+    s["errors_total"] = sum(s["errors"].values())
+    s["cpu_s"] = {k: (after[k] - before[k]) / CLK_TCK for k in before}
+    s["rss_kib"] = rss
+    return s
+
+
+def check_same(name, urls, body_path):
+    """The targets answer the body alike (as JSON); returns the answer size."""
+    body = body_path.read_bytes()
+    answers = {}
+    for label, url in urls.items():
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+        answers[label] = (json.loads(raw), len(raw))
+    ref_label = next(iter(answers))
+    ref = answers[ref_label][0]
+    for label, (value, _) in answers.items():
+        if value != ref:
+            raise RuntimeError(f"{name}: {label} answers differently from {ref_label}")
+        items = value if isinstance(value, list) else [value]
+        if any("error" in i or i.get("result") is None for i in items):
+            raise RuntimeError(f"{name}: {label} answered an error or null: {str(value)[:300]}")
+    return answers[ref_label][1]
+
+
+def loadavg():
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+# === sections ===============================================================================
+
+
+def section_proxy(cfg, state, res):
+    out = {"runs": [], "secs": cfg["secs"], "secs_big": cfg["secs_big"], "repeats": cfg["repeats"],
+           "conns": cfg["conns"], "answer_bytes": {}}
+    resources = {}
+    for kind in cfg["proxy_upstreams"]:
+        anvil, anvil_url = start_anvil(f"anvil-proxy-{kind}", load_state=state)
+        if kind == "anvil":
+            node, node_url = anvil, anvil_url
+        else:
+            node, (node_url,) = start_replay([free_port()], anvil_url, 200, 10_000_000,
+                                             threads=1, also=[BIG_BLOCK])
+            anvil.stop()
+        proxy_section_against(cfg, kind, node, node_url, out, resources)
+        node.stop()
+    res["proxy"] = out
+    res["resources"] = resources
+
+
+def proxy_section_against(cfg, kind, node, node_url, out, resources):
+    """Section 1 against one upstream node (anvil, or the in-memory replay upstream)."""
+    nginx, nginx_url = start_nginx(node_url)
+    nw, nw_url = start_nodewatch(f"nodewatch-proxy-{kind}", [node_url])
+    time.sleep(1)
+    idle = {"nodewatch": nw.rss_kib(), "nginx": nginx.rss_kib(), "node": node.rss_kib()}
+    targets = {"direct": node_url, "nginx": nginx_url, "nodewatch": nw_url}
+    proxy_of = {"direct": None, "nginx": nginx, "nodewatch": nw}
+    shapes = {
+        "eth_blockNumber": write_body("blockNumber", {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}),
+        "getBlock_full": write_body("getBlock_full", {"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": [hex(BIG_BLOCK), True]}),
+        "batch100": write_body("batch100", batch_body(100)),
+    }
+    out["answer_bytes"] = {s: check_same(s, targets, b) for s, b in shapes.items()}
+    k = 0
+    for shape, body in shapes.items():
+        secs = cfg["secs_big"] if shape == "getBlock_full" and kind == "anvil" else cfg["secs"]
+        for conns in cfg["conns"]:
+            log(f"proxy ({kind}): {shape} at {conns} connections")
+            for rep in range(cfg["repeats"]):
+                order = list(targets)
+                order = order[k % 3:] + order[:k % 3]  # rotate who goes first
+                k += 1
+                for target in order:
+                    proxy = proxy_of[target]
+                    s = wrk(targets[target], body, conns, secs, [node] + ([proxy] if proxy else []))
+                    out["runs"].append({
+                        "upstream": kind, "shape": shape, "conns": conns, "rep": rep, "target": target,
+                        "rps": s["rps"], "p50_us": s["lat_us"]["p50"], "p99_us": s["lat_us"]["p99"],
+                        "max_us": s["lat_us"]["max"], "requests": s["requests"],
+                        "errors": s["errors_total"], "bytes": s["bytes"],
+                        "node_cpu_s": s["cpu_s"][node.name],
+                        "proxy_cpu_s": s["cpu_s"][proxy.name] if proxy else None,
+                        "proxy_rss_kib": s["rss_kib"][proxy.name] if proxy else None,
+                        "loadavg": loadavg()})
+    resources[kind] = {"idle_rss_kib": idle, "peak_rss_kib": {"nodewatch": nw.hwm_kib(), "nginx": nginx.hwm_kib()}}
+    nw.stop()
+    nginx.stop()
+
+
+def section_failover(cfg, state, res):
+    # Two fresh nodes that differ in base fee, so eth_gasPrice tells who answered.
+    out = []
+    scenarios = [("kill", cfg["failover_secs"], r) for r in range(cfg["failover_repeats"])]
+    scenarios.append(("stop", cfg["stop_secs"], 0))
+    for sig, secs, rep in scenarios:
+        log(f"failover: primary {sig} (repeat {rep + 1})")
+        primary, purl = start_anvil(f"anvil-primary-{sig}{rep}", "--base-fee", "1000000000")
+        backup, burl = start_anvil(f"anvil-backup-{sig}{rep}", "--base-fee", "3000000000")
+        pa, ba = rpc(purl, "eth_gasPrice")["result"], rpc(burl, "eth_gasPrice")["result"]
+        nw, nw_url = start_nodewatch(f"nodewatch-failover-{sig}{rep}", [purl, burl])
+        time.sleep(0.5)
+        csv = OUT / f"failover-{sig}-{rep}.csv"
+        r = run_json([NWBENCH, "failover", "--url", nw_url, "--concurrency", cfg["failover_conns"],
+                      "--duration", secs, "--kill-after", 2, "--pid", primary.pid, "--signal", sig,
+                      "--primary-answer", pa, "--backup-answer", ba, "--window", 3, "--csv", csv],
+                     timeout=secs + 60)
+        r["rep"] = rep
+        r["csv"] = str(csv.relative_to(ROOT))
+        try:
+            with urllib.request.urlopen(nw.admin + "/metrics", timeout=5) as m:
+                text = m.read().decode()
+            r["failovers_total"] = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                                       if l.startswith("nodewatch_failovers_total"))
+        except Exception as e:
+            r["failovers_total"] = None
+            log(f"metrics: {e}")
+        out.append(r)
+        for p in (nw, backup, primary):
+            p.stop(signal.SIGKILL if p is primary else signal.SIGTERM)
+    res["failover"] = out
+
+
+def timed(argv, env=None):
+    """Runs a command; returns wall seconds and its peak RSS in KiB. GNU time reports the
+    peak: a child forked straight from this Python process would count this process's pages
+    in its own ru_maxrss."""
+    rss_file = OUT / "time-rss.txt"
+    t0 = time.perf_counter()
+    r = subprocess.run(["/usr/bin/time", "-o", str(rss_file), "-f", "%M"] + [str(a) for a in argv],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    secs = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({r.returncode}): {r.stderr.decode()[-2000:]}")
+    return secs, int(rss_file.read_text().split()[-1])
+
+
+def export_cmds(url, start, end, workdir, which, tag):
+    """The exporters, each as argv; the same request pattern (eth_getBlockByNumber(n, true)
+    in batches of 100, 5 in flight). Output files are named `<tag>-<tool>-...csv`."""
+    cmds = {}
+    workdir = workdir / tag
+    workdir.mkdir(parents=True, exist_ok=True)
+    if "ethereumetl" in which:
+        cmds["ethereumetl"] = [ETHEREUMETL, "export_blocks_and_transactions", "-s", start, "-e", end,
+                               "-b", 100, "-w", 5, "-p", url,
+                               "--blocks-output", workdir / "etl-blocks.csv",
+                               "--transactions-output", workdir / "etl-txs.csv"]
+    if "nodewatch-export" in which and EXPORTER.exists():
+        cmds["nodewatch-export"] = [EXPORTER, "-q", "export_blocks_and_transactions", "-s", start, "-e", end,
+                                    "-b", 100, "-w", 5, "-p", url,
+                                    "--blocks-output", workdir / "nwx-blocks.csv",
+                                    "--transactions-output", workdir / "nwx-txs.csv"]
+    if "bare" in which:
+        cmds["bare"] = [NWBENCH, "fetch", "--url", url, "-s", start, "-e", end, "-b", 100, "-w", 5]
+    return cmds
+
+
+def section_exporter(cfg, state, res):
+    workdir = OUT / "export"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    anvil, anvil_url = start_anvil("anvil-export", load_state=state)
+    nw, nw_url = start_nodewatch("nodewatch-export-bench", [anvil_url])
+    end = cfg["export_blocks"] - 1
+    runs = []
+    cases = []
+    for via, url in (("direct", anvil_url), ("nodewatch", nw_url)):
+        for tool, argv in export_cmds(url, 0, end, workdir, {"ethereumetl", "nodewatch-export", "bare"},
+                                      f"anvil-{via}").items():
+            cases.append((tool, via, argv))
+    for rep in range(cfg["export_repeats"]):
+        order = cases[rep % len(cases):] + cases[:rep % len(cases)]
+        for tool, via, argv in order:
+            if via == "nodewatch" and rep >= cfg["export_via_repeats"]:
+                continue
+            log(f"exporter (anvil): {tool} via {via}, repeat {rep + 1}")
+            secs, rss = timed(argv)
+            runs.append({"upstream": "anvil", "tool": tool, "via": via, "blocks": end + 1, "rep": rep,
+                         "secs": secs, "blocks_per_s": (end + 1) / secs, "max_rss_kib": rss})
+    notes = []
+    for via in ("direct", "nodewatch"):
+        d = workdir / f"anvil-{via}"
+        if (d / "nwx-blocks.csv").exists():
+            same = all((d / f"nwx-{f}.csv").read_bytes() == (d / f"etl-{f}.csv").read_bytes() for f in ("blocks", "txs"))
+            same_sorted = all(sorted((d / f"nwx-{f}.csv").read_bytes().splitlines())
+                              == sorted((d / f"etl-{f}.csv").read_bytes().splitlines()) for f in ("blocks", "txs"))
+            notes.append(f"anvil via {via}: nodewatch-export's blocks and transactions CSVs are "
+                         + ("byte-identical to ethereumetl's" if same else
+                            "the same rows as ethereumetl's in another order" if same_sorted else
+                            "DIFFERENT from ethereumetl's"))
+    e_notes = notes
+    nw.stop()
+    # Replay upstream: recorded blocks served from memory, longer ranges.
+    replay, (rurl,) = start_replay([free_port()], anvil_url, CHAIN_BLOCKS, 10_000_000, threads=1)
+    anvil.stop()
+    for blocks in cfg["ranges"]:
+        which = {"bare", "nodewatch-export"} | ({"ethereumetl"} if blocks <= cfg["etl_max_range"] else set())
+        for rep in range(cfg["range_repeats"]):
+            for tool, argv in export_cmds(rurl, 0, blocks - 1, workdir, which, f"replay-{blocks}").items():
+                log(f"exporter (replay): {tool}, {blocks} blocks, repeat {rep + 1}")
+                secs, rss = timed(argv)
+                shutil.rmtree(workdir / f"replay-{blocks}", ignore_errors=True)  # up to ~400 MB at 100k
+                runs.append({"upstream": "replay", "tool": tool, "via": "direct", "blocks": blocks, "rep": rep,
+                             "secs": secs, "blocks_per_s": blocks / secs, "max_rss_kib": rss})
+    replay.stop()
+    res["exporter"] = {"runs": runs, "exporter_found": EXPORTER.exists(), "notes": e_notes,
+                       "exporter_path": str(EXPORTER), "anvil_blocks": end + 1}
+
+
+def section_scaling(cfg, state, res):
+    out = {}
+    # Batch size, against anvil: direct vs nodewatch (nginx for reference).
+    anvil, anvil_url = start_anvil("anvil-scaling", load_state=state)
+    nginx, nginx_url = start_nginx(anvil_url)
+    nw, nw_url = start_nodewatch("nodewatch-scaling", [anvil_url])
+    targets = {"direct": anvil_url, "nginx": nginx_url, "nodewatch": nw_url}
+    runs = []
+    for size in cfg["batch_sizes"]:
+        body = write_body(f"batch{size}", batch_body(size))
+        check_same(f"batch{size}", targets, body)
+        log(f"scaling: batch of {size}")
+        for rep in range(cfg["scale_repeats"]):
+            order = list(targets)
+            order = order[rep % 3:] + order[:rep % 3]
+            for target in order:
+                s = wrk(targets[target], body, cfg["scale_conns"], cfg["secs"])
+                runs.append({"size": size, "target": target, "rep": rep, "rps": s["rps"],
+                             "items_per_s": s["rps"] * size, "p50_us": s["lat_us"]["p50"],
+                             "p99_us": s["lat_us"]["p99"], "errors": s["errors_total"]})
+    out["batch"] = {"runs": runs, "conns": cfg["scale_conns"]}
+    nginx.stop()
+    # Runtime worker threads: tokio's default (one per core, 2 here) vs TOKIO_WORKER_THREADS=1,
+    # which `Runtime::new()` honours. Against anvil, 32 connections.
+    nw1, nw1_url = start_nodewatch("nodewatch-1-worker", [anvil_url], extra_env={"TOKIO_WORKER_THREADS": "1"})
+    time.sleep(1)
+    runs = []
+    variants = [("direct", anvil_url, None), ("nodewatch (2 workers)", nw_url, nw), ("nodewatch (1 worker)", nw1_url, nw1)]
+    for shape, body in (("eth_blockNumber", OUT / "bodies/blockNumber.json"), ("batch100", OUT / "bodies/batch100.json")):
+        log(f"scaling: worker threads, {shape}")
+        for rep in range(cfg["scale_repeats"]):
+            order = variants[rep % 3:] + variants[:rep % 3]
+            for target, url, proc in order:
+                s = wrk(url, body, cfg["scale_conns"], cfg["secs"], watch=[proc] if proc else [])
+                runs.append({"shape": shape, "target": target, "rep": rep, "rps": s["rps"],
+                             "p50_us": s["lat_us"]["p50"], "p99_us": s["lat_us"]["p99"], "errors": s["errors_total"],
+                             "proxy_cpu_s": s["cpu_s"][proc.name] if proc else None, "requests": s["requests"]})
+    out["workers"] = {"runs": runs, "conns": cfg["scale_conns"]}
+    for p in (nw, nw1):
+        p.stop()
+    # Upstream count, against the replay upstream (one process, one port per upstream) so
+    # that the proxy, not the node, is the limit.
+    ports = [free_port() for _ in range(max(cfg["upstream_counts"]))]
+    replay, urls = start_replay(ports, anvil_url, 200, 10_000_000, threads=1)
+    anvil.stop()
+    runs = []
+    shapes = {"eth_blockNumber": OUT / "bodies/blockNumber.json", "batch100": OUT / "bodies/batch100.json"}
+    for n in cfg["upstream_counts"]:
+        nw, nw_url = start_nodewatch(f"nodewatch-upstreams-{n}", urls[:n])
+        time.sleep(1)
+        log(f"scaling: {n} upstreams")
+        for shape, body in shapes.items():
+            for rep in range(cfg["scale_repeats"]):
+                pair = [("direct", urls[0]), ("nodewatch", nw_url)]
+                if rep % 2:
+                    pair.reverse()
+                for target, url in pair:
+                    s = wrk(url, body, cfg["scale_conns"], cfg["secs"], watch=[nw] if target == "nodewatch" else [])
+                    runs.append({"upstreams": n, "shape": shape, "target": target, "rep": rep, "rps": s["rps"],
+                                 "p50_us": s["lat_us"]["p50"], "p99_us": s["lat_us"]["p99"],
+                                 "errors": s["errors_total"], "requests": s["requests"],
+                                 "proxy_cpu_s": s["cpu_s"].get(nw.name)})
+        nw.stop()
+    replay.stop()
+    out["upstreams"] = {"runs": runs, "conns": cfg["scale_conns"]}
+    res["scaling"] = out
+
+
+PERF_GROUPS = [
+    ("kernel: TCP/IP, syscalls, scheduling", r"^\[kernel|^\[k\]"),
+    ("allocator (malloc/free/realloc)", r"malloc|_int_free|cfree|realloc|_int_realloc|unlink_chunk|tcache|consolidate|arena"),
+    ("memcpy/memmove/memset", r"memmove|memcpy|memset|memcmp"),
+    ("JSON (serde_json, nodewatch::jsonrpc)", r"serde_json|serde::|nodewatch::jsonrpc|RawValue"),
+    ("prometheus metrics", r"prometheus|nodewatch::metrics"),
+    ("tracing", r"tracing"),
+    ("hyper client + pool (upstream side)", r"hyper_util::client|hyper::client|pool::|Checkout|want::|dispatch::Callback|Pooled"),
+    ("hyper HTTP/1 codec + server", r"hyper::|httparse|http::header|http::"),
+    ("tokio runtime, timers, I/O driver", r"tokio::|mio::|clock_gettime|epoll|parking_lot"),
+    ("nodewatch proxy/router/upstream", r"nodewatch::"),
+    ("futures/bytes/other Rust", r"futures|bytes::|core::|alloc::|std::"),
+]
+
+
+def section_profile(cfg, state, res):
+    if shutil.which("perf") is None:
+        res["profile"] = {"error": "perf not installed"}
+        return
+    anvil, anvil_url = start_anvil("anvil-profile", load_state=state)
+    out = {}
+    for shape, body in (("eth_blockNumber", OUT / "bodies/blockNumber.json"),
+                        ("batch100", OUT / "bodies/batch100.json")):
+        nw, nw_url = start_nodewatch(f"nodewatch-profile-{shape}", [anvil_url])
+        time.sleep(0.5)
+        data = OUT / f"perf-{shape}.data"
+        log(f"profile: perf record nodewatch under {shape} load at 32 connections")
+        load = threading.Thread(target=wrk, args=(nw_url, body, 32, cfg["perf_secs"] + 2))
+        load.start()
+        time.sleep(1)
+        subprocess.run(["perf", "record", "-e", "cpu-clock", "-F", "1999", "-g", "-p", str(nw.pid),
+                        "-o", str(data), "--", "sleep", str(cfg["perf_secs"])],
+                       capture_output=True, timeout=cfg["perf_secs"] + 60)
+        load.join()
+        nw.stop()
+        rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "dso,symbol",
+                              "--stdio", "-g", "none", "--percent-limit", "0.01"],
+                             capture_output=True, timeout=120).stdout.decode(errors="replace")
+        symbols = []
+        for line in rep.splitlines():
+            m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*?)\s*$", line)
+            if m:
+                symbols.append({"pct": float(m.group(1)), "dso": m.group(2), "kind": m.group(3),
+                                "symbol": re.sub(r"\s+-\s+-$", "", m.group(4))})
+        groups = {g: 0.0 for g, _ in PERF_GROUPS}
+        groups["other"] = 0.0
+        for s in symbols:
+            key = s["symbol"] if s["kind"] != "k" else "[kernel] " + s["symbol"]
+            if s["dso"].startswith("libc") and not re.search(PERF_GROUPS[1][1] + "|" + PERF_GROUPS[2][1], key):
+                key = "[kernel] libc syscall wrapper " + key if re.search(r"send|recv|write|read|epoll|syscall", key) else key
+            for g, pattern in PERF_GROUPS:
+                if re.search(pattern, key):
+                    groups[g] += s["pct"]
+                    break
+            else:
+                groups["other"] += s["pct"]
+        # Inclusive cost of nodewatch's own request-path functions (callers' view).
+        incl = subprocess.run(["perf", "report", "-i", str(data), "--children", "--sort", "symbol",
+                               "--stdio", "-g", "none", "--percent-limit", "0.5"],
+                              capture_output=True, timeout=120).stdout.decode(errors="replace")
+        inclusive = []
+        for line in incl.splitlines():
+            m = re.match(r"\s+([\d.]+)%\s+([\d.]+)%\s+\[(.)\]\s+(.*?)\s*$", line)
+            if m and ("nodewatch::" in m.group(4) or "prometheus" in m.group(4) or "serde_json" in m.group(4)):
+                inclusive.append({"children_pct": float(m.group(1)), "self_pct": float(m.group(2)),
+                                  "symbol": re.sub(r"\s+-\s+-$", "", m.group(4))})
+        samples = re.search(r"# Samples: (\S+) of event", rep)
+        out[shape] = {"top": symbols[:30], "groups": groups, "inclusive": inclusive[:25],
+                      "samples": samples.group(1) if samples else None, "data": str(data.relative_to(ROOT))}
+    anvil.stop()
+    res["profile"] = out
+
+
+# === main ===================================================================================
+
+
+def versions():
+    def first_line(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, timeout=30)
+            return (r.stdout or r.stderr).decode().strip().splitlines()[0]
+        except Exception as e:
+            return f"unavailable ({e})"
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), "unknown")
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True).stdout.decode().strip()
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem, "kernel": platform.release(),
+        "nodewatch_commit": git,
+        "rustc": first_line(["rustc", "--version"]),
+        "anvil": first_line([str(ANVIL), "--version"]),
+        "nginx": first_line(["nginx", "-v"]),
+        "wrk": first_line(["wrk", "--version"]),
+        "ethereumetl": pip_version("ethereum-etl"),
+        "perf": first_line(["perf", "--version"]),
+        "python": platform.python_version(),
+        "exporter": first_line([str(EXPORTER), "--version"]) if EXPORTER.exists() else "not built",
+    }
+
+
+def pip_version(package):
+    try:
+        r = subprocess.run([str(TOOLS / "venv/bin/pip"), "show", package], capture_output=True, timeout=60)
+        version = re.search(r"^Version: (\S+)", r.stdout.decode(), re.M)
+        return f"{package} {version.group(1)}" if version else "unknown"
+    except Exception as e:
+        return f"unavailable ({e})"
+
+
+def config(quick):
+    if quick:
+        return {"quick": True, "secs": 1, "secs_big": 2, "repeats": 1, "conns": [1, 32],
+                "proxy_upstreams": ["anvil", "replay"],
+                "failover_secs": 5, "stop_secs": 14, "failover_repeats": 1, "failover_conns": 8,
+                "export_blocks": 500, "export_repeats": 1, "export_via_repeats": 1, "ranges": [1000, 10000], "etl_max_range": 1000,
+                "range_repeats": 1, "batch_sizes": [1, 100], "upstream_counts": [1, 10],
+                "scale_conns": 32, "scale_repeats": 1, "perf_secs": 3}
+    return {"quick": False, "secs": 2, "secs_big": 3, "repeats": 3, "conns": [1, 8, 32, 128],
+            "proxy_upstreams": ["anvil", "replay"],
+            "failover_secs": 5, "stop_secs": 15, "failover_repeats": 3, "failover_conns": 8,
+            "export_blocks": CHAIN_BLOCKS, "export_repeats": 3, "export_via_repeats": 2, "ranges": [1000, 10000, 100000],
+            "etl_max_range": 10000, "range_repeats": 1, "batch_sizes": [1, 10, 100, 1000],
+            "upstream_counts": [1, 3, 10], "scale_conns": 32, "scale_repeats": 2, "perf_secs": 5}
+
+
+SECTIONS = ["proxy", "failover", "exporter", "scaling", "profile"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") not in (None, "", "0"))
+    ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    args = ap.parse_args()
+    for tool in (ANVIL, ETHEREUMETL, NODEWATCH, NWBENCH):
+        if not Path(tool).exists():
+            sys.exit(f"bench: {tool} is missing (run `make bench`, which builds and installs everything)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    cfg = config(args.quick)
+    results_path = OUT / "results.json"
+    only = args.only.split(",")
+    # A partial run (--only) updates the sections it ran in the previous results.
+    res = json.loads(results_path.read_text()) if set(only) != set(SECTIONS) and results_path.exists() else {}
+    res["config"] = cfg
+    res["machine"] = versions()
+    res["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    res["loadavg_start"] = loadavg()
+    t0 = time.time()
+    state, built = chain_state()
+    res["chain"] = {"blocks": CHAIN_BLOCKS, "txs": CHAIN_TXS, "big_blocks": BIG_BLOCKS, "big_txs": BIG_TXS,
+                    "big_block": BIG_BLOCK, "built_now": built}
+    timings = res.setdefault("section_secs", {})
+    for name in SECTIONS:
+        if name in only:
+            s0 = time.time()
+            globals()[f"section_{name}"](cfg, state, res)
+            timings[name] = time.time() - s0
+            results_path.write_text(json.dumps(res, indent=1))
+    res["total_secs"] = time.time() - t0
+    res["loadavg_end"] = loadavg()
+    results_path.write_text(json.dumps(res, indent=1))
+    log(f"done in {res['total_secs']:.0f}s: {results_path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,805 @@
+#!/usr/bin/env python3
+"""Turn target/bench/results.json (from bench/bench.py) into BENCHMARKS.md and bench/plots/*.png.
+
+Run by `make bench` after bench.py; can be re-run alone (`make bench-report`) to re-render
+without measuring again.
+"""
+
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "target/bench/results.json"
+PLOTS = ROOT / "bench/plots"
+OUT_MD = ROOT / "BENCHMARKS.md"
+
+COLORS = {"direct": "#4c72b0", "nginx": "#55a868", "nodewatch": "#c44e52",
+          "ethereumetl": "#8172b2", "bare": "#4c72b0", "nodewatch-export": "#c44e52"}
+SHAPE_TITLE = {"eth_blockNumber": "eth_blockNumber",
+               "getBlock_full": "eth_getBlockByNumber, full txs",
+               "batch100": "batch of 100 eth_getBlockByNumber"}
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def spread(xs, fmt="{:.2f}"):
+    """'median [min–max]' of a list."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "n/a"
+    if len(xs) == 1:
+        return fmt.format(xs[0])
+    return f"{fmt.format(statistics.median(xs))} [{fmt.format(min(xs))}–{fmt.format(max(xs))}]"
+
+
+def num(x, digits=0):
+    if x is None:
+        return "n/a"
+    return f"{x:,.{digits}f}"
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+class Doc:
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, *lines):
+        self.lines.extend(lines)
+
+    def table(self, header, rows):
+        self.lines.append("| " + " | ".join(header) + " |")
+        self.lines.append("|" + "|".join("---" for _ in header) + "|")
+        for r in rows:
+            self.lines.append("| " + " | ".join(str(c) for c in r) + " |")
+        self.lines.append("")
+
+    def text(self):
+        return "\n".join(self.lines) + "\n"
+
+
+def savefig(fig, name):
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(PLOTS / name, dpi=90)
+    plt.close(fig)
+    return f"bench/plots/{name}"
+
+
+# === section 1 ==============================================================================
+
+
+def proxy_cells(runs, upstream):
+    """{(shape, conns): {target: [runs by rep]}}"""
+    cells = {}
+    for r in runs:
+        if r.get("upstream", "anvil") != upstream:
+            continue
+        cells.setdefault((r["shape"], r["conns"]), {}).setdefault(r["target"], {})[r["rep"]] = r
+    return cells
+
+
+def ratios(cell, num_t, den_t, key="rps"):
+    out = []
+    for rep, r in cell.get(num_t, {}).items():
+        d = cell.get(den_t, {}).get(rep)
+        if d and d[key]:
+            out.append(r[key] / d[key])
+    return out
+
+
+def section_proxy(doc, res, goals):
+    p = res.get("proxy")
+    if not p:
+        doc("_Not run._", "")
+        return
+    cfg = res["config"]
+    doc(f"Each cell: `wrk -t1 -cN -d{p['secs']}s` (large block: {p['secs_big']}s against anvil) "
+        f"with a POST body, {p['repeats']} repeat(s); the three targets run back to back "
+        "for every repeat, starting with a different one each time, and each ratio is taken "
+        "within one repeat. Ratios are **median [min–max] over the repeats**; req/s and "
+        "latencies are medians. `direct` is wrk straight at the node.",
+        "")
+    for upstream in cfg.get("proxy_upstreams", ["anvil"]):
+        cells = proxy_cells(p["runs"], upstream)
+        if not cells:
+            continue
+        if upstream == "anvil":
+            doc("### Against one anvil node",
+                "",
+                "anvil itself is the limit for the large block (its `eth_getBlockByNumber(n, true)` "
+                f"takes tens of ms for {res['chain']['big_txs']} transactions), so that shape says "
+                "little about proxy cost.", "")
+        else:
+            doc("### Against the replay upstream (answers from memory)",
+                "",
+                "The same requests against `nwbench replay`, which serves the recorded answers "
+                "from memory: the node is no longer the bottleneck, so this is closer to the "
+                "proxy's own cost.", "")
+        for shape in ("eth_blockNumber", "getBlock_full", "batch100"):
+            rows = []
+            for conns in p["conns"]:
+                cell = cells.get((shape, conns))
+                if not cell:
+                    continue
+                m = {t: med([r["rps"] for r in cell.get(t, {}).values()]) for t in ("direct", "nginx", "nodewatch")}
+                p50 = {t: med([r["p50_us"] for r in cell.get(t, {}).values()]) for t in m}
+                p99 = {t: med([r["p99_us"] for r in cell.get(t, {}).values()]) for t in m}
+                errors = sum(r["errors"] for t in cell for r in cell[t].values())
+                rows.append([
+                    conns, num(m["direct"]), num(m["nginx"]), num(m["nodewatch"]),
+                    spread(ratios(cell, "nodewatch", "direct")),
+                    spread(ratios(cell, "nodewatch", "nginx")),
+                    spread(ratios(cell, "nginx", "direct")),
+                    f"{num(p50['direct'] / 1000, 2)} / {num(p50['nginx'] / 1000, 2)} / {num(p50['nodewatch'] / 1000, 2)}",
+                    f"{num(p99['direct'] / 1000, 1)} / {num(p99['nginx'] / 1000, 1)} / {num(p99['nodewatch'] / 1000, 1)}",
+                    spread(ratios(cell, "nodewatch", "direct", "p99_us")),
+                    errors,
+                ])
+            doc(f"**{SHAPE_TITLE[shape]}** ({num(p['answer_bytes'].get(shape))} bytes per answer)", "")
+            doc.table(["conns", "direct req/s", "nginx req/s", "nodewatch req/s", "nodewatch/direct",
+                       "nodewatch/nginx", "nginx/direct", "p50 ms d/ng/nw", "p99 ms d/ng/nw",
+                       "p99 nw/direct", "errors"], rows)
+        # Goals at 32 connections, anvil, eth_blockNumber (the issue's headline).
+        cell = cells.get(("eth_blockNumber", 32))
+        if cell and upstream == "anvil":
+            goals["rps"] = ratios(cell, "nodewatch", "direct")
+            goals["rps_nginx"] = ratios(cell, "nodewatch", "nginx")
+            goals["nginx_direct"] = ratios(cell, "nginx", "direct")
+            goals["p99"] = ratios(cell, "nodewatch", "direct", "p99_us")
+        if cells.get(("batch100", 32)) and upstream == "anvil":
+            goals["rps_batch"] = ratios(cells[("batch100", 32)], "nodewatch", "direct")
+        if cells.get(("eth_blockNumber", 32)) and upstream == "replay":
+            goals["rps_replay"] = ratios(cells[("eth_blockNumber", 32)], "nodewatch", "direct")
+        # Plot: req/s over connections, one panel per shape.
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+        for ax, shape in zip(axes, ("eth_blockNumber", "getBlock_full", "batch100")):
+            for t in ("direct", "nginx", "nodewatch"):
+                xs, ys, lo, hi = [], [], [], []
+                for conns in p["conns"]:
+                    vals = [r["rps"] for r in cells.get((shape, conns), {}).get(t, {}).values()]
+                    if vals:
+                        xs.append(conns)
+                        ys.append(statistics.median(vals))
+                        lo.append(statistics.median(vals) - min(vals))
+                        hi.append(max(vals) - statistics.median(vals))
+                if xs:
+                    ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=t, color=COLORS[t])
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(p["conns"], [str(c) for c in p["conns"]])
+            ax.set_xlabel("connections")
+            ax.set_ylabel("requests/s")
+            ax.set_ylim(bottom=0)
+            ax.set_title(SHAPE_TITLE[shape], fontsize=10)
+            ax.grid(alpha=0.3)
+        axes[0].legend()
+        fig.suptitle(f"Throughput vs connections — against {upstream} (median, bars = min/max)", fontsize=11)
+        path = savefig(fig, f"proxy-{upstream}.png")
+        doc(f"![throughput against {upstream}]({path})", "")
+        # Ratio plot.
+        fig, ax = plt.subplots(figsize=(9, 3.4))
+        width = 0.13
+        i = 0
+        for shape in ("eth_blockNumber", "getBlock_full", "batch100"):
+            for den in ("direct", "nginx"):
+                xs, ys, lo, hi = [], [], [], []
+                for k, conns in enumerate(p["conns"]):
+                    rs = ratios(cells.get((shape, conns), {}), "nodewatch", den)
+                    if rs:
+                        xs.append(k + (i - 2.5) * width)
+                        ys.append(statistics.median(rs))
+                        lo.append(statistics.median(rs) - min(rs))
+                        hi.append(max(rs) - statistics.median(rs))
+                ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2,
+                       label=f"{shape} / {den}", alpha=0.9 if den == "direct" else 0.5)
+                i += 1
+        ax.axhline(0.85, color="black", ls="--", lw=1)
+        ax.text(len(p["conns"]) - 0.5, 0.87, "goal 0.85 (vs direct)", ha="right", fontsize=8)
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(p["conns"])), [f"{c} conns" for c in p["conns"]])
+        ax.set_ylabel("nodewatch req/s ÷ other")
+        ax.set_title(f"nodewatch throughput ratio — against {upstream}", fontsize=11)
+        ax.legend(fontsize=7, ncol=3)
+        ax.grid(alpha=0.3, axis="y")
+        path = savefig(fig, f"ratio-{upstream}.png")
+        doc(f"![ratios against {upstream}]({path})", "")
+
+
+# === section 2 ==============================================================================
+
+
+def section_resources(doc, res, goals):
+    p, rs = res.get("proxy"), res.get("resources")
+    if not p or not rs:
+        doc("_Not run._", "")
+        return
+    rows = []
+    for upstream, r in rs.items():
+        under = [x["proxy_rss_kib"] for x in p["runs"]
+                 if x.get("upstream", "anvil") == upstream and x["conns"] == 32 and x["target"] == "nodewatch"]
+        under_ng = [x["proxy_rss_kib"] for x in p["runs"]
+                    if x.get("upstream", "anvil") == upstream and x["conns"] == 32 and x["target"] == "nginx"]
+        rows.append([upstream, f"{r['idle_rss_kib']['nodewatch'] / 1024:.1f}",
+                     spread([u / 1024 for u in under], "{:.1f}"),
+                     f"{r['peak_rss_kib']['nodewatch'] / 1024:.1f}",
+                     f"{r['idle_rss_kib']['nginx'] / 1024:.1f}",
+                     spread([u / 1024 for u in under_ng], "{:.1f}"),
+                     f"{r['peak_rss_kib']['nginx'] / 1024:.1f}"])
+        goals.setdefault("rss", []).extend(u / 1024 for u in under)
+        for shape in ("eth_blockNumber", "getBlock_full", "batch100"):
+            goals.setdefault("rss_by_shape", {}).setdefault(shape, []).extend(
+                x["proxy_rss_kib"] / 1024 for x in p["runs"]
+                if x.get("upstream", "anvil") == upstream and x["conns"] == 32
+                and x["target"] == "nodewatch" and x["shape"] == shape)
+        goals.setdefault("rss_peak", []).append(r["peak_rss_kib"]["nodewatch"] / 1024)
+    doc("RSS in MiB: idle = after start-up and the first probes; under load = sampled at the end "
+        "of every 32-connection run (all shapes); peak = VmHWM after the whole section "
+        "(includes 128 connections and the 245 KB batch answers). nginx figures are master + "
+        "workers.", "")
+    doc.table(["upstream", "nodewatch idle", "nodewatch under 32-conn load", "nodewatch peak",
+               "nginx idle", "nginx under 32-conn load", "nginx peak"], rows)
+    doc("CPU per 10,000 requests (user+system seconds of the proxy process, from /proc, over "
+        "each run; the node's own CPU for the same runs alongside). Median [min–max] over "
+        "repeats at 32 connections.", "")
+    rows = []
+    for upstream in res["config"].get("proxy_upstreams", ["anvil"]):
+        for shape in ("eth_blockNumber", "getBlock_full", "batch100"):
+            vals = {}
+            for t in ("nginx", "nodewatch"):
+                vals[t] = [x["proxy_cpu_s"] / x["requests"] * 1e4 for x in p["runs"]
+                           if x.get("upstream", "anvil") == upstream and x["shape"] == shape
+                           and x["conns"] == 32 and x["target"] == t and x["requests"]]
+            node = [x["node_cpu_s"] / x["requests"] * 1e4 for x in p["runs"]
+                    if x.get("upstream", "anvil") == upstream and x["shape"] == shape
+                    and x["conns"] == 32 and x["target"] == "direct" and x["requests"]]
+            if vals["nodewatch"]:
+                ratio = [a / b for a, b in zip(vals["nodewatch"], vals["nginx"]) if b]
+                rows.append([upstream, shape, spread(vals["nodewatch"], "{:.3f}"), spread(vals["nginx"], "{:.3f}"),
+                             spread(ratio), spread(node, "{:.3f}")])
+                if upstream == "anvil" and shape == "eth_blockNumber":
+                    goals["cpu_bn"] = vals["nodewatch"]
+                    goals["cpu_bn_nginx"] = vals["nginx"]
+    doc.table(["upstream", "shape", "nodewatch CPU s / 10k req", "nginx CPU s / 10k req",
+               "nodewatch ÷ nginx", "node CPU s / 10k req (direct runs)"], rows)
+
+
+# === section 3 ==============================================================================
+
+
+def section_failover(doc, res, goals):
+    f = res.get("failover")
+    if not f:
+        doc("_Not run._", "")
+        return
+    cfg = res["config"]
+    doc(f"`nwbench failover`: {f[0]['concurrency']} closed-loop clients send `eth_gasPrice` through "
+        "nodewatch (default configuration) to two anvil nodes started with different base fees, so "
+        "every answer says which node gave it. After 2 s the primary gets SIGKILL (death) or "
+        "SIGSTOP (a hang: the socket stays open, nothing answers). Times are from the signal.", "")
+    rows = []
+    for r in f:
+        rows.append([r["signal"], r["rep"] + 1, num(r["requests"]), r["failed"],
+                     num(r["first_backup_ms"], 2), r["in_flight"],
+                     f"{num(r['in_flight_median_ms'], 2)} / {num(r['in_flight_max_ms'], 1)}",
+                     f"{num(r['in_flight_extra_median_ms'], 2)} / {num(r['in_flight_extra_max_ms'], 1)}",
+                     f"{num(r['before_p50_ms'], 2)} / {num(r['before_p99_ms'], 2)}",
+                     f"{num(r['window_p50_ms'], 2)} / {num(r['window_p99_ms'], 1)} / {num(r['window_max_ms'], 1)}",
+                     num(r.get("failovers_total"))])
+    doc.table(["signal", "run", "requests", "failed", "first backup answer (ms)", "in flight",
+               "in-flight latency med / max (ms)", "extra over pre-kill p50, med / max (ms)",
+               "before: p50 / p99 (ms)", f"first {f[0]['window_s']:.0f} s after: p50 / p99 / max (ms)",
+               "failovers (metric)"], rows)
+    kills = [r for r in f if r["signal"] == "kill"]
+    goals["failed"] = sum(r["failed"] for r in f)
+    goals["first_backup_kill"] = [r["first_backup_ms"] for r in kills if r["first_backup_ms"] is not None]
+    goals["inflight_extra_kill"] = [r["in_flight_extra_max_ms"] for r in kills]
+    stops = [r for r in f if r["signal"] == "stop"]
+    goals["first_backup_stop"] = [r["first_backup_ms"] for r in stops if r["first_backup_ms"] is not None]
+    # Plot: latency over time around the signal.
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
+    for ax, sig in zip(axes, ("kill", "stop")):
+        r = next((x for x in f if x["signal"] == sig), None)
+        if not r:
+            continue
+        pts = {"primary": ([], []), "backup": ([], []), "failed": ([], [])}
+        with open(ROOT / r["csv"]) as fh:
+            rows = list(csv.DictReader(fh))
+        step = max(1, len(rows) // 20000)
+        for i, row in enumerate(rows):
+            lat = float(row["latency_ms"])
+            if i % step and lat < 5:  # thin the dense, uneventful part
+                continue
+            pts[row["served"]][0].append(float(row["start_ms"]) / 1000)
+            pts[row["served"]][1].append(max(lat, 0.01))
+        for served, color in (("primary", COLORS["direct"]), ("backup", COLORS["nginx"]), ("failed", "black")):
+            if pts[served][0]:
+                ax.scatter(*pts[served], s=3, color=color, label=served, alpha=0.6)
+        ax.axvline(0, color="red", lw=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("request start, s from the signal")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"primary SIG{sig.upper()} at t=0 ({r['concurrency']} clients)", fontsize=10)
+        ax.legend(markerscale=4, fontsize=8)
+        ax.grid(alpha=0.3)
+    path = savefig(fig, "failover.png")
+    doc(f"![failover latency]({path})", "")
+
+
+# === section 4 ==============================================================================
+
+
+def section_exporter(doc, res, goals):
+    e = res.get("exporter")
+    if not e:
+        doc("_Not run._", "")
+        return
+    if e["exporter_found"]:
+        doc(f"`nodewatch-export` found at `{Path(e['exporter_path']).relative_to(ROOT) if e['exporter_path'].startswith(str(ROOT)) else e['exporter_path']}` "
+            f"({res['machine'].get('exporter')}) and measured.", "")
+    else:
+        doc("**`nodewatch-export` is not on this branch yet** (it is being written on another "
+            "branch): its rows are missing. `make bench` adds them by itself as soon as "
+            "`target/release/nodewatch-export` exists (or `NODEWATCH_EXPORT_BIN` points at a "
+            "build), with the same flags as ethereumetl.", "")
+    doc("All tools run `export_blocks_and_transactions` semantics: `eth_getBlockByNumber(n, true)` "
+        "in batches of 100 blocks, 5 batches in flight (`-b 100 -w 5`, ethereum-etl's defaults). "
+        "`bare` is `nwbench fetch`: the same batches, answers checked and dropped — the limit the "
+        "node sets. Peak RSS is the process's ru_maxrss. Runs are interleaved; median [min–max].", "")
+    for note in e.get("notes", []):
+        doc(f"- Output check, {note}.")
+    if e.get("notes"):
+        doc("")
+    runs = e["runs"]
+    anvil = [r for r in runs if r["upstream"] == "anvil"]
+    if anvil:
+        blocks = anvil[0]["blocks"]
+        bare = [r["secs"] for r in anvil if r["tool"] == "bare" and r["via"] == "direct"]
+        rows = []
+        for tool in ("bare", "nodewatch-export", "ethereumetl"):
+            for via in ("direct", "nodewatch"):
+                rs = [r for r in anvil if r["tool"] == tool and r["via"] == via]
+                if not rs:
+                    continue
+                secs = [r["secs"] for r in rs]
+                rows.append([tool, via, spread(secs), spread([blocks / s for s in secs], "{:,.0f}"),
+                             f"{med(secs) / med(bare):.2f}" if bare else "n/a",
+                             f"{max(r['max_rss_kib'] for r in rs) / 1024:.0f}"])
+                if via == "direct" and tool == "nodewatch-export":
+                    goals["export_vs_bare"] = med(secs) / med(bare)
+                if via == "direct" and tool == "ethereumetl":
+                    goals["etl_vs_bare"] = med(secs) / med(bare)
+        doc(f"**anvil, blocks 0–{blocks - 1}** ({res['chain']['txs']} transfers per block)", "")
+        doc.table(["tool", "via", "seconds", "blocks/s", "time ÷ bare direct", "peak RSS MiB"], rows)
+    replay = [r for r in runs if r["upstream"] == "replay"]
+    if replay:
+        rows = []
+        sizes = sorted({r["blocks"] for r in replay})
+        for n in sizes:
+            for tool in ("bare", "nodewatch-export", "ethereumetl"):
+                rs = [r for r in replay if r["tool"] == tool and r["blocks"] == n]
+                if rs:
+                    rows.append([f"{n:,}", tool, spread([r["secs"] for r in rs], "{:.2f}"),
+                                 spread([r["blocks_per_s"] for r in rs], "{:,.0f}"),
+                                 f"{max(r['max_rss_kib'] for r in rs) / 1024:.0f}"])
+        doc("**Replay upstream** (`nwbench replay`: 2,000 recorded blocks served from memory, "
+            "renumbered, so any range exists; ethereumetl only up to "
+            f"{res['config']['etl_max_range']:,} blocks to keep the run bounded)", "")
+        doc.table(["blocks", "tool", "seconds", "blocks/s", "peak RSS MiB"], rows)
+        etl = {r["blocks"]: r["blocks_per_s"] for r in replay if r["tool"] == "ethereumetl"}
+        nwx = {r["blocks"]: r["blocks_per_s"] for r in replay if r["tool"] == "nodewatch-export"}
+        common = sorted(set(etl) & set(nwx))
+        if common:
+            goals["export_vs_etl_replay"] = nwx[common[-1]] / etl[common[-1]]
+        rss = {r["blocks"]: r["max_rss_kib"] / 1024 for r in replay if r["tool"] == "nodewatch-export"}
+        if rss:
+            goals["export_rss"] = rss
+        goals["bare_rss"] = {r["blocks"]: r["max_rss_kib"] / 1024 for r in replay if r["tool"] == "bare"}
+        # Range plot.
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+        for tool in ("bare", "nodewatch-export", "ethereumetl"):
+            pts = sorted((r["blocks"], r["secs"], r["max_rss_kib"] / 1024) for r in replay if r["tool"] == tool)
+            if pts:
+                axes[0].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=tool, color=COLORS[tool])
+                axes[1].plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=tool, color=COLORS[tool])
+        for ax, label in zip(axes, ("wall time (s)", "peak RSS (MiB)")):
+            ax.set_xscale("log")
+            ax.set_xlabel("blocks exported (replay upstream)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        axes[0].set_yscale("log")
+        axes[1].set_ylim(bottom=0)
+        fig.suptitle("Exporter scaling with range length", fontsize=11)
+        path = savefig(fig, "exporter-range.png")
+        doc(f"![exporter range scaling]({path})", "")
+
+
+# === section 5 ==============================================================================
+
+
+def section_scaling(doc, res, goals):
+    s = res.get("scaling")
+    if not s:
+        doc("_Not run._", "")
+        return
+    doc("Connections: see the throughput plots in section 1 "
+        "([anvil](bench/plots/proxy-anvil.png), [replay](bench/plots/proxy-replay.png)). "
+        "Range length: see section 4 ([plot](bench/plots/exporter-range.png)).", "")
+    b = s.get("batch")
+    if b:
+        doc(f"**Batch size** (against anvil, {b['conns']} connections, "
+            "`eth_getBlockByNumber(n, false)` items): items/s, median over repeats.", "")
+        sizes = sorted({r["size"] for r in b["runs"]})
+        rows = []
+        for size in sizes:
+            cell = {}
+            for r in b["runs"]:
+                if r["size"] == size:
+                    cell.setdefault(r["target"], {})[r["rep"]] = r
+            m = {t: med([r["items_per_s"] for r in cell.get(t, {}).values()]) for t in ("direct", "nginx", "nodewatch")}
+            rows.append([size, num(m["direct"]), num(m["nginx"]), num(m["nodewatch"]),
+                         spread(ratios(cell, "nodewatch", "direct")), spread(ratios(cell, "nodewatch", "nginx"))])
+        doc.table(["batch size", "direct items/s", "nginx items/s", "nodewatch items/s",
+                   "nodewatch/direct", "nodewatch/nginx"], rows)
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for t in ("direct", "nginx", "nodewatch"):
+            ys = [med([r["items_per_s"] for r in b["runs"] if r["size"] == n and r["target"] == t]) for n in sizes]
+            ax.plot(sizes, ys, marker="o", label=t, color=COLORS[t])
+        ax.set_xscale("log")
+        ax.set_xlabel("items per batch")
+        ax.set_ylabel("items/s")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"Batch size scaling (anvil, {b['conns']} connections)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        path = savefig(fig, "scaling-batch.png")
+        doc(f"![batch scaling]({path})", "")
+    u = s.get("upstreams")
+    if u:
+        doc(f"**Upstream count** (1, 3, 10 upstreams, all healthy and probed every 2 s; requests go "
+            f"to rank 1; replay upstreams, {u['conns']} connections): req/s, median over repeats. "
+            "`direct` is wrk straight at the rank-1 replay port in the same repeat.", "")
+        counts = sorted({r["upstreams"] for r in u["runs"]})
+        rows = []
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for shape in ("eth_blockNumber", "batch100"):
+            ys = []
+            for n in counts:
+                cell = {}
+                for r in u["runs"]:
+                    if r["upstreams"] == n and r["shape"] == shape:
+                        cell.setdefault(r["target"], {})[r["rep"]] = r
+                m = {t: med([r["rps"] for r in cell.get(t, {}).values()]) for t in ("direct", "nodewatch")}
+                cpu = [r["proxy_cpu_s"] / r.get("requests", r["rps"] * res["config"]["secs"]) * 1e4
+                       for r in cell.get("nodewatch", {}).values() if r["rps"]]
+                rows.append([shape, n, num(m["direct"]), num(m["nodewatch"]),
+                             spread(ratios(cell, "nodewatch", "direct")), spread(cpu, "{:.3f}")])
+                ys.append((m["nodewatch"], m["direct"]))
+            line, = ax.plot(counts, [y[0] for y in ys], marker="o", label=f"nodewatch, {shape}")
+            ax.plot(counts, [y[1] for y in ys], marker="x", ls="--", color=line.get_color(),
+                    alpha=0.6, label=f"direct (same repeats), {shape}")
+        doc.table(["shape", "upstreams", "direct req/s", "nodewatch req/s", "nodewatch/direct",
+                   "nodewatch CPU s / 10k req"], rows)
+        ax.set_xlabel("configured upstreams")
+        ax.set_ylabel("requests/s")
+        ax.set_xticks(counts)
+        ax.set_ylim(bottom=0)
+        ax.set_title("Upstream count scaling (replay upstreams)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        path = savefig(fig, "scaling-upstreams.png")
+        doc(f"![upstream scaling]({path})", "")
+    w = s.get("workers")
+    if w:
+        doc(f"**Runtime worker threads** (experiment, no code change: `TOKIO_WORKER_THREADS=1`, "
+            f"which nodewatch's `Runtime::new()` honours, vs the default of one per core; anvil, "
+            f"{w['conns']} connections):", "")
+        rows = []
+        for shape in ("eth_blockNumber", "batch100"):
+            cell = {}
+            for r in w["runs"]:
+                if r["shape"] == shape:
+                    cell.setdefault(r["target"], {})[r["rep"]] = r
+            for t in ("direct", "nodewatch (2 workers)", "nodewatch (1 worker)"):
+                rs = list(cell.get(t, {}).values())
+                cpu = [r["proxy_cpu_s"] / r["requests"] * 1e4 for r in rs if r["proxy_cpu_s"] is not None and r["requests"]]
+                rows.append([shape, t, num(med([r["rps"] for r in rs])),
+                             spread(ratios(cell, t, "direct")) if t != "direct" else "1",
+                             num(med([r["p99_us"] for r in rs]) / 1000, 1) if rs else "n/a",
+                             spread(cpu, "{:.3f}") if cpu else "–"])
+        doc.table(["shape", "target", "req/s", "÷ direct", "p99 ms", "proxy CPU s / 10k req"], rows)
+
+
+# === section 6 ==============================================================================
+
+
+PROPOSALS = """\
+Proposed changes (not applied here: `src/` belongs to the lead on this branch). Each names the
+file and function, what to change, and the measured cost it goes after.
+
+1. **`src/jsonrpc.rs` `parse_answers` — batch answers are scanned, UTF-8-checked and copied
+   result by result.** With 100-item batches, serde_json's string scanning
+   (`SliceRead::skip_to_escape`, `ignore_str`, `ignore_value`) plus `from_utf8` and
+   `parse_answers` itself are {json_batch:.0f}% of nodewatch's CPU samples. Each `result` is
+   deserialised into a `Box<RawValue>` (one allocation and copy per item), then copied again
+   into the client body. Proposed: deserialise `RawAnswer<'a>` with borrowed `&'a RawValue`
+   from the upstream `Bytes` (parse inside `forward` and encode the client body there,
+   while the `Bytes` is still alive), removing one full copy of the answer and 100 allocations per batch.
+   The scan itself (and `from_utf8`, serde_json validating each raw value) cannot be
+   avoided with serde_json: every byte must be checked to find the ids. A SIMD skipper
+   (`sonic-rs`, whose `to_object_iter`/`LazyValue` skips values with SIMD) is the next step
+   if it stays on top.
+2. **`src/jsonrpc.rs` `encode_client` — the client body grows from 256 bytes.** For a 245 KB
+   batch answer `Vec::with_capacity(256)` reallocates ~10 times, copying the answer about
+   twice more (`memmove` is {memcpy_batch:.1f}% of samples under batch load, allocator
+   {alloc_batch:.1f}%). Proposed: pass the sum of the raw result/error lengths plus ~48 bytes
+   per item as the capacity (the answers are known before encoding).
+3. **`src/proxy.rs` `Proxy::count` / `Proxy::attempt` — per-item Prometheus label lookups.**
+   `MetricVec::with_label_values` hashes the label values on every call: one per batch item
+   for `nodewatch_requests_total`, plus two per attempt ({prom_batch:.1f}% of samples under
+   batch load, {prom_bn:.1f}% for single calls). Proposed: count per (method, outcome) in a
+   small local array first and call `inc_by` once per distinct label set, and keep the
+   per-upstream `upstream_duration`/`upstream_attempts` children resolved once at start-up
+   (`Vec<Histogram>` indexed by upstream).
+4. **Single small calls are dominated by the two socket hops.** For `eth_blockNumber`, the
+   kernel (TCP on loopback, context switches, wake-ups) is {kernel_bn:.0f}% of nodewatch's
+   samples, hyper's codecs {hyper_bn:.0f}%, tokio {tokio_bn:.0f}%, the allocator
+   {alloc_bn:.1f}%; nodewatch's own code is {nw_bn:.1f}%. The user-space part that can still
+   shrink: (a) `src/proxy.rs` calls `Instant::now()` 4–5 times per request (`InFlight::new`,
+   `forward` deadline, `attempt` start/elapsed, drop) — `__vdso_clock_gettime` is
+   {clock_bn:.1f}%; take one `now` per request and reuse it; (b) `src/upstream/mod.rs`
+   `exchange` builds a new `Request` with two `header()` calls and a `HeaderMap::extend` per
+   request — prebuild the `HeaderMap` per upstream and `clone()` it (one allocation);
+   (c) `tokio::time::timeout` around each attempt registers a timer even when the request
+   deadline is 30 s away — fine, but it is a wheel insert+remove per request. Scheduling was
+   tried without a code change (`TOKIO_WORKER_THREADS=1`, section 5): no consistent gain, so
+   no runtime change is proposed.
+5. **`src/router.rs` `select` — to check: cost grows with the upstream count.** With 10
+   configured upstreams nodewatch used {cpu10:.3f} s of CPU per 10k `eth_blockNumber` requests
+   against {cpu1:.3f} s with one (section 5, 2 repeats: treat as a lead, not a result).
+   `select` builds and sorts the full candidate list on every request although the first
+   candidate answers almost always. Proposed: return an iterator that yields the best
+   candidate first and sorts the rest only when a failover actually happens (or cache the
+   ordered list in the published `Snapshot`, which changes only on health flips). Sorting
+   10 entries is well under a microsecond against a ~10 µs difference, so most of it may be
+   noise or the other upstreams' probes: measure again before changing anything.
+"""
+
+
+def upstream_cpu(res, n):
+    runs = res.get("scaling", {}).get("upstreams", {}).get("runs", [])
+    vals = [r["proxy_cpu_s"] / r["requests"] * 1e4 for r in runs
+            if r["upstreams"] == n and r["shape"] == "eth_blockNumber" and r["target"] == "nodewatch"
+            and r.get("requests") and r.get("proxy_cpu_s") is not None]
+    return med(vals) or float("nan")
+
+
+def section_profile(doc, res, goals):
+    pr = res.get("profile")
+    if not pr or "error" in pr:
+        doc(f"_Not run{': ' + pr['error'] if pr else ''}._", "")
+        return
+    doc("`perf record -e cpu-clock -F 1999 -g -p <nodewatch>` for "
+        f"{res['config']['perf_secs']} s while `wrk -c32` runs through nodewatch against anvil "
+        "(hardware counters are not available in this VM: `perf stat -e instructions` says "
+        "'not supported', so this is timer sampling). Self time, grouped by where it is spent:", "")
+    shapes = [s for s in ("eth_blockNumber", "batch100") if s in pr]
+    groups = list(next(iter(pr.values()))["groups"])
+    rows = [[g] + [f"{pr[s]['groups'].get(g, 0):.1f}%" for s in shapes] for g in groups]
+    doc.table(["cost group"] + [f"{s} ({pr[s]['samples']} samples)" for s in shapes], rows)
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    width = 0.4
+    for i, s in enumerate(shapes):
+        ax.barh([k + i * width for k in range(len(groups))], [pr[s]["groups"].get(g, 0) for g in groups],
+                width, label=s)
+    ax.set_yticks([k + width / 2 for k in range(len(groups))], groups, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("% of nodewatch CPU samples")
+    ax.set_title("Where nodewatch spends CPU under 32-connection load", fontsize=10)
+    ax.legend()
+    ax.grid(alpha=0.3, axis="x")
+    path = savefig(fig, "profile.png")
+    doc(f"![profile groups]({path})", "")
+    for s in shapes:
+        doc(f"Top symbols, {s} (self %):", "")
+        rows = [[f"{t['pct']:.2f}%", t["dso"], f"`{t['symbol'][:110]}`"] for t in pr[s]["top"][:15]]
+        doc.table(["self", "object", "symbol"], rows)
+
+    def g(shape, name):
+        return pr.get(shape, {}).get("groups", {}).get(name, 0.0)
+
+    def sym(shape, pattern):
+        import re
+        return sum(t["pct"] for t in pr.get(shape, {}).get("top", []) if re.search(pattern, t["symbol"]))
+
+    json_batch = g("batch100", "JSON (serde_json, nodewatch::jsonrpc)") + sym("batch100", r"from_utf8")
+    doc(PROPOSALS.format(
+        json_batch=json_batch,
+        memcpy_batch=g("batch100", "memcpy/memmove/memset"),
+        alloc_batch=g("batch100", "allocator (malloc/free/realloc)"),
+        prom_batch=g("batch100", "prometheus metrics"),
+        prom_bn=g("eth_blockNumber", "prometheus metrics"),
+        kernel_bn=g("eth_blockNumber", "kernel: TCP/IP, syscalls, scheduling"),
+        hyper_bn=g("eth_blockNumber", "hyper HTTP/1 codec + server") + g("eth_blockNumber", "hyper client + pool (upstream side)"),
+        tokio_bn=g("eth_blockNumber", "tokio runtime, timers, I/O driver"),
+        alloc_bn=g("eth_blockNumber", "allocator (malloc/free/realloc)"),
+        nw_bn=g("eth_blockNumber", "nodewatch proxy/router/upstream"),
+        clock_bn=sym("eth_blockNumber", r"clock_gettime"),
+        cpu1=upstream_cpu(res, 1), cpu10=upstream_cpu(res, 10),
+    ))
+    goals["json_batch"] = json_batch
+
+
+# === summary ================================================================================
+
+
+def summary(doc, res, goals):
+    rows = []
+
+    def add(goal, measured, ok, note=""):
+        rows.append([goal, measured, "n/a" if ok is None else verdict(ok), note])
+
+    if "rps" in goals:
+        m = med(goals["rps"])
+        add("nodewatch/direct req/s ≥ 0.85 at 32 connections (eth_blockNumber, anvil)",
+            spread(goals["rps"]), m >= 0.85,
+            f"nginx/direct in the same runs: {spread(goals['nginx_direct'])} (issue: ~0.71)")
+        add("nodewatch/nginx req/s (reference)", spread(goals["rps_nginx"]), None, "")
+        if "rps_batch" in goals:
+            add("nodewatch/direct req/s, 100-item batch, 32 connections (anvil)", spread(goals["rps_batch"]),
+                med(goals["rps_batch"]) >= 0.85, "")
+        if "rps_replay" in goals:
+            add("nodewatch/direct req/s, eth_blockNumber, 32 connections (replay upstream)",
+                spread(goals["rps_replay"]), med(goals["rps_replay"]) >= 0.85,
+                "fast in-memory node: the proxy's own cost shows")
+        add("p99 ≤ 1.5× direct at 32 connections (eth_blockNumber, anvil)",
+            spread(goals["p99"]) + "×", med(goals["p99"]) <= 1.5, "")
+    if "rss" in goals:
+        limit = 30 * 1e6 / 2**20
+        for shape, vals in goals.get("rss_by_shape", {}).items():
+            if vals:
+                add(f"RSS under 32-connection load ≤ 30 MB ({shape}, anvil and replay runs)",
+                    f"{spread(vals, '{:.1f}')} MiB", max(vals) <= limit,
+                    f"peak (VmHWM) over the whole section incl. 128 connections: {max(goals['rss_peak']):.1f} MiB"
+                    if shape == "batch100" else "")
+    if "cpu_bn" in goals:
+        add("CPU per 10k requests (eth_blockNumber, 32 conns, anvil)",
+            f"nodewatch {spread(goals['cpu_bn'], '{:.3f}')} s, nginx {spread(goals['cpu_bn_nginx'], '{:.3f}')} s",
+            None, "")
+    if "failed" in goals:
+        add("failed requests across failover runs = 0", str(goals["failed"]), goals["failed"] == 0, "")
+        add("primary SIGKILL → first backup answer", spread(goals["first_backup_kill"]) + " ms", None,
+            f"in-flight extra latency (max): {spread(goals['inflight_extra_kill'])} ms")
+        if goals.get("first_backup_stop"):
+            add("primary SIGSTOP (hang) → first backup answer", spread(goals["first_backup_stop"], "{:.0f}") + " ms", None,
+                "bounded by proxy.attempt_timeout (10 s default): requests in flight to the hung node wait for it")
+    blocks = res.get("exporter", {}).get("anvil_blocks", 2000)
+    if "export_vs_bare" in goals:
+        add(f"nodewatch-export ≤ 1.2× bare fetch time (anvil, {blocks:,} blocks)", f"{goals['export_vs_bare']:.2f}×",
+            goals["export_vs_bare"] <= 1.2, "")
+    else:
+        add(f"nodewatch-export ≤ 1.2× bare fetch time (anvil, {blocks:,} blocks)", "not built", None,
+            f"ethereumetl: {goals['etl_vs_bare']:.2f}× bare" if "etl_vs_bare" in goals else "")
+    if "export_vs_etl_replay" in goals:
+        add("nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", f"{goals['export_vs_etl_replay']:.1f}×",
+            goals["export_vs_etl_replay"] >= 10, "")
+    else:
+        add("nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", "not built", None, "")
+    if "export_rss" in goals:
+        add("nodewatch-export flat memory: RSS at 10k / 100k blocks",
+            " / ".join(f"{goals['export_rss'].get(n, float('nan')):.0f} MiB" for n in (10000, 100000)), None, "")
+    else:
+        add("nodewatch-export flat memory: RSS at 10k / 100k blocks", "not built", None,
+            "bare fetch: " + " / ".join(f"{goals.get('bare_rss', {}).get(n, float('nan')):.0f} MiB" for n in (10000, 100000)))
+    doc.table(["goal", "measured (median [min–max])", "verdict", "note"], rows)
+
+
+def main():
+    res = json.loads(RESULTS.read_text())
+    cfg = res["config"]
+    m = res["machine"]
+    goals = {}
+    body = Doc()
+    body("## 1. Proxy overhead: direct vs nginx vs nodewatch", "")
+    section_proxy(body, res, goals)
+    body("## 2. Resource use", "")
+    section_resources(body, res, goals)
+    body("## 3. Failover", "")
+    section_failover(body, res, goals)
+    body("## 4. Exporter: nodewatch-export vs ethereumetl vs bare parallel batch fetch", "")
+    section_exporter(body, res, goals)
+    body("## 5. Scaling", "")
+    section_scaling(body, res, goals)
+    body("## 6. Profile of the proxy hot path", "")
+    section_profile(body, res, goals)
+
+    doc = Doc()
+    doc("# nodewatch benchmarks", "",
+        f"Generated by `make bench{' BENCH_QUICK=1' if cfg['quick'] else ''}` "
+        f"({'quick mode: short runs, one repeat, fewer points — for iteration, not for quoting' if cfg['quick'] else 'full mode'}) "
+        f"on {res['started']}, nodewatch commit `{m['nodewatch_commit']}`, in "
+        f"{res.get('total_secs', 0) / 60:.1f} minutes. Raw figures: `target/bench/results.json`; "
+        "scripts: [`bench/`](bench/).", "")
+    doc("## Headline vs goals", "")
+    summary(doc, res, goals)
+    doc("## Machine and method", "")
+    doc(f"- {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, Linux {m['kernel']} (a Firecracker VM).",
+        f"- **Shared and noisy:** other sessions' builds and tests run on the same 2 cores; the "
+        f"1-minute load average was {res['loadavg_start']:.1f} at the start and "
+        f"{res.get('loadavg_end', float('nan')):.1f} at the end of this run (each run's load "
+        "average is in results.json). wrk, the node and the proxy also share the 2 cores, so "
+        "a proxy's CPU is taken from the node: throughput ratios include that. This is why every "
+        "figure is a ratio within one repeat, reported with its spread.",
+        f"- {m['rustc']}; {m['anvil']}; {m['nginx']}; {m['wrk']}; {m['ethereumetl']}; {m['perf']}; "
+        f"Python {m['python']} with matplotlib.",
+        f"- Chain: anvil with {res['chain']['blocks']:,} blocks × {res['chain']['txs']} ETH transfers, "
+        f"then {res['chain']['big_blocks']} blocks × {res['chain']['big_txs']} transfers (the large "
+        f"answer is block {res['chain']['big_block']}); built once by `nwbench chain` and cached as "
+        "an anvil state file in `target/bench-cache/` (first run: about 30–60 s more).",
+        "- nodewatch: release build, default configuration, one upstream unless stated "
+        "(`nodewatch --upstream URL --listen … --admin-listen …`). nginx: `worker_processes "
+        "auto`, `upstream { keepalive 256; }`, `proxy_http_version 1.1`, `Connection \"\"`, "
+        "access log off (config written to `target/bench/nginx/nginx.conf`).",
+        "- Load: `wrk -t1 -cN -dTs -s bench/wrk/rpc.lua URL -- body.json` (POST of a fixed "
+        "JSON-RPC body; wrk instead of oha: a C load generator costs less of the 2 cores and "
+        "needs no compile). Every target's answer is checked to be the same JSON, without errors, "
+        "before it is loaded.",
+        "- Commands: `make bench` (full, < 15 minutes), `make bench BENCH_QUICK=1` (≈ 3 minutes), "
+        "`make bench-report` (re-render this file and the plots from the last results).",
+        "")
+    doc(*body.lines)
+    doc("## Where goals are missed, plainly", "")
+    missed = []
+    if "rps" in goals and med(goals["rps"]) < 0.85:
+        missed.append(f"- **Throughput vs direct at 32 connections: {med(goals['rps']):.2f}, goal 0.85.** "
+                      f"nginx, measured in the same runs, reaches {med(goals['nginx_direct']):.2f}. On two "
+                      "shared cores a proxy's CPU comes out of the node's share; nodewatch spends "
+                      f"{med(goals.get('cpu_bn', [0])) or 0:.3f} s of CPU per 10k small requests against "
+                      f"nginx's {med(goals.get('cpu_bn_nginx', [0])) or 0:.3f} s. See section 6 for where.")
+    if "p99" in goals and med(goals["p99"]) > 1.5:
+        missed.append(f"- **p99 vs direct at 32 connections: {med(goals['p99']):.2f}×, goal ≤ 1.5×.**")
+    if "rss" in goals and goals["rss"] and max(goals["rss"]) > 30 * 1e6 / 2**20:
+        worst = {k: max(v) for k, v in goals.get("rss_by_shape", {}).items() if v}
+        missed.append(f"- **RSS under 32-connection load: up to {max(goals['rss']):.1f} MiB, goal ≤ 30 MB** "
+                      f"(worst per shape: " + ", ".join(f"{k} {v:.1f}" for k, v in worst.items()) + " MiB). "
+                      "Memory follows the bytes in flight: each in-flight 245 KB batch answer exists as the "
+                      "upstream `Bytes`, 100 `Box<RawValue>` copies and a client body grown by doubling "
+                      "(proposals 1 and 2 in section 6 cut that to about two copies); small calls stay near "
+                      "10 MiB. nginx streams answers through fixed buffers and stays at ~19 MiB.")
+    if goals.get("failed"):
+        missed.append(f"- **Failed requests during failover: {goals['failed']}, goal 0.**")
+    if goals.get("first_backup_stop"):
+        missed.append(f"- A **hung** primary (SIGSTOP) is not a failed request but costs "
+                      f"{med(goals['first_backup_stop']) / 1000:.1f} s: requests already sent to it, and "
+                      "those routed to it before the probes mark it down, wait for "
+                      "`proxy.attempt_timeout` (10 s). A shorter attempt timeout, or hedging to the "
+                      "next upstream after a delay, would cut this.")
+    if "export_vs_bare" not in goals:
+        missed.append("- **Exporter goals not measured:** `nodewatch-export` is not on this branch yet; "
+                      "its rows appear automatically once it is built.")
+    elif goals["export_vs_bare"] > 1.2:
+        missed.append(f"- **nodewatch-export is {goals['export_vs_bare']:.2f}× the bare fetch time, goal ≤ 1.2×.**")
+    if "export_vs_etl_replay" in goals and goals["export_vs_etl_replay"] < 10:
+        missed.append(f"- **nodewatch-export is {goals['export_vs_etl_replay']:.1f}× ethereumetl on replay, goal ≥ 10×.**")
+    if cfg["quick"]:
+        missed.append("- This is a **quick-mode** report: one short repeat per cell; do not quote it.")
+    doc(*(missed or ["- None."]), "")
+    OUT_MD.write_text(doc.text())
+    print(f"wrote {OUT_MD.relative_to(ROOT)} and {PLOTS.relative_to(ROOT)}/*.png", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

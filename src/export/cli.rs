@@ -1,0 +1,410 @@
+//! Command-line interface of `nodewatch-export`: ethereum-etl 2.4.2's command
+//! names, flags, short flags and defaults (clap derive), and dispatch to the
+//! jobs. The provider defaults to the local node instead of Infura.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::error::{ExportError, Result};
+use super::jobs::blocks::{export_blocks_and_transactions, BlocksJob};
+use super::jobs::extract::{extract_csv_column, extract_field};
+use super::jobs::receipts::{export_receipts_and_logs, ReceiptsJob};
+use super::jobs::stream::{parse_entity_types, stream, StreamJob};
+use super::jobs::token_transfers::{
+    export_token_transfers, extract_token_transfers, ExportTransfersJob, ExtractTransfersJob,
+};
+use super::progress::Ui;
+use super::rpc::{RetryPolicy, RpcClient};
+
+/// The default JSON-RPC endpoint.
+pub const DEFAULT_PROVIDER: &str = "http://127.0.0.1:8545";
+
+/// Export blocks, transactions, receipts, logs and token transfers exactly as
+/// ethereum-etl 2.4.2 writes them.
+#[derive(Debug, Parser)]
+#[command(name = "nodewatch-export", version)]
+pub struct Cli {
+    /// No progress bar and no summary on stderr.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+
+    /// Attempts per JSON-RPC batch before giving up (including the first).
+    #[arg(long, global = true, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+
+    /// Delay before the first retry in milliseconds; doubled for each further retry.
+    #[arg(long, global = true, default_value_t = 1000)]
+    pub retry_delay_ms: u64,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// ethereum-etl's export commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Exports blocks and transactions.
+    #[command(name = "export_blocks_and_transactions")]
+    ExportBlocksAndTransactions(BlocksArgs),
+    /// Exports receipts and logs.
+    #[command(name = "export_receipts_and_logs")]
+    ExportReceiptsAndLogs(ReceiptsArgs),
+    /// Extracts ERC20/ERC721 transfers from logs file.
+    #[command(name = "extract_token_transfers")]
+    ExtractTokenTransfers(ExtractTransfersArgs),
+    /// Exports ERC20/ERC721 transfers.
+    #[command(name = "export_token_transfers")]
+    ExportTokenTransfers(ExportTransfersArgs),
+    /// Extracts column from given CSV file. Deprecated - use extract_field.
+    #[command(name = "extract_csv_column")]
+    ExtractCsvColumn(ExtractCsvColumnArgs),
+    /// Extracts field from given CSV or JSON newline-delimited file.
+    #[command(name = "extract_field")]
+    ExtractField(ExtractFieldArgs),
+    /// Streams blocks, transactions, logs and token transfers to the console.
+    #[command(name = "stream")]
+    Stream(StreamArgs),
+}
+
+/// Options shared by the commands that talk to a node.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The URI of the JSON-RPC provider, e.g. http://localhost:8545
+    #[arg(short = 'p', long, default_value = DEFAULT_PROVIDER)]
+    pub provider_uri: String,
+    /// The maximum number of concurrent batches.
+    #[arg(short = 'w', long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_workers: u64,
+}
+
+/// Flags of `export_blocks_and_transactions`.
+#[derive(Debug, Args)]
+pub struct BlocksArgs {
+    /// Start block
+    #[arg(short = 's', long, default_value_t = 0)]
+    pub start_block: u64,
+    /// End block
+    #[arg(short = 'e', long)]
+    pub end_block: u64,
+    /// The number of blocks to export at a time.
+    #[arg(short = 'b', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// Provider, workers and retry flags shared by the commands that talk to a node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// The output file for blocks. If not provided blocks will not be exported. Use "-" for stdout
+    #[arg(long)]
+    pub blocks_output: Option<String>,
+    /// The output file for transactions. If not provided transactions will not be exported. Use "-" for stdout
+    #[arg(long)]
+    pub transactions_output: Option<String>,
+    /// The chain network to connect to (accepted for compatibility).
+    #[arg(short = 'c', long, default_value = "ethereum")]
+    pub chain: String,
+}
+
+/// Flags of `export_receipts_and_logs`.
+#[derive(Debug, Args)]
+pub struct ReceiptsArgs {
+    /// The number of receipts to export at a time.
+    #[arg(short = 'b', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// The file containing transaction hashes, one per line.
+    #[arg(short = 't', long)]
+    pub transaction_hashes: String,
+    /// Provider, workers and retry flags shared by the commands that talk to a node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// The output file for receipts. If not provided receipts will not be exported. Use "-" for stdout
+    #[arg(long)]
+    pub receipts_output: Option<String>,
+    /// The output file for receipt logs. If not provided receipt logs will not be exported. Use "-" for stdout
+    #[arg(long)]
+    pub logs_output: Option<String>,
+    /// The chain network to connect to (accepted for compatibility).
+    #[arg(short = 'c', long, default_value = "ethereum")]
+    pub chain: String,
+}
+
+/// Flags of `extract_token_transfers`.
+#[derive(Debug, Args)]
+pub struct ExtractTransfersArgs {
+    /// The CSV file containing receipt logs (JSON lines when it ends in .json).
+    #[arg(short = 'l', long)]
+    pub logs: String,
+    /// The number of logs to process at a time (accepted for compatibility).
+    #[arg(short = 'b', long, default_value_t = 100)]
+    pub batch_size: u64,
+    /// The output file. If not specified stdout is used.
+    #[arg(short = 'o', long, default_value = "-")]
+    pub output: String,
+    /// The maximum number of workers (accepted for compatibility).
+    #[arg(short = 'w', long, default_value_t = 5)]
+    pub max_workers: u64,
+    /// Whether to convert values to strings.
+    #[arg(long)]
+    pub values_as_strings: bool,
+}
+
+/// Flags of `export_token_transfers`.
+#[derive(Debug, Args)]
+pub struct ExportTransfersArgs {
+    /// Start block
+    #[arg(short = 's', long, default_value_t = 0)]
+    pub start_block: u64,
+    /// End block
+    #[arg(short = 'e', long)]
+    pub end_block: u64,
+    /// The number of blocks to filter at a time.
+    #[arg(short = 'b', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// The output file. If not specified stdout is used.
+    #[arg(short = 'o', long, default_value = "-")]
+    pub output: String,
+    /// Provider, workers and retry flags shared by the commands that talk to a node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// The list of token addresses to filter by (repeatable).
+    #[arg(short = 't', long)]
+    pub tokens: Vec<String>,
+}
+
+/// Flags of `extract_csv_column`.
+#[derive(Debug, Args)]
+pub struct ExtractCsvColumnArgs {
+    /// The input file. If not specified stdin is used.
+    #[arg(short = 'i', long, default_value = "-")]
+    pub input: String,
+    /// The output file. If not specified stdout is used.
+    #[arg(short = 'o', long, default_value = "-")]
+    pub output: String,
+    /// The csv column name to extract.
+    #[arg(short = 'c', long)]
+    pub column: String,
+}
+
+/// Flags of `extract_field`.
+#[derive(Debug, Args)]
+pub struct ExtractFieldArgs {
+    /// The input file. If not specified stdin is used.
+    #[arg(short = 'i', long, default_value = "-")]
+    pub input: String,
+    /// The output file. If not specified stdout is used.
+    #[arg(short = 'o', long, default_value = "-")]
+    pub output: String,
+    /// The field name to extract.
+    #[arg(short = 'f', long)]
+    pub field: String,
+}
+
+/// Flags of `stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// The file holding the last synced block.
+    #[arg(short = 'l', long, default_value = "last_synced_block.txt")]
+    pub last_synced_block_file: String,
+    /// The number of blocks to lag behind the network.
+    #[arg(long, default_value_t = 0)]
+    pub lag: u64,
+    /// The URI of the JSON-RPC provider, e.g. http://localhost:8545
+    #[arg(short = 'p', long, default_value = DEFAULT_PROVIDER)]
+    pub provider_uri: String,
+    /// Where to write: only "console" (the default) is supported.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    /// Start block
+    #[arg(short = 's', long)]
+    pub start_block: Option<u64>,
+    /// The list of entity types to export.
+    #[arg(
+        short = 'e',
+        long,
+        default_value = "block,transaction,log,token_transfer"
+    )]
+    pub entity_types: String,
+    /// How many seconds to sleep between syncs
+    #[arg(long, default_value_t = 10)]
+    pub period_seconds: u64,
+    /// How many blocks to batch in single request
+    #[arg(short = 'b', long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// How many blocks to batch in single sync round
+    #[arg(short = 'B', long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub block_batch_size: u64,
+    /// The number of workers
+    #[arg(short = 'w', long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_workers: u64,
+    /// Log file (accepted for compatibility; messages go to stderr).
+    #[arg(long)]
+    pub log_file: Option<String>,
+    /// pid file, written while streaming.
+    #[arg(long)]
+    pub pid_file: Option<String>,
+    /// Stop after this block is synced (nodewatch-export extension).
+    #[arg(long)]
+    pub end_block: Option<u64>,
+}
+
+fn usize_of(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let ui = Ui { quiet: cli.quiet };
+    let retry = RetryPolicy {
+        max_attempts: cli.max_attempts,
+        base_delay: Duration::from_millis(cli.retry_delay_ms),
+    };
+    match cli.command {
+        Command::ExportBlocksAndTransactions(a) => {
+            let client = RpcClient::new(&a.node.provider_uri, retry)?;
+            let job = BlocksJob {
+                start_block: a.start_block,
+                end_block: a.end_block,
+                batch_size: usize_of(a.batch_size),
+                max_workers: usize_of(a.node.max_workers),
+                blocks_output: a.blocks_output,
+                transactions_output: a.transactions_output,
+            };
+            export_blocks_and_transactions(&client, &job, ui)
+                .await
+                .map(drop)
+        }
+        Command::ExportReceiptsAndLogs(a) => {
+            let client = RpcClient::new(&a.node.provider_uri, retry)?;
+            let job = ReceiptsJob {
+                transaction_hashes: a.transaction_hashes,
+                batch_size: usize_of(a.batch_size),
+                max_workers: usize_of(a.node.max_workers),
+                receipts_output: a.receipts_output,
+                logs_output: a.logs_output,
+            };
+            export_receipts_and_logs(&client, &job, ui).await.map(drop)
+        }
+        Command::ExtractTokenTransfers(a) => {
+            let job = ExtractTransfersJob {
+                logs: a.logs,
+                output: a.output,
+                values_as_strings: a.values_as_strings,
+            };
+            extract_token_transfers(&job, ui).map(drop)
+        }
+        Command::ExportTokenTransfers(a) => {
+            let client = RpcClient::new(&a.node.provider_uri, retry)?;
+            let job = ExportTransfersJob {
+                start_block: a.start_block,
+                end_block: a.end_block,
+                batch_size: usize_of(a.batch_size),
+                max_workers: usize_of(a.node.max_workers),
+                output: a.output,
+                tokens: a.tokens,
+            };
+            export_token_transfers(&client, &job, ui).await.map(drop)
+        }
+        Command::ExtractCsvColumn(a) => {
+            extract_csv_column(&a.input, &a.column, &a.output).map(drop)
+        }
+        Command::ExtractField(a) => extract_field(&a.input, &a.field, &a.output).map(drop),
+        Command::Stream(a) => {
+            if a.output.as_deref().is_some_and(|o| o != "console") {
+                return Err(ExportError::Usage(format!(
+                    "unsupported stream output {:?}: only console output is implemented",
+                    a.output.unwrap_or_default()
+                )));
+            }
+            let client = RpcClient::new(&a.provider_uri, retry)?;
+            let job = StreamJob {
+                last_synced_block_file: a.last_synced_block_file,
+                lag: a.lag,
+                start_block: a.start_block,
+                entity_types: parse_entity_types(&a.entity_types)?,
+                period: Duration::from_secs(a.period_seconds),
+                batch_size: usize_of(a.batch_size),
+                block_batch_size: a.block_batch_size,
+                max_workers: usize_of(a.max_workers),
+                end_block: a.end_block,
+            };
+            let _pid = a.pid_file.as_deref().map(PidFile::create).transpose()?;
+            stream(&client, &job, ui).await
+        }
+    }
+}
+
+/// A pid file that is removed again when the stream ends.
+struct PidFile(std::path::PathBuf);
+
+impl PidFile {
+    fn create(path: &str) -> Result<PidFile> {
+        std::fs::write(path, std::process::id().to_string())
+            .map_err(|e| ExportError::io(path, e))?;
+        Ok(PidFile(path.into()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ethereum_etl_flags_and_defaults_parse() {
+        let cli = Cli::try_parse_from([
+            "nodewatch-export",
+            "export_blocks_and_transactions",
+            "-e",
+            "10",
+            "--blocks-output",
+            "b.csv",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::ExportBlocksAndTransactions(a) => {
+                assert_eq!((a.start_block, a.end_block, a.batch_size), (0, 10, 100));
+                assert_eq!(a.node.max_workers, 5);
+                assert_eq!(a.node.provider_uri, DEFAULT_PROVIDER);
+            }
+            other => panic!("wrong command {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "nodewatch-export",
+            "export_token_transfers",
+            "-e",
+            "1",
+            "-t",
+            "0xa",
+            "-t",
+            "0xb",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::ExportTokenTransfers(a) if a.tokens == ["0xa", "0xb"] && a.output == "-")
+        );
+    }
+
+    #[test]
+    fn unknown_flags_and_bad_numbers_are_usage_errors() {
+        for args in [
+            vec!["x", "export_blocks_and_transactions", "-e", "1", "--bogus"],
+            vec!["x", "export_blocks_and_transactions", "-e", "-1"],
+            vec!["x", "export_blocks_and_transactions", "-e", "1", "-w", "0"],
+            vec!["x", "extract_field", "-i", "a"],
+        ] {
+            let err = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

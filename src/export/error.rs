@@ -1,0 +1,79 @@
+//! The typed errors of the export library and the process exit code each one
+//! maps to (2 for bad usage, like click; 1 for everything that goes wrong
+//! while exporting).
+
+use std::path::PathBuf;
+
+/// Everything that can stop an export.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Bad command-line usage: invalid range, unusable provider URI, an input
+    /// file that cannot be opened, no output selected.
+    #[error("{0}")]
+    Usage(String),
+
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved (`-` for stdin/stdout).
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A CSV input could not be parsed.
+    #[error("{path}: {source}")]
+    Csv {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: csv::Error,
+    },
+
+    /// The node kept failing or answered garbage for the named item, even
+    /// after retries.
+    #[error("{0}")]
+    Rpc(String),
+
+    /// Input data that ethereum-etl would also choke on (wrong JSON type,
+    /// missing column, non-hex quantity of the wrong type).
+    #[error("{0}")]
+    Data(String),
+}
+
+impl ExportError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExportError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ExportError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand result type for the export library.
+pub type Result<T, E = ExportError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_exit_2_and_others_exit_1() {
+        assert_eq!(ExportError::Usage("x".into()).exit_code(), 2);
+        assert_eq!(ExportError::Rpc("x".into()).exit_code(), 1);
+        let e = ExportError::io("/nope", std::io::Error::other("boom"));
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(e.to_string(), "/nope: boom");
+    }
+}

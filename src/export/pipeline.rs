@@ -1,0 +1,109 @@
+//! Ordered, bounded concurrency: batches are fetched (and mapped) by up to
+//! `workers` tokio tasks at once, while their results are handed to a single
+//! consumer strictly in batch order. At most `workers` batches are in flight
+//! or waiting, so memory stays bounded whatever the range; a failing batch
+//! stops the pipeline and the tasks still running are aborted.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::stream::{self, StreamExt};
+use tokio::task::JoinHandle;
+
+use super::error::{ExportError, Result};
+
+/// A spawned task that is aborted when dropped unfinished.
+struct AbortOnDrop<T>(JoinHandle<Result<T>>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
+            Ok(result) => result,
+            Err(e) => Err(ExportError::Rpc(format!("a fetch task failed: {e}"))),
+        })
+    }
+}
+
+/// Runs `fetch` on every batch with up to `workers` running concurrently and
+/// passes the results to `consume` in the order of `batches`.
+pub async fn run_ordered<I, T, F, Fut, C>(
+    batches: I,
+    workers: usize,
+    mut fetch: F,
+    mut consume: C,
+) -> Result<()>
+where
+    I: Iterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+    C: FnMut(T) -> Result<()>,
+{
+    let mut results = stream::iter(batches)
+        .map(|batch| AbortOnDrop(tokio::spawn(fetch(batch))))
+        .buffered(workers.max(1));
+    while let Some(result) = results.next().await {
+        consume(result?)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn results_come_back_in_batch_order_even_when_finishing_out_of_order() {
+        let mut seen = Vec::new();
+        run_ordered(
+            0..20u64,
+            5,
+            |i| async move {
+                // Later batches finish first.
+                tokio::time::sleep(Duration::from_millis(20 - i)).await;
+                Ok(i)
+            },
+            |i| {
+                seen.push(i);
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn the_first_failure_stops_the_run() {
+        let mut seen = Vec::new();
+        let err = run_ordered(
+            0..10u64,
+            2,
+            |i| async move {
+                if i == 3 {
+                    Err(ExportError::Rpc("block 3 failed".into()))
+                } else {
+                    Ok(i)
+                }
+            },
+            |i| {
+                seen.push(i);
+                Ok(())
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(seen, vec![0, 1, 2]);
+        assert!(err.to_string().contains("block 3"));
+    }
+}

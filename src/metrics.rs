@@ -24,6 +24,8 @@ pub struct Metrics {
     pub upstream_lag: IntGaugeVec,
     /// 1 when an upstream reports another chain than the proxy serves.
     pub upstream_wrong_chain: IntGaugeVec,
+    /// An upstream's current rank (1 = primary), so rules can find the primary by rank.
+    pub upstream_rank: IntGaugeVec,
     /// Duration of each attempt against an upstream.
     pub upstream_duration: HistogramVec,
     /// Attempts against each upstream by outcome.
@@ -167,6 +169,11 @@ impl Metrics {
             upstream_lag: gauge_vec(
                 "nodewatch_upstream_lag_blocks",
                 "Blocks the upstream trails the best head.",
+                &["upstream"],
+            ),
+            upstream_rank: gauge_vec(
+                "nodewatch_upstream_rank",
+                "Rank of the upstream in the configuration (1 = primary).",
                 &["upstream"],
             ),
             upstream_wrong_chain: gauge_vec(

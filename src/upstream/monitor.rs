@@ -212,6 +212,7 @@ impl Monitor {
             &m.upstream_head,
             &m.upstream_lag,
             &m.upstream_wrong_chain,
+            &m.upstream_rank,
         ] {
             let _ = gauge.remove_label_values(&[name]);
         }
@@ -372,6 +373,9 @@ impl Monitor {
             let up = health.status() == Status::Healthy && !wrong_chain;
             let m = &self.metrics;
             m.upstream_up.with_label_values(&[name]).set(i64::from(up));
+            m.upstream_rank
+                .with_label_values(&[name])
+                .set(index as i64 + 1);
             m.upstream_wrong_chain
                 .with_label_values(&[name])
                 .set(i64::from(wrong_chain));

@@ -1,30 +1,25 @@
-//! `stream`: follows the chain head like `ethereumetl stream`, printing
-//! enriched items to the console (one `json.dumps` line each). State lives in
-//! the last-synced-block file, rewritten atomically after every round; each
-//! round syncs at most `--block-batch-size` blocks, `--lag` blocks behind the
-//! head, and an idle or failed round sleeps `--period-seconds`.
+//! `stream`: follows the chain head like `ethereumetl stream`. Each round
+//! syncs at most `--block-batch-size` blocks, `--lag` blocks behind the head,
+//! hands them to the outputs (console, PostgreSQL, a directory: see
+//! [`crate::export::outputs`]) and only then rewrites the last-synced-block
+//! file (write + rename), so a crash at any point repeats at most the round
+//! in flight, which every output writes idempotently. An idle or failed round
+//! sleeps `--period-seconds`; a shutdown request (SIGTERM) lets the round in
+//! flight finish and then ends the stream successfully.
 
-use std::io::Write;
+pub mod round;
+
+use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::export::error::{ExportError, Result};
-use crate::export::mappers::blocks::MappedBlock;
-use crate::export::mappers::enrich::{
-    add_id_and_timestamp, block_item, find_block, find_receipt, log_item, token_transfer_item,
-    transaction_item,
-};
-use crate::export::mappers::receipts::{MappedReceipt, LOG_FIELDS};
-use crate::export::mappers::token_transfers::{extract_transfer, LogView};
-use crate::export::pipeline::run_ordered;
+use crate::export::outputs::StreamOutputs;
 use crate::export::progress::Ui;
-use crate::export::pyfmt::json_dumps;
 use crate::export::pyvalue::PyValue;
 use crate::export::rpc::{Call, RpcClient};
 
-use super::blocks::fetch_blocks;
-use super::receipts::fetch_receipts;
-use super::{block_batches, chunked};
+use round::Round;
 
 /// The entity types `stream` can print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +75,16 @@ pub struct StreamJob {
     pub end_block: Option<u64>,
 }
 
-/// Runs the stream until `end_block` is synced (forever without one).
-pub async fn stream(client: &RpcClient, job: &StreamJob, ui: Ui) -> Result<()> {
+/// Runs the stream until `end_block` is synced (forever without one) or
+/// `shutdown` completes; a shutdown during a round takes effect after the
+/// round has been written and recorded.
+pub async fn stream(
+    client: &RpcClient,
+    job: &StreamJob,
+    outputs: &mut StreamOutputs,
+    ui: Ui,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let state = Path::new(&job.last_synced_block_file);
     if job.start_block.is_some() || !state.is_file() {
         if state.is_file() {
@@ -94,15 +97,33 @@ pub async fn stream(client: &RpcClient, job: &StreamJob, ui: Ui) -> Result<()> {
         write_state(state, start - 1)?;
     }
     let mut last_synced = read_state(state)?;
-    let mut stdout = std::io::BufWriter::new(std::io::stdout());
+    outputs.open(&job.entity_types, last_synced).await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut stopping = false;
     loop {
-        if job
-            .end_block
-            .is_some_and(|end| last_synced >= i128::from(end))
+        if stopping
+            || job
+                .end_block
+                .is_some_and(|end| last_synced >= i128::from(end))
         {
             return Ok(());
         }
-        let synced = match sync_round(client, job, last_synced, &mut stdout).await {
+        let result = {
+            let mut round = std::pin::pin!(sync_round(client, job, outputs, last_synced));
+            loop {
+                tokio::select! {
+                    biased;
+                    result = &mut round => break result,
+                    () = &mut shutdown, if !stopping => {
+                        stopping = true;
+                        if !ui.quiet {
+                            eprintln!("Shutdown requested: finishing the current batch.");
+                        }
+                    }
+                }
+            }
+        };
+        let synced = match result {
             Ok(Some(target)) => {
                 write_state(state, target)?;
                 let n = target - last_synced;
@@ -110,20 +131,24 @@ pub async fn stream(client: &RpcClient, job: &StreamJob, ui: Ui) -> Result<()> {
                 n
             }
             Ok(None) => 0,
-            Err(e @ ExportError::Io { .. }) => return Err(e),
+            Err(e) if e.stops_stream() => return Err(e),
             Err(e) => {
                 eprintln!("warning: sync round after block {last_synced} failed, will retry: {e}");
+                outputs.after_failure(last_synced)?;
                 0
             }
         };
-        if synced <= 0 {
+        if synced <= 0 && !stopping {
             if !ui.quiet {
                 eprintln!(
                     "Nothing to sync. Sleeping for {} seconds...",
                     job.period.as_secs_f64()
                 );
             }
-            tokio::time::sleep(job.period).await;
+            tokio::select! {
+                () = tokio::time::sleep(job.period) => {}
+                () = &mut shutdown => stopping = true,
+            }
         }
     }
 }
@@ -153,13 +178,13 @@ fn write_state(path: &Path, block: i128) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| ExportError::io(path, e))
 }
 
-/// One round: returns the new last synced block, or `None` when there was
-/// nothing to sync.
+/// One round: fetches the blocks after `last`, hands them to the outputs and
+/// returns the new last synced block, or `None` when there was nothing to sync.
 async fn sync_round(
     client: &RpcClient,
     job: &StreamJob,
+    outputs: &mut StreamOutputs,
     last: i128,
-    out: &mut impl Write,
 ) -> Result<Option<i128>> {
     let head = current_block(client).await?;
     let mut target = (head - i128::from(job.lag)).min(last + i128::from(job.block_batch_size));
@@ -173,11 +198,8 @@ async fn sync_round(
         u64::try_from(last + 1).unwrap_or(0),
         u64::try_from(target).unwrap_or(0),
     );
-    for line in export_round(client, job, lo, hi).await? {
-        out.write_all(line.as_bytes())
-            .map_err(|e| ExportError::io("-", e))?;
-    }
-    out.flush().map_err(|e| ExportError::io("-", e))?;
+    let round = Round::fetch(client, job, lo, hi).await?;
+    outputs.write_round(&round, &job.entity_types).await?;
     Ok(Some(target))
 }
 
@@ -199,124 +221,6 @@ async fn current_block(client: &RpcClient) -> Result<i128> {
         None => Err(ExportError::Rpc(format!(
             "eth_blockNumber answered {result:?}"
         ))),
-    }
-}
-
-/// ethereum-etl's `export_all` for blocks `lo..=hi`: the printed lines.
-async fn export_round(
-    client: &RpcClient,
-    job: &StreamJob,
-    lo: u64,
-    hi: u64,
-) -> Result<Vec<String>> {
-    let wants = |e: Entity| job.entity_types.contains(&e);
-    let need_logs = wants(Entity::Log) || wants(Entity::TokenTransfer);
-    let need_txs = wants(Entity::Transaction) || need_logs;
-    let need_receipts = wants(Entity::Transaction) || need_logs;
-
-    let mut blocks: Vec<MappedBlock> = Vec::new();
-    run_ordered(
-        block_batches(lo, hi, job.batch_size),
-        job.max_workers,
-        |(a, b)| {
-            let client = client.clone();
-            async move { fetch_blocks(&client, a, b, need_txs).await }
-        },
-        |batch: Vec<MappedBlock>| {
-            blocks.extend(batch);
-            Ok(())
-        },
-    )
-    .await?;
-
-    let mut receipts: Vec<MappedReceipt> = Vec::new();
-    if need_receipts {
-        let hashes = blocks.iter().flat_map(|b| b.transactions.iter()).map(|tx| {
-            Ok(tx
-                .first()
-                .and_then(PyValue::as_str)
-                .unwrap_or_default()
-                .to_owned())
-        });
-        run_ordered(
-            chunked(hashes, job.batch_size),
-            job.max_workers,
-            |batch| {
-                let client = client.clone();
-                async move { fetch_receipts(&client, batch?).await }
-            },
-            |batch: Vec<MappedReceipt>| {
-                receipts.extend(batch);
-                Ok(())
-            },
-        )
-        .await?;
-    }
-
-    let mut items: Vec<Vec<(String, PyValue)>> = Vec::new();
-    if wants(Entity::Block) {
-        items.extend(blocks.iter().map(|b| block_item(&b.block)));
-    }
-    if wants(Entity::Transaction) {
-        for tx in blocks.iter().flat_map(|b| b.transactions.iter()) {
-            let receipt = find_receipt(&receipts, &tx[0])?;
-            items.push(transaction_item(tx, &receipt.receipt));
-        }
-    }
-    let logs: Vec<&Vec<PyValue>> = receipts.iter().flat_map(|r| r.logs.iter()).collect();
-    let log_key = |row: &[PyValue], fields: &[&str]| {
-        let at = |name: &str| {
-            fields
-                .iter()
-                .position(|f| *f == name)
-                .map(|i| sort_key(&row[i]))
-        };
-        (at("block_number"), at("log_index"))
-    };
-    if wants(Entity::Log) {
-        let mut rows = logs.clone();
-        rows.sort_by_key(|r| log_key(r, LOG_FIELDS));
-        for row in rows {
-            let block = find_block(&blocks, &row[4])?;
-            items.push(log_item(row, &block.block));
-        }
-    }
-    if wants(Entity::TokenTransfer) {
-        let mut transfers = Vec::new();
-        for (i, row) in logs.iter().enumerate() {
-            let view = LogView::from_export_item(&PyValue::dict(
-                LOG_FIELDS
-                    .iter()
-                    .zip(row.iter())
-                    .map(|(k, v)| (*k, v.clone())),
-            ));
-            let label = || format!("log {i} of blocks {lo}..={hi}");
-            if let Some(t) = extract_transfer(&view, &label)? {
-                transfers.push(t);
-            }
-        }
-        transfers.sort_by_key(|t| (sort_key(&t[6]), sort_key(&t[5])));
-        for t in &transfers {
-            let block = find_block(&blocks, &t[6])?;
-            items.push(token_transfer_item(t, &block.block));
-        }
-    }
-    Ok(items
-        .into_iter()
-        .map(|mut item| {
-            add_id_and_timestamp(&mut item);
-            let mut line = json_dumps(&PyValue::Dict(item));
-            line.push('\n');
-            line
-        })
-        .collect())
-}
-
-/// Orders integers numerically (everything else after them, unordered).
-fn sort_key(v: &PyValue) -> (u8, i128) {
-    match v {
-        PyValue::Int(i) => (0, *i),
-        _ => (1, 0),
     }
 }
 

@@ -2,8 +2,10 @@
 #
 #   make tools   install the external test tools (anvil, ethereum-etl) into .tools/ (git-ignored),
 #                only if missing; a re-run is instant.
-#   make test    tools + fmt check + clippy + cargo test, with NODEWATCH_ANVIL and
-#                NODEWATCH_ETHEREUMETL exported so the integration tests find the tools.
+#   make pg-tools  PostgreSQL 15 from Debian (apt-get, as root) unless its initdb is there.
+#   make test    tools + pg-tools + fmt check + clippy + cargo test, with NODEWATCH_ANVIL,
+#                NODEWATCH_ETHEREUMETL and NODEWATCH_PG_BIN exported so the integration
+#                tests find the tools.
 #   make lint    fmt check + clippy
 #   make fmt     cargo fmt
 
@@ -34,11 +36,17 @@ ETL_CONSTRAINTS := $(ROOT)/scripts/ethereum-etl-constraints.txt
 
 # The integration tests read these (see tests/support/tools.rs). A value already in the
 # environment wins, so a developer can point at their own builds.
+# PostgreSQL for the stream-to-database tests (tests/support/postgres.rs starts a throwaway
+# server from these binaries; nothing is installed as a service or left running).
+PG_MAJOR := 15
+PG_BIN := /usr/lib/postgresql/$(PG_MAJOR)/bin
+
 NODEWATCH_ANVIL ?= $(ANVIL)
 NODEWATCH_ETHEREUMETL ?= $(ETHEREUMETL)
-export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL
+NODEWATCH_PG_BIN ?= $(PG_BIN)
+export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_PG_BIN
 
-.PHONY: all tools test lint fmt fmt-check clippy cargo-test clean-tools FORCE
+.PHONY: all tools pg-tools test lint fmt fmt-check clippy cargo-test clean-tools FORCE
 
 all: test
 
@@ -63,10 +71,27 @@ $(ETL_STAMP): $(ETL_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL)),,FORCE)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) ethereum-etl==$(ETL_VERSION)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) parsimonious==$(PARSIMONIOUS_VERSION)
+	@# `ethereumetl stream -o postgresql+pg8000://...` needs these two of its [streaming] extra.
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) SQLAlchemy pg8000
 	$(ETHEREUMETL) --help > /dev/null
 	touch $@
 
 FORCE:
+
+# Idempotent: nothing happens when initdb is there. apt-get update only when the first
+# install attempt fails (stale or empty package lists). Not root: say so and go on; the tests
+# then skip locally and fail under CI=true.
+pg-tools:
+	@if [ -x $(PG_BIN)/initdb ] && [ -x $(PG_BIN)/postgres ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "warning: PostgreSQL $(PG_MAJOR) is missing and installing it needs root: apt-get install postgresql-$(PG_MAJOR)" >&2; \
+	  exit 0; \
+	fi; \
+	echo "==> installing postgresql-$(PG_MAJOR) (apt)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y --no-install-recommends postgresql-$(PG_MAJOR) \
+	  || { apt-get update && apt-get install -y --no-install-recommends postgresql-$(PG_MAJOR); }; \
+	test -x $(PG_BIN)/initdb
 
 fmt:
 	$(CARGO) fmt
@@ -79,11 +104,11 @@ clippy:
 
 lint: fmt-check clippy
 
-cargo-test: tools
+cargo-test: tools pg-tools
 	$(CARGO) test
 
 # Sequenced (not just prerequisites) so `make -j` still runs the steps in order.
-test: tools
+test: tools pg-tools
 	$(MAKE) --no-print-directory fmt-check
 	$(MAKE) --no-print-directory clippy
 	$(MAKE) --no-print-directory cargo-test

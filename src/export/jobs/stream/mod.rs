@@ -86,18 +86,23 @@ pub async fn stream(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let state = Path::new(&job.last_synced_block_file);
-    if job.start_block.is_some() || !state.is_file() {
-        if state.is_file() {
-            return Err(ExportError::Usage(format!(
-                "{0} should not exist if --start-block option is specified. Either remove the {0} file or the --start-block option.",
-                job.last_synced_block_file
-            )));
-        }
-        let start = i128::from(job.start_block.unwrap_or(0));
-        write_state(state, start - 1)?;
+    let fresh = job.start_block.is_some() || !state.is_file();
+    if fresh && state.is_file() {
+        return Err(ExportError::Usage(format!(
+            "{0} should not exist if --start-block option is specified. Either remove the {0} file or the --start-block option.",
+            job.last_synced_block_file
+        )));
     }
-    let mut last_synced = read_state(state)?;
+    let mut last_synced = if fresh {
+        i128::from(job.start_block.unwrap_or(0)) - 1
+    } else {
+        read_state(state)?
+    };
+    // Outputs first: an unreachable database leaves no state file behind.
     outputs.open(&job.entity_types, last_synced).await?;
+    if fresh {
+        write_state(state, last_synced)?;
+    }
     let mut shutdown = std::pin::pin!(shutdown);
     let mut stopping = false;
     loop {

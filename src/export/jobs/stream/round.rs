@@ -141,27 +141,41 @@ impl Round {
             items.extend(self.blocks.iter().map(|b| block_item(&b.block)));
         }
         if wants(Entity::Transaction) {
-            for tx in self.transactions() {
-                let receipt = find_receipt(&self.receipts, &tx[0])?;
+            for (i, tx) in self.transactions().enumerate() {
+                // Receipts were fetched in transaction order: look there first.
+                let receipt = match self.receipts.get(i) {
+                    Some(r) if r.receipt.first() == tx.first() => r,
+                    _ => find_receipt(&self.receipts, &tx[0])?,
+                };
                 items.push(transaction_item(tx, &receipt.receipt));
             }
         }
         if wants(Entity::Log) {
             for row in self.sorted_logs() {
-                let block = find_block(&self.blocks, &row[4])?;
-                items.push(log_item(row, &block.block));
+                items.push(log_item(row, &self.block(&row[4])?.block));
             }
         }
         if wants(Entity::TokenTransfer) {
             for t in &self.token_transfers()? {
-                let block = find_block(&self.blocks, &t[6])?;
-                items.push(token_transfer_item(t, &block.block));
+                items.push(token_transfer_item(t, &self.block(&t[6])?.block));
             }
         }
         for item in &mut items {
             add_id_and_timestamp(item);
         }
         Ok(items)
+    }
+
+    /// The block numbered `number` (blocks are in order from `lo`: look there first).
+    fn block(&self, number: &PyValue) -> Result<&MappedBlock> {
+        let at = match number {
+            PyValue::Int(n) => usize::try_from(*n - i128::from(self.lo)).ok(),
+            _ => None,
+        };
+        match at.and_then(|i| self.blocks.get(i)) {
+            Some(b) if b.block.first() == Some(number) => Ok(b),
+            _ => find_block(&self.blocks, number),
+        }
     }
 
     /// The lines `ethereumetl stream` prints for this round.

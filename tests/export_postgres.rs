@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use export_common::stream::{batch_export, read_state, spawn, BIN};
+use export_common::stream::{batch_export, read_state, run_with_kills, BIN};
 use export_common::{args, ours, s, Fixture};
 use support::etl::read_csv;
 use support::postgres::Postgres;
@@ -312,29 +312,8 @@ async fn a_killed_and_restarted_postgres_stream_has_every_row_exactly_once() {
     ));
 
     let a = stream_to(&f, &pg.url("killed"), &f.path("killed.txt"), &extra);
-    let delays_ms = [30u64, 60, 45, 90, 40, 120, 70, 160];
-    let (mut kills, mut runs, mut resumed_from) = (0, 0, Vec::new());
-    loop {
-        runs += 1;
-        resumed_from.push(read_state(&f.path("killed.txt")).unwrap_or(-1));
-        let mut child = spawn(&a, &f.path("killed.err"));
-        tokio::time::sleep(Duration::from_millis(delays_ms[runs % delays_ms.len()])).await;
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL, possibly inside a transaction
-            child.wait().unwrap();
-            kills += 1;
-            assert!(runs < 40, "the stream never completed");
-            continue;
-        }
-        let status = child.wait().unwrap();
-        assert!(
-            status.success(),
-            "{}",
-            std::fs::read_to_string(f.path("killed.err")).unwrap()
-        );
-        break;
-    }
-    assert!(kills >= 2, "only {kills} kills landed mid-stream");
+    let kills = 5;
+    let resumed_from = run_with_kills(&a, &f.path("killed.txt"), kills, || {}).await;
     let counted = counts(&pg, "killed").await;
     assert_eq!(counted, counts(&pg, "clean").await);
     for (table, n, distinct) in &counted {
@@ -354,7 +333,7 @@ async fn a_killed_and_restarted_postgres_stream_has_every_row_exactly_once() {
         .matches("unexpected EOF on client connection with an open transaction")
         .count();
     eprintln!(
-        "FIGURE stream-postgres-kill: {kills} SIGKILLs over {runs} runs ({mid_transaction} inside an open transaction; resumed after blocks {resumed_from:?}); counts {counted:?} equal to an uninterrupted run"
+        "FIGURE stream-postgres-kill: {kills} SIGKILLs ({mid_transaction} inside an open transaction; resumed after blocks {resumed_from:?}); counts {counted:?} equal to an uninterrupted run"
     );
     assert_eq!(read_state(&f.path("killed.txt")), Some(f.head as i64));
 }

@@ -18,7 +18,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use export_common::stream::{
-    assert_dir_matches_batch, read_state, spawn, stream_files, wait_exit, wait_state, KINDS,
+    assert_dir_matches_batch, read_state, run_with_kills, spawn, stream_files, wait_exit,
+    wait_state, KINDS,
 };
 use export_common::{args, ours, s, Fixture};
 
@@ -75,48 +76,28 @@ async fn a_killed_and_restarted_directory_stream_has_every_block_exactly_once() 
         return;
     };
     let head = f.head.to_string();
-    let extra = ["-B", "2", "-b", "1", "-w", "1", "--end-block", &head];
+    let extra = ["-B", "1", "-b", "1", "-w", "1", "--end-block", &head];
     let clean = f.path("clean");
     ours(&stream_args(&f, &clean, &f.path("clean.txt"), &extra));
     let reference = tree(&clean);
 
     let (out, state) = (f.path("killed"), f.path("killed.txt"));
     let a = stream_args(&f, &out, &state, &extra);
-    let delays_ms = [15u64, 40, 25, 70, 35, 100, 50, 150];
-    let (mut kills, mut runs) = (0, 0);
+    let kills = 5;
     let started = Instant::now();
-    loop {
-        runs += 1;
-        let mut child = spawn(&a, &f.path("killed.err"));
-        tokio::time::sleep(Duration::from_millis(delays_ms[runs % delays_ms.len()])).await;
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            kills += 1;
-            // Whatever is under a final name is complete: identical to the clean run's file.
-            if out.exists() {
-                for (name, bytes) in tree(&out) {
-                    if name.rsplit('/').next().unwrap().starts_with('.') {
-                        continue; // an abandoned temporary file
-                    }
-                    assert!(
-                        reference.get(&name) == Some(&bytes),
-                        "partial or wrong {name}"
-                    );
-                }
+    let resumed_from = run_with_kills(&a, &state, kills, || {
+        // Whatever is under a final name is complete: identical to the clean run's file.
+        for (name, bytes) in tree(&out) {
+            if name.rsplit('/').next().unwrap().starts_with('.') {
+                continue; // an abandoned temporary file
             }
-            assert!(runs < 40, "the stream never completed");
-            continue;
+            assert!(
+                reference.get(&name) == Some(&bytes),
+                "partial or wrong {name}"
+            );
         }
-        let status = child.wait().unwrap();
-        assert!(
-            status.success(),
-            "{}",
-            std::fs::read_to_string(f.path("killed.err")).unwrap()
-        );
-        break;
-    }
-    assert!(kills >= 2, "only {kills} kills landed mid-stream");
+    })
+    .await;
     assert_eq!(read_state(&state), Some(f.head as i64));
     assert_eq!(
         tree(&out),
@@ -131,7 +112,7 @@ async fn a_killed_and_restarted_directory_stream_has_every_block_exactly_once() 
         assert_eq!(blocks, f.head + 1, "{kind}: every block exactly once");
     }
     eprintln!(
-        "FIGURE stream-dir-kill: {kills} SIGKILLs over {runs} runs ({:.1}s), files identical to an uninterrupted run",
+        "FIGURE stream-dir-kill: {kills} SIGKILLs (resumed after blocks {resumed_from:?}, {:.1}s), files identical to an uninterrupted run",
         started.elapsed().as_secs_f64()
     );
 }

@@ -190,3 +190,43 @@ pub fn assert_dir_matches_batch(
     }
     compared
 }
+
+/// Runs `nodewatch-export <args>` to completion after SIGKILLing it `kills` times, each time
+/// once the state file has moved past where that run started (so every run makes progress)
+/// plus a few varying milliseconds, so kills land at different points of a round. Calls
+/// `after_kill` after each kill; returns the state each run started from.
+pub async fn run_with_kills(
+    args: &[String],
+    state: &Path,
+    kills: usize,
+    mut after_kill: impl FnMut(),
+) -> Vec<i64> {
+    let err = state.with_extension("err");
+    let jitter_ms = [0u64, 3, 7, 1, 12, 5];
+    let mut started_from = Vec::new();
+    for i in 0..=kills {
+        let from = read_state(state).unwrap_or(-1);
+        started_from.push(from);
+        let mut child = spawn(args, &err);
+        if i == kills {
+            let status = wait_exit(&mut child, Duration::from_secs(60)).await;
+            assert!(
+                status.success(),
+                "{}",
+                std::fs::read_to_string(&err).unwrap()
+            );
+            break;
+        }
+        wait_state(state, from + 1, Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_millis(jitter_ms[i % jitter_ms.len()])).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the stream finished before kill {}; use more rounds",
+            i + 1
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        after_kill();
+    }
+    started_from
+}

@@ -7,8 +7,10 @@
 #   make tools   install the external test tools into .tools/ (git-ignored), only if missing; a
 #                re-run is instant: anvil (npm), ethereum-etl and apache-airflow (PyPI venvs),
 #                and the Debian packages prometheus (promtool) and chromium.
-#   make test    tools + fmt check + clippy + cargo test, with NODEWATCH_ANVIL and
-#                NODEWATCH_ETHEREUMETL exported so the integration tests find the tools. The
+#   make pg-tools  PostgreSQL 15 from Debian (apt-get, as root) unless its initdb is there.
+#   make test    tools + pg-tools + fmt check + clippy + cargo test, with NODEWATCH_ANVIL,
+#                NODEWATCH_ETHEREUMETL and NODEWATCH_PG_BIN exported so the integration tests
+#                find the tools. The
 #                promtool rule tests, the dashboard metric check, the status page in headless
 #                Chromium and the Airflow DAG import are cargo tests (tests/deploy.rs,
 #                tests/status.rs).
@@ -63,12 +65,18 @@ DEBIAN_TOOLS := promtool:prometheus chromium:chromium
 
 # The integration tests read these (see tests/support/tools.rs). A value already in the
 # environment wins, so a developer can point at their own builds.
+# PostgreSQL for the stream-to-database tests (tests/support/postgres.rs starts a throwaway
+# server from these binaries; nothing is installed as a service or left running).
+PG_MAJOR := 15
+PG_BIN := /usr/lib/postgresql/$(PG_MAJOR)/bin
+
 NODEWATCH_ANVIL ?= $(ANVIL)
 NODEWATCH_ETHEREUMETL ?= $(ETHEREUMETL)
 NODEWATCH_AIRFLOW_PYTHON ?= $(AIRFLOW_VENV)/bin/python
-export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_AIRFLOW_PYTHON
+NODEWATCH_PG_BIN ?= $(PG_BIN)
+export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_AIRFLOW_PYTHON NODEWATCH_PG_BIN
 
-.PHONY: all tools debian-tools demo test lint lint-docker fmt fmt-check clippy cargo-test \
+.PHONY: all tools pg-tools debian-tools demo test lint lint-docker fmt fmt-check clippy cargo-test \
 	clean-tools FORCE bench bench-tools bench-build bench-run bench-report bench-lint
 
 all: test
@@ -119,6 +127,8 @@ $(ETL_STAMP): $(ETL_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL)),,FORCE)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) ethereum-etl==$(ETL_VERSION)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) parsimonious==$(PARSIMONIOUS_VERSION)
+	@# `ethereumetl stream -o postgresql+pg8000://...` needs these two of its [streaming] extra.
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) SQLAlchemy pg8000
 	$(ETHEREUMETL) --help > /dev/null
 	touch $@
 
@@ -139,6 +149,21 @@ $(HADOLINT):
 lint-docker: $(HADOLINT)
 	$(HADOLINT) Dockerfile deploy/etl/Dockerfile
 
+# Idempotent: nothing happens when initdb is there. apt-get update only when the first
+# install attempt fails (stale or empty package lists). Not root: say so and go on; the tests
+# then skip locally and fail under CI=true.
+pg-tools:
+	@if [ -x $(PG_BIN)/initdb ] && [ -x $(PG_BIN)/postgres ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "warning: PostgreSQL $(PG_MAJOR) is missing and installing it needs root: apt-get install postgresql-$(PG_MAJOR)" >&2; \
+	  exit 0; \
+	fi; \
+	echo "==> installing postgresql-$(PG_MAJOR) (apt)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y --no-install-recommends postgresql-$(PG_MAJOR) \
+	  || { apt-get update && apt-get install -y --no-install-recommends postgresql-$(PG_MAJOR); }; \
+	test -x $(PG_BIN)/initdb
+
 fmt:
 	$(CARGO) fmt
 
@@ -150,11 +175,11 @@ clippy:
 
 lint: fmt-check clippy
 
-cargo-test: tools
+cargo-test: tools pg-tools
 	$(CARGO) test
 
 # Sequenced (not just prerequisites) so `make -j` still runs the steps in order.
-test: tools
+test: tools pg-tools
 	$(MAKE) --no-print-directory fmt-check
 	$(MAKE) --no-print-directory clippy
 	$(MAKE) --no-print-directory cargo-test

@@ -14,8 +14,10 @@ use super::jobs::stream::{parse_entity_types, stream, StreamJob};
 use super::jobs::token_transfers::{
     export_token_transfers, extract_token_transfers, ExportTransfersJob, ExtractTransfersJob,
 };
+use super::outputs::StreamOutputs;
 use super::progress::Ui;
 use super::rpc::{RetryPolicy, RpcClient};
+use super::sink::Format;
 
 /// The default JSON-RPC endpoint.
 pub const DEFAULT_PROVIDER: &str = "http://127.0.0.1:8545";
@@ -63,7 +65,7 @@ pub enum Command {
     /// Extracts field from given CSV or JSON newline-delimited file.
     #[command(name = "extract_field")]
     ExtractField(ExtractFieldArgs),
-    /// Streams blocks, transactions, logs and token transfers to the console.
+    /// Streams blocks, transactions, logs and token transfers to the console, PostgreSQL or a directory.
     #[command(name = "stream")]
     Stream(StreamArgs),
 }
@@ -199,6 +201,15 @@ pub struct ExtractFieldArgs {
     pub field: String,
 }
 
+/// File format of a directory output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// ethereum-etl's CSV files.
+    Csv,
+    /// JSON lines, as ethereum-etl writes `.json` outputs.
+    Json,
+}
+
 /// Flags of `stream`.
 #[derive(Debug, Args)]
 pub struct StreamArgs {
@@ -211,9 +222,14 @@ pub struct StreamArgs {
     /// The URI of the JSON-RPC provider, e.g. http://localhost:8545
     #[arg(short = 'p', long, default_value = DEFAULT_PROVIDER)]
     pub provider_uri: String,
-    /// Where to write: only "console" (the default) is supported.
+    /// Where to write: console (default), postgresql://user:password@host:port/database
+    /// (also postgresql+pg8000://...), or a directory (existing, or a path ending in "/");
+    /// a comma-separated list writes to several.
     #[arg(short = 'o', long)]
     pub output: Option<String>,
+    /// File format of a directory output (nodewatch-export extension).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Csv)]
+    pub output_format: OutputFormat,
     /// Start block
     #[arg(short = 's', long)]
     pub start_block: Option<u64>,
@@ -309,12 +325,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::ExtractField(a) => extract_field(&a.input, &a.field, &a.output).map(drop),
         Command::Stream(a) => {
-            if a.output.as_deref().is_some_and(|o| o != "console") {
-                return Err(ExportError::Usage(format!(
-                    "unsupported stream output {:?}: only console output is implemented",
-                    a.output.unwrap_or_default()
-                )));
-            }
+            let format = match a.output_format {
+                OutputFormat::Csv => Format::Csv,
+                OutputFormat::Json => Format::Json,
+            };
+            let mut outputs = StreamOutputs::parse(a.output.as_deref(), format)?;
             let client = RpcClient::new(&a.provider_uri, retry)?;
             let job = StreamJob {
                 last_synced_block_file: a.last_synced_block_file,
@@ -327,10 +342,26 @@ pub async fn run(cli: Cli) -> Result<()> {
                 max_workers: usize_of(a.max_workers),
                 end_block: a.end_block,
             };
+            let shutdown = shutdown_signal()?;
             let _pid = a.pid_file.as_deref().map(PidFile::create).transpose()?;
-            stream(&client, &job, ui).await
+            stream(&client, &job, &mut outputs, ui, shutdown).await
         }
     }
+}
+
+/// Completes on SIGTERM or SIGINT. The handlers are installed at once, so a
+/// signal that arrives before the future is first polled is not lost.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let install = |kind: SignalKind| signal(kind).map_err(|e| ExportError::io("signal handler", e));
+    let mut term = install(SignalKind::terminate())?;
+    let mut int = install(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 /// A pid file that is removed again when the stream ends.

@@ -41,6 +41,18 @@ pub enum ExportError {
     /// missing column, non-hex quantity of the wrong type).
     #[error("{0}")]
     Data(String),
+
+    /// A PostgreSQL output failed. `retriable` errors (connection lost,
+    /// server shutting down, serialization failure) make `stream` reconnect
+    /// and repeat the round; the others (bad credentials, a table laid out
+    /// differently, a value the column cannot hold) stop it.
+    #[error("{message}")]
+    Database {
+        /// What failed, naming the server (never the password) and the table.
+        message: String,
+        /// Whether repeating the round may succeed.
+        retriable: bool,
+    },
 }
 
 impl ExportError {
@@ -50,6 +62,21 @@ impl ExportError {
             ExportError::Usage(_) => 2,
             _ => 1,
         }
+    }
+
+    /// Whether `stream` must stop on this error instead of retrying the round:
+    /// local files that cannot be written, bad usage and non-retriable
+    /// database errors would fail the same way again.
+    pub fn stops_stream(&self) -> bool {
+        matches!(
+            self,
+            ExportError::Io { .. }
+                | ExportError::Usage(_)
+                | ExportError::Database {
+                    retriable: false,
+                    ..
+                }
+        )
     }
 
     /// Wraps an I/O error with the path it concerns.

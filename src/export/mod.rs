@@ -6,7 +6,8 @@
 //! [`sink`] and [`input`] (files in ethereum-etl's CSV / JSON-lines dialects),
 //! [`rpc`] and [`batch`] (JSON-RPC batches with validation and retries), [`pipeline`]
 //! (ordered bounded concurrency), [`mappers`] (RPC objects to rows),
-//! [`jobs`] (the commands) and [`cli`] (flags and dispatch).
+//! [`jobs`] (the commands), [`outputs`] (where `stream` writes: console,
+//! PostgreSQL, directories) and [`cli`] (flags and dispatch).
 #![forbid(unsafe_code)]
 
 pub mod batch;
@@ -16,6 +17,7 @@ pub mod hexnum;
 pub mod input;
 pub mod jobs;
 pub mod mappers;
+pub mod outputs;
 pub mod pipeline;
 pub mod progress;
 pub mod pyfmt;

@@ -4,6 +4,8 @@
 //! `mod support { ... }` that declares anvil, chain, etl, rpc and tools.
 #![allow(dead_code)]
 
+pub mod stream;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -9,6 +9,7 @@
 //! * [`chain`]: a deterministic ~30-block chain with every transaction kind ethereum-etl reads.
 //! * [`etl`]: runs the real `ethereumetl` and compares its output files.
 //! * [`fault`]: scripted misbehaving upstreams; [`nodewatch`]: the proxy in-process.
+//! * [`postgres`]: a throwaway PostgreSQL 15 server on a loopback port.
 //!
 //! Everything here talks to 127.0.0.1 only.
 #![allow(dead_code, unused_imports, unused_macros)]
@@ -18,6 +19,7 @@ pub mod chain;
 pub mod etl;
 pub mod fault;
 pub mod nodewatch;
+pub mod postgres;
 pub mod rpc;
 pub mod tls;
 pub mod tools;

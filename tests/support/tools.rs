@@ -1,6 +1,7 @@
 //! Locating the external test tools installed by `make tools`.
 //!
-//! `make test` exports `NODEWATCH_ANVIL` and `NODEWATCH_ETHEREUMETL` (absolute paths). Without
+//! `make test` exports `NODEWATCH_ANVIL`, `NODEWATCH_ETHEREUMETL` and `NODEWATCH_PG_BIN`
+//! (absolute paths; `make pg-tools` installs PostgreSQL 15 from Debian). Without
 //! them (plain `cargo test`), the default locations under `.tools/` in the crate root are used.
 //!
 //! Policy for a missing tool: when `CI=true` it is a test *failure* (panic); otherwise the test
@@ -98,4 +99,17 @@ pub fn require_all() -> Option<Tools> {
         anvil: anvil?,
         ethereumetl: ethereumetl?,
     })
+}
+
+pub const PG_BIN_ENV: &str = "NODEWATCH_PG_BIN";
+/// Debian's postgresql-15 binaries (absolute; `make pg-tools` installs the package).
+pub const DEFAULT_PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// The directory holding PostgreSQL's `initdb` and `postgres` (`$NODEWATCH_PG_BIN`, else
+/// Debian's `/usr/lib/postgresql/15/bin`), or None (after a skip notice) when `initdb` is
+/// missing outside CI. Panics in CI when it is missing.
+pub fn require_postgres() -> Option<PathBuf> {
+    let dir = configured(PG_BIN_ENV, DEFAULT_PG_BIN);
+    require("PostgreSQL 15 (initdb)", PG_BIN_ENV, dir.join("initdb"))?;
+    Some(dir)
 }

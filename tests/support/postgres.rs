@@ -65,7 +65,12 @@ impl Postgres {
     /// initdb + start; panics with the server log when it does not come up.
     pub async fn start(bin_dir: &Path) -> Postgres {
         let user = run_as();
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg");
+        // Integration tests get CARGO_TARGET_TMPDIR; the demo example (which shares this
+        // module) does not.
+        let tmp = option_env!("CARGO_TARGET_TMPDIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp"));
+        let base = tmp.join("pg");
         std::fs::create_dir_all(&base).unwrap();
         let dir = tempfile::Builder::new()
             .prefix("cluster-")

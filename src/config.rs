@@ -574,3 +574,6 @@ pub fn redact_url(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -37,6 +37,8 @@ pub mod config;
 pub mod error;
 pub mod filters;
 pub mod forward;
+#[cfg(test)]
+mod fuzzing;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod policy;

@@ -51,7 +51,7 @@ fn toml_line() -> impl Strategy<Value = String> {
     );
     let value = prop_oneof![
         Just("\"http://127.0.0.1:8546\"".to_string()),
-        Just("\"https://user:pw@h:1/KEY?k=v\"".to_string()),
+        Just("\"https://user:pw@h:1/path?k=v\"".to_string()),
         Just("\"ftp://x\"".to_string()),
         Just("\"127.0.0.1:0\"".to_string()),
         Just("\"2s\"".to_string()),
@@ -65,13 +65,23 @@ fn toml_line() -> impl Strategy<Value = String> {
         ".{0,12}".prop_map(|s| format!("{s:?}")),
         ".{0,8}",
     ];
-    (key, value).prop_map(|(k, v)| {
+    // Secrets are written where they belong (an upstream's url and headers), well-formed
+    // or with a syntax error on their line.
+    let secret = prop_oneof![
+        Just("url = \"https://user:pw@h:1/v3/KEY?k=KEY\"".to_string()),
+        Just("url = \"https://h/v3/KEY".to_string()),
+        Just("url = https://h/v3/KEY".to_string()),
+        Just("headers = { Authorization = \"Bearer KEY\" }".to_string()),
+        Just("headers = { Authorization = \"Bearer KEY }".to_string()),
+    ];
+    let line = (key, value).prop_map(|(k, v)| {
         if k.starts_with('[') {
             k.to_string()
         } else {
             format!("{k} = {v}")
         }
-    })
+    });
+    prop_oneof![4 => line, 1 => secret]
 }
 
 fn env_var() -> impl Strategy<Value = (String, String)> {

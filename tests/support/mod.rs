@@ -22,6 +22,7 @@ pub mod etl;
 pub mod fault;
 pub mod nodewatch;
 pub mod raw;
+pub mod relay;
 pub mod rpc;
 pub mod tls;
 pub mod tools;

@@ -30,7 +30,9 @@ fn plans_of(states: &[(Vec<usize>, usize, bool)]) -> Vec<Plan> {
             candidates: candidates.clone().into(),
             next: *next,
             answer: answered.then(|| Served {
-                answer: Answer::Result(serde_json::value::RawValue::from_string("1".into()).unwrap()),
+                answer: Answer::Result(
+                    serde_json::value::RawValue::from_string("1".into()).unwrap(),
+                ),
                 upstream: None,
             }),
             fallback: None,

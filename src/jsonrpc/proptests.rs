@@ -169,11 +169,19 @@ fn answer_shape(item: &RawValue) -> Result<(String, Option<i64>), TestCaseError>
     let shape: Shape<'_> = serde_json::from_str(item.get())
         .map_err(|e| TestCaseError::fail(format!("answer item {}: {e}", item.get())))?;
     prop_assert_eq!(shape.jsonrpc, "2.0");
-    prop_assert!(shape.result.is_some() != shape.error.is_some(), "{}", item.get());
+    prop_assert!(
+        shape.result.is_some() != shape.error.is_some(),
+        "{}",
+        item.get()
+    );
     let code = match shape.error {
         Some(e) => {
             prop_assert!(e["message"].is_string(), "{}", e);
-            Some(e["code"].as_i64().ok_or_else(|| TestCaseError::fail("no code"))?)
+            Some(
+                e["code"]
+                    .as_i64()
+                    .ok_or_else(|| TestCaseError::fail("no code"))?,
+            )
         }
         None => None,
     };
@@ -188,7 +196,10 @@ fn any_body_gets_a_well_formed_answer(body: &[u8], max_batch: usize) -> Result<(
             let out = answer_locally(&request);
             if out.is_empty() {
                 // Only notifications.
-                prop_assert!(request.items.iter().all(|i| matches!(i, Item::Call(c) if c.id.is_none())));
+                prop_assert!(request
+                    .items
+                    .iter()
+                    .all(|i| matches!(i, Item::Call(c) if c.id.is_none())));
                 return Ok(());
             }
             out
@@ -227,8 +238,13 @@ fn fuzz_parser_on_arbitrary_bytes() {
 #[test]
 fn fuzz_parser_on_json_texts_and_their_mutations() {
     // Valid JSON of any shape, then cut short or with one byte changed.
-    let mutated = (any_json(), any::<prop::sample::Index>(), any::<u8>(), 0u8..3).prop_map(
-        |(v, at, byte, how)| {
+    let mutated = (
+        any_json(),
+        any::<prop::sample::Index>(),
+        any::<u8>(),
+        0u8..3,
+    )
+        .prop_map(|(v, at, byte, how)| {
             let mut text = v.to_string().into_bytes();
             let i = at.index(text.len() + 1);
             match how {
@@ -237,8 +253,7 @@ fn fuzz_parser_on_json_texts_and_their_mutations() {
                 _ => text.insert(i, byte),
             }
             text
-        },
-    );
+        });
     check("parser/json-mutations", mutated, |body| {
         any_body_gets_a_well_formed_answer(&body, 10)
     });
@@ -332,7 +347,9 @@ fn answers_in_order(n: usize, order: &[usize], errors: &[bool]) -> String {
         .iter()
         .map(|&i| {
             if errors[i] {
-                format!(r#"{{"jsonrpc":"2.0","id":{i},"error":{{"code":-32000,"message":"e{i}"}}}}"#)
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":{i},"error":{{"code":-32000,"message":"e{i}"}}}}"#
+                )
             } else {
                 format!(r#"{{"jsonrpc":"2.0","id":{i},"result":"r{i}"}}"#)
             }
@@ -386,7 +403,11 @@ fn fuzz_incomplete_upstream_answers_are_rejected() {
             }
             1 => items.push(items[victim].clone()),
             2 => {
-                let bad = if (other as usize) < n { other + n as u64 } else { other };
+                let bad = if (other as usize) < n {
+                    other + n as u64
+                } else {
+                    other
+                };
                 items[victim]["id"] = json!(bad);
             }
             _ => {
@@ -404,67 +425,76 @@ fn fuzz_upstream_garbage_never_panics() {
     let body = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..200),
         any_json().prop_map(|v| v.to_string().into_bytes()),
-        prop::collection::vec(any_json(), 0..5).prop_map(|v| Value::Array(v).to_string().into_bytes()),
+        prop::collection::vec(any_json(), 0..5)
+            .prop_map(|v| Value::Array(v).to_string().into_bytes()),
     ];
-    check("answers/garbage", (body, 0usize..5, any::<bool>()), |(body, n, batch)| {
-        if let Ok(answers) = parse_answers(&body, n, batch) {
-            prop_assert_eq!(answers.len(), n);
-        }
-        Ok(())
-    });
+    check(
+        "answers/garbage",
+        (body, 0usize..5, any::<bool>()),
+        |(body, n, batch)| {
+            if let Ok(answers) = parse_answers(&body, n, batch) {
+                prop_assert_eq!(answers.len(), n);
+            }
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn fuzz_encode_upstream_renumbers_and_keeps_params() {
     let calls = prop::collection::vec(("[a-z_]{1,10}", prop::option::of(any_json())), 1..10);
-    check("encode/upstream", (calls, any::<bool>()), |(specs, batch)| {
-        let batch = batch || specs.len() > 1;
-        let texts: Vec<String> = specs
-            .iter()
-            .map(|(m, p)| {
-                let mut v = Map::new();
-                v.insert("jsonrpc".into(), json!("2.0"));
-                v.insert("id".into(), json!("client"));
-                v.insert("method".into(), json!(m));
-                if let Some(p) = p {
-                    v.insert("params".into(), p.clone());
-                }
-                Value::Object(v).to_string()
-            })
-            .collect();
-        let body = format!("[{}]", texts.join(","));
-        let request = parse_request(body.as_bytes(), 100).unwrap();
-        let calls: Vec<&Call<'_>> = request
-            .items
-            .iter()
-            .map(|i| match i {
-                Item::Call(c) => c,
-                Item::Invalid { error, .. } => panic!("{error}"),
-            })
-            .collect();
-        #[derive(Deserialize)]
-        struct Sent {
-            id: Value,
-            method: String,
-            #[serde(default, deserialize_with = "present")]
-            params: Option<Box<RawValue>>,
-        }
-        let sent = encode_upstream(&calls, batch);
-        let sent: Vec<Sent> = if batch {
-            serde_json::from_slice(&sent).unwrap()
-        } else {
-            vec![serde_json::from_slice(&sent).unwrap()]
-        };
-        prop_assert_eq!(sent.len(), specs.len());
-        for (i, (item, (m, p))) in sent.iter().zip(&specs).enumerate() {
-            prop_assert_eq!(&item.id, &json!(i));
-            prop_assert_eq!(&item.method, m);
-            // Byte for byte: the text the client wrote.
-            prop_assert_eq!(
-                item.params.as_ref().map(|r| r.get().to_string()),
-                p.as_ref().map(Value::to_string)
-            );
-        }
-        Ok(())
-    });
+    check(
+        "encode/upstream",
+        (calls, any::<bool>()),
+        |(specs, batch)| {
+            let batch = batch || specs.len() > 1;
+            let texts: Vec<String> = specs
+                .iter()
+                .map(|(m, p)| {
+                    let mut v = Map::new();
+                    v.insert("jsonrpc".into(), json!("2.0"));
+                    v.insert("id".into(), json!("client"));
+                    v.insert("method".into(), json!(m));
+                    if let Some(p) = p {
+                        v.insert("params".into(), p.clone());
+                    }
+                    Value::Object(v).to_string()
+                })
+                .collect();
+            let body = format!("[{}]", texts.join(","));
+            let request = parse_request(body.as_bytes(), 100).unwrap();
+            let calls: Vec<&Call<'_>> = request
+                .items
+                .iter()
+                .map(|i| match i {
+                    Item::Call(c) => c,
+                    Item::Invalid { error, .. } => panic!("{error}"),
+                })
+                .collect();
+            #[derive(Deserialize)]
+            struct Sent {
+                id: Value,
+                method: String,
+                #[serde(default, deserialize_with = "present")]
+                params: Option<Box<RawValue>>,
+            }
+            let sent = encode_upstream(&calls, batch);
+            let sent: Vec<Sent> = if batch {
+                serde_json::from_slice(&sent).unwrap()
+            } else {
+                vec![serde_json::from_slice(&sent).unwrap()]
+            };
+            prop_assert_eq!(sent.len(), specs.len());
+            for (i, (item, (m, p))) in sent.iter().zip(&specs).enumerate() {
+                prop_assert_eq!(&item.id, &json!(i));
+                prop_assert_eq!(&item.method, m);
+                // Byte for byte: the text the client wrote.
+                prop_assert_eq!(
+                    item.params.as_ref().map(|r| r.get().to_string()),
+                    p.as_ref().map(Value::to_string)
+                );
+            }
+            Ok(())
+        },
+    );
 }

@@ -23,6 +23,12 @@
 #                python3-matplotlib, time) with apt-get if missing.
 #   make bench-report  re-render BENCHMARKS.md and the plots from target/bench/results.json
 #   make bench-lint    fmt check + clippy for the bench helper crate (bench/nwbench)
+#   make deny    cargo deny check bans licenses sources (cargo-deny installed into .tools/bin)
+#   make soak    the long fault soak (NODEWATCH_SOAK_SECS, default 240 s; the 60 s version
+#                runs in make test); replay a run with NODEWATCH_SOAK_SEED=<seed it printed>
+#   make fuzz    the property-based fuzz targets with PROPTEST_CASES (default 20000) each
+#   make load    64 connections for NODEWATCH_LOAD_SECS (default 60) per phase with wrk
+#                (installed with apt-get if missing), steady then with rank 1 flapping
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -77,7 +83,14 @@ NODEWATCH_PG_BIN ?= $(PG_BIN)
 export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_AIRFLOW_PYTHON NODEWATCH_PG_BIN
 
 .PHONY: all tools pg-tools debian-tools demo test lint lint-docker fmt fmt-check clippy cargo-test \
-	clean-tools FORCE bench bench-tools bench-build bench-run bench-report bench-lint
+	clean-tools FORCE bench bench-tools bench-build bench-run bench-report bench-lint \
+	deny deny-tool soak fuzz load load-tools
+
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY := $(TOOLS)/bin/cargo-deny
+SOAK_SECS ?= 240
+FUZZ_CASES ?= 20000
+LOAD_SECS ?= 60
 
 all: test
 
@@ -182,7 +195,36 @@ cargo-test: tools pg-tools
 test: tools pg-tools
 	$(MAKE) --no-print-directory fmt-check
 	$(MAKE) --no-print-directory clippy
+	$(MAKE) --no-print-directory deny
 	$(MAKE) --no-print-directory cargo-test
+
+# cargo-deny from crates.io into .tools/bin, only when missing or another version.
+deny-tool:
+	@if ! $(CARGO_DENY) --version 2>/dev/null | grep -q '$(CARGO_DENY_VERSION)'; then \
+		echo "==> installing cargo-deny $(CARGO_DENY_VERSION) into .tools/bin"; \
+		$(CARGO) install --locked cargo-deny --version $(CARGO_DENY_VERSION) --root $(TOOLS); \
+	fi
+
+# Licenses, bans and sources over Cargo.lock (deny.toml). Not advisories: the RustSec
+# database is fetched from the network, which this environment cannot reach.
+deny: deny-tool
+	$(CARGO_DENY) --log-level error check bans licenses sources
+
+# The soak as in make test, for longer (at most 5 minutes in all).
+soak: tools
+	NODEWATCH_SOAK_SECS=$(SOAK_SECS) $(CARGO) test --test soak -- --nocapture
+
+# Every fuzz target (fuzz_* tests) with more cases; each prints "FIGURE fuzz <target>: <n> cases".
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --lib fuzz_ -- --nocapture
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --test fuzz_proxy -- --nocapture
+
+load-tools:
+	@command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+# Bounded loopback load (127.0.0.1 only): 64 connections, LOAD_SECS per phase.
+load: tools load-tools
+	NODEWATCH_WRK=$$(command -v wrk) NODEWATCH_LOAD_SECS=$(LOAD_SECS) $(CARGO) test --test load -- --nocapture
 
 clean-tools:
 	rm -rf $(TOOLS)

@@ -316,3 +316,6 @@ mod tests {
         assert!(!is_nullable("eth_call"));
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -375,10 +375,10 @@ impl Config {
         );
         let merged = builder
             .build()
-            .map_err(|e| ConfigError::new(e.to_string()))?;
+            .map_err(|e| ConfigError::new(one_line(&e.to_string())))?;
         let mut config: Config = merged
             .try_deserialize()
-            .map_err(|e| ConfigError::new(e.to_string()))?;
+            .map_err(|e| ConfigError::new(one_line(&e.to_string())))?;
         config.apply(overrides);
         config.validate()?;
         Ok(config)
@@ -562,6 +562,36 @@ pub fn default_name(url: &Url) -> String {
     }
 }
 
+/// A loader error on one line, without the source excerpt a TOML parse error quotes (`3 |
+/// url = "…/KEY"` and its `^^^` marker): the excerpt spans lines and can hold a secret.
+/// String values quoted in the message (`invalid type: string "…"`) are cut too: a header
+/// value or keyed URL written under the wrong key would otherwise be printed.
+fn one_line(message: &str) -> String {
+    let joined = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.contains(" | "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut out = String::with_capacity(joined.len());
+    let mut rest = joined.as_str();
+    while let Some(start) = rest.find("string \"") {
+        let (head, quoted) = rest.split_at(start + "string \"".len());
+        out.push_str(head);
+        out.push_str("…\"");
+        // The value is Debug-escaped: skip to the first quote not preceded by a backslash.
+        let mut escaped = false;
+        let end = quoted.char_indices().find(|&(_, c)| {
+            let closes = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closes
+        });
+        rest = end.map_or("", |(i, _)| &quoted[i + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A URL with path, query, user and password cut, safe to print.
 pub fn redact_url(raw: &str) -> String {
     match Url::parse(raw) {
@@ -574,3 +604,6 @@ pub fn redact_url(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -400,3 +400,6 @@ fn doubt(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -438,3 +438,6 @@ pub fn error_body(e: &ClientError) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -53,6 +53,8 @@ pub mod error;
 pub mod export;
 pub mod filters;
 pub mod forward;
+#[cfg(test)]
+mod fuzzing;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod policy;

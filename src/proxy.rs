@@ -96,7 +96,10 @@ impl Proxy {
                  health and metrics are on the admin listener\n",
             );
         }
-        let limit = self.inner.engine.settings.load().proxy.body_limit;
+        let (limit, body_timeout) = {
+            let settings = self.inner.engine.settings.load();
+            (settings.proxy.body_limit, settings.proxy.request_timeout)
+        };
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -104,10 +107,18 @@ impl Proxy {
         if declared.is_some_and(|n| n > limit as u64) {
             return too_large(limit);
         }
-        let body = match Limited::new(request.into_body(), limit).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
-            Err(e) => {
+        // A body that never ends (or drips) is bounded like the rest of the request, so a
+        // client cannot hold a connection slot forever.
+        let collected = tokio::time::timeout(
+            body_timeout,
+            Limited::new(request.into_body(), limit).collect(),
+        )
+        .await;
+        let body = match collected {
+            Err(_) => return body_timed_out(body_timeout),
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
+            Ok(Err(e)) => {
                 debug!(error = %e, "client body broke off");
                 return plain(
                     StatusCode::BAD_REQUEST,
@@ -269,6 +280,18 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .header(header::ALLOW, "POST")
         .body(Full::new(Bytes::from_static(text.as_bytes())))
+        .expect("static response parts are valid")
+}
+
+fn body_timed_out(timeout: std::time::Duration) -> Response<Full<Bytes>> {
+    let body = jsonrpc::error_body(&ClientError::InvalidRequest(format!(
+        "request body not received within {timeout:?}"
+    )));
+    Response::builder()
+        .status(StatusCode::REQUEST_TIMEOUT)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONNECTION, "close")
+        .body(Full::new(Bytes::from(body)))
         .expect("static response parts are valid")
 }
 

@@ -228,16 +228,22 @@ pub async fn run_with_handle(
             }
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let first_byte = config.proxy.header_read_timeout;
         match permit {
             None => {
                 let admin = admin.clone();
-                let service = service_fn(move |request| {
-                    let admin = admin.clone();
-                    async move { Ok::<_, Infallible>(admin.handle(request).await) }
-                });
-                let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
                 tokio::spawn(async move {
+                    if !sends_within(&stream, first_byte).await {
+                        return;
+                    }
+                    let service = service_fn(move |request| {
+                        let admin = admin.clone();
+                        async move { Ok::<_, Infallible>(admin.handle(request).await) }
+                    });
+                    let io = TokioIo::new(stream);
+                    let connection =
+                        watcher.watch(builder.serve_connection(io, service).into_owned());
                     if let Err(e) = connection.await {
                         debug!(error = %e, "admin connection ended with an error");
                     }
@@ -245,12 +251,18 @@ pub async fn run_with_handle(
             }
             Some(permit) => {
                 let proxy = proxy.clone();
-                let service = service_fn(move |request| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(request).await) }
-                });
-                let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
                 tokio::spawn(async move {
+                    if !sends_within(&stream, first_byte).await {
+                        drop(permit);
+                        return;
+                    }
+                    let service = service_fn(move |request| {
+                        let proxy = proxy.clone();
+                        async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+                    });
+                    let io = TokioIo::new(stream);
+                    let connection =
+                        watcher.watch(builder.serve_connection(io, service).into_owned());
                     if let Err(e) = connection.await {
                         debug!(error = %e, "client connection ended with an error");
                     }
@@ -276,6 +288,22 @@ pub async fn run_with_handle(
     let _ = monitor.await;
     info!("nodewatch stopped");
     Ok(())
+}
+
+/// Whether a new connection sends its first byte within `timeout`. hyper's header read
+/// timeout starts only once the HTTP version is known, and that needs a first byte: without
+/// this bound, a client that connects and sends nothing holds a connection slot forever,
+/// and `max_connections` such clients lock everyone else out.
+async fn sends_within(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+        Ok(Ok(n)) => n > 0,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            debug!(?timeout, "connection sent nothing; closed");
+            false
+        }
+    }
 }
 
 fn local(listener: &TcpListener) -> String {

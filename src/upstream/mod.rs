@@ -104,8 +104,13 @@ impl Upstream {
         client: HttpClient,
         settings: &Config,
     ) -> Result<Self, ConfigError> {
-        let url = parse_upstream_url(&config.url)
+        let mut url = parse_upstream_url(&config.url)
             .map_err(|why| ConfigError::from(format!("upstreams[{}].url: {why}", rank - 1)))?;
+        // User info is not sent by hyper, and would be printed by its connection-pool logs:
+        // cut it from the URI and send it as HTTP Basic credentials instead.
+        let basic = basic_credentials(&url);
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
         let uri: Uri = url
             .as_str()
             .parse()
@@ -120,6 +125,15 @@ impl Upstream {
             })?;
             value.set_sensitive(true);
             headers.insert(name, value);
+        }
+        if let Some(basic) = basic {
+            if !headers.contains_key(http::header::AUTHORIZATION) {
+                let mut value = HeaderValue::try_from(basic).map_err(|_| {
+                    ConfigError::from(format!("upstreams[{}].url: bad user info", rank - 1))
+                })?;
+                value.set_sensitive(true);
+                headers.insert(http::header::AUTHORIZATION, value);
+            }
         }
         Ok(Self {
             name: config.name.clone().unwrap_or_else(|| default_name(&url)),
@@ -228,6 +242,59 @@ impl Upstream {
             ))),
         }
     }
+}
+
+/// `Basic <base64(user:password)>` for a URL with user info (percent-decoded), else `None`.
+fn basic_credentials(url: &url::Url) -> Option<String> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let mut raw = percent_decode(url.username());
+    raw.push(b':');
+    raw.extend(percent_decode(url.password().unwrap_or("")));
+    Some(format!("Basic {}", base64(&raw)))
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding (RFC 4648).
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// The innermost cause of a client error, without any URL (hyper's errors carry none, and

@@ -10,16 +10,21 @@
 //! * [`etl`]: runs the real `ethereumetl` and compares its output files.
 //! * [`fault`]: scripted misbehaving upstreams; [`nodewatch`]: the proxy in-process.
 //! * [`postgres`]: a throwaway PostgreSQL 15 server on a loopback port.
+//! * [`binary`]: the real binary as a child (RSS, logs); [`raw`]: raw HTTP/1.1 over TCP.
+//! * [`relay`]: the soak's seeded fault relay in front of an anvil node.
 //!
 //! Everything here talks to 127.0.0.1 only.
 #![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod anvil;
+pub mod binary;
 pub mod chain;
 pub mod etl;
 pub mod fault;
 pub mod nodewatch;
 pub mod postgres;
+pub mod raw;
+pub mod relay;
 pub mod rpc;
 pub mod tls;
 pub mod tools;

@@ -1,0 +1,587 @@
+//! The bad-input catalogue (docs/bad-input.md): each row is a hostile or broken input, from
+//! a client or from an upstream, sent to the real `nodewatch` binary; each must get a clear
+//! JSON-RPC or HTTP answer (or a closed connection, for a client that never finishes its
+//! request), the proxy must keep serving, and its memory must come back to its level.
+
+mod support;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use support::anvil::Anvil;
+use support::binary::Binary;
+use support::raw::{self, Outcome};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Rank 1 in front of anvil: relays everything, except `x_*` methods, which misbehave.
+async fn scripted_upstream(anvil: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let anvil = anvil.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let anvil = anvil.clone();
+                    async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        Ok::<_, Infallible>(script(&anvil, &body).await)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+async fn script(anvil: &str, body: &[u8]) -> http::Response<Full<Bytes>> {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    let ok = |text: String| {
+        http::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(text)))
+            .unwrap()
+    };
+    match v["method"].as_str().unwrap_or("") {
+        "x_wrongIdType" => ok(r#"{"jsonrpc":"2.0","id":"0","result":"wrong"}"#.into()),
+        "x_huge" => ok(format!(
+            r#"{{"jsonrpc":"2.0","id":0,"result":"{}"}}"#,
+            "a".repeat(HUGE)
+        )),
+        "x_big" => ok(format!(
+            r#"{{"jsonrpc":"2.0","id":0,"result":"{}"}}"#,
+            "b".repeat(BIG)
+        )),
+        "x_redirect" => http::Response::builder()
+            .status(302)
+            .header("location", anvil)
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        _ => {
+            let body = std::str::from_utf8(body).unwrap_or("");
+            let (status, text) = support::rpc::try_post(anvil, body)
+                .await
+                .unwrap_or((502, String::new()));
+            let mut r = ok(text);
+            *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            r
+        }
+    }
+}
+
+/// An upstream answer over the configured response limit (8 MiB).
+const HUGE: usize = 20 << 20;
+/// A large upstream answer within the limit.
+const BIG: usize = 4 << 20;
+
+const CONFIG: &str = r#"
+[probe]
+interval = "200ms"
+timeout = "1s"
+[proxy]
+request_timeout = "3s"
+attempt_timeout = "2s"
+header_read_timeout = "1s"
+max_connections = 256
+response_limit = 8388608
+"#;
+
+struct Rig {
+    nw: Binary,
+    _node: Anvil,
+}
+
+impl Rig {
+    /// POST with Content-Length and `Connection: close`.
+    async fn post(&self, body: &[u8], headers: &[&str]) -> Outcome {
+        raw::exchange(
+            &self.nw.addr,
+            &raw::post(body, headers),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    async fn json(&self, body: &[u8]) -> Value {
+        match self.post(body, &["Content-Type: application/json"]).await {
+            Outcome::Response(200, b) => serde_json::from_slice(&b)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&b))),
+            other => panic!("expected 200 JSON, got {}", describe(&other)),
+        }
+    }
+
+    async fn still_serves(&self, row: &str) {
+        let v = self
+            .json(br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#)
+            .await;
+        assert_eq!(v["result"], "0x7a69", "after {row}: {v}");
+    }
+}
+
+fn describe(o: &Outcome) -> String {
+    match o {
+        Outcome::Response(s, b) => format!(
+            "HTTP {s} {}",
+            String::from_utf8_lossy(&b[..b.len().min(200)])
+        ),
+        Outcome::Closed(b) => format!("closed after {} bytes", b.len()),
+        Outcome::Silent => "no answer".into(),
+    }
+}
+
+fn error_code(v: &Value) -> i64 {
+    v["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error: {v}"))
+}
+
+fn call(id: &str, method: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}"}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_catalogue() {
+    // Boxed: the catalogue's state machine is too large for the test thread's stack.
+    Box::pin(catalogue()).await;
+}
+
+async fn catalogue() {
+    let Some(anvil) = support::tools::require_anvil() else {
+        return;
+    };
+    let node = Anvil::spawn(&anvil).await;
+    let scripted = scripted_upstream(node.url()).await;
+    let toml = format!(
+        "{CONFIG}\n[[upstreams]]\nname = \"scripted\"\nurl = \"{scripted}\"\n\
+         [[upstreams]]\nname = \"anvil\"\nurl = \"{}\"\n",
+        node.url()
+    );
+    let rig = Rig {
+        nw: Binary::start(&toml, &[], &[]),
+        _node: node,
+    };
+    // Warm-up: both upstreams probed, a few requests served.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for _ in 0..50 {
+        rig.still_serves("warm-up").await;
+    }
+    let start = rig.nw.rss_kib();
+    // Passes over the catalogue. The first ones set the level: glibc keeps the memory of
+    // the largest buffers (a 4 MB answer, 16 MB of a body over the limit) in each thread's
+    // arena for reuse, and which thread serves a request varies. The last pass must stay at
+    // that level: nothing any row does may leave memory behind.
+    let mut level = 0;
+    let mut peak = start;
+    let mut rows = 0;
+    let passes: usize = std::env::var("NODEWATCH_CATALOGUE_PASSES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    for pass in 1..=passes {
+        for (name, row) in ROWS {
+            let started = Instant::now();
+            row(&rig).await;
+            rig.still_serves(name).await;
+            let rss = rig.nw.rss_kib();
+            peak = peak.max(rss);
+            rows += 1;
+            eprintln!(
+                "catalogue pass {pass}: {name:<40} ok in {:>6.2?}, RSS {rss} KiB",
+                started.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for _ in 0..50 {
+            rig.still_serves("settle").await;
+        }
+        if pass + 1 == passes {
+            level = rig.nw.rss_kib();
+        }
+    }
+    let end = rig.nw.rss_kib();
+    eprintln!(
+        "FIGURE catalogue: {} rows x {passes} passes ({rows} inputs) answered, proxy serving \
+         after each; RSS start {start} KiB, before the last pass {level} KiB, peak {peak} KiB, \
+         end {end} KiB",
+        ROWS.len()
+    );
+    assert!(
+        end as f64 <= level as f64 * 1.10,
+        "memory grew over the last pass: {level} KiB -> {end} KiB"
+    );
+    let mut nw = rig.nw;
+    assert!(nw.is_running());
+    assert!(nw.stop().success());
+}
+
+/// One catalogue row: sends its input and checks the answer.
+type Row = for<'a> fn(&'a Rig) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// The catalogue, in the order of docs/bad-input.md.
+const ROWS: &[(&str, Row)] = &[
+    ("invalid JSON", |rig| Box::pin(invalid_json(rig))),
+    ("wrong types", |rig| Box::pin(wrong_types(rig))),
+    ("100k nested brackets", |rig| {
+        Box::pin(r_100k_nested_brackets(rig))
+    }),
+    ("40 MB body", |rig| Box::pin(r_40_mb_body(rig))),
+    ("40 MB chunked body", |rig| {
+        Box::pin(r_40_mb_chunked_body(rig))
+    }),
+    ("100k-item batch", |rig| Box::pin(r_100k_item_batch(rig))),
+    ("duplicate ids in a batch", |rig| {
+        Box::pin(duplicate_ids_in_a_batch(rig))
+    }),
+    ("ids of every JSON type", |rig| {
+        Box::pin(ids_of_every_json_type(rig))
+    }),
+    ("non-UTF-8 bytes", |rig| Box::pin(non_utf_8_bytes(rig))),
+    ("wrong or missing content type", |rig| {
+        Box::pin(wrong_or_missing_content_type(rig))
+    }),
+    ("chunked body that never ends", |rig| {
+        Box::pin(chunked_body_that_never_ends(rig))
+    }),
+    ("slowloris headers", |rig| Box::pin(slowloris_headers(rig))),
+    ("thousands of idle connections", |rig| {
+        Box::pin(thousands_of_idle_connections(rig))
+    }),
+    ("HTTP/2 prior knowledge", |rig| {
+        Box::pin(http_2_prior_knowledge(rig))
+    }),
+    ("a method name 1 MB long", |rig| {
+        Box::pin(a_method_name_1_mb_long(rig))
+    }),
+    ("upstream answers with a wrong id type", |rig| {
+        Box::pin(upstream_answers_with_a_wrong_id_type(rig))
+    }),
+    ("upstream answer over the response limit", |rig| {
+        Box::pin(upstream_answer_over_the_response_limit(rig))
+    }),
+    ("large upstream answer within the limit", |rig| {
+        Box::pin(large_upstream_answer_within_the_limit(rig))
+    }),
+    ("upstream that redirects", |rig| {
+        Box::pin(upstream_that_redirects(rig))
+    }),
+    ("GET and other methods", |rig| {
+        Box::pin(get_and_other_methods(rig))
+    }),
+];
+
+async fn invalid_json(rig: &Rig) {
+    let v = rig.json(br#"{"jsonrpc":"2.0","id":1,"method":"#).await;
+    assert_eq!((error_code(&v), &v["id"]), (-32700, &Value::Null), "{v}");
+}
+
+async fn wrong_types(rig: &Rig) {
+    for (body, code, id) in [
+        (r#"{"jsonrpc":"2.0","id":1,"method":5}"#, -32600, json!(1)),
+        (
+            r#"{"jsonrpc":2,"id":2,"method":"eth_chainId"}"#,
+            -32600,
+            json!(2),
+        ),
+        (r#"{"jsonrpc":"2.0","id":3,"method":""}"#, -32600, json!(3)),
+        (r#"[1,"x",null]"#, -32600, Value::Null),
+        (r#""a string""#, -32600, Value::Null),
+    ] {
+        let v = rig.json(body.as_bytes()).await;
+        let first = if v.is_array() { v[0].clone() } else { v };
+        assert_eq!((error_code(&first), &first["id"]), (code, &id), "{body}");
+    }
+}
+
+async fn r_100k_nested_brackets(rig: &Rig) {
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    let v = rig.json(deep.as_bytes()).await;
+    assert_eq!(error_code(&v), -32700, "{v}");
+}
+
+async fn r_40_mb_body(rig: &Rig) {
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"eth_call","params":["{}"]}}"#,
+        "a".repeat(40 << 20)
+    );
+    match rig.post(big.as_bytes(), &[]).await {
+        Outcome::Response(413, body) => {
+            assert!(String::from_utf8_lossy(&body).contains("larger than the limit"))
+        }
+        other => panic!("40 MB: {}", describe(&other)),
+    }
+}
+
+async fn r_40_mb_chunked_body(rig: &Rig) {
+    let mut stream = TcpStream::connect(&rig.nw.addr).await.unwrap();
+    let head =
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("100000\r\n{}\r\n", " ".repeat(1 << 20));
+    for _ in 0..40 {
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break; // the proxy answered and closed
+        }
+    }
+    let got = raw::read_all(&mut stream, Duration::from_secs(10)).await;
+    assert!(
+        matches!(got, Outcome::Response(413, _)),
+        "{}",
+        describe(&got)
+    );
+}
+
+async fn r_100k_item_batch(rig: &Rig) {
+    let batch = format!("[{}]", vec![call("1", "eth_chainId"); 100_000].join(","));
+    let v = rig.json(batch.as_bytes()).await;
+    assert_eq!(error_code(&v), -32600, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("100000"));
+}
+
+async fn duplicate_ids_in_a_batch(rig: &Rig) {
+    let body = format!(
+        "[{},{},{}]",
+        call("7", "eth_chainId"),
+        call("7", "net_version"),
+        call("7", "eth_chainId")
+    );
+    let v = rig.json(body.as_bytes()).await;
+    assert_eq!(
+        v,
+        json!([
+            {"jsonrpc":"2.0","id":7,"result":"0x7a69"},
+            {"jsonrpc":"2.0","id":7,"result":"31337"},
+            {"jsonrpc":"2.0","id":7,"result":"0x7a69"}
+        ])
+    );
+}
+
+async fn ids_of_every_json_type(rig: &Rig) {
+    let passed = [
+        r#""s""#,
+        r#""""#,
+        r#""\u00e9\n""#,
+        "0",
+        "-1",
+        "1.5",
+        "1e3",
+        "123456789012345678901234567890",
+        "null",
+    ];
+    let refused = ["true", "false", "{}", "[]", r#"{"a":1}"#, "[1]"];
+    let items: Vec<String> = passed
+        .iter()
+        .chain(&refused)
+        .map(|id| call(id, "eth_chainId"))
+        .collect();
+    let body = format!("[{}]", items.join(","));
+    let Outcome::Response(200, text) = rig.post(body.as_bytes(), &[]).await else {
+        panic!("no answer");
+    };
+    let answers: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&text).unwrap();
+    assert_eq!(answers.len(), passed.len() + refused.len());
+    for (answer, id) in answers.iter().zip(&passed) {
+        assert!(
+            answer
+                .get()
+                .contains(&format!(r#""id":{id},"result":"0x7a69""#)),
+            "id {id} byte for byte: {}",
+            answer.get()
+        );
+    }
+    for answer in &answers[passed.len()..] {
+        assert!(
+            answer.get().contains(r#""id":null,"error":{"code":-32600"#),
+            "{}",
+            answer.get()
+        );
+    }
+}
+
+async fn non_utf_8_bytes(rig: &Rig) {
+    let v = rig
+        .json(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_\xff\xfe\"}")
+        .await;
+    assert_eq!(error_code(&v), -32700, "{v}");
+}
+
+async fn wrong_or_missing_content_type(rig: &Rig) {
+    let body = call("1", "eth_chainId");
+    for headers in [
+        &["Content-Type: text/plain"][..],
+        &[],
+        &["Content-Type: application/x-www-form-urlencoded"],
+    ] {
+        match rig.post(body.as_bytes(), headers).await {
+            Outcome::Response(200, b) => assert!(String::from_utf8_lossy(&b).contains("0x7a69")),
+            other => panic!("{headers:?}: {}", describe(&other)),
+        }
+    }
+}
+
+async fn chunked_body_that_never_ends(rig: &Rig) {
+    let mut stream = TcpStream::connect(&rig.nw.addr).await.unwrap();
+    let head = "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n[{\"js\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // A byte every 500 ms for up to 20 s: slow, never finished.
+    let drip = async {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if stream.write_all(b"1\r\n \r\n").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), drip).await;
+    let got = raw::read_all(&mut stream, Duration::from_secs(1)).await;
+    // Bounded by the request timeout (3 s): a 408.
+    assert!(
+        matches!(got, Outcome::Response(408, _)),
+        "after {:?}: {}",
+        started.elapsed(),
+        describe(&got)
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+async fn slowloris_headers(rig: &Rig) {
+    let mut stream = TcpStream::connect(&rig.nw.addr).await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if stream.write_all(b"X-Slow: y\r\n").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.peek(&mut b)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(
+        closed,
+        "a client sending headers forever is cut off (header_read_timeout 1 s)"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+async fn thousands_of_idle_connections(rig: &Rig) {
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(&rig.nw.addr))
+            .await
+        {
+            Ok(Ok(s)) => idle.push(s),
+            _ => break,
+        }
+    }
+    let opened = idle.len();
+    let started = Instant::now();
+    let got = rig.post(call("1", "eth_chainId").as_bytes(), &[]).await;
+    let waited = started.elapsed();
+    drop(idle);
+    assert!(
+        opened > 256,
+        "opened only {opened} idle connections (max_connections is 256)"
+    );
+    assert!(
+        matches!(got, Outcome::Response(200, _)),
+        "{opened} idle: {}",
+        describe(&got)
+    );
+    assert!(
+        waited < Duration::from_secs(12),
+        "{opened} idle connections held a client {waited:?}"
+    );
+    eprintln!(
+        "FIGURE catalogue: a client among {opened} idle connections was served in {waited:.2?}"
+    );
+}
+
+async fn http_2_prior_knowledge(rig: &Rig) {
+    let h2 = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let request = http::Request::post(&rig.nw.url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(call("1", "eth_chainId"))))
+        .unwrap();
+    let response = h2.request(request).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], br#"{"jsonrpc":"2.0","id":1,"result":"0x7a69"}"#);
+}
+
+async fn a_method_name_1_mb_long(rig: &Rig) {
+    let v = rig.json(call("1", &"m".repeat(1 << 20)).as_bytes()).await;
+    assert_eq!(v["id"], 1);
+    assert!(
+        v.get("error").is_some(),
+        "passed on and refused by the node"
+    );
+}
+
+async fn upstream_answers_with_a_wrong_id_type(rig: &Rig) {
+    let v = rig.json(call("1", "x_wrongIdType").as_bytes()).await;
+    assert_ne!(v["result"], "wrong", "never passed on: {v}");
+    assert_eq!(v["id"], 1);
+}
+
+async fn upstream_answer_over_the_response_limit(rig: &Rig) {
+    let v = rig.json(call("1", "x_huge").as_bytes()).await;
+    assert!(v["result"].is_null(), "not passed on");
+    assert_eq!(v["id"], 1);
+}
+
+async fn large_upstream_answer_within_the_limit(rig: &Rig) {
+    let v = rig.json(call("1", "x_big").as_bytes()).await;
+    assert_eq!(v["result"].as_str().map(str::len), Some(BIG));
+}
+
+async fn upstream_that_redirects(rig: &Rig) {
+    let v = rig.json(call("1", "x_redirect").as_bytes()).await;
+    assert_eq!(v["id"], 1);
+    // Not followed: rank 2 (anvil) answered, with its own "method not found".
+    assert_eq!(error_code(&v), -32601, "{v}");
+}
+
+async fn get_and_other_methods(rig: &Rig) {
+    let got = raw::exchange(
+        &rig.nw.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        matches!(got, Outcome::Response(405, _)),
+        "{}",
+        describe(&got)
+    );
+}

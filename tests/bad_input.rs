@@ -261,6 +261,9 @@ const ROWS: &[(&str, Row)] = &[
     ("thousands of idle connections", |rig| {
         Box::pin(thousands_of_idle_connections(rig))
     }),
+    ("idle HTTP/2 connections", |rig| {
+        Box::pin(idle_http_2_connections(rig))
+    }),
     ("HTTP/2 prior knowledge", |rig| {
         Box::pin(http_2_prior_knowledge(rig))
     }),
@@ -522,6 +525,40 @@ async fn thousands_of_idle_connections(rig: &Rig) {
     );
     eprintln!(
         "FIGURE catalogue: a client among {opened} idle connections was served in {waited:.2?}"
+    );
+}
+
+/// More HTTP/2 connections than `max_connections` that send the preface and their SETTINGS,
+/// then never a request: closed once idle for the header read timeout, so a real client
+/// behind them is served.
+async fn idle_http_2_connections(rig: &Rig) {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        let Ok(Ok(mut s)) =
+            tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(&rig.nw.addr))
+                .await
+        else {
+            break;
+        };
+        if s.write_all(PREFACE).await.is_ok() {
+            idle.push(s);
+        }
+    }
+    let opened = idle.len();
+    let started = Instant::now();
+    let got = rig.post(call("1", "eth_chainId").as_bytes(), &[]).await;
+    let waited = started.elapsed();
+    drop(idle);
+    assert!(opened > 256, "opened only {opened} idle h2 connections");
+    assert!(
+        matches!(got, Outcome::Response(200, _)),
+        "{opened} idle h2: {}",
+        describe(&got)
+    );
+    assert!(
+        waited < Duration::from_secs(12),
+        "{opened} idle h2 connections held a client {waited:?}"
     );
 }
 

@@ -261,8 +261,12 @@ pub async fn run_with_handle(
                     let service = service_fn(move |request| {
                         let (proxy, busy) = (proxy.clone(), activity.begin());
                         async move {
-                            let response = proxy.handle(request).await;
-                            drop(busy);
+                            // Busy until the answer is written, not just made: a large
+                            // answer to a slow reader is not an idle connection.
+                            let response = proxy
+                                .handle(request)
+                                .await
+                                .map(|body| Guarded { body, _busy: busy });
                             Ok::<_, Infallible>(response)
                         }
                     });
@@ -344,6 +348,33 @@ impl Drop for Busy {
         let mut state = self.0 .0.lock().expect("idle state");
         state.0 -= 1;
         state.1 = Some(tokio::time::Instant::now());
+    }
+}
+
+/// A response body that keeps its connection [`Busy`] until it is written (or dropped); size
+/// and end are passed through, so the answer keeps its Content-Length.
+struct Guarded<B> {
+    body: B,
+    _busy: Busy,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Guarded<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use support::anvil::Anvil;
 use support::binary::Binary;
 use support::raw::{self, Outcome};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Rank 1 in front of anvil: relays everything, except `x_*` methods, which misbehave.
@@ -278,6 +278,9 @@ const ROWS: &[(&str, Row)] = &[
     }),
     ("large upstream answer within the limit", |rig| {
         Box::pin(large_upstream_answer_within_the_limit(rig))
+    }),
+    ("a slow reader of a large answer", |rig| {
+        Box::pin(slow_reader_of_a_large_answer(rig))
     }),
     ("upstream that redirects", |rig| {
         Box::pin(upstream_that_redirects(rig))
@@ -560,6 +563,35 @@ async fn idle_http_2_connections(rig: &Rig) {
         waited < Duration::from_secs(12),
         "{opened} idle h2 connections held a client {waited:?}"
     );
+}
+
+/// A client reading a 4 MB answer slowly, past the header read timeout: it is not idle, so
+/// it gets the whole answer.
+async fn slow_reader_of_a_large_answer(rig: &Rig) {
+    let mut stream = TcpStream::connect(&rig.nw.addr).await.unwrap();
+    let body = call("1", "x_big");
+    stream
+        .write_all(&raw::post(body.as_bytes(), &[]))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_secs(1),
+        "read too fast to matter: {took:?}"
+    );
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{:.100}", text);
+    assert!(got.len() > BIG, "got {} bytes in {took:?}", got.len());
 }
 
 async fn http_2_prior_knowledge(rig: &Rig) {

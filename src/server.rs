@@ -256,15 +256,32 @@ pub async fn run_with_handle(
                         drop(permit);
                         return;
                     }
+                    let idle = Idle::default();
+                    let activity = idle.clone();
                     let service = service_fn(move |request| {
-                        let proxy = proxy.clone();
-                        async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+                        let (proxy, busy) = (proxy.clone(), activity.begin());
+                        async move {
+                            // Busy until the answer is written, not just made: a large
+                            // answer to a slow reader is not an idle connection.
+                            let response = proxy
+                                .handle(request)
+                                .await
+                                .map(|body| Guarded { body, _busy: busy });
+                            Ok::<_, Infallible>(response)
+                        }
                     });
                     let io = TokioIo::new(stream);
                     let connection =
                         watcher.watch(builder.serve_connection(io, service).into_owned());
-                    if let Err(e) = connection.await {
-                        debug!(error = %e, "client connection ended with an error");
+                    tokio::select! {
+                        result = connection => {
+                            if let Err(e) = result {
+                                debug!(error = %e, "client connection ended with an error");
+                            }
+                        }
+                        () = idle.expired(first_byte) => {
+                            debug!("client connection idle; closed");
+                        }
                     }
                     drop(permit);
                 });
@@ -288,6 +305,77 @@ pub async fn run_with_handle(
     let _ = monitor.await;
     info!("nodewatch stopped");
     Ok(())
+}
+
+/// Requests in flight on one client connection and when the last one ended. HTTP/1.1
+/// keep-alive connections are closed by hyper's header read timeout once idle; HTTP/2 ones
+/// have no such bound, so a client that opens one and sends no request would hold a
+/// connection slot forever. A connection with no request in flight for the header read
+/// timeout is closed (nothing is lost: no request is running on it).
+#[derive(Clone, Default)]
+struct Idle(Arc<std::sync::Mutex<(usize, Option<tokio::time::Instant>)>>);
+
+/// Marks a request in flight until dropped.
+struct Busy(Idle);
+
+impl Idle {
+    fn begin(&self) -> Busy {
+        self.0.lock().expect("idle state").0 += 1;
+        Busy(self.clone())
+    }
+
+    /// Completes once the connection has had no request in flight for `timeout`.
+    async fn expired(&self, timeout: Duration) {
+        let started = tokio::time::Instant::now();
+        loop {
+            let (in_flight, last) = *self.0.lock().expect("idle state");
+            let deadline = last.unwrap_or(started) + timeout;
+            if in_flight == 0 && tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            let wake = if in_flight == 0 {
+                deadline
+            } else {
+                tokio::time::Instant::now() + timeout
+            };
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut state = self.0 .0.lock().expect("idle state");
+        state.0 -= 1;
+        state.1 = Some(tokio::time::Instant::now());
+    }
+}
+
+/// A response body that keeps its connection [`Busy`] until it is written (or dropped); size
+/// and end are passed through, so the answer keeps its Content-Length.
+struct Guarded<B> {
+    body: B,
+    _busy: Busy,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Guarded<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Whether a new connection sends its first byte within `timeout`. hyper's header read

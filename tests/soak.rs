@@ -1,7 +1,7 @@
 //! The fault soak: three anvil nodes with the same chain, each behind a seeded fault relay
 //! (tests/support/relay.rs), the real `nodewatch` binary in front of the relays, and through
-//! it, at the same time, the real `ethereumetl` exporting the whole chain again and again and
-//! a JSON-RPC load that checks every answer. On a seeded schedule one node at a time is "in
+//! it, at the same time, the real `ethereumetl` and `nodewatch-export` exporting the whole
+//! chain again and again and a JSON-RPC load that checks every answer. On a seeded schedule one node at a time is "in
 //! trouble": its relay stalls, delays, answers 500/429/502, cuts bodies, truncates JSON,
 //! shortens batches and nulls blocks, and the node itself may be killed and restarted or
 //! frozen (SIGSTOP); meanwhile another node may stop mining and lag. At the end every node
@@ -315,8 +315,9 @@ async fn soak() {
             rows_lost += (wl - gl).max(0);
             if g != w {
                 differences.push(format!(
-                    "export {} (0..={}): {} differs from {}:\n{}",
+                    "export {} ({}, 0..={}): {} differs from {}:\n{}",
                     e.n,
+                    e.tool,
                     e.end,
                     got.display(),
                     want.display(),
@@ -326,8 +327,10 @@ async fn soak() {
         }
     }
     eprintln!(
-        "FIGURE soak exports: {} runs ({} failed), {compared} files compared byte for byte, {} differ, {rows_lost} of {rows_total} rows lost; ranges {:?}",
+        "FIGURE soak exports: {} runs ({} ethereumetl, {} nodewatch-export; {} failed), {compared} files compared byte for byte, {} differ, {rows_lost} of {rows_total} rows lost; ranges {:?}",
         exports.len(),
+        exports.iter().filter(|e| e.tool == "ethereumetl").count(),
+        exports.iter().filter(|e| e.tool == "nodewatch-export").count(),
         failed_exports,
         differences.len(),
         exports.iter().map(|e| e.end).collect::<Vec<_>>()
@@ -409,6 +412,8 @@ async fn soak() {
 
 struct Export {
     n: usize,
+    /// `ethereumetl` or `nodewatch-export`.
+    tool: &'static str,
     end: u64,
     files: Option<ExportFiles>,
     error: String,
@@ -457,12 +462,97 @@ async fn export_loop(url: &str, shared: &Shared, out: &Path, hashes: &Path) -> V
         };
         exports.push(Export {
             n,
+            tool: "ethereumetl",
+            end,
+            files,
+            error,
+        });
+        // The same exports with nodewatch-export: small batches, several workers.
+        let n = exports.len();
+        let (files, error) = match ours(url, end, hashes, &out.join(format!("{n}"))).await {
+            Ok(files) => (Some(files), String::new()),
+            Err(e) => (None, e),
+        };
+        exports.push(Export {
+            n,
+            tool: "nodewatch-export",
             end,
             files,
             error,
         });
     }
     exports
+}
+
+/// `nodewatch-export` (ethereumetl's command line) for blocks 0..=end and the receipts.
+async fn ours(url: &str, end: u64, hashes: &Path, dir: &Path) -> Result<ExportFiles, String> {
+    std::fs::create_dir_all(dir).unwrap();
+    let files = ExportFiles {
+        blocks: dir.join("blocks.csv"),
+        transactions: dir.join("transactions.csv"),
+        receipts: dir.join("receipts.csv"),
+        logs: dir.join("logs.csv"),
+    };
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let end = end.to_string();
+    let runs: [Vec<String>; 2] = [
+        [
+            "export_blocks_and_transactions",
+            "-s",
+            "0",
+            "-e",
+            &end,
+            "-b",
+            "3",
+            "-w",
+            "4",
+            "-p",
+            url,
+            "--blocks-output",
+            &p(&files.blocks),
+            "--transactions-output",
+            &p(&files.transactions),
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "export_receipts_and_logs",
+            "-t",
+            &p(hashes),
+            "-b",
+            "5",
+            "-w",
+            "4",
+            "-p",
+            url,
+            "--receipts-output",
+            &p(&files.receipts),
+            "--logs-output",
+            &p(&files.logs),
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for args in runs {
+        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_nodewatch-export"))
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .map_err(|_| format!("nodewatch-export {} timed out", args[0]))?
+            .map_err(|e| format!("cannot run nodewatch-export: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "nodewatch-export {} failed: {}\n{}",
+                args[0],
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(files)
 }
 
 fn panic_text(e: tokio::task::JoinError) -> String {

@@ -57,19 +57,12 @@ mod tests {
 
     fn state(rank: usize, status: Status, lagging: bool) -> UpstreamState {
         UpstreamState {
-            name: format!("u{rank}"),
-            rank,
             status,
             head: Some(100),
             lag: Some(0),
             lagging,
-            latency_ms: None,
             chain_id: Some(1),
-            wrong_chain: false,
-            last_error: None,
-            breaker: BreakerState::Closed,
-            status_age_secs: 0.0,
-            since_unix: None,
+            ..UpstreamState::unknown(&format!("u{rank}"), rank)
         }
     }
 

@@ -5,19 +5,9 @@ use crate::upstream::UpstreamState;
 
 fn state(rank: usize, head: Option<u64>) -> UpstreamState {
     UpstreamState {
-        name: format!("u{rank}"),
-        rank,
         status: Status::Healthy,
         head,
-        lag: None,
-        lagging: false,
-        latency_ms: None,
-        chain_id: None,
-        wrong_chain: false,
-        last_error: None,
-        breaker: BreakerState::Closed,
-        status_age_secs: 0.0,
-        since_unix: None,
+        ..UpstreamState::unknown(&format!("u{rank}"), rank)
     }
 }
 

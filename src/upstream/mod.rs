@@ -357,6 +357,27 @@ pub struct UpstreamState {
     pub since_unix: Option<u64>,
 }
 
+impl UpstreamState {
+    /// An upstream not yet probed.
+    pub fn unknown(name: &str, rank: usize) -> Self {
+        Self {
+            name: name.to_string(),
+            rank,
+            status: Status::Unknown,
+            head: None,
+            lag: None,
+            lagging: false,
+            latency_ms: None,
+            chain_id: None,
+            wrong_chain: false,
+            last_error: None,
+            breaker: BreakerState::Closed,
+            status_age_secs: 0.0,
+            since_unix: None,
+        }
+    }
+}
+
 impl Snapshot {
     /// The state before the first probe: every upstream unknown.
     pub fn initial(upstreams: &[Arc<Upstream>]) -> Self {
@@ -367,21 +388,7 @@ impl Snapshot {
             upstreams: upstreams
                 .iter()
                 .enumerate()
-                .map(|(i, u)| UpstreamState {
-                    name: u.name.clone(),
-                    rank: i + 1,
-                    breaker: BreakerState::Closed,
-                    status: Status::Unknown,
-                    head: None,
-                    lag: None,
-                    lagging: false,
-                    latency_ms: None,
-                    chain_id: None,
-                    wrong_chain: false,
-                    last_error: None,
-                    status_age_secs: 0.0,
-                    since_unix: None,
-                })
+                .map(|(i, u)| UpstreamState::unknown(&u.name, i + 1))
                 .collect(),
         }
     }

@@ -527,55 +527,35 @@ def section_scaling(doc, res, goals):
 
 
 PROPOSALS = """\
-Proposed changes (not applied here: `src/` belongs to the lead on this branch). Each names the
-file and function, what to change, and the measured cost it goes after.
+What was done, and what is left. The first run of this benchmark (commit 77187e5) named three
+hot-path costs; they were fixed before this run, and the figures above are after the fixes:
 
-1. **`src/jsonrpc.rs` `parse_answers` — batch answers are scanned, UTF-8-checked and copied
-   result by result.** With 100-item batches, serde_json's string scanning
-   (`SliceRead::skip_to_escape`, `ignore_str`, `ignore_value`) plus `from_utf8` and
-   `parse_answers` itself are {json_batch:.0f}% of nodewatch's CPU samples. Each `result` is
-   deserialised into a `Box<RawValue>` (one allocation and copy per item), then copied again
-   into the client body. Proposed: deserialise `RawAnswer<'a>` with borrowed `&'a RawValue`
-   from the upstream `Bytes` (parse inside `forward` and encode the client body there,
-   while the `Bytes` is still alive), removing one full copy of the answer and 100 allocations per batch.
-   The scan itself (and `from_utf8`, serde_json validating each raw value) cannot be
-   avoided with serde_json: every byte must be checked to find the ids. A SIMD skipper
-   (`sonic-rs`, whose `to_object_iter`/`LazyValue` skips values with SIMD) is the next step
-   if it stays on top.
-2. **`src/jsonrpc.rs` `encode_client` — the client body grows from 256 bytes.** For a 245 KB
-   batch answer `Vec::with_capacity(256)` reallocates ~10 times, copying the answer about
-   twice more (`memmove` is {memcpy_batch:.1f}% of samples under batch load, allocator
-   {alloc_batch:.1f}%). Proposed: pass the sum of the raw result/error lengths plus ~48 bytes
-   per item as the capacity (the answers are known before encoding).
-3. **`src/proxy.rs` `Proxy::count` / `Proxy::attempt` — per-item Prometheus label lookups.**
-   `MetricVec::with_label_values` hashes the label values on every call: one per batch item
-   for `nodewatch_requests_total`, plus two per attempt ({prom_batch:.1f}% of samples under
-   batch load, {prom_bn:.1f}% for single calls). Proposed: count per (method, outcome) in a
-   small local array first and call `inc_by` once per distinct label set, and keep the
-   per-upstream `upstream_duration`/`upstream_attempts` children resolved once at start-up
-   (`Vec<Histogram>` indexed by upstream).
-4. **Single small calls are dominated by the two socket hops.** For `eth_blockNumber`, the
-   kernel (TCP on loopback, context switches, wake-ups) is {kernel_bn:.0f}% of nodewatch's
+1. **Done — `src/jsonrpc.rs` `parse_answers` no longer copies results.** It deserialises
+   `RawAnswer<'a>` with borrowed `&'a RawValue` and keeps each `result`/`error` as a slice of
+   the upstream's `Bytes` (`RawJson`), so a 100-item batch costs no per-item allocation or copy
+   before the client body is written. The scan itself remains (serde_json must check every
+   byte to find the ids): JSON is still {json_batch:.0f}% of CPU samples under batch load. A
+   SIMD skipper (`sonic-rs`) is the next step if it stays on top.
+2. **Done — `src/jsonrpc.rs` `encode_client` pre-sizes the client body** from the raw answer
+   lengths (it grew from 256 bytes by doubling). memmove is now {memcpy_batch:.1f}% and the
+   allocator {alloc_batch:.1f}% of samples under batch load.
+3. **Done — `src/proxy.rs` counts request items per label set** (`Tally`) and calls `inc_by`
+   once per (method, upstream, outcome) instead of once per item. Prometheus is now
+   {prom_batch:.1f}% of samples under batch load, {prom_bn:.1f}% for single calls.
+4. **Left: single small calls are dominated by the two socket hops.** For `eth_blockNumber`,
+   the kernel (TCP on loopback, context switches, wake-ups) is {kernel_bn:.0f}% of nodewatch's
    samples, hyper's codecs {hyper_bn:.0f}%, tokio {tokio_bn:.0f}%, the allocator
-   {alloc_bn:.1f}%; nodewatch's own code is {nw_bn:.1f}%. The user-space part that can still
-   shrink: (a) `src/proxy.rs` calls `Instant::now()` 4–5 times per request (`InFlight::new`,
-   `forward` deadline, `attempt` start/elapsed, drop) — `__vdso_clock_gettime` is
-   {clock_bn:.1f}%; take one `now` per request and reuse it; (b) `src/upstream/mod.rs`
-   `exchange` builds a new `Request` with two `header()` calls and a `HeaderMap::extend` per
-   request — prebuild the `HeaderMap` per upstream and `clone()` it (one allocation);
-   (c) `tokio::time::timeout` around each attempt registers a timer even when the request
-   deadline is 30 s away — fine, but it is a wheel insert+remove per request. Scheduling was
-   tried without a code change (`TOKIO_WORKER_THREADS=1`, section 5): no consistent gain, so
-   no runtime change is proposed.
-5. **`src/router.rs` `select` — to check: cost grows with the upstream count.** With 10
-   configured upstreams nodewatch used {cpu10:.3f} s of CPU per 10k `eth_blockNumber` requests
-   against {cpu1:.3f} s with one (section 5, 2 repeats: treat as a lead, not a result).
-   `select` builds and sorts the full candidate list on every request although the first
-   candidate answers almost always. Proposed: return an iterator that yields the best
-   candidate first and sorts the rest only when a failover actually happens (or cache the
-   ordered list in the published `Snapshot`, which changes only on health flips). Sorting
-   10 entries is well under a microsecond against a ~10 µs difference, so most of it may be
-   noise or the other upstreams' probes: measure again before changing anything.
+   {alloc_bn:.1f}%; nodewatch's own code is {nw_bn:.1f}%. What can still shrink in user space:
+   (a) one `Instant::now()` per request instead of 4–5 (`__vdso_clock_gettime` is
+   {clock_bn:.1f}%); (b) a prebuilt per-upstream `HeaderMap` in `upstream::Upstream::exchange`;
+   (c) per-upstream metric children resolved once instead of `with_label_values` per attempt.
+   Scheduling was tried without a code change (`TOKIO_WORKER_THREADS=1`, section 5): no
+   consistent gain.
+5. **Left, to check: `src/router.rs` `select` with many upstreams.** With 10 configured
+   upstreams nodewatch used {cpu10:.3f} s of CPU per 10k `eth_blockNumber` requests against
+   {cpu1:.3f} s with one (section 5, 2 repeats: a lead, not a result). `select` sorts the
+   whole candidate list per request; caching the order in the published `Snapshot` would make
+   it free, if measurement shows it matters.
 """
 
 
@@ -775,10 +755,11 @@ def main():
         worst = {k: max(v) for k, v in goals.get("rss_by_shape", {}).items() if v}
         missed.append(f"- **RSS under 32-connection load: up to {max(goals['rss']):.1f} MiB, goal ≤ 30 MB** "
                       f"(worst per shape: " + ", ".join(f"{k} {v:.1f}" for k, v in worst.items()) + " MiB). "
-                      "Memory follows the bytes in flight: each in-flight 245 KB batch answer exists as the "
-                      "upstream `Bytes`, 100 `Box<RawValue>` copies and a client body grown by doubling "
-                      "(proposals 1 and 2 in section 6 cut that to about two copies); small calls stay near "
-                      "10 MiB. nginx streams answers through fixed buffers and stays at ~19 MiB.")
+                      "Memory follows the bytes in flight: each in-flight 245 KB batch answer still exists "
+                      "twice, as the upstream `Bytes` (results are slices of it) and as the client body "
+                      "written from them; small calls stay near 10 MiB. nginx streams answers through "
+                      "fixed buffers and stays at ~19 MiB; writing the client body as a chain of slices "
+                      "of the upstream buffer would remove the second copy.")
     if goals.get("failed"):
         missed.append(f"- **Failed requests during failover: {goals['failed']}, goal 0.**")
     if goals.get("first_backup_stop"):

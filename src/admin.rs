@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::blocks::BlockNeed;
 use crate::metrics::Metrics;
 use crate::router;
-use crate::server::Reloader;
+use crate::reload::Reloader;
 use crate::status::history::{self, SharedHistory};
 use crate::status::{page, StatusDoc, View};
 use crate::upstream::breaker::BreakerState;

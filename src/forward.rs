@@ -21,42 +21,17 @@ use tower::retry::budget::{Budget as _, TpsBudget};
 use tracing::{debug, info, warn};
 
 use crate::blocks::{self, BlockNeed};
-use crate::config::{Config, ConfigError, FiltersConfig, ProxyConfig, RetryConfig};
+use crate::config::{ProxyConfig, RetryConfig};
 use crate::error::{
     is_node_trouble, AttemptSummary, ClientError, UpstreamError, UpstreamErrorKind,
 };
 use crate::jsonrpc::{self, Answer, Call};
 use crate::metrics::Metrics;
-use crate::policy::MethodPolicy;
 use crate::router;
 use crate::upstream::breaker::{BreakerState, BreakerTransition};
 use crate::upstream::monitor::HealthReporter;
+use crate::settings::Settings;
 use crate::upstream::{SharedSnapshot, Snapshot, Upstream};
-
-/// Request-path settings that a reload may change.
-#[derive(Debug)]
-pub struct Settings {
-    /// Limits and timeouts.
-    pub proxy: ProxyConfig,
-    /// Allowed methods.
-    pub policy: MethodPolicy,
-    /// Filter bookkeeping.
-    pub filters: FiltersConfig,
-    /// Retry budget parameters (a change replaces the budget).
-    pub retry: RetryConfig,
-}
-
-impl Settings {
-    /// Settings of a configuration.
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        Ok(Self {
-            proxy: config.proxy.clone(),
-            policy: MethodPolicy::new(&config.methods.allow, config.methods.deny.as_deref())?,
-            filters: config.filters,
-            retry: config.retry,
-        })
-    }
-}
 
 /// A retry budget as configured.
 pub fn budget(retry: &RetryConfig) -> TpsBudget {

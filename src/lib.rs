@@ -50,7 +50,6 @@ pub mod admin;
 pub mod blocks;
 pub mod config;
 pub mod error;
-pub mod export;
 pub mod filters;
 pub mod forward;
 #[cfg(test)]
@@ -59,7 +58,9 @@ pub mod jsonrpc;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod router;
 pub mod server;
+pub mod settings;
 pub mod status;
 pub mod upstream;

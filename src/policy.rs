@@ -6,22 +6,20 @@
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::config::ConfigError;
-
-/// Methods denied unless the configuration allows them.
-pub const DEFAULT_DENY: &[&str] = &[
-    "admin_*",
-    "personal_*",
-    "miner_*",
-    "engine_*",
-    "debug_setHead",
-    "anvil_*",
-    "hardhat_*",
-    "evm_*",
-];
-
 /// JSON-RPC code for a denied method (as for an unknown one).
 pub const METHOD_NOT_ALLOWED: i64 = -32601;
+
+/// A pattern list that does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad pattern {pattern:?}: {reason}")]
+pub struct PolicyError {
+    /// Which list: `allow` or `deny`.
+    pub list: &'static str,
+    /// The pattern (or the whole list, when the set fails to build).
+    pub pattern: String,
+    /// The glob compiler's reason.
+    pub reason: String,
+}
 
 /// Compiled allow and deny lists.
 #[derive(Debug, Clone)]
@@ -32,29 +30,31 @@ pub struct MethodPolicy {
     deny: GlobSet,
 }
 
-fn compile(key: &str, patterns: &[String]) -> Result<GlobSet, ConfigError> {
+fn compile<S: AsRef<str>>(list: &'static str, patterns: &[S]) -> Result<GlobSet, PolicyError> {
+    let error = |pattern: &str, e: globset::Error| PolicyError {
+        list,
+        pattern: pattern.to_string(),
+        reason: e.kind().to_string(),
+    };
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
-        let glob = Glob::new(pattern)
-            .map_err(|e| ConfigError::from(format!("{key}: bad pattern {pattern:?}: {e}")))?;
-        builder.add(glob);
+        let pattern = pattern.as_ref();
+        builder.add(Glob::new(pattern).map_err(|e| error(pattern, e))?);
     }
-    builder
-        .build()
-        .map_err(|e| ConfigError::from(format!("{key}: {e}")))
+    builder.build().map_err(|e| error("", e))
 }
 
 impl MethodPolicy {
-    /// Compiles the lists. `deny` replaces [`DEFAULT_DENY`] when given.
-    pub fn new(allow: &[String], deny: Option<&[String]>) -> Result<Self, ConfigError> {
-        let default: Vec<String> = DEFAULT_DENY.iter().map(|s| s.to_string()).collect();
+    /// Compiles the lists: only methods matching `allow` (when non-empty), and none matching
+    /// `deny`.
+    pub fn new<S: AsRef<str>>(allow: &[S], deny: &[S]) -> Result<Self, PolicyError> {
         Ok(Self {
             allow: if allow.is_empty() {
                 None
             } else {
-                Some(compile("methods.allow", allow)?)
+                Some(compile("allow", allow)?)
             },
-            deny: compile("methods.deny", deny.unwrap_or(&default))?,
+            deny: compile("deny", deny)?,
         })
     }
 
@@ -67,11 +67,6 @@ impl MethodPolicy {
     }
 }
 
-impl Default for MethodPolicy {
-    fn default() -> Self {
-        Self::new(&[], None).expect("the default deny list compiles")
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -83,7 +78,7 @@ mod tests {
 
     #[test]
     fn default_denies_admin_and_test_node_methods() {
-        let p = MethodPolicy::default();
+        let p = MethodPolicy::new(&[], crate::config::DEFAULT_DENY).unwrap();
         for m in [
             "admin_addPeer",
             "personal_unlockAccount",
@@ -111,22 +106,20 @@ mod tests {
     fn allow_list_restricts_and_deny_list_replaces_the_default() {
         let p = MethodPolicy::new(
             &strings(&["eth_*", "net_version"]),
-            Some(&strings(&["eth_sendRawTransaction"])),
+            &strings(&["eth_sendRawTransaction"]),
         )
         .unwrap();
         assert!(p.allows("eth_getLogs"));
         assert!(p.allows("net_version"));
         assert!(!p.allows("web3_clientVersion"));
         assert!(!p.allows("eth_sendRawTransaction"));
-        let open = MethodPolicy::new(&[], Some(&[])).unwrap();
+        let open = MethodPolicy::new::<&str>(&[], &[]).unwrap();
         assert!(open.allows("evm_mine"));
     }
 
     #[test]
-    fn bad_patterns_are_config_errors() {
-        let e = MethodPolicy::new(&strings(&["eth_[x"]), None)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("methods.allow") && e.contains("eth_[x"), "{e}");
+    fn bad_patterns_are_errors_naming_list_and_pattern() {
+        let e = MethodPolicy::new(&strings(&["eth_[x"]), &[]).unwrap_err();
+        assert_eq!((e.list, e.pattern.as_str()), ("allow", "eth_[x"));
     }
 }

@@ -4,12 +4,13 @@
 
 mod support;
 
-mod export_common;
+use nodewatch_testkit::export as export_common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use export_common::stream::{wait_exit, BIN};
+use export_common::stream::wait_exit;
+use support::binary::exporter_path;
 use export_common::{args, ours, s};
 use support::anvil::Anvil;
 use support::chain::{build_chain, mine};
@@ -82,7 +83,7 @@ async fn an_export_through_nodewatch_survives_the_primary_dying_mid_export() {
 
     let nw = Nodewatch::start(&[primary.url(), backup.url()]).await;
     nw.wait_all_healthy().await;
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(exporter_path())
         .args(export(&nw.url, "through"))
         .arg("--quiet")
         .stdout(Stdio::null())

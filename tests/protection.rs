@@ -218,7 +218,7 @@ async fn reload_reranks_live_keeps_health_history_and_refuses_a_bad_file() {
     };
     let config =
         nodewatch::config::Config::load_with_env(Some(&path), Default::default(), []).unwrap();
-    let nw = Nodewatch::start_with_source(config, Some(source)).await;
+    let nw = Nodewatch::start_with_source(config.config().clone(), Some(source)).await;
     nw.wait_all_healthy().await;
     let since_b = nw.handle.snapshot.load().upstreams[1].since_unix;
 

@@ -534,7 +534,7 @@ async fn ours(url: &str, end: u64, hashes: &Path, dir: &Path) -> Result<ExportFi
         .to_vec(),
     ];
     for args in runs {
-        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_nodewatch-export"))
+        let run = tokio::process::Command::new(support::binary::exporter_path())
             .args(&args)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)

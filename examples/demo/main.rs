@@ -15,8 +15,7 @@
 //! Every process it starts is stopped on exit, on error and on Ctrl-C (and gets SIGKILL from
 //! the kernel should the demo itself die: `PR_SET_PDEATHSIG`). Loopback only.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
+use nodewatch_testkit as support;
 
 mod export;
 mod procs;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use nodewatch::config::{Config, LogFormat, Overrides};
+use nodewatch::config::{Config, LogFormat, Overrides, ValidConfig};
 use nodewatch::server::{self, ConfigSource, Listeners};
 use nodewatch::status::client::{self, AdminClient};
 use nodewatch::status::table;
@@ -188,7 +188,7 @@ async fn healthcheck(admin: Option<String>, ready: bool) -> Result<(), String> {
     Ok(())
 }
 
-async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
+async fn serve(config: ValidConfig, source: ConfigSource) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let listeners = Listeners::bind(&config).await.with_context(|| {
         format!(

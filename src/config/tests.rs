@@ -1,8 +1,14 @@
 use std::io::Write as _;
 
+use std::path::Path;
+
 use super::*;
 
-fn load(toml: &str, env: &[(&str, &str)], overrides: Overrides) -> Result<Config, ConfigError> {
+fn load(
+    toml: &str,
+    env: &[(&str, &str)],
+    overrides: Overrides,
+) -> Result<ValidConfig, ConfigError> {
     let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     file.write_all(toml.as_bytes()).unwrap();
     let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));

@@ -186,9 +186,10 @@ fn null_by_hash_is_retried_only_on_a_node_further_along() {
 
 #[test]
 fn settings_follow_the_configuration() {
-    let mut config = Config::default();
+    let mut config = crate::config::Config::default();
     config.methods.deny = Some(vec!["eth_call".into()]);
-    let settings = Settings::from_config(&config).unwrap();
+    config.upstreams = vec![crate::config::UpstreamConfig::from_url("http://127.0.0.1:1")];
+    let settings = Settings::new(&config.validate().unwrap());
     assert!(!settings.policy.allows("eth_call"));
     assert!(settings.policy.allows("evm_mine"));
     let budget = budget(&settings.retry);

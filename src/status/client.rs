@@ -12,7 +12,7 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::{StatusDoc, View};
-use crate::upstream::{http_client, HttpClient};
+use nodewatch_http::{ClientOptions, HttpClient};
 
 /// Where the admin listener is when nothing says otherwise (`admin_listen`'s default).
 pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9545";
@@ -87,7 +87,7 @@ impl AdminClient {
         Ok(AdminClient {
             base: normalise(admin)?,
             timeout: DEFAULT_TIMEOUT,
-            client: http_client(&[]),
+            client: nodewatch_http::client::build(&ClientOptions::default()),
         })
     }
 

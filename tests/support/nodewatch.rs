@@ -58,7 +58,7 @@ impl Nodewatch {
     /// As [`Nodewatch::start_with`], remembering where the configuration came from so that
     /// `handle.reloader` can re-read it.
     pub async fn start_with_source(config: Config, source: Option<ConfigSource>) -> Nodewatch {
-        config.validate().expect("valid test config");
+        let config = config.validate().expect("valid test config");
         let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", proxy.local_addr().unwrap());

@@ -1,0 +1,130 @@
+//! `export_receipts_and_logs`: reads transaction hashes (one per line),
+//! fetches `eth_getTransactionReceipt` in batches and writes receipts and/or
+//! logs in input order.
+
+use crate::error::{ExportError, Result};
+use crate::input;
+use crate::mappers::receipts::{map_receipt, MappedReceipt, LOG_FIELDS, RECEIPT_FIELDS};
+use crate::pipeline::run_ordered;
+use crate::progress::{Progress, Ui};
+use crate::pyvalue::PyValue;
+use crate::rpc::{Call, Failure, RpcClient};
+use crate::sink::{ItemWriter, SharedStdout};
+
+use super::chunked;
+
+/// Parameters of `export_receipts_and_logs`.
+#[derive(Debug, Clone)]
+pub struct ReceiptsJob {
+    /// File with one transaction hash per line (`-` for stdin).
+    pub transaction_hashes: String,
+    /// Receipts per JSON-RPC batch.
+    pub batch_size: usize,
+    /// Concurrent batches.
+    pub max_workers: usize,
+    /// Receipts output path, if receipts are wanted.
+    pub receipts_output: Option<String>,
+    /// Logs output path, if logs are wanted.
+    pub logs_output: Option<String>,
+}
+
+/// Runs the export; returns `(receipts, logs)` written.
+pub async fn export_receipts_and_logs(
+    client: &RpcClient,
+    job: &ReceiptsJob,
+    ui: Ui,
+) -> Result<(u64, u64)> {
+    if job.receipts_output.is_none() && job.logs_output.is_none() {
+        return Err(ExportError::Usage(
+            "Either --receipts-output or --logs-output options must be provided".into(),
+        ));
+    }
+    // Blank lines are skipped (ethereum-etl would send an empty hash and fail).
+    let hashes = input::lines(&job.transaction_hashes)?
+        .map(|line| line.map(|l| l.trim().to_owned()))
+        .filter(|line| !matches!(line, Ok(l) if l.is_empty()));
+    let stdout = SharedStdout::default();
+    let mut receipts_out = job
+        .receipts_output
+        .as_deref()
+        .map(|p| ItemWriter::open(p, RECEIPT_FIELDS, &stdout))
+        .transpose()?;
+    let mut logs_out = job
+        .logs_output
+        .as_deref()
+        .map(|p| ItemWriter::open(p, LOG_FIELDS, &stdout))
+        .transpose()?;
+    let progress = Progress::new(ui, None, "receipts");
+
+    run_ordered(
+        chunked(hashes, job.batch_size),
+        job.max_workers,
+        |batch| {
+            let client = client.clone();
+            async move { fetch_receipts(&client, batch?).await }
+        },
+        |receipts: Vec<MappedReceipt>| {
+            for r in &receipts {
+                if let Some(w) = receipts_out.as_mut() {
+                    w.write(&r.receipt)?;
+                }
+                if let Some(w) = logs_out.as_mut() {
+                    for log in &r.logs {
+                        w.write(log)?;
+                    }
+                }
+            }
+            progress.inc(receipts.len() as u64);
+            Ok(())
+        },
+    )
+    .await?;
+    progress.finish();
+    let receipts = receipts_out
+        .map(ItemWriter::finish)
+        .transpose()?
+        .unwrap_or(0);
+    let logs = logs_out.map(ItemWriter::finish).transpose()?.unwrap_or(0);
+    ui.summary(&format!(
+        "receipt items exported: {receipts}, log items exported: {logs}"
+    ));
+    Ok((receipts, logs))
+}
+
+pub(crate) async fn fetch_receipts(
+    client: &RpcClient,
+    hashes: Vec<String>,
+) -> Result<Vec<MappedReceipt>> {
+    let calls: Vec<Call> = hashes
+        .iter()
+        .map(|h| Call {
+            method: "eth_getTransactionReceipt",
+            params: PyValue::List(vec![PyValue::Str(h.clone())]),
+            label: format!("transaction {h}"),
+        })
+        .collect();
+    let what = match (hashes.first(), hashes.last()) {
+        (Some(a), Some(b)) if hashes.len() > 1 => format!("receipts of transactions {a} .. {b}"),
+        (Some(a), _) => format!("receipt of transaction {a}"),
+        _ => "receipts".to_owned(),
+    };
+    client
+        .batch(&what, &calls, |results| {
+            results
+                .iter()
+                .zip(&hashes)
+                .map(|(result, hash)| {
+                    let label = format!("transaction {hash}");
+                    let got = result.get("transactionHash").and_then(PyValue::as_str);
+                    if !got.is_some_and(|g| g.eq_ignore_ascii_case(hash)) {
+                        return Err(Failure::Retriable(format!(
+                            "{label}: the node answered with the receipt of {}",
+                            got.unwrap_or("no transaction")
+                        )));
+                    }
+                    map_receipt(result, &label).map_err(|e| Failure::Fatal(e.to_string()))
+                })
+                .collect()
+        })
+        .await
+}

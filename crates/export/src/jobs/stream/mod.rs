@@ -1,0 +1,261 @@
+//! `stream`: follows the chain head like `ethereumetl stream`. Each round
+//! syncs at most `--block-batch-size` blocks, `--lag` blocks behind the head,
+//! hands them to the outputs (console, PostgreSQL, a directory: see
+//! [`crate::outputs`]) and only then rewrites the last-synced-block
+//! file (write + rename), so a crash at any point repeats at most the round
+//! in flight, which every output writes idempotently. An idle or failed round
+//! sleeps `--period-seconds`; a shutdown request (SIGTERM) lets the round in
+//! flight finish and then ends the stream successfully.
+
+pub mod round;
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{ExportError, Result};
+use crate::outputs::StreamOutputs;
+use crate::progress::Ui;
+use crate::pyvalue::PyValue;
+use crate::rpc::{Call, RpcClient};
+
+use round::Round;
+
+/// The entity types `stream` can print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    /// Blocks.
+    Block,
+    /// Transactions joined with their receipts.
+    Transaction,
+    /// Receipt logs.
+    Log,
+    /// ERC-20/721 transfers.
+    TokenTransfer,
+}
+
+/// Parses `-e block,transaction,...` like ethereum-etl (names are trimmed).
+pub fn parse_entity_types(list: &str) -> Result<Vec<Entity>> {
+    list.split(',')
+        .map(|e| match e.trim() {
+            "block" => Ok(Entity::Block),
+            "transaction" => Ok(Entity::Transaction),
+            "log" => Ok(Entity::Log),
+            "token_transfer" => Ok(Entity::TokenTransfer),
+            other @ ("trace" | "contract" | "token") => Err(ExportError::Usage(format!(
+                "entity type {other:?} is not supported by nodewatch-export (supported: block,transaction,log,token_transfer)"
+            ))),
+            other => Err(ExportError::Usage(format!(
+                "{other} is not an available entity type. Supply a comma separated list of types from block,transaction,log,token_transfer"
+            ))),
+        })
+        .collect()
+}
+
+/// Parameters of `stream`.
+#[derive(Debug, Clone)]
+pub struct StreamJob {
+    /// State file holding the last synced block.
+    pub last_synced_block_file: String,
+    /// Blocks to stay behind the head.
+    pub lag: u64,
+    /// First block to sync (the state file must not exist then).
+    pub start_block: Option<u64>,
+    /// What to print.
+    pub entity_types: Vec<Entity>,
+    /// Sleep between idle rounds.
+    pub period: Duration,
+    /// Blocks/receipts per JSON-RPC batch.
+    pub batch_size: usize,
+    /// Blocks per sync round.
+    pub block_batch_size: u64,
+    /// Concurrent batches.
+    pub max_workers: usize,
+    /// Stop once this block is synced (nodewatch-export extension).
+    pub end_block: Option<u64>,
+}
+
+/// Runs the stream until `end_block` is synced (forever without one) or
+/// `shutdown` completes; a shutdown during a round takes effect after the
+/// round has been written and recorded.
+pub async fn stream(
+    client: &RpcClient,
+    job: &StreamJob,
+    outputs: &mut StreamOutputs,
+    ui: Ui,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let state = Path::new(&job.last_synced_block_file);
+    let fresh = job.start_block.is_some() || !state.is_file();
+    if fresh && state.is_file() {
+        return Err(ExportError::Usage(format!(
+            "{0} should not exist if --start-block option is specified. Either remove the {0} file or the --start-block option.",
+            job.last_synced_block_file
+        )));
+    }
+    let mut last_synced = if fresh {
+        i128::from(job.start_block.unwrap_or(0)) - 1
+    } else {
+        read_state(state)?
+    };
+    // Outputs first: an unreachable database leaves no state file behind.
+    outputs.open(&job.entity_types, last_synced).await?;
+    if fresh {
+        write_state(state, last_synced)?;
+    }
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut stopping = false;
+    loop {
+        if stopping
+            || job
+                .end_block
+                .is_some_and(|end| last_synced >= i128::from(end))
+        {
+            return Ok(());
+        }
+        let result = {
+            let mut round = std::pin::pin!(sync_round(client, job, outputs, last_synced));
+            loop {
+                tokio::select! {
+                    biased;
+                    result = &mut round => break result,
+                    () = &mut shutdown, if !stopping => {
+                        stopping = true;
+                        if !ui.quiet {
+                            eprintln!("Shutdown requested: finishing the current batch.");
+                        }
+                    }
+                }
+            }
+        };
+        let synced = match result {
+            Ok(Some(target)) => {
+                write_state(state, target)?;
+                let n = target - last_synced;
+                last_synced = target;
+                n
+            }
+            Ok(None) => 0,
+            Err(e) if e.stops_stream() => return Err(e),
+            Err(e) => {
+                eprintln!("warning: sync round after block {last_synced} failed, will retry: {e}");
+                outputs.after_failure(last_synced)?;
+                0
+            }
+        };
+        if synced <= 0 && !stopping {
+            if !ui.quiet {
+                eprintln!(
+                    "Nothing to sync. Sleeping for {} seconds...",
+                    job.period.as_secs_f64()
+                );
+            }
+            tokio::select! {
+                () = tokio::time::sleep(job.period) => {}
+                () = &mut shutdown => stopping = true,
+            }
+        }
+    }
+}
+
+fn read_state(path: &Path) -> Result<i128> {
+    let text = std::fs::read_to_string(path).map_err(|e| ExportError::io(path, e))?;
+    text.trim().parse().map_err(|_| {
+        ExportError::Usage(format!(
+            "{}: not a block number: {:?}",
+            path.display(),
+            text.trim()
+        ))
+    })
+}
+
+fn write_state(path: &Path, block: i128) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .map_or("state".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| ExportError::io(parent, e))?;
+    }
+    std::fs::write(&tmp, format!("{block}\n")).map_err(|e| ExportError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ExportError::io(path, e))
+}
+
+/// One round: fetches the blocks after `last`, hands them to the outputs and
+/// returns the new last synced block, or `None` when there was nothing to sync.
+async fn sync_round(
+    client: &RpcClient,
+    job: &StreamJob,
+    outputs: &mut StreamOutputs,
+    last: i128,
+) -> Result<Option<i128>> {
+    let head = current_block(client).await?;
+    let mut target = (head - i128::from(job.lag)).min(last + i128::from(job.block_batch_size));
+    if let Some(end) = job.end_block {
+        target = target.min(i128::from(end));
+    }
+    if target <= last {
+        return Ok(None);
+    }
+    let (lo, hi) = (
+        u64::try_from(last + 1).unwrap_or(0),
+        u64::try_from(target).unwrap_or(0),
+    );
+    let round = Round::fetch(client, job, lo, hi).await?;
+    outputs.write_round(&round, &job.entity_types).await?;
+    Ok(Some(target))
+}
+
+async fn current_block(client: &RpcClient) -> Result<i128> {
+    let call = [Call {
+        method: "eth_blockNumber",
+        params: PyValue::List(vec![]),
+        label: "the current block number".into(),
+    }];
+    let result = client
+        .batch("eth_blockNumber", &call, |mut r| Ok(r.pop()))
+        .await?;
+    match result
+        .as_ref()
+        .and_then(PyValue::as_str)
+        .and_then(|s| i128::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+    {
+        Some(n) => Ok(n),
+        None => Err(ExportError::Rpc(format!(
+            "eth_blockNumber answered {result:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_types_are_validated() {
+        assert_eq!(
+            parse_entity_types("block, transaction,log,token_transfer").unwrap(),
+            vec![
+                Entity::Block,
+                Entity::Transaction,
+                Entity::Log,
+                Entity::TokenTransfer
+            ]
+        );
+        assert_eq!(parse_entity_types("trace").unwrap_err().exit_code(), 2);
+        assert_eq!(parse_entity_types("blocks").unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn state_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/last_synced_block.txt");
+        write_state(&p, -1).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "-1\n");
+        assert_eq!(read_state(&p).unwrap(), -1);
+        std::fs::write(&p, "x").unwrap();
+        assert!(read_state(&p).is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! `export_token_transfers` (Transfer logs over a block range via
+//! `eth_getLogs`, which yields the same logs as ethereum-etl's
+//! `eth_newFilter`/`eth_getFilterLogs` pair without server-side state) and
+//! `extract_token_transfers` (Transfer logs from a logs export file).
+
+use crate::error::{ExportError, Result};
+use crate::hexnum::hex_to_dec;
+use crate::input;
+use crate::mappers::token_transfers::{
+    extract_transfer, LogView, TOKEN_TRANSFER_FIELDS, TRANSFER_EVENT_TOPIC,
+};
+use crate::pipeline::run_ordered;
+use crate::progress::{Progress, Ui};
+use crate::pyvalue::PyValue;
+use crate::rpc::{Call, Failure, RpcClient};
+use crate::sink::{ItemWriter, SharedStdout};
+
+use super::{block_batches, check_range};
+
+/// Parameters of `export_token_transfers`.
+#[derive(Debug, Clone)]
+pub struct ExportTransfersJob {
+    /// First block (inclusive).
+    pub start_block: u64,
+    /// Last block (inclusive).
+    pub end_block: u64,
+    /// Blocks per `eth_getLogs` call.
+    pub batch_size: usize,
+    /// Concurrent calls.
+    pub max_workers: usize,
+    /// Output path.
+    pub output: String,
+    /// Only logs of these token contracts (all when empty).
+    pub tokens: Vec<String>,
+}
+
+/// Runs `export_token_transfers`; returns the number of transfers written.
+pub async fn export_token_transfers(
+    client: &RpcClient,
+    job: &ExportTransfersJob,
+    ui: Ui,
+) -> Result<u64> {
+    check_range(job.start_block, job.end_block)?;
+    let stdout = SharedStdout::default();
+    let mut out = ItemWriter::open(&job.output, TOKEN_TRANSFER_FIELDS, &stdout)?;
+    let progress = Progress::new(ui, Some(job.end_block - job.start_block + 1), "blocks");
+    run_ordered(
+        block_batches(job.start_block, job.end_block, job.batch_size),
+        job.max_workers,
+        |(lo, hi)| {
+            let client = client.clone();
+            let tokens = job.tokens.clone();
+            async move {
+                fetch_transfers(&client, lo, hi, &tokens)
+                    .await
+                    .map(|rows| (rows, hi - lo + 1))
+            }
+        },
+        |(rows, blocks): (Vec<Vec<PyValue>>, u64)| {
+            for row in &rows {
+                out.write(row)?;
+            }
+            progress.inc(blocks);
+            Ok(())
+        },
+    )
+    .await?;
+    progress.finish();
+    let n = out.finish()?;
+    ui.summary(&format!("token_transfer items exported: {n}"));
+    Ok(n)
+}
+
+async fn fetch_transfers(
+    client: &RpcClient,
+    lo: u64,
+    hi: u64,
+    tokens: &[String],
+) -> Result<Vec<Vec<PyValue>>> {
+    let mut filter = vec![
+        ("fromBlock", PyValue::Str(format!("{lo:#x}"))),
+        ("toBlock", PyValue::Str(format!("{hi:#x}"))),
+        ("topics", PyValue::List(vec![TRANSFER_EVENT_TOPIC.into()])),
+    ];
+    if !tokens.is_empty() {
+        filter.push((
+            "address",
+            PyValue::List(tokens.iter().map(|t| PyValue::from(t.as_str())).collect()),
+        ));
+    }
+    let calls = [Call {
+        method: "eth_getLogs",
+        params: PyValue::List(vec![PyValue::dict(filter)]),
+        label: format!("logs of blocks {lo}..={hi}"),
+    }];
+    client
+        .batch(
+            &format!("logs of blocks {lo}..={hi}"),
+            &calls,
+            |mut results| {
+                let logs = match results.pop() {
+                    Some(PyValue::List(logs)) => logs,
+                    other => {
+                        return Err(Failure::Retriable(format!(
+                            "logs of blocks {lo}..={hi}: expected a list, got a JSON {}",
+                            other.map_or("nothing", |o| o.type_name())
+                        )))
+                    }
+                };
+                let mut rows = Vec::new();
+                for (i, log) in logs.iter().enumerate() {
+                    let label = || format!("log {i} of blocks {lo}..={hi}");
+                    let view =
+                        rpc_log_view(log, &label).map_err(|e| Failure::Fatal(e.to_string()))?;
+                    match &view.block_number {
+                        PyValue::Int(n) if (i128::from(lo)..=i128::from(hi)).contains(n) => {}
+                        other => {
+                            return Err(Failure::Retriable(format!(
+                                "{}: block number {other:?} outside the requested range",
+                                label()
+                            )))
+                        }
+                    }
+                    if let Some(row) = extract_transfer(&view, &label)
+                        .map_err(|e| Failure::Fatal(e.to_string()))?
+                    {
+                        rows.push(row);
+                    }
+                }
+                Ok(rows)
+            },
+        )
+        .await
+}
+
+/// A raw RPC log as web3.py hands it to ethereum-etl: quantities as ints,
+/// hashes and topics as lower-case hex.
+fn rpc_log_view(log: &PyValue, label: &dyn Fn() -> String) -> Result<LogView> {
+    let hex = |key: &str| {
+        hex_to_dec(&log.get_or_none(key)).map_err(|e| {
+            ExportError::Data(format!(
+                "{}: {key} is a JSON {}, expected a hex string",
+                label(),
+                e.0
+            ))
+        })
+    };
+    let lower = |v: PyValue| match v {
+        PyValue::Str(s) => PyValue::Str(s.to_lowercase()),
+        other => other,
+    };
+    let topics = match log.get_or_none("topics") {
+        PyValue::List(t) => Some(t.into_iter().map(lower).collect()),
+        PyValue::None => None,
+        other => {
+            return Err(ExportError::Data(format!(
+                "{}: topics is a JSON {}",
+                label(),
+                other.type_name()
+            )))
+        }
+    };
+    Ok(LogView {
+        address: log.get_or_none("address"),
+        topics,
+        data: log.get_or_none("data"),
+        transaction_hash: lower(log.get_or_none("transactionHash")),
+        log_index: hex("logIndex")?,
+        block_number: hex("blockNumber")?,
+    })
+}
+
+/// Parameters of `extract_token_transfers`.
+#[derive(Debug, Clone)]
+pub struct ExtractTransfersJob {
+    /// Logs export file: JSON lines when it ends in `.json`, else CSV.
+    pub logs: String,
+    /// Output path.
+    pub output: String,
+    /// Write `value` as a string (`--values-as-strings`).
+    pub values_as_strings: bool,
+}
+
+/// Runs `extract_token_transfers`; returns the number of transfers written.
+pub fn extract_token_transfers(job: &ExtractTransfersJob, ui: Ui) -> Result<u64> {
+    let items: Box<dyn Iterator<Item = Result<PyValue>>> = if job.logs.ends_with(".json") {
+        Box::new(input::json_lines(&job.logs)?)
+    } else {
+        Box::new(input::csv_dicts(&job.logs)?)
+    };
+    let stdout = SharedStdout::default();
+    let mut out = ItemWriter::open(&job.output, TOKEN_TRANSFER_FIELDS, &stdout)?;
+    for (i, item) in items.enumerate() {
+        let item = item?;
+        let view = LogView::from_export_item(&item);
+        let label = || format!("log item {} of {}", i + 1, job.logs);
+        if let Some(mut row) = extract_transfer(&view, &label)? {
+            if job.values_as_strings {
+                if let PyValue::Int(_) | PyValue::BigInt(_) = &row[3] {
+                    row[3] = PyValue::Str(crate::pyfmt::py_str(&row[3]));
+                }
+            }
+            out.write(&row)?;
+        }
+    }
+    let n = out.finish()?;
+    ui.summary(&format!("token_transfer items exported: {n}"));
+    Ok(n)
+}

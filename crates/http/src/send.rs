@@ -1,0 +1,134 @@
+//! One POST of a JSON body to an [`Endpoint`], bounded in time and size.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full, Limited};
+
+use crate::{Endpoint, HttpClient};
+
+/// How much of a non-200 answer's body is kept for the message.
+const ERROR_SNIPPET: usize = 200;
+
+/// Why an exchange gave no answer body. Messages name no URL (show the endpoint by its
+/// redacted form or name next to them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// TCP/TLS connect failed, or the connection broke before the answer's head.
+    #[error("{0}")]
+    Connect(String),
+    /// No complete answer within the timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// An HTTP status other than 200, with the start of the body as the server wrote it.
+    #[error("HTTP {status}: {snippet}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// Up to 200 bytes of the body, lossily decoded.
+        snippet: String,
+    },
+    /// The answer is larger than the limit.
+    #[error("answer larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body broke off after the head.
+    #[error("answer body broke off: {0}")]
+    Body(String),
+}
+
+impl SendError {
+    /// Every kind is worth another try (on this node later, or on another one): none says
+    /// the request itself is wrong.
+    pub fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
+/// POSTs `body` (JSON) with the endpoint's headers and returns the answer body: 200 only, at
+/// most `limit` bytes, the whole exchange within `timeout`.
+pub async fn post(
+    client: &HttpClient,
+    endpoint: &Endpoint,
+    body: Bytes,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Bytes, SendError> {
+    match tokio::time::timeout(timeout, exchange(client, endpoint, body, limit)).await {
+        Ok(result) => result,
+        Err(_) => Err(SendError::Timeout(timeout)),
+    }
+}
+
+async fn exchange(
+    client: &HttpClient,
+    endpoint: &Endpoint,
+    body: Bytes,
+    limit: usize,
+) -> Result<Bytes, SendError> {
+    let mut request = Request::post(endpoint.uri().clone())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(body))
+        .map_err(|e| SendError::Connect(e.to_string()))?;
+    request.headers_mut().extend(
+        endpoint
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| SendError::Connect(describe_client_error(&e)))?;
+    let status = response.status();
+    if status != http::StatusCode::OK {
+        return Err(SendError::Status {
+            status: status.as_u16(),
+            snippet: snippet(response.into_body()).await,
+        });
+    }
+    let declared = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(SendError::TooLarge(limit));
+    }
+    match Limited::new(response.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(SendError::TooLarge(limit)),
+        Err(e) => Err(SendError::Body(e.to_string())),
+    }
+}
+
+/// The start of a body (up to [`ERROR_SNIPPET`] bytes, lossily decoded); the rest is not read.
+async fn snippet(mut body: hyper::body::Incoming) -> String {
+    let mut head = Vec::new();
+    while head.len() < ERROR_SNIPPET {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    head.extend_from_slice(data);
+                }
+            }
+            _ => break,
+        }
+    }
+    head.truncate(ERROR_SNIPPET);
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// The innermost cause of a client error, without any URL (hyper's errors carry none, and
+/// only the cause chain's messages are printed).
+fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    if e.is_connect() {
+        format!("connect: {source}")
+    } else {
+        source.to_string()
+    }
+}

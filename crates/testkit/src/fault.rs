@@ -1,0 +1,241 @@
+//! Scripted fault servers: for what a real node cannot be made to do on demand.
+//!
+//! A [`FaultServer`] listens on 127.0.0.1 and, in [`Fault::Pass`] mode, relays every request
+//! to a real upstream (an anvil node) unchanged; switched to another [`Fault`] it answers
+//! garbage, an HTTP error, a short batch, a node-trouble error or a wrong chain id, or hangs.
+//! It counts the requests it receives, so a test can tell whether traffic reached it.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::rpc;
+
+/// What the fault server does with the next requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Relay to the real upstream unchanged.
+    Pass,
+    /// HTTP 200 with bytes that are not JSON.
+    Garbage,
+    /// This HTTP status with a short text body.
+    Status(u16),
+    /// Accept the request and never answer.
+    Hang,
+    /// Relay, then wait this long before answering.
+    Delay(Duration),
+    /// Relay, then drop the last item of a batch answer.
+    ShortBatch,
+    /// Answer every call with this JSON-RPC error.
+    NodeError(i64, String),
+    /// Relay, but answer `eth_chainId` with this chain id.
+    WrongChain(u64),
+    /// Answer every call with `"result": null`.
+    NullResult,
+    /// Relay, then turn the last item of a batch answer into "header not found".
+    PartialBatch,
+    /// HTTP 200 garbage for batch requests only; single calls (probes) are relayed.
+    BatchGarbage,
+}
+
+/// A fault server in front of one real upstream.
+pub struct FaultServer {
+    url: String,
+    fault: Arc<Mutex<Fault>>,
+    requests: Arc<AtomicUsize>,
+    in_flight: Arc<(AtomicUsize, AtomicUsize)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultServer {
+    /// Starts a server relaying to `target` (an http URL), initially in `fault` mode.
+    pub async fn start(target: &str, fault: Fault) -> FaultServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fault server");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let fault = Arc::new(Mutex::new(fault));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let in_flight = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let (target, state, count) = (target.to_string(), fault.clone(), requests.clone());
+        let flight = in_flight.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (target, state, count) = (target.clone(), state.clone(), count.clone());
+                let flight = flight.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (target, state, count) = (target.clone(), state.clone(), count.clone());
+                        let flight = flight.clone();
+                        async move {
+                            count.fetch_add(1, Ordering::SeqCst);
+                            let now = flight.0.fetch_add(1, Ordering::SeqCst) + 1;
+                            flight.1.fetch_max(now, Ordering::SeqCst);
+                            let _leave = Leave(&flight.0);
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let fault = state.lock().unwrap().clone();
+                            Ok::<_, Infallible>(answer(&target, fault, &body).await)
+                        }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FaultServer {
+            url,
+            fault,
+            requests,
+            in_flight,
+            task,
+        }
+    }
+
+    /// Most requests it was answering at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.1.load(Ordering::SeqCst)
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Switches the behaviour for the following requests.
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Decrements the in-flight count when a request is done (or dropped).
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn reply(status: u16, body: impl Into<Bytes>) -> http::Response<Full<Bytes>> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(body.into()))
+        .unwrap()
+}
+
+async fn relay(target: &str, body: &[u8]) -> String {
+    match rpc::try_post(target, std::str::from_utf8(body).unwrap_or("")).await {
+        Ok((_, text)) => text,
+        Err(e) => format!("relay failed: {e}"),
+    }
+}
+
+/// Applies `f` to every call object of a request (single or batch) and joins the answers.
+fn per_call(body: &[u8], f: impl Fn(&Value) -> Value) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(calls)) => Value::Array(calls.iter().map(f).collect()).to_string(),
+        Ok(call) => f(&call).to_string(),
+        Err(_) => "not json".into(),
+    }
+}
+
+async fn answer(target: &str, fault: Fault, body: &[u8]) -> http::Response<Full<Bytes>> {
+    match fault {
+        Fault::Pass => reply(200, relay(target, body).await),
+        Fault::Garbage => reply(200, &b"\x00\x9f<html>garbage"[..]),
+        Fault::Status(code) => reply(code, "upstream says no"),
+        Fault::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            reply(200, "")
+        }
+        Fault::Delay(d) => {
+            let text = relay(target, body).await;
+            tokio::time::sleep(d).await;
+            reply(200, text)
+        }
+        Fault::ShortBatch => {
+            let text = relay(target, body).await;
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Array(mut items)) => {
+                    items.pop();
+                    reply(200, Value::Array(items).to_string())
+                }
+                _ => reply(200, text),
+            }
+        }
+        Fault::PartialBatch => {
+            let text = relay(target, body).await;
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Array(mut items)) if !items.is_empty() => {
+                    let last = items.len() - 1;
+                    let id = items[last]["id"].clone();
+                    items[last] = serde_json::json!({"jsonrpc":"2.0","id":id,"error":{"code":-32000,"message":"header not found"}});
+                    reply(200, Value::Array(items).to_string())
+                }
+                _ => reply(200, text),
+            }
+        }
+        Fault::BatchGarbage if body.first() == Some(&b'[') => reply(200, &b"\x00garbage"[..]),
+        Fault::BatchGarbage => reply(200, relay(target, body).await),
+        Fault::NodeError(code, message) => reply(
+            200,
+            per_call(
+                body,
+                |c| serde_json::json!({"jsonrpc":"2.0","id":c["id"],"error":{"code":code,"message":message}}),
+            ),
+        ),
+        Fault::NullResult => reply(
+            200,
+            per_call(
+                body,
+                |c| serde_json::json!({"jsonrpc":"2.0","id":c["id"],"result":null}),
+            ),
+        ),
+        Fault::WrongChain(chain) => {
+            let is_chain_id = serde_json::from_slice::<Value>(body)
+                .map(|v| v["method"] == "eth_chainId")
+                .unwrap_or(false);
+            if is_chain_id {
+                reply(
+                    200,
+                    per_call(
+                        body,
+                        |c| serde_json::json!({"jsonrpc":"2.0","id":c["id"],"result":format!("{chain:#x}")}),
+                    ),
+                )
+            } else {
+                reply(200, relay(target, body).await)
+            }
+        }
+    }
+}

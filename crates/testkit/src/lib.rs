@@ -1,0 +1,79 @@
+//! nodewatch-testkit: the one toolkit behind the proxy's and the exporter's end-to-end tests
+//! (and `make demo`). A dev-dependency only; it never ships.
+//!
+//! # Layout
+//!
+//! * [`tools`]: where anvil, ethereum-etl and PostgreSQL live, and the "skip locally, fail in
+//!   CI" policy.
+//! * [`rpc`]: a tiny async HTTP/JSON-RPC client.
+//! * [`anvil`]: anvil dev nodes as child processes (free port, kill, state-preserving restart).
+//! * [`chain`]: a deterministic ~30-block chain with every transaction kind ethereum-etl reads.
+//! * [`etl`]: runs the real `ethereumetl` and compares its output files.
+//! * [`export`]: the exporter fixture chain and the `nodewatch-export` / `ethereumetl`
+//!   runners.
+//! * [`fault`]: scripted misbehaving upstreams; [`tls`]: an HTTPS upstream with a private CA.
+//! * `postgres` (feature `postgres`, so the proxy's test tree has no PostgreSQL client): a
+//!   throwaway PostgreSQL 15 server on a loopback port.
+//! * [`binary`]: the built binaries as children (RSS, logs); [`raw`]: raw HTTP/1.1 over TCP.
+//! * [`relay`]: the soak's seeded fault relay in front of an anvil node.
+//!
+//! Everything here talks to 127.0.0.1 only.
+#![allow(missing_docs)]
+
+pub mod anvil;
+pub mod binary;
+pub mod chain;
+pub mod etl;
+pub mod export;
+pub mod fault;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+pub mod raw;
+pub mod relay;
+pub mod rpc;
+pub mod tls;
+pub mod tools;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, release it).
+///
+/// Another process can take it before you bind it again; prefer letting the program under test
+/// bind port 0 itself when it can. (The [`anvil::Anvil`] fixture does not use this: it starts
+/// anvil on port 0 and reads the port it actually bound.)
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// The workspace root (where `.tools/`, `deploy/` and `config/` are).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Cargo's profile directory of the running test or example (`target/debug`): the test
+/// binary lives in its `deps/`, an example in its `examples/`.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running executable's path");
+    let dir = exe.parent().expect("an executable has a directory");
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("deps" | "examples") => dir.parent().unwrap_or(dir).to_path_buf(),
+        _ => dir.to_path_buf(),
+    }
+}
+
+/// A binary of the workspace, built by the same `cargo test` / `cargo build` run (cargo
+/// builds every member's binaries before it runs any test). Panics with the command to run
+/// when it is not there.
+pub fn bin_path(name: &str) -> PathBuf {
+    let path = target_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build --bins` (or `cargo test` from the workspace root)",
+        path.display()
+    );
+    path
+}

@@ -1,0 +1,31 @@
+//! [`Settings`]: the part of the configuration the request path reads on every call and a
+//! reload may swap (limits, timeouts, the method policy, filter bookkeeping, the retry
+//! budget), taken from a validated configuration.
+
+use crate::config::{FiltersConfig, ProxyConfig, RetryConfig, ValidConfig};
+use crate::policy::MethodPolicy;
+
+/// Request-path settings that a reload may change.
+#[derive(Debug)]
+pub struct Settings {
+    /// Limits and timeouts.
+    pub proxy: ProxyConfig,
+    /// Allowed methods.
+    pub policy: MethodPolicy,
+    /// Filter bookkeeping.
+    pub filters: FiltersConfig,
+    /// Retry budget parameters (a change replaces the budget).
+    pub retry: RetryConfig,
+}
+
+impl Settings {
+    /// The settings of a validated configuration (nothing left to fail).
+    pub fn new(config: &ValidConfig) -> Self {
+        Self {
+            proxy: config.proxy.clone(),
+            policy: config.policy.clone(),
+            filters: config.filters,
+            retry: config.retry,
+        }
+    }
+}

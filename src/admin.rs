@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::blocks::BlockNeed;
 use crate::metrics::Metrics;
-use crate::router;
 use crate::reload::Reloader;
+use crate::router;
 use crate::status::history::{self, SharedHistory};
 use crate::status::{page, StatusDoc, View};
 use crate::upstream::breaker::BreakerState;

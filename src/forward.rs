@@ -28,9 +28,9 @@ use crate::error::{
 use crate::jsonrpc::{self, Answer, Call};
 use crate::metrics::Metrics;
 use crate::router;
+use crate::settings::Settings;
 use crate::upstream::breaker::{BreakerState, BreakerTransition};
 use crate::upstream::monitor::HealthReporter;
-use crate::settings::Settings;
 use crate::upstream::{SharedSnapshot, Snapshot, Upstream};
 
 /// A retry budget as configured.

@@ -67,7 +67,6 @@ impl MethodPolicy {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

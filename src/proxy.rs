@@ -19,9 +19,9 @@ use tracing::debug;
 use crate::error::ClientError;
 use crate::filters::{is_filter_method, Filters};
 use crate::forward::{self, Engine, Served};
-use crate::settings::Settings;
 use crate::jsonrpc::{self, Answer, Call, Item, Reply};
 use crate::metrics::{method_label, Metrics};
+use crate::settings::Settings;
 use crate::upstream::monitor::HealthReporter;
 use crate::upstream::SharedSnapshot;
 

@@ -10,9 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use export_common::stream::wait_exit;
-use support::binary::exporter_path;
 use export_common::{args, ours, s};
 use support::anvil::Anvil;
+use support::binary::exporter_path;
 use support::chain::{build_chain, mine};
 use support::etl::assert_files_identical;
 use support::nodewatch::Nodewatch;

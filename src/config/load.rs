@@ -113,4 +113,3 @@ fn one_line(message: &str) -> String {
     out.push_str(rest);
     out
 }
-

@@ -1,3 +1,6 @@
+//! Unit tests of loading and validation: the example file at its defaults, the merge
+//! order, and every rejected value named by its key.
+
 use std::io::Write as _;
 
 use std::path::Path;

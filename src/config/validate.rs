@@ -122,12 +122,18 @@ impl Config {
     fn check_nonzero(&self) -> Result<(), ConfigError> {
         let nonzero = [
             ("health.fail_threshold", self.health.fail_threshold as u64),
-            ("health.recover_threshold", self.health.recover_threshold as u64),
+            (
+                "health.recover_threshold",
+                self.health.recover_threshold as u64,
+            ),
             ("proxy.body_limit", self.proxy.body_limit as u64),
             ("proxy.response_limit", self.proxy.response_limit as u64),
             ("proxy.max_batch", self.proxy.max_batch as u64),
             ("proxy.max_connections", self.proxy.max_connections as u64),
-            ("breaker.failure_threshold", self.breaker.failure_threshold as u64),
+            (
+                "breaker.failure_threshold",
+                self.breaker.failure_threshold as u64,
+            ),
             ("filters.max", self.filters.max as u64),
         ];
         match nonzero.into_iter().find(|&(_, value)| value == 0) {

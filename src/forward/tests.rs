@@ -1,3 +1,6 @@
+//! Unit tests of the engine's pure parts: which answers are kept, which move on, and the
+//! settings a configuration gives.
+
 use super::*;
 use crate::jsonrpc::{RawJson, RpcError};
 use crate::upstream::health::Status;
@@ -188,7 +191,9 @@ fn null_by_hash_is_retried_only_on_a_node_further_along() {
 fn settings_follow_the_configuration() {
     let mut config = crate::config::Config::default();
     config.methods.deny = Some(vec!["eth_call".into()]);
-    config.upstreams = vec![crate::config::UpstreamConfig::from_url("http://127.0.0.1:1")];
+    config.upstreams = vec![crate::config::UpstreamConfig::from_url(
+        "http://127.0.0.1:1",
+    )];
     let settings = Settings::new(&config.validate().unwrap());
     assert!(!settings.policy.allows("eth_call"));
     assert!(settings.policy.allows("evm_mine"));

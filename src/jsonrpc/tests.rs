@@ -1,3 +1,6 @@
+//! Unit tests of the envelope: ids rewritten and restored, raw params and results, batch
+//! answers matched to their calls.
+
 use bytes::Bytes;
 
 use super::*;

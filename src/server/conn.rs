@@ -172,4 +172,3 @@ async fn sends_within(stream: &TcpStream, timeout: Duration) -> bool {
         }
     }
 }
-

@@ -20,9 +20,9 @@ use tracing::{info, warn};
 
 use crate::admin::Admin;
 use crate::config::{Config, ConfigError, ValidConfig};
-pub use crate::reload::{ConfigSource, Reloader};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
+pub use crate::reload::{ConfigSource, Reloader};
 use crate::settings::Settings;
 use crate::upstream::monitor::Monitor;
 use crate::upstream::{SharedSnapshot, Snapshot, Upstream};
@@ -138,7 +138,12 @@ fn start(
         let _ = stop.wait_for(|stop| *stop).await;
     }));
     let settings = Settings::new(config);
-    let proxy = Proxy::new(Arc::clone(&snapshot), reporter.clone(), metrics.clone(), settings);
+    let proxy = Proxy::new(
+        Arc::clone(&snapshot),
+        reporter.clone(),
+        metrics.clone(),
+        settings,
+    );
     let reloader = Reloader {
         source,
         proxy: proxy.clone(),

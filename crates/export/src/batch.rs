@@ -6,7 +6,26 @@
 
 use super::pyfmt::json_dumps;
 use super::pyvalue::PyValue;
-use super::rpc::{Call, Failure};
+
+/// Why one attempt failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// Worth another try (the node may catch up or recover).
+    Retriable(String),
+    /// Retrying cannot help (e.g. the node rejected the parameters).
+    Fatal(String),
+}
+
+/// One call in a batch.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// JSON-RPC method name.
+    pub method: &'static str,
+    /// The parameters array.
+    pub params: PyValue,
+    /// What this call is about, for error messages ("block 12", "transaction 0x…").
+    pub label: String,
+}
 
 /// Describes the calls of a batch for messages.
 pub(crate) fn span(calls: &[Call]) -> String {

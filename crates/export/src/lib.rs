@@ -1,13 +1,24 @@
-//! `nodewatch-export`: a drop-in replacement for ethereum-etl 2.4.2's export
-//! commands whose output files are byte-identical to ethereum-etl's.
+//! `nodewatch-export`: ethereum-etl 2.4.2's export commands, flags and output files,
+//! byte-identical to ethereum-etl's, much faster. It talks JSON-RPC over HTTP(S) through
+//! the shared client (`nodewatch-http`), usually to a `nodewatch` sidecar.
 //!
-//! Layers, bottom up: [`pyvalue`] (JSON values with Python semantics),
-//! [`pyfmt`] and [`hexnum`] (Python-exact formatting and hex parsing),
-//! [`sink`] and [`input`] (files in ethereum-etl's CSV / JSON-lines dialects),
-//! [`rpc`] and [`batch`] (JSON-RPC batches with validation and retries), [`pipeline`]
-//! (ordered bounded concurrency), [`mappers`] (RPC objects to rows),
-//! [`jobs`] (the commands), [`outputs`] (where `stream` writes: console,
-//! PostgreSQL, directories) and [`cli`] (flags and dispatch).
+//! # Layout
+//!
+//! Bottom up:
+//!
+//! - [`pyvalue`] (JSON values with Python semantics), [`pyfmt`] and [`hexnum`]
+//!   (Python-exact formatting and hex parsing);
+//! - [`sink`] and [`input`]: files in ethereum-etl's CSV / JSON-lines dialects;
+//! - [`batch`] (what a batch is and how its answer is matched, ethereum-etl's retry rules)
+//!   and [`rpc`] (the batch client with retries, on `nodewatch-http`);
+//! - [`pipeline`]: ordered, bounded concurrency; [`progress`]: the progress bar;
+//! - [`mappers`]: RPC objects to ethereum-etl's rows;
+//! - [`jobs`]: the commands (blocks, receipts, token transfers, extract, `stream`);
+//! - [`round`]: what one `stream` round holds, and [`outputs`]: where `stream` writes it
+//!   (console, PostgreSQL, a directory);
+//! - [`cli`]: flags and dispatch; [`error`]: typed errors and their exit codes.
+//!
+//! The binary (`src/main.rs`) only parses the command line and maps errors to exit codes.
 #![forbid(unsafe_code)]
 
 pub mod batch;
@@ -22,6 +33,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod pyfmt;
 pub mod pyvalue;
+pub mod round;
 pub mod rpc;
 pub mod sink;
 

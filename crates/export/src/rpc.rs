@@ -12,6 +12,7 @@ use bytes::Bytes;
 use nodewatch_http::{ClientOptions, Endpoint, EndpointError, HttpClient, SendError};
 
 use super::batch::{match_batch, span};
+pub use super::batch::{Call, Failure};
 use super::error::{ExportError, Result};
 use super::pyfmt::json_dumps;
 use super::pyvalue::PyValue;
@@ -32,26 +33,6 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_secs(1),
         }
     }
-}
-
-/// Why one attempt failed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Failure {
-    /// Worth another try (the node may catch up or recover).
-    Retriable(String),
-    /// Retrying cannot help (e.g. the node rejected the parameters).
-    Fatal(String),
-}
-
-/// One call in a batch.
-#[derive(Debug, Clone)]
-pub struct Call {
-    /// JSON-RPC method name.
-    pub method: &'static str,
-    /// The parameters array.
-    pub params: PyValue,
-    /// What this call is about, for error messages ("block 12", "transaction 0x…").
-    pub label: String,
 }
 
 /// A JSON-RPC endpoint.

@@ -403,11 +403,11 @@ fn row_of(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run by hand"]
 async fn postgres_write_throughput() {
-    use nodewatch_export::jobs::stream::{round::Round, Entity};
     use nodewatch_export::mappers::blocks::{MappedBlock, BLOCK_FIELDS, TRANSACTION_FIELDS};
     use nodewatch_export::mappers::receipts::{MappedReceipt, LOG_FIELDS, RECEIPT_FIELDS};
     use nodewatch_export::outputs::postgres::PgOutput;
     use nodewatch_export::pyvalue::PyValue::{Int, List, Str};
+    use nodewatch_export::round::{Entity, Round};
     let Some(pg_bin) = support::tools::require_postgres() else {
         return;
     };

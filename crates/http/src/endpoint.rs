@@ -83,8 +83,8 @@ impl Endpoint {
     /// Adds a header sent with every request (a configured `Authorization` replaces the one
     /// made from user info).
     pub fn with_header(mut self, name: &str, value: &str) -> Result<Self, EndpointError> {
-        let name = HeaderName::try_from(name)
-            .map_err(|_| EndpointError::HeaderName(name.to_string()))?;
+        let name =
+            HeaderName::try_from(name).map_err(|_| EndpointError::HeaderName(name.to_string()))?;
         let mut value = HeaderValue::try_from(value)
             .map_err(|_| EndpointError::HeaderValue(name.to_string()))?;
         value.set_sensitive(true);
@@ -178,12 +178,18 @@ mod tests {
         let plain = Endpoint::parse("http://127.0.0.1:8545").unwrap();
         assert!(plain.headers().is_empty());
         let user_only = Endpoint::parse("http://u%20s@h:1/").unwrap();
-        assert_eq!(user_only.headers()[http::header::AUTHORIZATION], "Basic dSBzOg==");
+        assert_eq!(
+            user_only.headers()[http::header::AUTHORIZATION],
+            "Basic dSBzOg=="
+        );
     }
 
     #[test]
     fn bad_urls_say_why() {
-        assert!(matches!(Endpoint::parse("not a url"), Err(EndpointError::NotAUrl(_))));
+        assert!(matches!(
+            Endpoint::parse("not a url"),
+            Err(EndpointError::NotAUrl(_))
+        ));
         assert_eq!(
             Endpoint::parse("file:///tmp/geth.ipc").unwrap_err(),
             EndpointError::Scheme("file".into())

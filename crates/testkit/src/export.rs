@@ -1,7 +1,6 @@
 //! The exporter test fixture (the anvil chain with the token corner cases added) and the
 //! runners for `ethereumetl` and `nodewatch-export` that the byte-for-byte tests compare.
 
-
 pub mod stream;
 
 use std::path::{Path, PathBuf};

@@ -22,12 +22,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{ExportError, Result};
-use crate::jobs::stream::round::Round;
-use crate::jobs::stream::Entity;
 use crate::mappers::blocks::{BLOCK_FIELDS, TRANSACTION_FIELDS};
 use crate::mappers::receipts::{LOG_FIELDS, RECEIPT_FIELDS};
 use crate::mappers::token_transfers::TOKEN_TRANSFER_FIELDS;
 use crate::pyvalue::PyValue;
+use crate::round::Entity;
+use crate::round::Round;
 use crate::sink::{Format, ItemWriter, SharedStdout};
 
 /// The kinds of file, in the order a round writes them.

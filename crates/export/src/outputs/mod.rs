@@ -20,8 +20,8 @@ pub mod tables;
 use std::io::Write;
 
 use crate::error::{ExportError, Result};
-use crate::jobs::stream::round::Round;
-use crate::jobs::stream::Entity;
+use crate::round::Entity;
+use crate::round::Round;
 use crate::sink::Format;
 
 /// The console output: one `json.dumps` line per item on stdout.

@@ -20,8 +20,8 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::tables::{item_type, table_for, Table};
 use crate::error::{ExportError, Result};
-use crate::jobs::stream::round::Round;
-use crate::jobs::stream::Entity;
+use crate::round::Entity;
+use crate::round::Round;
 
 /// Connection attempts give up after this long unless the URL sets
 /// `connect_timeout`.
@@ -236,11 +236,7 @@ impl PgOutput {
 /// The rows of `items` of type `kind` for `table`, column by column (the
 /// shape of the upsert's parameters). A key seen twice keeps its last row,
 /// as ethereum-etl's row-by-row upsert would.
-fn columns_of(
-    table: &Table,
-    items: &[super::super::jobs::stream::round::Item],
-    kind: &str,
-) -> Vec<Vec<Option<String>>> {
+fn columns_of(table: &Table, items: &[crate::round::Item], kind: &str) -> Vec<Vec<Option<String>>> {
     let rows: Vec<Vec<Option<String>>> = items
         .iter()
         .filter(|item| {

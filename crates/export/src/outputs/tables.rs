@@ -10,11 +10,11 @@
 //! cast to the column type in SQL), so integers of any size arrive exact and
 //! a value the column cannot hold fails exactly as it does for ethereum-etl.
 
-use crate::jobs::stream::round::Item;
-use crate::jobs::stream::Entity;
 use crate::mappers::enrich::rfc3339_utc;
 use crate::pyfmt::{float_repr, py_str};
 use crate::pyvalue::PyValue;
+use crate::round::Entity;
+use crate::round::Item;
 
 /// A column type, as SQLAlchemy's PostgreSQL dialect spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use super::{ours, s};
 use crate::etl::assert_files_identical;
 
-
 /// The block number in a last-synced-block file, if it holds one.
 pub fn read_state(p: &Path) -> Option<i64> {
     std::fs::read_to_string(p).ok()?.trim().parse().ok()

@@ -7,7 +7,7 @@
 //! sleeps `--period-seconds`; a shutdown request (SIGTERM) lets the round in
 //! flight finish and then ends the stream successfully.
 
-pub mod round;
+mod fetch;
 
 use std::future::Future;
 use std::path::Path;
@@ -19,38 +19,8 @@ use crate::progress::Ui;
 use crate::pyvalue::PyValue;
 use crate::rpc::{Call, RpcClient};
 
-use round::Round;
-
-/// The entity types `stream` can print.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Entity {
-    /// Blocks.
-    Block,
-    /// Transactions joined with their receipts.
-    Transaction,
-    /// Receipt logs.
-    Log,
-    /// ERC-20/721 transfers.
-    TokenTransfer,
-}
-
-/// Parses `-e block,transaction,...` like ethereum-etl (names are trimmed).
-pub fn parse_entity_types(list: &str) -> Result<Vec<Entity>> {
-    list.split(',')
-        .map(|e| match e.trim() {
-            "block" => Ok(Entity::Block),
-            "transaction" => Ok(Entity::Transaction),
-            "log" => Ok(Entity::Log),
-            "token_transfer" => Ok(Entity::TokenTransfer),
-            other @ ("trace" | "contract" | "token") => Err(ExportError::Usage(format!(
-                "entity type {other:?} is not supported by nodewatch-export (supported: block,transaction,log,token_transfer)"
-            ))),
-            other => Err(ExportError::Usage(format!(
-                "{other} is not an available entity type. Supply a comma separated list of types from block,transaction,log,token_transfer"
-            ))),
-        })
-        .collect()
-}
+pub use crate::round::{parse_entity_types, Entity};
+use fetch::fetch_round;
 
 /// Parameters of `stream`.
 #[derive(Debug, Clone)]
@@ -203,7 +173,7 @@ async fn sync_round(
         u64::try_from(last + 1).unwrap_or(0),
         u64::try_from(target).unwrap_or(0),
     );
-    let round = Round::fetch(client, job, lo, hi).await?;
+    let round = fetch_round(client, job, lo, hi).await?;
     outputs.write_round(&round, &job.entity_types).await?;
     Ok(Some(target))
 }

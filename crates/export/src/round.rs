@@ -1,10 +1,11 @@
-//! One sync round of `stream`: ethereum-etl's `export_all` for a block range.
-//! The blocks (with transactions) and, when needed, the receipts are fetched
-//! once; every output then reads the rows it needs from the [`Round`]: plain
+//! What one sync round of `stream` holds: the blocks (with transactions) and receipts of a
+//! block range, fetched once (by `jobs::stream`); every output then reads the rows it needs
+//! from the [`Round`]: plain
 //! export rows for directory output, enriched items (ethereum-etl's
 //! `enrich_*` joins plus `item_id` / `item_timestamp`) for the console and
 //! PostgreSQL.
 
+use crate::error::ExportError;
 use crate::error::Result;
 use crate::mappers::blocks::MappedBlock;
 use crate::mappers::enrich::{
@@ -13,15 +14,39 @@ use crate::mappers::enrich::{
 };
 use crate::mappers::receipts::{MappedReceipt, LOG_FIELDS};
 use crate::mappers::token_transfers::{extract_transfer, LogView};
-use crate::pipeline::run_ordered;
 use crate::pyfmt::json_dumps;
 use crate::pyvalue::PyValue;
-use crate::rpc::RpcClient;
 
-use super::super::blocks::fetch_blocks;
-use super::super::receipts::fetch_receipts;
-use super::super::{block_batches, chunked};
-use super::{Entity, StreamJob};
+/// The entity types `stream` can print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    /// Blocks.
+    Block,
+    /// Transactions joined with their receipts.
+    Transaction,
+    /// Receipt logs.
+    Log,
+    /// ERC-20/721 transfers.
+    TokenTransfer,
+}
+
+/// Parses `-e block,transaction,...` like ethereum-etl (names are trimmed).
+pub fn parse_entity_types(list: &str) -> Result<Vec<Entity>> {
+    list.split(',')
+        .map(|e| match e.trim() {
+            "block" => Ok(Entity::Block),
+            "transaction" => Ok(Entity::Transaction),
+            "log" => Ok(Entity::Log),
+            "token_transfer" => Ok(Entity::TokenTransfer),
+            other @ ("trace" | "contract" | "token") => Err(ExportError::Usage(format!(
+                "entity type {other:?} is not supported by nodewatch-export (supported: block,transaction,log,token_transfer)"
+            ))),
+            other => Err(ExportError::Usage(format!(
+                "{other} is not an available entity type. Supply a comma separated list of types from block,transaction,log,token_transfer"
+            ))),
+        })
+        .collect()
+}
 
 /// An enriched item: keys in ethereum-etl's order, starting with `type`.
 pub type Item = Vec<(String, PyValue)>;
@@ -40,57 +65,6 @@ pub struct Round {
 }
 
 impl Round {
-    /// Fetches what `job.entity_types` need for blocks `lo..=hi`.
-    pub async fn fetch(client: &RpcClient, job: &StreamJob, lo: u64, hi: u64) -> Result<Round> {
-        let wants = |e: Entity| job.entity_types.contains(&e);
-        let need_receipts =
-            wants(Entity::Transaction) || wants(Entity::Log) || wants(Entity::TokenTransfer);
-        let mut blocks: Vec<MappedBlock> = Vec::new();
-        run_ordered(
-            block_batches(lo, hi, job.batch_size),
-            job.max_workers,
-            |(a, b)| {
-                let client = client.clone();
-                async move { fetch_blocks(&client, a, b, need_receipts).await }
-            },
-            |batch: Vec<MappedBlock>| {
-                blocks.extend(batch);
-                Ok(())
-            },
-        )
-        .await?;
-
-        let mut receipts: Vec<MappedReceipt> = Vec::new();
-        if need_receipts {
-            let hashes = blocks.iter().flat_map(|b| b.transactions.iter()).map(|tx| {
-                Ok(tx
-                    .first()
-                    .and_then(PyValue::as_str)
-                    .unwrap_or_default()
-                    .to_owned())
-            });
-            run_ordered(
-                chunked(hashes, job.batch_size),
-                job.max_workers,
-                |batch| {
-                    let client = client.clone();
-                    async move { fetch_receipts(&client, batch?).await }
-                },
-                |batch: Vec<MappedReceipt>| {
-                    receipts.extend(batch);
-                    Ok(())
-                },
-            )
-            .await?;
-        }
-        Ok(Round {
-            lo,
-            hi,
-            blocks,
-            receipts,
-        })
-    }
-
     /// Transaction rows (`TRANSACTION_FIELDS`) in block order.
     pub fn transactions(&self) -> impl Iterator<Item = &Vec<PyValue>> {
         self.blocks.iter().flat_map(|b| b.transactions.iter())

@@ -156,7 +156,7 @@ fn block_tag(raw: &RawValue) -> Option<BlockNeed> {
         "latest" | "pending" | "safe" | "finalized" => BlockNeed::Latest,
         "earliest" => BlockNeed::Any,
         hex if hex.len() == 66 => BlockNeed::ByHash,
-        hex => BlockNeed::Number(u64::from_str_radix(hex.strip_prefix("0x")?, 16).ok()?),
+        hex => BlockNeed::Number(crate::quantity::parse(hex)?),
     })
 }
 

@@ -91,7 +91,7 @@ fn result(value: &Value) -> Served {
 }
 
 fn number(value: Option<&Value>) -> Option<u64> {
-    u64::from_str_radix(value?.as_str()?.strip_prefix("0x")?, 16).ok()
+    crate::quantity::parse(value?.as_str()?)
 }
 
 impl Filters {
@@ -206,7 +206,7 @@ impl Filters {
         }
         let served = forward_one(engine, "eth_blockNumber", None).await?;
         match &served.answer {
-            Answer::Result(r) => crate::upstream::probe::parse_quantity(&r.text())
+            Answer::Result(r) => crate::quantity::parse_json(&r.text())
                 .ok_or_else(|| ClientError::InvalidParams("bad eth_blockNumber answer".into())),
             Answer::Error(e) => Err(ClientError::InvalidParams(e.message.clone())),
         }

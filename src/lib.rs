@@ -58,6 +58,7 @@ pub mod jsonrpc;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod quantity;
 pub mod reload;
 pub mod router;
 pub mod server;

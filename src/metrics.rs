@@ -64,152 +64,204 @@ impl Default for Metrics {
     }
 }
 
+/// A metric family's name, help text and label names.
+struct Spec {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+}
+
+const UPSTREAM_IN_FLIGHT: Spec = Spec {
+    name: "nodewatch_upstream_in_flight_requests",
+    help: "Requests in flight to an upstream.",
+    labels: &["upstream"],
+};
+
+const BREAKER_TRANSITIONS: Spec = Spec {
+    name: "nodewatch_breaker_transitions_total",
+    help: "Circuit breaker state changes by upstream and new state.",
+    labels: &["upstream", "to"],
+};
+
+const BREAKER_OPEN: Spec = Spec {
+    name: "nodewatch_upstream_breaker_open",
+    help: "1 while the upstream's circuit breaker is open.",
+    labels: &["upstream"],
+};
+
+const DENIED: Spec = Spec {
+    name: "nodewatch_denied_requests_total",
+    help: "Calls refused by the method policy, by method.",
+    labels: &["method"],
+};
+
+const CONFIG_RELOADS: Spec = Spec {
+    name: "nodewatch_config_reloads_total",
+    help: "Configuration reloads by result.",
+    labels: &["result"],
+};
+
+const UPSTREAM_UP: Spec = Spec {
+    name: "nodewatch_upstream_up",
+    help: "1 if the upstream is healthy.",
+    labels: &["upstream"],
+};
+
+const UPSTREAM_HEAD: Spec = Spec {
+    name: "nodewatch_upstream_head_block",
+    help: "Last head block the upstream reported.",
+    labels: &["upstream"],
+};
+
+const UPSTREAM_LAG: Spec = Spec {
+    name: "nodewatch_upstream_lag_blocks",
+    help: "Blocks the upstream trails the best head.",
+    labels: &["upstream"],
+};
+
+const UPSTREAM_RANK: Spec = Spec {
+    name: "nodewatch_upstream_rank",
+    help: "Rank of the upstream in the configuration (1 = primary).",
+    labels: &["upstream"],
+};
+
+const UPSTREAM_WRONG_CHAIN: Spec = Spec {
+    name: "nodewatch_upstream_wrong_chain",
+    help: "1 if the upstream reports another chain id than the proxy serves.",
+    labels: &["upstream"],
+};
+
+const UPSTREAM_ATTEMPTS: Spec = Spec {
+    name: "nodewatch_upstream_attempts_total",
+    help: "Attempts against an upstream by outcome.",
+    labels: &["upstream", "outcome"],
+};
+
+const REQUESTS: Spec = Spec {
+    name: "nodewatch_requests_total",
+    help: "Client request items by method, serving upstream and outcome.",
+    labels: &["method", "upstream", "outcome"],
+};
+
+const FAILOVERS: Spec = Spec {
+    name: "nodewatch_failovers_total",
+    help: "Attempts that failed over to the next upstream, by the upstream left and why.",
+    labels: &["upstream", "reason"],
+};
+
+const PROBES: Spec = Spec {
+    name: "nodewatch_probes_total",
+    help: "Health probes by upstream and outcome.",
+    labels: &["upstream", "outcome"],
+};
+
+const TRANSITIONS: Spec = Spec {
+    name: "nodewatch_upstream_transitions_total",
+    help: "Health state changes by upstream and new state.",
+    labels: &["upstream", "to"],
+};
+
+const UPSTREAM_DURATION: Spec = Spec {
+    name: "nodewatch_upstream_request_duration_seconds",
+    help: "Duration of one attempt against an upstream.",
+    labels: &["upstream"],
+};
+
+const CLIENT_DURATION: Spec = Spec {
+    name: "nodewatch_request_duration_seconds",
+    help: "Duration of a whole client request, failover included.",
+    labels: &[],
+};
+
+const BEST_HEAD: Spec = Spec {
+    name: "nodewatch_best_head_block",
+    help: "Highest head among healthy upstreams.",
+    labels: &[],
+};
+
+const IN_FLIGHT: Spec = Spec {
+    name: "nodewatch_in_flight_requests",
+    help: "Client requests being served.",
+    labels: &[],
+};
+
+const RETRY_BUDGET_EXHAUSTED: Spec = Spec {
+    name: "nodewatch_retry_budget_exhausted_total",
+    help: "Retry rounds refused because the retry budget was spent.",
+    labels: &[],
+};
+
+/// Creates families and registers them in one registry.
+struct Families<'a>(&'a Registry);
+
+impl Families<'_> {
+    fn register<C: prometheus::core::Collector + Clone + 'static>(&self, family: C) -> C {
+        self.0
+            .register(Box::new(family.clone()))
+            .expect("unique metric");
+        family
+    }
+
+    fn opts(spec: &Spec) -> Opts {
+        Opts::new(spec.name, spec.help)
+    }
+
+    fn histogram_opts(spec: &Spec) -> HistogramOpts {
+        HistogramOpts::new(spec.name, spec.help).buckets(DURATION_BUCKETS.to_vec())
+    }
+
+    fn gauge_vec(&self, spec: &Spec) -> IntGaugeVec {
+        self.register(IntGaugeVec::new(Self::opts(spec), spec.labels).expect("valid metric"))
+    }
+
+    fn counter_vec(&self, spec: &Spec) -> IntCounterVec {
+        self.register(IntCounterVec::new(Self::opts(spec), spec.labels).expect("valid metric"))
+    }
+
+    fn gauge(&self, spec: &Spec) -> IntGauge {
+        self.register(IntGauge::with_opts(Self::opts(spec)).expect("valid metric"))
+    }
+
+    fn counter(&self, spec: &Spec) -> IntCounter {
+        self.register(IntCounter::with_opts(Self::opts(spec)).expect("valid metric"))
+    }
+
+    fn histogram(&self, spec: &Spec) -> Histogram {
+        self.register(Histogram::with_opts(Self::histogram_opts(spec)).expect("valid metric"))
+    }
+
+    fn histogram_vec(&self, spec: &Spec) -> HistogramVec {
+        let family = HistogramVec::new(Self::histogram_opts(spec), spec.labels);
+        self.register(family.expect("valid metric"))
+    }
+}
+
 impl Metrics {
     /// Creates and registers every family.
     pub fn new() -> Self {
         let registry = Registry::new();
-        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
-        };
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let upstream_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "nodewatch_upstream_request_duration_seconds",
-                "Duration of one attempt against an upstream.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["upstream"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(upstream_duration.clone()))
-            .expect("unique metric");
-        let client_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "nodewatch_request_duration_seconds",
-                "Duration of a whole client request, failover included.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(client_duration.clone()))
-            .expect("unique metric");
-        let best_head = IntGauge::new(
-            "nodewatch_best_head_block",
-            "Highest head among healthy upstreams.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(best_head.clone()))
-            .expect("unique metric");
-        let in_flight = IntGauge::new(
-            "nodewatch_in_flight_requests",
-            "Client requests being served.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(in_flight.clone()))
-            .expect("unique metric");
-        let retry_budget_exhausted = IntCounter::new(
-            "nodewatch_retry_budget_exhausted_total",
-            "Retry rounds refused because the retry budget was spent.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(retry_budget_exhausted.clone()))
-            .expect("unique metric");
+        let f = Families(&registry);
         Self {
-            retry_budget_exhausted,
-            upstream_in_flight: gauge_vec(
-                "nodewatch_upstream_in_flight_requests",
-                "Requests in flight to an upstream.",
-                &["upstream"],
-            ),
-            breaker_transitions: counter_vec(
-                "nodewatch_breaker_transitions_total",
-                "Circuit breaker state changes by upstream and new state.",
-                &["upstream", "to"],
-            ),
-            breaker_open: gauge_vec(
-                "nodewatch_upstream_breaker_open",
-                "1 while the upstream's circuit breaker is open.",
-                &["upstream"],
-            ),
-            denied: counter_vec(
-                "nodewatch_denied_requests_total",
-                "Calls refused by the method policy, by method.",
-                &["method"],
-            ),
-            config_reloads: counter_vec(
-                "nodewatch_config_reloads_total",
-                "Configuration reloads by result.",
-                &["result"],
-            ),
-            upstream_up: gauge_vec(
-                "nodewatch_upstream_up",
-                "1 if the upstream is healthy.",
-                &["upstream"],
-            ),
-            upstream_head: gauge_vec(
-                "nodewatch_upstream_head_block",
-                "Last head block the upstream reported.",
-                &["upstream"],
-            ),
-            upstream_lag: gauge_vec(
-                "nodewatch_upstream_lag_blocks",
-                "Blocks the upstream trails the best head.",
-                &["upstream"],
-            ),
-            upstream_rank: gauge_vec(
-                "nodewatch_upstream_rank",
-                "Rank of the upstream in the configuration (1 = primary).",
-                &["upstream"],
-            ),
-            upstream_wrong_chain: gauge_vec(
-                "nodewatch_upstream_wrong_chain",
-                "1 if the upstream reports another chain id than the proxy serves.",
-                &["upstream"],
-            ),
-            upstream_duration,
-            upstream_attempts: counter_vec(
-                "nodewatch_upstream_attempts_total",
-                "Attempts against an upstream by outcome.",
-                &["upstream", "outcome"],
-            ),
-            requests: counter_vec(
-                "nodewatch_requests_total",
-                "Client request items by method, serving upstream and outcome.",
-                &["method", "upstream", "outcome"],
-            ),
-            failovers: counter_vec(
-                "nodewatch_failovers_total",
-                "Attempts that failed over to the next upstream, by the upstream left and why.",
-                &["upstream", "reason"],
-            ),
-            probes: counter_vec(
-                "nodewatch_probes_total",
-                "Health probes by upstream and outcome.",
-                &["upstream", "outcome"],
-            ),
-            transitions: counter_vec(
-                "nodewatch_upstream_transitions_total",
-                "Health state changes by upstream and new state.",
-                &["upstream", "to"],
-            ),
-            best_head,
-            in_flight,
-            client_duration,
+            upstream_in_flight: f.gauge_vec(&UPSTREAM_IN_FLIGHT),
+            breaker_transitions: f.counter_vec(&BREAKER_TRANSITIONS),
+            breaker_open: f.gauge_vec(&BREAKER_OPEN),
+            denied: f.counter_vec(&DENIED),
+            config_reloads: f.counter_vec(&CONFIG_RELOADS),
+            upstream_up: f.gauge_vec(&UPSTREAM_UP),
+            upstream_head: f.gauge_vec(&UPSTREAM_HEAD),
+            upstream_lag: f.gauge_vec(&UPSTREAM_LAG),
+            upstream_rank: f.gauge_vec(&UPSTREAM_RANK),
+            upstream_wrong_chain: f.gauge_vec(&UPSTREAM_WRONG_CHAIN),
+            upstream_attempts: f.counter_vec(&UPSTREAM_ATTEMPTS),
+            requests: f.counter_vec(&REQUESTS),
+            failovers: f.counter_vec(&FAILOVERS),
+            probes: f.counter_vec(&PROBES),
+            transitions: f.counter_vec(&TRANSITIONS),
+            upstream_duration: f.histogram_vec(&UPSTREAM_DURATION),
+            client_duration: f.histogram(&CLIENT_DURATION),
+            best_head: f.gauge(&BEST_HEAD),
+            in_flight: f.gauge(&IN_FLIGHT),
+            retry_budget_exhausted: f.counter(&RETRY_BUDGET_EXHAUSTED),
             registry,
         }
     }

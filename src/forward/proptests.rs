@@ -6,6 +6,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::blocks::BlockNeed;
 use crate::fuzzing::check;
 
 const UPSTREAMS: usize = 4;

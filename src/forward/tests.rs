@@ -2,6 +2,7 @@
 //! settings a configuration gives.
 
 use super::*;
+use crate::blocks::BlockNeed;
 use crate::jsonrpc::{RawJson, RpcError};
 use crate::upstream::health::Status;
 use crate::upstream::UpstreamState;

@@ -89,60 +89,131 @@ pub fn render(view: &View, history: &History, now_ms: u64) -> String {
 
 /// The head chart and, under it, one state strip per upstream.
 fn chart(html: &mut String, history: &History, now_ms: u64) {
-    let samples = &history.samples;
-    let oldest = samples.front().map_or(now_ms, |s| s.unix_ms);
-    let span = now_ms.saturating_sub(oldest).max(MIN_SPAN_MS);
-    let start = now_ms.saturating_sub(span);
-    let heads = samples.iter().flat_map(|s| s.heads.iter().flatten());
-    let (lo, hi) = heads.fold((u64::MAX, 0u64), |(lo, hi), &h| (lo.min(h), hi.max(h)));
-    let (lo, hi) = if lo > hi {
-        (0, 1)
-    } else if lo == hi {
-        (lo.saturating_sub(1), hi + 1)
-    } else {
-        (lo, hi)
-    };
-    let n = history.names.len();
-    let height = CHART_H + 30.0 + STRIP_H * n as f64 + 10.0;
-    let plot_w = CHART_W - LEFT - 10.0;
-    let x = |t: u64| LEFT + plot_w * (t.saturating_sub(start)) as f64 / span as f64;
-    let y = |h: u64| 10.0 + (CHART_H - 20.0) * (hi - h.min(hi)) as f64 / (hi - lo).max(1) as f64;
-    let minutes = span as f64 / 60_000.0;
-    let _ = writeln!(
-        html,
-        "<h2>Head per upstream, last {minutes:.0} min</h2>\n<svg id=\"heads\" \
-         viewBox=\"0 0 {CHART_W} {height}\" width=\"{CHART_W}\" height=\"{height}\" role=\"img\" \
-         aria-label=\"head block per upstream over time\">"
+    let plot = Plot::of(history, now_ms);
+    plot.frame(html);
+    plot.head_lines(html, history);
+    plot.state_strips(html, history);
+    html.push_str(
+        "</svg>\n<p class=\"legend\"><span class=\"st healthy\">healthy</span> \
+         <span class=\"st lagging\">lagging</span> <span class=\"st unhealthy\">unhealthy</span> \
+         <span class=\"st unknown\">unknown</span></p>\n",
     );
-    let _ = writeln!(
-        html,
-        "<rect x=\"{LEFT}\" y=\"10\" width=\"{plot_w}\" height=\"{}\" class=\"plot\"/>\
-         <text x=\"{}\" y=\"16\" class=\"axis\" text-anchor=\"end\">{hi}</text>\
-         <text x=\"{}\" y=\"{}\" class=\"axis\" text-anchor=\"end\">{lo}</text>\
-         <text x=\"{LEFT}\" y=\"{}\" class=\"axis\">−{minutes:.0} min</text>\
-         <text x=\"{}\" y=\"{}\" class=\"axis\" text-anchor=\"end\">now</text>",
-        CHART_H - 20.0,
-        LEFT - 6.0,
-        LEFT - 6.0,
-        CHART_H - 10.0,
-        CHART_H + 4.0,
-        LEFT + plot_w,
-        CHART_H + 4.0,
-    );
-    // Lower ranks are drawn first and wider, so upstreams at the same head show as nested
-    // stripes instead of hiding each other. A line breaks where the upstream was out.
-    for (i, name) in history.names.iter().enumerate() {
-        let width = (2.0 + 2.5 * (n - i - 1) as f64).min(12.0);
+}
+
+/// The chart's scales: the time span shown and the head range, mapped to SVG coordinates.
+struct Plot {
+    /// Now, in Unix milliseconds (the right edge).
+    now_ms: u64,
+    /// The left edge, in Unix milliseconds.
+    start: u64,
+    /// Milliseconds shown (at least [`MIN_SPAN_MS`]).
+    span: u64,
+    /// Lowest head shown (bottom).
+    lo: u64,
+    /// Highest head shown (top).
+    hi: u64,
+    /// Upstreams (one strip each).
+    n: usize,
+}
+
+impl Plot {
+    fn of(history: &History, now_ms: u64) -> Self {
+        let oldest = history.samples.front().map_or(now_ms, |s| s.unix_ms);
+        let span = now_ms.saturating_sub(oldest).max(MIN_SPAN_MS);
+        let heads = history
+            .samples
+            .iter()
+            .flat_map(|s| s.heads.iter().flatten());
+        let (lo, hi) = heads.fold((u64::MAX, 0u64), |(lo, hi), &h| (lo.min(h), hi.max(h)));
+        let (lo, hi) = if lo > hi {
+            (0, 1)
+        } else if lo == hi {
+            (lo.saturating_sub(1), hi + 1)
+        } else {
+            (lo, hi)
+        };
+        Self {
+            now_ms,
+            start: now_ms.saturating_sub(span),
+            span,
+            lo,
+            hi,
+            n: history.names.len(),
+        }
+    }
+
+    fn plot_w(&self) -> f64 {
+        CHART_W - LEFT - 10.0
+    }
+
+    fn x(&self, t: u64) -> f64 {
+        LEFT + self.plot_w() * (t.saturating_sub(self.start)) as f64 / self.span as f64
+    }
+
+    fn y(&self, h: u64) -> f64 {
+        let range = (self.hi - self.lo).max(1) as f64;
+        10.0 + (CHART_H - 20.0) * (self.hi - h.min(self.hi)) as f64 / range
+    }
+
+    /// The `<svg>` opening, the plot area and its axis labels.
+    fn frame(&self, html: &mut String) {
+        let (lo, hi, plot_w) = (self.lo, self.hi, self.plot_w());
+        let height = CHART_H + 30.0 + STRIP_H * self.n as f64 + 10.0;
+        let minutes = self.span as f64 / 60_000.0;
+        let _ = writeln!(
+            html,
+            "<h2>Head per upstream, last {minutes:.0} min</h2>\n<svg id=\"heads\" \
+             viewBox=\"0 0 {CHART_W} {height}\" width=\"{CHART_W}\" height=\"{height}\" role=\"img\" \
+             aria-label=\"head block per upstream over time\">"
+        );
+        let _ = writeln!(
+            html,
+            "<rect x=\"{LEFT}\" y=\"10\" width=\"{plot_w}\" height=\"{}\" class=\"plot\"/>\
+             <text x=\"{}\" y=\"16\" class=\"axis\" text-anchor=\"end\">{hi}</text>\
+             <text x=\"{}\" y=\"{}\" class=\"axis\" text-anchor=\"end\">{lo}</text>\
+             <text x=\"{LEFT}\" y=\"{}\" class=\"axis\">−{minutes:.0} min</text>\
+             <text x=\"{}\" y=\"{}\" class=\"axis\" text-anchor=\"end\">now</text>",
+            CHART_H - 20.0,
+            LEFT - 6.0,
+            LEFT - 6.0,
+            CHART_H - 10.0,
+            CHART_H + 4.0,
+            LEFT + plot_w,
+            CHART_H + 4.0,
+        );
+    }
+
+    /// One line per upstream. Lower ranks are drawn first and wider, so upstreams at the
+    /// same head show as nested stripes instead of hiding each other. A line breaks where
+    /// the upstream was out.
+    fn head_lines(&self, html: &mut String, history: &History) {
+        for (i, name) in history.names.iter().enumerate() {
+            let width = (2.0 + 2.5 * (self.n - i - 1) as f64).min(12.0);
+            for points in self.segments(history, i) {
+                let _ = writeln!(
+                    html,
+                    "<polyline class=\"head\" data-upstream=\"{}\" points=\"{}\" stroke=\"{}\" \
+                     stroke-width=\"{width}\"/>",
+                    esc(name),
+                    points.trim_end(),
+                    colour(i),
+                );
+            }
+        }
+    }
+
+    /// Upstream `i`'s polyline points, one string per run of usable samples.
+    fn segments(&self, history: &History, i: usize) -> Vec<String> {
         let mut points = String::new();
         let mut segments = Vec::new();
-        for s in samples {
+        for s in &history.samples {
             let usable = !matches!(
                 s.states.get(i),
                 Some(SampleState::Unhealthy | SampleState::Unknown) | None
             );
             match s.heads.get(i).copied().flatten() {
                 Some(h) if usable => {
-                    let _ = write!(points, "{:.1},{:.1} ", x(s.unix_ms), y(h));
+                    let _ = write!(points, "{:.1},{:.1} ", self.x(s.unix_ms), self.y(h));
                 }
                 _ if !points.is_empty() => segments.push(std::mem::take(&mut points)),
                 _ => {}
@@ -151,57 +222,50 @@ fn chart(html: &mut String, history: &History, now_ms: u64) {
         if !points.is_empty() {
             segments.push(points);
         }
-        for points in segments {
+        segments
+    }
+
+    /// State strips: runs of equal state coalesced into one rectangle each.
+    fn state_strips(&self, html: &mut String, history: &History) {
+        for (i, name) in history.names.iter().enumerate() {
+            let top = CHART_H + 14.0 + STRIP_H * i as f64;
             let _ = writeln!(
                 html,
-                "<polyline class=\"head\" data-upstream=\"{}\" points=\"{}\" stroke=\"{}\" \
-                 stroke-width=\"{width}\"/>",
-                esc(name),
-                points.trim_end(),
-                colour(i),
+                "<text x=\"{}\" y=\"{}\" class=\"axis\" text-anchor=\"end\">{}</text>",
+                LEFT - 6.0,
+                top + STRIP_H - 3.0,
+                esc(&short(name))
             );
-        }
-    }
-    // State strips: runs of equal state coalesced into one rectangle each.
-    for (i, name) in history.names.iter().enumerate() {
-        let top = CHART_H + 14.0 + STRIP_H * i as f64;
-        let _ = writeln!(
-            html,
-            "<text x=\"{}\" y=\"{}\" class=\"axis\" text-anchor=\"end\">{}</text>",
-            LEFT - 6.0,
-            top + STRIP_H - 3.0,
-            esc(&short(name))
-        );
-        let mut run: Option<(SampleState, u64)> = None;
-        let states = samples.iter().map(|s| {
-            let state = s.states.get(i).copied().unwrap_or(SampleState::Unknown);
-            (state, s.unix_ms)
-        });
-        for (state, t) in states.chain(std::iter::once((SampleState::Unknown, u64::MAX))) {
-            match run {
-                Some((current, _)) if current == state && t != u64::MAX => {}
-                Some((current, since)) => {
-                    let end = if t == u64::MAX { now_ms } else { t };
-                    let _ = writeln!(
-                        html,
-                        "<rect class=\"strip {}\" x=\"{:.1}\" y=\"{top:.1}\" width=\"{:.1}\" \
-                         height=\"{}\"/>",
-                        state_class(current),
-                        x(since),
-                        (x(end) - x(since)).max(1.0),
-                        STRIP_H - 3.0,
-                    );
-                    run = Some((state, t));
+            let states = history.samples.iter().map(|s| {
+                let state = s.states.get(i).copied().unwrap_or(SampleState::Unknown);
+                (state, s.unix_ms)
+            });
+            let mut run: Option<(SampleState, u64)> = None;
+            for (state, t) in states.chain(std::iter::once((SampleState::Unknown, u64::MAX))) {
+                match run {
+                    Some((current, _)) if current == state && t != u64::MAX => {}
+                    Some((current, since)) => {
+                        let end = if t == u64::MAX { self.now_ms } else { t };
+                        self.strip(html, current, since, end, top);
+                        run = Some((state, t));
+                    }
+                    None => run = Some((state, t)),
                 }
-                None => run = Some((state, t)),
             }
         }
     }
-    html.push_str(
-        "</svg>\n<p class=\"legend\"><span class=\"st healthy\">healthy</span> \
-         <span class=\"st lagging\">lagging</span> <span class=\"st unhealthy\">unhealthy</span> \
-         <span class=\"st unknown\">unknown</span></p>\n",
-    );
+
+    fn strip(&self, html: &mut String, state: SampleState, since: u64, end: u64, top: f64) {
+        let _ = writeln!(
+            html,
+            "<rect class=\"strip {}\" x=\"{:.1}\" y=\"{top:.1}\" width=\"{:.1}\" \
+             height=\"{}\"/>",
+            state_class(state),
+            self.x(since),
+            (self.x(end) - self.x(since)).max(1.0),
+            STRIP_H - 3.0,
+        );
+    }
 }
 
 /// A name cut to fit the chart's left margin.

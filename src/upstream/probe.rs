@@ -60,7 +60,7 @@ async fn ask_quantity(
         .await?;
     let mut answers = parse_answers(&answer, 1, false).map_err(invalid)?;
     match answers.pop() {
-        Some(Answer::Result(raw)) => parse_quantity(&raw.text())
+        Some(Answer::Result(raw)) => crate::quantity::parse_json(&raw.text())
             .ok_or_else(|| invalid(format!("not a hex quantity: {:.40}", raw.text()))),
         Some(Answer::Error(e)) => Err(UpstreamError::new(
             upstream.name.clone(),
@@ -70,32 +70,5 @@ async fn ask_quantity(
             },
         )),
         None => Err(invalid("no answer".into())),
-    }
-}
-
-/// Parses a JSON string holding an Ethereum hex quantity (`"0x1b4"`).
-pub fn parse_quantity(json: &str) -> Option<u64> {
-    let hex = json.strip_prefix("\"0x")?.strip_suffix('"')?;
-    if hex.is_empty() || hex.len() > 16 {
-        return None;
-    }
-    u64::from_str_radix(hex, 16).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_quantity;
-
-    #[test]
-    fn quantities() {
-        assert_eq!(parse_quantity("\"0x0\""), Some(0));
-        assert_eq!(parse_quantity("\"0x1b4\""), Some(436));
-        assert_eq!(parse_quantity("\"0xffffffffffffffff\""), Some(u64::MAX));
-        assert_eq!(parse_quantity("\"0x1ffffffffffffffff\""), None);
-        assert_eq!(parse_quantity("\"0x\""), None);
-        assert_eq!(parse_quantity("\"12\""), None);
-        assert_eq!(parse_quantity("12"), None);
-        assert_eq!(parse_quantity("null"), None);
-        assert_eq!(parse_quantity("\"0xzz\""), None);
     }
 }

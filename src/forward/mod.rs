@@ -1,0 +1,274 @@
+//! The forwarding engine: sends calls to upstreams item by item until each has a trustworthy
+//! answer.
+//!
+//! Every call gets its own candidate order ([`router::select`] with the block it needs).
+//! Each round groups the unanswered calls by their next candidate and sends each group as one
+//! upstream request, all groups at once. A group that fails as a whole (connect error,
+//! timeout, HTTP error, garbage, short batch) moves all its calls on; inside a good answer,
+//! only the items that are node trouble ("header not found") or a `null` the node should not
+//! have given move on — the rest are kept. Answers are merged back in call order. Retries
+//! beyond the first round draw on a retry budget (tower's `TpsBudget`), so an outage cannot
+//! multiply traffic onto the remaining nodes.
+
+mod attempt;
+mod plan;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use futures_util::future::join_all;
+use tokio::time::Instant;
+use tower::retry::budget::{Budget as _, TpsBudget};
+use tracing::{debug, warn};
+
+use crate::config::RetryConfig;
+use crate::error::{AttemptSummary, ClientError, UpstreamError, UpstreamErrorKind};
+use crate::jsonrpc::{Answer, Call};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::upstream::breaker::BreakerState;
+use crate::upstream::monitor::HealthReporter;
+use crate::upstream::{SharedSnapshot, Snapshot, Upstream};
+use plan::{doubt, group, plan_calls, Plan};
+
+/// A retry budget as configured.
+pub fn budget(retry: &RetryConfig) -> TpsBudget {
+    TpsBudget::new(retry.window, retry.min_per_second, retry.ratio)
+}
+
+/// One call's answer and who gave it (`None`: answered by nodewatch itself).
+#[derive(Debug)]
+pub struct Served {
+    /// The answer.
+    pub answer: Answer,
+    /// The upstream that gave it.
+    pub upstream: Option<Arc<Upstream>>,
+}
+
+/// The outcome of forwarding a set of calls: an answer per call where one was had, and the
+/// error for the others.
+#[derive(Debug)]
+pub struct Forwarded {
+    /// Per call, in call order.
+    pub served: Vec<Option<Served>>,
+    /// Why the calls without an answer have none.
+    pub failure: Option<ClientError>,
+}
+
+/// The engine shared by every connection.
+#[derive(Debug)]
+pub struct Engine {
+    /// Health as last published by the monitor.
+    pub snapshot: SharedSnapshot,
+    /// Passive health reports.
+    pub reporter: HealthReporter,
+    /// Recording.
+    pub metrics: Metrics,
+    /// Reloadable settings.
+    pub settings: ArcSwap<Settings>,
+    /// Retry budget.
+    pub budget: ArcSwap<TpsBudget>,
+}
+
+impl Engine {
+    /// Forwards `calls` (sent upstream as a batch when `batch`).
+    pub async fn forward(&self, calls: &[&Call<'_>], batch: bool) -> Forwarded {
+        let mut forward = Forward::start(self, calls, batch);
+        let mut round = 0;
+        while forward.round(round).await {
+            round += 1;
+        }
+        forward.finish()
+    }
+}
+
+/// One client request's calls on their way: what every round reads and updates.
+struct Forward<'a, 'c> {
+    /// The engine (metrics, health reports).
+    engine: &'a Engine,
+    /// The calls, in client order.
+    calls: &'a [&'a Call<'c>],
+    /// Whether the calls go upstream as a batch.
+    batch: bool,
+    /// Health when the request arrived: every round of it uses the same view.
+    snapshot: Arc<Snapshot>,
+    /// Settings when the request arrived.
+    settings: Arc<Settings>,
+    /// The retry budget retries draw on.
+    budget: Arc<TpsBudget>,
+    /// Each upstream's breaker when the request arrived.
+    breakers: Vec<BreakerState>,
+    /// Where each call stands, in call order.
+    plans: Vec<Plan>,
+    /// Every failed attempt, for the error when a call has no answer.
+    errors: Vec<UpstreamError>,
+    /// When the whole request must be done.
+    deadline: Instant,
+}
+
+impl<'a, 'c> Forward<'a, 'c> {
+    fn start(engine: &'a Engine, calls: &'a [&'a Call<'c>], batch: bool) -> Self {
+        let snapshot = engine.snapshot.load_full();
+        let settings = engine.settings.load_full();
+        let budget = engine.budget.load_full();
+        budget.deposit();
+        let started = Instant::now();
+        let breakers: Vec<BreakerState> = snapshot
+            .handles
+            .iter()
+            .map(|u| u.breaker.state(started))
+            .collect();
+        let plans = plan_calls(&snapshot, &breakers, calls);
+        Self {
+            engine,
+            calls,
+            batch,
+            deadline: started + settings.proxy.request_timeout,
+            snapshot,
+            settings,
+            budget,
+            breakers,
+            plans,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Sends every unanswered call to its next candidate, grouped by upstream; false when
+    /// nothing is left to send (all answered, candidates spent, time or budget out).
+    async fn round(&mut self, round: usize) -> bool {
+        let mut groups = group(&self.plans);
+        if groups.is_empty() {
+            return false;
+        }
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            let timeout = self.settings.proxy.request_timeout;
+            self.errors.push(UpstreamError::new(
+                "(all)",
+                UpstreamErrorKind::Timeout(timeout),
+            ));
+            return false;
+        }
+        if round > 0 && !self.within_budget(&mut groups) {
+            return false;
+        }
+        let timeout = remaining.min(self.settings.proxy.attempt_timeout);
+        let attempts = groups.iter().map(|(u, items)| {
+            let group: Vec<&Call<'_>> = items.iter().map(|&i| self.calls[i]).collect();
+            let upstream = Arc::clone(&self.snapshot.handles[*u]);
+            let breaker = self.breakers[*u];
+            let (engine, batch, proxy) = (self.engine, self.batch, &self.settings.proxy);
+            async move {
+                engine
+                    .attempt(&upstream, &group, batch, timeout, breaker, proxy)
+                    .await
+            }
+        });
+        let results = join_all(attempts).await;
+        for ((u, items), result) in groups.into_iter().zip(results) {
+            self.settle(u, &items, result);
+        }
+        true
+    }
+
+    /// Keeps the groups the retry budget allows; false when it allows none.
+    fn within_budget(&self, groups: &mut Vec<(usize, Vec<usize>)>) -> bool {
+        let allowed = groups.iter().take_while(|_| self.budget.withdraw()).count();
+        if allowed < groups.len() {
+            self.engine.metrics.retry_budget_exhausted.inc();
+            debug!(denied = groups.len() - allowed, "retry budget exhausted");
+            groups.truncate(allowed);
+        }
+        !groups.is_empty()
+    }
+
+    /// Takes one group's result into the plans.
+    fn settle(&mut self, u: usize, items: &[usize], result: Result<Vec<Answer>, UpstreamError>) {
+        match result {
+            Err(e) => self.failed(u, items, e),
+            Ok(answers) => {
+                for (&i, answer) in items.iter().zip(answers) {
+                    self.answered(u, i, answer);
+                }
+            }
+        }
+    }
+
+    /// A group's attempt failed as a whole: every call in it moves on.
+    fn failed(&mut self, u: usize, items: &[usize], e: UpstreamError) {
+        let plans = &mut self.plans;
+        let moves_on = items
+            .iter()
+            .any(|&i| plans[i].next + 1 < plans[i].candidates.len());
+        for &i in items {
+            plans[i].next += 1;
+        }
+        if moves_on {
+            let name = self.snapshot.handles[u].name.as_str();
+            self.engine
+                .metrics
+                .failovers
+                .with_label_values(&[name, e.outcome()])
+                .inc();
+        }
+        debug!(error = %e, calls = items.len(), "attempt failed");
+        self.errors.push(e);
+    }
+
+    /// Call `i` got `answer` from upstream `u`: kept, or doubted and moved on.
+    fn answered(&mut self, u: usize, i: usize, answer: Answer) {
+        let upstream = &self.snapshot.handles[u];
+        let name = upstream.name.as_str();
+        let plan = &mut self.plans[i];
+        let served = Served {
+            answer,
+            upstream: Some(Arc::clone(upstream)),
+        };
+        let Some(reason) = doubt(self.calls[i], plan, &served.answer, u, &self.snapshot) else {
+            plan.answer = Some(served);
+            return;
+        };
+        plan.next += 1;
+        if plan.next < plan.candidates.len() {
+            self.engine
+                .metrics
+                .failovers
+                .with_label_values(&[name, reason])
+                .inc();
+        }
+        if let Answer::Error(e) = &served.answer {
+            let kind = UpstreamErrorKind::NodeError {
+                code: e.code,
+                message: e.message.clone(),
+            };
+            self.errors.push(UpstreamError::new(name, kind));
+        }
+        plan.fallback = Some(served);
+    }
+
+    /// Every call's answer (or its best doubtful one), and the error for those without.
+    fn finish(self) -> Forwarded {
+        let mut missing = false;
+        let served = self
+            .plans
+            .into_iter()
+            .map(|p| {
+                let served = p.answer.or(p.fallback);
+                missing |= served.is_none();
+                served
+            })
+            .collect();
+        let failure = missing.then(|| {
+            let summary = AttemptSummary(self.errors);
+            warn!(calls = self.calls.len(), error = %summary, "no upstream could answer");
+            ClientError::NoUpstream(summary)
+        });
+        Forwarded { served, failure }
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -7,8 +7,9 @@
 #     -v "$PWD/nodewatch.toml:/etc/nodewatch/nodewatch.toml:ro" nodewatch
 #   docker run --rm nodewatch --upstream http://node:8545 --upstream https://provider/KEY
 #
-# - Build: the pinned Rust (Cargo.toml's rust-version), `cargo build --release --locked`,
-#   every binary of the package (nodewatch, and nodewatch-export once it exists).
+# - Build: the pinned Rust (Cargo.toml's rust-version), `cargo build --release --locked
+#   --bins` over the workspace: the proxy (nodewatch, root package) and the exporter
+#   (nodewatch-export, crates/export) with the HTTP client they share (crates/http).
 # - Run: distroless (glibc, CA-free: the TLS roots are compiled in), no shell, no package
 #   manager, user 65532 (nonroot).
 # - Configuration: a mounted file at /etc/nodewatch/nodewatch.toml (the default command),
@@ -26,6 +27,9 @@ FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Every workspace member's manifest must be there for cargo to load the workspace (the test
+# toolkit, crates/testkit, is a member too, though no binary links it).
+COPY crates ./crates
 # Cache mounts keep the registry and target/ between builds; the binaries are copied out in
 # the same step because the cache is not part of the image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -7,17 +7,23 @@
 //!
 //! # Layout
 //!
+//! This crate is the proxy; the exporter (`crates/export`), the HTTP client both use
+//! (`crates/http`, `nodewatch-http`) and the test toolkit (`crates/testkit`) are crates of
+//! their own in the same workspace.
+//!
 //! The request path, in the order a request travels:
 //!
-//! - [`server`]: accepts connections on the proxy and admin listeners, hands them to the
-//!   services, drains on shutdown.
+//! - [`server`]: accepts connections on the proxy and admin listeners, hands each to the
+//!   services (`server::conn`: first-byte and idle bounds, connection slots), drains on
+//!   shutdown.
 //! - [`proxy`]: HTTP in; parse with [`jsonrpc`]; deny by [`policy`]; answer filter calls from
 //!   [`filters`]; hand the rest to [`forward`]; merge the answers in request order.
 //! - [`forward`]: per call, the block it needs ([`blocks`]) and its candidate order
 //!   ([`router::select`]); rounds of grouped upstream requests through
-//!   [`upstream::Upstream::send`] (admission by [`upstream::limit`], guarded by
-//!   [`upstream::breaker`]) until each call has a trustworthy answer; retries drawn from a
-//!   retry budget; typed [`error`]s say what is retryable.
+//!   [`upstream::Upstream::send`] (the shared `nodewatch-http` client; admission by
+//!   [`upstream::limit`], guarded by [`upstream::breaker`]) until each call has a
+//!   trustworthy answer; retries drawn from a retry budget; typed [`error`]s say what is
+//!   retryable. It reads the reloadable [`settings`].
 //! - [`jsonrpc`]: the envelope only: ids rewritten to positions upstream, `params`/`result`
 //!   kept raw and passed through byte for byte; short or mismatched batch answers rejected.
 //! - [`router`]: the pure candidate order (healthy, unknown, unhealthy or breaker-open; has the
@@ -40,9 +46,11 @@
 //!   `nodewatch healthcheck` ([`status::client`]).
 //!
 //! Start-up: [`config`] merges the TOML file, `NODEWATCH__*` environment and CLI, and
-//! validates once; the `nodewatch` binary is only that plus [`server::run_with_handle`].
-//! A reload ([`server::Reloader`], on SIGHUP) re-reads it, swaps the request-path settings and
-//! hands the monitor the new upstream list.
+//! validates once into a [`config::ValidConfig`] (parsed URLs and headers, CA certificates,
+//! the compiled [`policy`]) that the upstreams and the engine are built from; the `nodewatch`
+//! binary is only that plus [`server::run_with_handle`]. A reload ([`reload::Reloader`], on
+//! SIGHUP or `POST /reload`) re-reads it, swaps the request-path [`settings`] and hands the
+//! monitor the new upstream list. [`quantity`] is the one hex-quantity parser.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 

@@ -1,7 +1,7 @@
 //! The forwarding engine: sends calls to upstreams item by item until each has a trustworthy
 //! answer.
 //!
-//! Every call gets its own candidate order ([`router::select`] with the block it needs).
+//! Every call gets its own candidate order ([`crate::router::select`] with the block it needs).
 //! Each round groups the unanswered calls by their next candidate and sends each group as one
 //! upstream request, all groups at once. A group that fails as a whole (connect error,
 //! timeout, HTTP error, garbage, short batch) moves all its calls on; inside a good answer,

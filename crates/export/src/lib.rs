@@ -21,20 +21,20 @@
 //! The binary (`src/main.rs`) only parses the command line and maps errors to exit codes.
 #![forbid(unsafe_code)]
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod cli;
 pub mod error;
-pub mod hexnum;
-pub mod input;
-pub mod jobs;
-pub mod mappers;
-pub mod outputs;
-pub mod pipeline;
-pub mod progress;
-pub mod pyfmt;
-pub mod pyvalue;
-pub mod round;
-pub mod rpc;
-pub mod sink;
+pub(crate) mod hexnum;
+pub(crate) mod input;
+pub(crate) mod jobs;
+pub(crate) mod mappers;
+pub(crate) mod outputs;
+pub(crate) mod pipeline;
+pub(crate) mod progress;
+pub(crate) mod pyfmt;
+pub(crate) mod pyvalue;
+pub(crate) mod round;
+pub(crate) mod rpc;
+pub(crate) mod sink;
 
 pub use error::{ExportError, Result};

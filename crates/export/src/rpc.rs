@@ -171,19 +171,18 @@ impl RpcClient {
     }
 
     /// [`Self::batch_once`] plus a check of every result, retried as a whole.
-    pub async fn batch<T, V>(&self, what: &str, calls: &[Call], mut validate: V) -> Result<T>
+    pub async fn batch<T, V>(&self, what: &str, calls: &[Call], validate: V) -> Result<T>
     where
         V: FnMut(Vec<PyValue>) -> std::result::Result<T, Failure>,
     {
-        let mut delay = self.retry.base_delay;
-        let mut n = 1;
-        loop {
-            match self.batch_once(calls).await.and_then(&mut validate) {
-                Ok(v) => return Ok(v),
-                Err(failure) => self.back_off(what, n, failure, &mut delay).await?,
-            }
-            n += 1;
-        }
+        // Locked only between awaits (never contended): the futures stay Send.
+        let validate = std::sync::Mutex::new(validate);
+        self.with_retries(what, || async {
+            let answers = self.batch_once(calls).await?;
+            let mut validate = validate.lock().unwrap_or_else(|e| e.into_inner());
+            (*validate)(answers)
+        })
+        .await
     }
 }
 

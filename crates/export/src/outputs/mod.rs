@@ -14,6 +14,8 @@
 //! when a stream was killed can simply be written again after a restart.
 
 pub mod dir;
+#[cfg(test)]
+mod pg_throughput;
 pub mod postgres;
 pub mod tables;
 

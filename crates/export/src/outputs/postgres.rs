@@ -99,6 +99,7 @@ impl PgOutput {
     }
 
     /// `user@host:port/database`.
+    #[cfg(test)]
     pub fn target(&self) -> &str {
         &self.target
     }

@@ -63,6 +63,7 @@ pub mod forward;
 #[cfg(test)]
 mod fuzzing;
 pub mod jsonrpc;
+pub mod method;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

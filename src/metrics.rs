@@ -56,6 +56,18 @@ pub struct Metrics {
     pub denied: IntCounterVec,
     /// Configuration reloads by result.
     pub config_reloads: IntCounterVec,
+    /// Methods an upstream answered "not available" for (counted once per TTL).
+    pub unsupported: IntCounterVec,
+    /// Methods an upstream is believed not to serve, now.
+    pub upstream_unsupported: IntGaugeVec,
+    /// 1 while an upstream is on a minority fork.
+    pub upstream_forked: IntGaugeVec,
+    /// 1 while an upstream says it is syncing.
+    pub upstream_syncing: IntGaugeVec,
+    /// Hedges sent, by the upstream asked in addition.
+    pub hedges: IntCounterVec,
+    /// Hedges whose answer was used, by the upstream that gave it.
+    pub hedge_wins: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -191,6 +203,37 @@ const RETRY_BUDGET_EXHAUSTED: Spec = Spec {
     labels: &[],
 };
 
+const UNSUPPORTED: Spec = Spec {
+    name: "nodewatch_unsupported_methods_total",
+    help: "Methods an upstream answered \"not available\" for, by upstream and method.",
+    labels: &["upstream", "method"],
+};
+const UPSTREAM_UNSUPPORTED: Spec = Spec {
+    name: "nodewatch_upstream_unsupported_methods",
+    help: "Methods the upstream is believed not to serve (routed to others first).",
+    labels: &["upstream"],
+};
+const UPSTREAM_FORKED: Spec = Spec {
+    name: "nodewatch_upstream_forked",
+    help: "1 while the upstream's blocks disagree with the majority (a minority fork).",
+    labels: &["upstream"],
+};
+const UPSTREAM_SYNCING: Spec = Spec {
+    name: "nodewatch_upstream_syncing",
+    help: "1 while the upstream says it is syncing (eth_syncing).",
+    labels: &["upstream"],
+};
+const HEDGES: Spec = Spec {
+    name: "nodewatch_hedges_total",
+    help: "Hedged attempts: calls sent to this upstream too because another was slow.",
+    labels: &["upstream"],
+};
+const HEDGE_WINS: Spec = Spec {
+    name: "nodewatch_hedge_wins_total",
+    help: "Hedged attempts whose answer was used, by the upstream that gave it.",
+    labels: &["upstream"],
+};
+
 /// Creates families and registers them in one registry.
 struct Families<'a>(&'a Registry);
 
@@ -262,6 +305,12 @@ impl Metrics {
             best_head: f.gauge(&BEST_HEAD),
             in_flight: f.gauge(&IN_FLIGHT),
             retry_budget_exhausted: f.counter(&RETRY_BUDGET_EXHAUSTED),
+            unsupported: f.counter_vec(&UNSUPPORTED),
+            upstream_unsupported: f.gauge_vec(&UPSTREAM_UNSUPPORTED),
+            upstream_forked: f.gauge_vec(&UPSTREAM_FORKED),
+            upstream_syncing: f.gauge_vec(&UPSTREAM_SYNCING),
+            hedges: f.counter_vec(&HEDGES),
+            hedge_wins: f.counter_vec(&HEDGE_WINS),
             registry,
         }
     }

@@ -6,8 +6,8 @@
 //!   answer from a node that failed its probes beats no answer);
 //! - for a request that needs block `n`: upstreams whose head is at least `n` first — a
 //!   lagging primary keeps serving the blocks it has;
-//! - otherwise: in sync before lagging;
-//! - then rank. An upstream on another chain is never a candidate.
+//! - otherwise: in sync before lagging (or syncing);
+//! - then rank. An upstream on another chain, or on a minority fork, is never a candidate.
 
 use crate::blocks::BlockNeed;
 use crate::upstream::breaker::BreakerState;
@@ -20,7 +20,7 @@ fn key(
     need: BlockNeed,
     breaker: BreakerState,
 ) -> Option<(u8, u8, u8, usize)> {
-    if state.wrong_chain {
+    if state.wrong_chain || state.forked {
         return None;
     }
     let class = match (state.status, breaker) {
@@ -30,7 +30,9 @@ fn key(
     };
     let (has_block, lagging) = match need {
         BlockNeed::Number(n) => (u8::from(state.head.is_none_or(|h| h < n)), 0),
-        BlockNeed::Any | BlockNeed::Latest | BlockNeed::ByHash => (0, u8::from(state.lagging)),
+        BlockNeed::Any | BlockNeed::Latest | BlockNeed::ByHash => {
+            (0, u8::from(state.lagging || state.syncing))
+        }
     };
     Some((class, has_block, lagging, state.rank))
 }
@@ -69,6 +71,7 @@ mod tests {
     fn snapshot(upstreams: Vec<UpstreamState>) -> Snapshot {
         Snapshot {
             handles: vec![],
+            fork_pending: false,
             best_head: Some(100),
             chain_id: Some(1),
             upstreams,

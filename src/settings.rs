@@ -1,8 +1,8 @@
 //! [`Settings`]: the part of the configuration the request path reads on every call and a
 //! reload may swap (limits, timeouts, the method policy, filter bookkeeping, the retry
-//! budget), taken from a validated configuration.
+//! budget, hedging), taken from a validated configuration.
 
-use crate::config::{FiltersConfig, ProxyConfig, RetryConfig, ValidConfig};
+use crate::config::{FiltersConfig, HedgeConfig, ProxyConfig, RetryConfig, ValidConfig};
 use crate::policy::MethodPolicy;
 
 /// Request-path settings that a reload may change.
@@ -16,6 +16,8 @@ pub struct Settings {
     pub filters: FiltersConfig,
     /// Retry budget parameters (a change replaces the budget).
     pub retry: RetryConfig,
+    /// When slow attempts are hedged.
+    pub hedge: HedgeConfig,
 }
 
 impl Settings {
@@ -26,6 +28,7 @@ impl Settings {
             policy: config.policy.clone(),
             filters: config.filters,
             retry: config.retry,
+            hedge: config.hedge,
         }
     }
 }

@@ -25,10 +25,23 @@ pub const DEFAULT_FAIL_THRESHOLD: u32 = 2;
 pub const DEFAULT_RECOVER_THRESHOLD: u32 = 2;
 /// Blocks an upstream may trail the best head and still count as in sync.
 pub const DEFAULT_MAX_LAG: u64 = 5;
-/// Upper bound on one client request, all failover attempts included.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Upper bound on one attempt against one upstream, so a hung node leaves time to fail over.
+/// Upper bound on one client request, all failover attempts included: no shorter than the
+/// clients' own (ethereum-etl's HTTP provider waits 60 s).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upper bound on one attempt of an ordinary call (a block, a receipt, `eth_call`) against
+/// one upstream before moving on to another candidate. The last candidate of a call gets the
+/// rest of the request's time instead.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// As [`DEFAULT_ATTEMPT_TIMEOUT`], for light calls (`eth_blockNumber`, `eth_chainId`, …).
+pub const DEFAULT_LIGHT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// As [`DEFAULT_ATTEMPT_TIMEOUT`], for heavy calls (traces, `eth_getLogs`, block receipts).
+pub const DEFAULT_HEAVY_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Added to an attempt's timeout for every call of a batch after the first (a 400-block
+/// batch is not an `eth_blockNumber`).
+pub const DEFAULT_ATTEMPT_TIMEOUT_PER_ITEM: Duration = Duration::from_millis(25);
+/// How long an upstream's "method not found / not available" is believed before the method
+/// is tried there again.
+pub const DEFAULT_UNSUPPORTED_TTL: Duration = Duration::from_secs(600);
 /// Largest client request body accepted (HTTP 413 above it).
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Largest upstream answer read; larger answers count as a failed attempt.
@@ -111,6 +124,10 @@ pub struct Config {
     pub methods: MethodsConfig,
     /// Filters (eth_newFilter & co.) kept by nodewatch.
     pub filters: FiltersConfig,
+    /// Hedged requests: a second upstream asked when the first is slow.
+    pub hedge: HedgeConfig,
+    /// The fork guard: upstreams whose blocks disagree with the majority are not used.
+    pub fork: ForkConfig,
     /// Whether `POST /reload` on the admin listener re-reads the configuration (SIGHUP always
     /// does).
     pub admin_reload: bool,
@@ -149,9 +166,22 @@ pub struct ProxyConfig {
     /// Bound on a whole client request including failover.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// Bound on one attempt against one upstream.
+    /// Bound on one attempt of an ordinary call against one upstream, when another
+    /// candidate is left to try.
     #[serde(with = "humantime_serde")]
     pub attempt_timeout: Duration,
+    /// As `attempt_timeout`, for light calls.
+    #[serde(with = "humantime_serde")]
+    pub light_attempt_timeout: Duration,
+    /// As `attempt_timeout`, for heavy calls (traces, logs, block receipts).
+    #[serde(with = "humantime_serde")]
+    pub heavy_attempt_timeout: Duration,
+    /// Added to an attempt's timeout per batch item after the first.
+    #[serde(with = "humantime_serde")]
+    pub attempt_timeout_per_item: Duration,
+    /// How long an upstream's "method not available" answer is remembered.
+    #[serde(with = "humantime_serde")]
+    pub unsupported_ttl: Duration,
     /// Largest client body in bytes.
     pub body_limit: usize,
     /// Largest upstream answer in bytes.
@@ -268,6 +298,20 @@ pub struct UpstreamConfig {
     /// Most requests per second to this upstream (unset: no limit); e.g. a paid plan's limit.
     #[serde(default)]
     pub max_rps: Option<u32>,
+    /// Which methods this upstream serves (unset: all; what it answers "not available" for
+    /// is learned anyway). A method these lists refuse is never sent to it.
+    #[serde(default)]
+    pub methods: Option<UpstreamMethods>,
+}
+
+/// An upstream's own method lists (glob patterns).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamMethods {
+    /// When non-empty, only these methods are sent to the upstream.
+    pub allow: Vec<String>,
+    /// These methods are never sent to the upstream.
+    pub deny: Vec<String>,
 }
 
 impl UpstreamConfig {
@@ -280,6 +324,7 @@ impl UpstreamConfig {
             ca_file: None,
             max_concurrency: None,
             max_rps: None,
+            methods: None,
         }
     }
 }
@@ -298,6 +343,8 @@ impl Default for Config {
             retry: RetryConfig::default(),
             methods: MethodsConfig::default(),
             filters: FiltersConfig::default(),
+            hedge: HedgeConfig::default(),
+            fork: ForkConfig::default(),
             admin_reload: false,
             upstreams: Vec::new(),
         }
@@ -328,6 +375,10 @@ impl Default for ProxyConfig {
         Self {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            light_attempt_timeout: DEFAULT_LIGHT_ATTEMPT_TIMEOUT,
+            heavy_attempt_timeout: DEFAULT_HEAVY_ATTEMPT_TIMEOUT,
+            attempt_timeout_per_item: DEFAULT_ATTEMPT_TIMEOUT_PER_ITEM,
+            unsupported_ttl: DEFAULT_UNSUPPORTED_TTL,
             body_limit: DEFAULT_BODY_LIMIT,
             response_limit: DEFAULT_RESPONSE_LIMIT,
             max_batch: DEFAULT_MAX_BATCH,
@@ -340,10 +391,12 @@ impl Default for ProxyConfig {
 }
 
 mod error;
+mod guard;
 mod load;
 mod validate;
 
 pub use error::ConfigError;
+pub use guard::*;
 pub use load::Overrides;
 pub use nodewatch_http::endpoint::redact_url;
 pub use validate::{UpstreamSpec, ValidConfig};

@@ -34,6 +34,21 @@ fn example_file_loads_with_every_default() {
     assert_eq!(config.health, HealthConfig::default());
     assert_eq!(config.proxy.request_timeout, DEFAULT_REQUEST_TIMEOUT);
     assert_eq!(config.proxy.attempt_timeout, DEFAULT_ATTEMPT_TIMEOUT);
+    assert_eq!(
+        config.proxy.light_attempt_timeout,
+        DEFAULT_LIGHT_ATTEMPT_TIMEOUT
+    );
+    assert_eq!(
+        config.proxy.heavy_attempt_timeout,
+        DEFAULT_HEAVY_ATTEMPT_TIMEOUT
+    );
+    assert_eq!(
+        config.proxy.attempt_timeout_per_item,
+        DEFAULT_ATTEMPT_TIMEOUT_PER_ITEM
+    );
+    assert_eq!(config.proxy.unsupported_ttl, DEFAULT_UNSUPPORTED_TTL);
+    assert_eq!(config.hedge, HedgeConfig::default());
+    assert_eq!(config.fork, ForkConfig::default());
     assert_eq!(config.proxy.body_limit, DEFAULT_BODY_LIMIT);
     assert_eq!(config.proxy.response_limit, DEFAULT_RESPONSE_LIMIT);
     assert_eq!(config.proxy.max_batch, DEFAULT_MAX_BATCH);
@@ -57,7 +72,9 @@ fn defaults_match_the_issue() {
         ),
         (2, 2, 5)
     );
-    assert_eq!(DEFAULT_REQUEST_TIMEOUT, Duration::from_secs(30));
+    // No shorter than ethereum-etl's own HTTP timeout (issue 13: a proxy that gives up
+    // before its client makes the export less reliable than no proxy).
+    assert_eq!(DEFAULT_REQUEST_TIMEOUT, Duration::from_secs(60));
     assert_eq!(DEFAULT_BODY_LIMIT, 16 << 20);
     assert_eq!(DEFAULT_MAX_BATCH, 1000);
 }

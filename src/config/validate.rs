@@ -45,6 +45,8 @@ pub struct UpstreamSpec {
     pub endpoint: Endpoint,
     /// Extra trusted CA certificates (`ca_file`), if any.
     pub ca_roots: Option<Arc<[CertificateDer<'static>]>>,
+    /// The upstream's compiled `methods` lists, if configured.
+    pub methods: Option<MethodPolicy>,
     /// The entry as configured: a reload keeps an upstream whose entry is unchanged.
     pub source: UpstreamConfig,
 }
@@ -73,6 +75,7 @@ impl Config {
                 format!("must be between 0 and 100 (got {})", self.retry.ratio),
             ));
         }
+        self.check_guards()?;
         let policy = self.policy()?;
         let mut names = HashSet::new();
         let upstreams = self
@@ -143,11 +146,20 @@ impl Config {
     }
 
     fn check_durations(&self) -> Result<(), ConfigError> {
-        let durations: [(&str, Duration); 9] = [
+        let durations: [(&str, Duration); 12] = [
             ("probe.interval", self.probe.interval),
             ("probe.timeout", self.probe.timeout),
             ("proxy.request_timeout", self.proxy.request_timeout),
             ("proxy.attempt_timeout", self.proxy.attempt_timeout),
+            (
+                "proxy.light_attempt_timeout",
+                self.proxy.light_attempt_timeout,
+            ),
+            (
+                "proxy.heavy_attempt_timeout",
+                self.proxy.heavy_attempt_timeout,
+            ),
+            ("proxy.unsupported_ttl", self.proxy.unsupported_ttl),
             ("proxy.header_read_timeout", self.proxy.header_read_timeout),
             ("proxy.queue_timeout", self.proxy.queue_timeout),
             ("breaker.cooldown", self.breaker.cooldown),
@@ -158,6 +170,35 @@ impl Config {
             Some((key, _)) => Err(ConfigError::new(key, "must be longer than 0s (got 0s)")),
             None => Ok(()),
         }
+    }
+
+    fn check_guards(&self) -> Result<(), ConfigError> {
+        let hedge = &self.hedge;
+        if !(hedge.quantile > 0.0 && hedge.quantile < 1.0) {
+            return Err(ConfigError::new(
+                "hedge.quantile",
+                format!(
+                    "must be between 0 and 1, exclusive (got {})",
+                    hedge.quantile
+                ),
+            ));
+        }
+        if hedge.min_delay > hedge.max_delay {
+            return Err(ConfigError::new(
+                "hedge.min_delay",
+                format!(
+                    "must not exceed hedge.max_delay ({:?} > {:?})",
+                    hedge.min_delay, hedge.max_delay
+                ),
+            ));
+        }
+        if self.fork.rejoin_after == 0 {
+            return Err(ConfigError::new(
+                "fork.rejoin_after",
+                "must be at least 1 (got 0)",
+            ));
+        }
+        Ok(())
     }
 
     fn policy(&self) -> Result<MethodPolicy, ConfigError> {
@@ -207,10 +248,18 @@ fn upstream_spec(key: &str, upstream: &UpstreamConfig) -> Result<UpstreamSpec, C
                 .into(),
         ),
     };
+    let methods =
+        match &upstream.methods {
+            None => None,
+            Some(lists) => Some(MethodPolicy::new(&lists.allow, &lists.deny).map_err(|e| {
+                ConfigError::new(format!("{key}.methods.{}", e.list), e.to_string())
+            })?),
+        };
     Ok(UpstreamSpec {
         name,
         endpoint,
         ca_roots,
+        methods,
         source: upstream.clone(),
     })
 }

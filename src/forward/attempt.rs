@@ -6,18 +6,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use tracing::{info, warn};
 
 use crate::config::ProxyConfig;
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{self, Answer, Call};
-use crate::upstream::breaker::{BreakerState, BreakerTransition};
+use crate::method::MethodClass;
+use crate::upstream::breaker::{self, BreakerState};
 use crate::upstream::Upstream;
 
 use super::Engine;
 
 impl Engine {
-    /// One upstream request for a group of calls.
+    /// One upstream request for a group of calls. Safe to drop half-way (a hedge that lost):
+    /// the in-flight gauge and a claimed breaker trial are released by guards.
     pub(super) async fn attempt(
         &self,
         upstream: &Arc<Upstream>,
@@ -28,37 +29,52 @@ impl Engine {
         proxy: &ProxyConfig,
     ) -> Result<Vec<Answer>, UpstreamError> {
         let name = upstream.name.as_str();
-        let metrics = &self.metrics;
-        let refuse = |kind| Err(UpstreamError::new(name, kind));
-        let result = if breaker == BreakerState::HalfOpen && !upstream.breaker.try_trial() {
-            refuse(UpstreamErrorKind::BreakerOpen)
-        } else if let Some(_slot) = upstream.limits.admit().await {
-            let in_flight = metrics.upstream_in_flight.with_label_values(&[name]);
-            in_flight.inc();
-            let started = Instant::now();
-            let body = Bytes::from(jsonrpc::encode_upstream(calls, batch));
-            let result = upstream
-                .send(body, timeout, proxy.response_limit)
-                .await
-                .and_then(|bytes| {
-                    jsonrpc::parse_answers(&bytes, calls.len(), batch).map_err(|why| {
-                        UpstreamError::new(name, UpstreamErrorKind::InvalidAnswer(why))
-                    })
-                });
-            in_flight.dec();
-            metrics
-                .upstream_duration
-                .with_label_values(&[name])
-                .observe(started.elapsed().as_secs_f64());
-            result
-        } else {
-            refuse(UpstreamErrorKind::Busy(proxy.queue_timeout))
+        let _trial = match breaker {
+            BreakerState::HalfOpen if !upstream.breaker.try_trial() => {
+                return self.settled(upstream, Err(UpstreamErrorKind::BreakerOpen));
+            }
+            BreakerState::HalfOpen => Some(Trial(upstream)),
+            _ => None,
         };
+        let Some(_slot) = upstream.limits.admit().await else {
+            return self.settled(upstream, Err(UpstreamErrorKind::Busy(proxy.queue_timeout)));
+        };
+        let in_flight = self.metrics.upstream_in_flight.with_label_values(&[name]);
+        let _counted = InFlight::new(&in_flight);
+        let started = Instant::now();
+        let body = Bytes::from(jsonrpc::encode_upstream(calls, batch));
+        let result = upstream
+            .send(body, timeout, proxy.response_limit)
+            .await
+            .map_err(|e| e.kind)
+            .and_then(|bytes| {
+                jsonrpc::parse_answers(&bytes, calls.len(), batch)
+                    .map_err(UpstreamErrorKind::InvalidAnswer)
+            });
+        let took = started.elapsed();
+        self.metrics
+            .upstream_duration
+            .with_label_values(&[name])
+            .observe(took.as_secs_f64());
+        if result.is_ok() {
+            upstream.latency.record(class_of(calls), took);
+        }
+        self.settled(upstream, result)
+    }
+
+    /// Counts an attempt's outcome, feeds the breaker and passive health.
+    fn settled(
+        &self,
+        upstream: &Arc<Upstream>,
+        result: Result<Vec<Answer>, UpstreamErrorKind>,
+    ) -> Result<Vec<Answer>, UpstreamError> {
+        let name = upstream.name.as_str();
+        let result = result.map_err(|kind| UpstreamError::new(name, kind));
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
         };
-        metrics
+        self.metrics
             .upstream_attempts
             .with_label_values(&[name, outcome])
             .inc();
@@ -67,7 +83,7 @@ impl Engine {
             Err(e) if e.is_breaker_failure() => upstream.breaker.on_failure(Instant::now()),
             Err(_) => None,
         };
-        self.breaker_flipped(upstream, transition);
+        breaker::report(&self.metrics, &upstream.name, transition);
         if let Err(e) = &result {
             if e.is_health_failure() {
                 self.reporter.report_failure(upstream, e);
@@ -75,27 +91,51 @@ impl Engine {
         }
         result
     }
+}
 
-    fn breaker_flipped(&self, upstream: &Upstream, transition: Option<BreakerTransition>) {
-        let name = upstream.name.as_str();
-        let (to, open) = match transition {
-            None => return,
-            Some(BreakerTransition::Opened) => {
-                warn!(upstream = name, "circuit breaker opened");
-                ("open", 1)
-            }
-            Some(BreakerTransition::Closed) => {
-                info!(upstream = name, "circuit breaker closed");
-                ("closed", 0)
-            }
-        };
-        self.metrics
-            .breaker_transitions
-            .with_label_values(&[name, to])
-            .inc();
-        self.metrics
-            .breaker_open
-            .with_label_values(&[name])
-            .set(open);
+/// The heaviest class among a group's calls.
+pub(super) fn class_of(calls: &[&Call<'_>]) -> MethodClass {
+    calls
+        .iter()
+        .map(|c| MethodClass::of(&c.method))
+        .max()
+        .unwrap_or(MethodClass::Ordinary)
+}
+
+/// How long one attempt of `calls` may take before another candidate is tried: the
+/// heaviest call's class timeout, plus a little per further batch item.
+pub(super) fn attempt_timeout(proxy: &ProxyConfig, calls: &[&Call<'_>]) -> Duration {
+    let base = match class_of(calls) {
+        MethodClass::Light => proxy.light_attempt_timeout,
+        MethodClass::Ordinary => proxy.attempt_timeout,
+        MethodClass::Heavy => proxy.heavy_attempt_timeout,
+    };
+    let extra = u32::try_from(calls.len().saturating_sub(1)).unwrap_or(u32::MAX);
+    base.saturating_add(proxy.attempt_timeout_per_item.saturating_mul(extra))
+}
+
+/// Holds an upstream's in-flight gauge up while an attempt runs.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// A claimed half-open trial: released if the attempt is dropped before it settles (a
+/// settled attempt has released it already, through the breaker's success or failure).
+struct Trial<'a>(&'a Upstream);
+
+impl Drop for Trial<'_> {
+    fn drop(&mut self) {
+        self.0.breaker.release_trial();
     }
 }

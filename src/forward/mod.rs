@@ -11,6 +11,7 @@
 //! multiply traffic onto the remaining nodes.
 
 mod attempt;
+mod hedge;
 mod plan;
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget as _, TpsBudget};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::RetryConfig;
 use crate::error::{AttemptSummary, ClientError, UpstreamError, UpstreamErrorKind};
@@ -29,6 +30,7 @@ use crate::settings::Settings;
 use crate::upstream::breaker::BreakerState;
 use crate::upstream::monitor::HealthReporter;
 use crate::upstream::{SharedSnapshot, Snapshot, Upstream};
+use hedge::Legs;
 use plan::{doubt, group, plan_calls, Plan};
 
 /// A retry budget as configured.
@@ -152,23 +154,44 @@ impl<'a, 'c> Forward<'a, 'c> {
         if round > 0 && !self.within_budget(&mut groups) {
             return false;
         }
-        let timeout = remaining.min(self.settings.proxy.attempt_timeout);
-        let attempts = groups.iter().map(|(u, items)| {
-            let group: Vec<&Call<'_>> = items.iter().map(|&i| self.calls[i]).collect();
-            let upstream = Arc::clone(&self.snapshot.handles[*u]);
-            let breaker = self.breakers[*u];
-            let (engine, batch, proxy) = (self.engine, self.batch, &self.settings.proxy);
-            async move {
-                engine
-                    .attempt(&upstream, &group, batch, timeout, breaker, proxy)
-                    .await
-            }
-        });
+        let legs: Vec<Vec<usize>> = groups
+            .iter()
+            .map(|(u, items)| self.legs_of(*u, items))
+            .collect();
+        let attempts = groups
+            .iter()
+            .zip(&legs)
+            .map(|((_, items), legs)| self.hedged(legs, items));
         let results = join_all(attempts).await;
-        for ((u, items), result) in groups.into_iter().zip(results) {
-            self.settle(u, &items, result);
+        for ((_, items), legs) in groups.into_iter().zip(results) {
+            self.settle_legs(&items, legs);
         }
         true
+    }
+
+    /// Takes a hedged group's legs into the plans, in candidate order, up to the last leg
+    /// that finished: a leg dropped before it (the hedge won) is skipped, one after it (the
+    /// first leg won) stays a candidate for the calls it did not answer.
+    fn settle_legs(&mut self, items: &[usize], legs: Legs) {
+        let Some(last) = legs.iter().rposition(|(_, result)| result.is_some()) else {
+            return;
+        };
+        for (u, result) in legs.into_iter().take(last + 1) {
+            match result {
+                Some(result) => self.settle(u, items, result),
+                None => self.skip(u, items),
+            }
+        }
+    }
+
+    /// Moves the calls whose next candidate is `u` past it (its leg was dropped).
+    fn skip(&mut self, u: usize, items: &[usize]) {
+        for &i in items {
+            let plan = &mut self.plans[i];
+            if plan.answer.is_none() && plan.candidates.get(plan.next) == Some(&u) {
+                plan.next += 1;
+            }
+        }
     }
 
     /// Keeps the groups the retry budget allows; false when it allows none.
@@ -228,6 +251,9 @@ impl<'a, 'c> Forward<'a, 'c> {
             plan.answer = Some(served);
             return;
         };
+        if reason == plan::UNSUPPORTED {
+            learn_unsupported(&self.engine.metrics, upstream, &self.calls[i].method);
+        }
         plan.next += 1;
         if plan.next < plan.candidates.len() {
             self.engine
@@ -264,6 +290,24 @@ impl<'a, 'c> Forward<'a, 'c> {
             ClientError::NoUpstream(summary)
         });
         Forwarded { served, failure }
+    }
+}
+
+/// Remembers that `upstream` does not serve `method` (counted and logged once per TTL).
+fn learn_unsupported(metrics: &Metrics, upstream: &Upstream, method: &str) {
+    if upstream
+        .capabilities
+        .learn_unsupported(method, Instant::now())
+    {
+        let label = crate::metrics::method_label(method);
+        metrics
+            .unsupported
+            .with_label_values(&[upstream.name.as_str(), label])
+            .inc();
+        info!(
+            upstream = upstream.name.as_str(),
+            method, "upstream does not serve this method; sending it to the others first"
+        );
     }
 }
 

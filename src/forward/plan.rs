@@ -4,11 +4,15 @@
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use crate::blocks::{self, BlockNeed};
-use crate::error::is_node_trouble;
-use crate::jsonrpc::{Answer, Call};
+use crate::error::{is_node_trouble, METHOD_NOT_FOUND};
+use crate::jsonrpc::{Answer, Call, RawJson, RpcError};
+use crate::method::is_unsupported;
 use crate::router;
 use crate::upstream::breaker::BreakerState;
+use crate::upstream::capability::Serves;
 use crate::upstream::Snapshot;
 
 use super::Served;
@@ -27,18 +31,21 @@ pub(super) struct Plan {
     pub(super) fallback: Option<Served>,
 }
 
-/// Each call's plan; calls needing the same block share one candidate order.
+/// Each call's plan. Calls needing the same block share one candidate order, unless an
+/// upstream does not serve the call's method: configured lists take it out of the order,
+/// a learned "not available" moves it to the end.
 pub(super) fn plan_calls(
     snapshot: &Snapshot,
     breakers: &[BreakerState],
     calls: &[&Call<'_>],
 ) -> Vec<Plan> {
     let mut orders: Vec<(BlockNeed, Arc<[usize]>)> = Vec::new();
+    let now = Instant::now();
     calls
         .iter()
         .map(|call| {
             let need = blocks::need(&call.method, call.params);
-            let candidates = match orders.iter().find(|(n, _)| *n == need) {
+            let by_block = match orders.iter().find(|(n, _)| *n == need) {
                 Some((_, order)) => Arc::clone(order),
                 None => {
                     let order: Arc<[usize]> = router::select(snapshot, need, breakers).into();
@@ -46,15 +53,52 @@ pub(super) fn plan_calls(
                     order
                 }
             };
+            let candidates = capable(snapshot, &by_block, &call.method, now);
+            let answer =
+                (candidates.is_empty() && !by_block.is_empty()).then(|| not_served(&call.method));
             Plan {
                 need,
                 candidates,
                 next: 0,
-                answer: None,
+                answer,
                 fallback: None,
             }
         })
         .collect()
+}
+
+/// `order` without the upstreams whose lists refuse `method`, those that said lately they
+/// do not serve it last; the same `Arc` when nothing changes (the common case).
+fn capable(snapshot: &Snapshot, order: &Arc<[usize]>, method: &str, now: Instant) -> Arc<[usize]> {
+    let serves = |u: usize| {
+        snapshot
+            .handles
+            .get(u)
+            .map_or(Serves::Yes, |h| h.capabilities.serves(method, now))
+    };
+    if order.iter().all(|&u| serves(u) == Serves::Yes) {
+        return Arc::clone(order);
+    }
+    let (likely, unlikely): (Vec<usize>, Vec<usize>) = order
+        .iter()
+        .copied()
+        .filter(|&u| serves(u) != Serves::Never)
+        .partition(|&u| serves(u) == Serves::Yes);
+    likely.into_iter().chain(unlikely).collect()
+}
+
+/// The answer for a call no candidate's `methods` lists allow: -32601, as a node would give.
+fn not_served(method: &str) -> Served {
+    let message = format!("the method {method} is not served by any upstream of this proxy");
+    let raw = serde_json::json!({"code": METHOD_NOT_FOUND, "message": message});
+    Served {
+        answer: Answer::Error(RpcError {
+            code: METHOD_NOT_FOUND,
+            message,
+            raw: RawJson::from(raw.to_string()),
+        }),
+        upstream: None,
+    }
 }
 
 /// Unanswered calls grouped by their next candidate, calls in order within a group.
@@ -75,6 +119,9 @@ pub(super) fn group(plans: &[Plan]) -> Vec<(usize, Vec<usize>)> {
     groups
 }
 
+/// The doubt for an answer saying the node does not serve the method.
+pub(super) const UNSUPPORTED: &str = "unsupported";
+
 /// Why an answer from upstream `u` should be tried elsewhere, if it should.
 pub(super) fn doubt(
     call: &Call<'_>,
@@ -84,6 +131,7 @@ pub(super) fn doubt(
     snapshot: &Snapshot,
 ) -> Option<&'static str> {
     match answer {
+        Answer::Error(e) if is_unsupported(e.code, &e.message) => Some(UNSUPPORTED),
         Answer::Error(e) if is_node_trouble(e.code, &e.message) => Some("node_error"),
         Answer::Result(r) if r.is_null() && blocks::is_nullable(&call.method) => {
             let mine = snapshot.upstreams[u].head;

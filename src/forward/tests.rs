@@ -18,6 +18,7 @@ fn state(rank: usize, head: Option<u64>) -> UpstreamState {
 fn snapshot(heads: &[Option<u64>]) -> Snapshot {
     Snapshot {
         handles: vec![],
+        fork_pending: false,
         best_head: heads.iter().flatten().max().copied(),
         chain_id: None,
         upstreams: heads

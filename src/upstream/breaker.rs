@@ -15,11 +15,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
+use tracing::{info, warn};
 
-/// Consecutive failed forwards that open a breaker.
-pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
-/// How long an open breaker keeps an upstream out before a trial request.
-pub const DEFAULT_BREAKER_COOLDOWN: Duration = Duration::from_secs(5);
+use crate::metrics::Metrics;
 
 const CLOSED: u64 = u64::MAX;
 
@@ -102,6 +100,12 @@ impl Breaker {
         !self.trial.swap(true, Ordering::AcqRel)
     }
 
+    /// Gives back a claimed trial whose attempt ended without an outcome (it was dropped:
+    /// a hedge answered first). Harmless when no trial is claimed.
+    pub fn release_trial(&self) {
+        self.trial.store(false, Ordering::Release);
+    }
+
     /// Records a successful forward.
     pub fn on_success(&self) -> Option<BreakerTransition> {
         self.failures.store(0, Ordering::Relaxed);
@@ -133,6 +137,26 @@ impl Breaker {
             }
         }
     }
+}
+
+/// Logs and counts a breaker flip of upstream `name`.
+pub fn report(metrics: &Metrics, name: &str, transition: Option<BreakerTransition>) {
+    let (to, open) = match transition {
+        None => return,
+        Some(BreakerTransition::Opened) => {
+            warn!(upstream = name, "circuit breaker opened");
+            ("open", 1)
+        }
+        Some(BreakerTransition::Closed) => {
+            info!(upstream = name, "circuit breaker closed");
+            ("closed", 0)
+        }
+    };
+    metrics
+        .breaker_transitions
+        .with_label_values(&[name, to])
+        .inc();
+    metrics.breaker_open.with_label_values(&[name]).set(open);
 }
 
 #[cfg(test)]

@@ -10,9 +10,6 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How long a request waits for an upstream slot before trying the next candidate.
-pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
-
 /// Admission limits of one upstream.
 #[derive(Debug)]
 pub struct Limits {

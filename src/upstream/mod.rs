@@ -7,7 +7,10 @@
 //! logged or shown.
 
 pub mod breaker;
+pub mod capability;
+pub mod fork;
 pub mod health;
+pub mod latency;
 pub mod limit;
 pub mod monitor;
 pub mod probe;
@@ -23,7 +26,9 @@ use serde::Serialize;
 use crate::config::{UpstreamSpec, ValidConfig};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use breaker::{Breaker, BreakerState};
+use capability::Capabilities;
 use health::Status;
+use latency::LatencyHistory;
 use limit::Limits;
 
 /// One configured upstream node.
@@ -35,6 +40,10 @@ pub struct Upstream {
     pub breaker: Breaker,
     /// Concurrency and rate limits.
     pub limits: Limits,
+    /// Which methods it serves (configured, and learned from its answers).
+    pub capabilities: Capabilities,
+    /// Recent attempt latencies per method class, for hedge delays.
+    pub latency: LatencyHistory,
     /// The configuration it was built from: a reload keeps this upstream (and its health
     /// history) when the new entry is identical.
     spec: UpstreamSpec,
@@ -57,6 +66,8 @@ impl Upstream {
                 spec.source.max_rps,
                 config.proxy.queue_timeout,
             ),
+            capabilities: Capabilities::new(spec.methods.clone(), config.proxy.unsupported_ttl),
+            latency: LatencyHistory::default(),
             spec: spec.clone(),
             client,
         }
@@ -143,6 +154,8 @@ pub struct Snapshot {
     pub chain_id: Option<u64>,
     /// One entry per upstream, in rank order (index = rank - 1).
     pub upstreams: Vec<UpstreamState>,
+    /// The fork guard has not judged a round yet (not ready until it has).
+    pub fork_pending: bool,
 }
 
 /// One upstream's published state.
@@ -166,6 +179,14 @@ pub struct UpstreamState {
     pub chain_id: Option<u64>,
     /// Whether that chain id differs from the proxy's: such an upstream is never used.
     pub wrong_chain: bool,
+    /// Whether its blocks differ from the majority's (a minority fork): never used.
+    pub forked: bool,
+    /// Where it disagreed: the block number and its hash there, while forked.
+    pub fork_block: Option<(u64, String)>,
+    /// Whether it says it is syncing (`eth_syncing`): not in sync, whatever its head.
+    pub syncing: bool,
+    /// Methods it answered "not available" for lately (sent to other upstreams first).
+    pub unsupported_methods: Vec<String>,
     /// Last failure (redacted: names and error kinds only).
     pub last_error: Option<String>,
     /// Circuit breaker state when published.
@@ -189,11 +210,26 @@ impl UpstreamState {
             latency_ms: None,
             chain_id: None,
             wrong_chain: false,
+            forked: false,
+            fork_block: None,
+            syncing: false,
+            unsupported_methods: Vec::new(),
             last_error: None,
             breaker: BreakerState::Closed,
             status_age_secs: 0.0,
             since_unix: None,
         }
+    }
+}
+
+impl UpstreamState {
+    /// Healthy, in sync, on the chain and not forked: what readiness asks of one upstream.
+    pub fn is_serving(&self) -> bool {
+        self.status == Status::Healthy
+            && !self.lagging
+            && !self.syncing
+            && !self.wrong_chain
+            && !self.forked
     }
 }
 
@@ -204,6 +240,7 @@ impl Snapshot {
             handles: upstreams.to_vec(),
             best_head: None,
             chain_id: None,
+            fork_pending: false,
             upstreams: upstreams
                 .iter()
                 .enumerate()
@@ -212,11 +249,10 @@ impl Snapshot {
         }
     }
 
-    /// Whether any upstream is healthy and in sync (readiness).
+    /// Whether any upstream is healthy, in sync and on the majority's chain, and the fork
+    /// guard has had its first say (readiness).
     pub fn is_ready(&self) -> bool {
-        self.upstreams
-            .iter()
-            .any(|u| u.status == Status::Healthy && !u.lagging && !u.wrong_chain)
+        !self.fork_pending && self.upstreams.iter().any(UpstreamState::is_serving)
     }
 }
 

@@ -1,5 +1,8 @@
-//! One probe of one upstream: `eth_blockNumber`, plus `eth_chainId` when the chain must be
-//! (re)checked, each bounded by the probe timeout.
+//! One probe of one upstream: `eth_blockNumber` (its head and round trip), `eth_syncing`,
+//! `eth_chainId` when the chain must be (re)checked, and the hash of the block the fork guard
+//! compares, each bounded by the probe timeout. Only `eth_blockNumber` and `eth_chainId` can
+//! fail a probe: a node without `eth_syncing`, or without the compared block yet, simply has
+//! no say there.
 
 use std::time::Duration;
 
@@ -19,47 +22,110 @@ pub struct ProbeReport {
     pub latency: Duration,
     /// Chain id, when it was asked for.
     pub chain_id: Option<u64>,
+    /// Whether `eth_syncing` said the node is syncing.
+    pub syncing: bool,
+    /// The hash of the block asked for by the fork guard, if it has that block.
+    pub hash: Option<(u64, String)>,
 }
 
 const BLOCK_NUMBER: &[u8] = br#"{"jsonrpc":"2.0","id":0,"method":"eth_blockNumber","params":[]}"#;
 const CHAIN_ID: &[u8] = br#"{"jsonrpc":"2.0","id":0,"method":"eth_chainId","params":[]}"#;
+const SYNCING: &[u8] = br#"{"jsonrpc":"2.0","id":0,"method":"eth_syncing","params":[]}"#;
 /// Probe answers are tiny; anything larger is not a node.
 const PROBE_RESPONSE_LIMIT: usize = 64 * 1024;
+/// A block header with its transaction hashes (the fork guard's question): a full mainnet
+/// block lists a few thousand.
+const HEADER_RESPONSE_LIMIT: usize = 4 * 1024 * 1024;
 
-/// Probes `upstream`; asks for the chain id too when `check_chain` is set.
+/// What a probe asks besides the head.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProbeAsk {
+    /// Ask `eth_chainId` too.
+    pub chain: bool,
+    /// Ask the hash of this block (the fork guard's height).
+    pub hash_at: Option<u64>,
+}
+
+/// Probes `upstream`.
 pub async fn probe(
     upstream: &Upstream,
     timeout: Duration,
-    check_chain: bool,
+    ask: ProbeAsk,
 ) -> Result<ProbeReport, UpstreamError> {
     let started = Instant::now();
-    let head = ask_quantity(upstream, BLOCK_NUMBER, timeout).await?;
+    let head = quantity(upstream, ask_one(upstream, BLOCK_NUMBER, timeout).await?)?;
     let latency = started.elapsed();
-    let chain_id = if check_chain {
-        Some(ask_quantity(upstream, CHAIN_ID, timeout).await?)
-    } else {
-        None
+    let chain_id = match ask.chain {
+        true => Some(quantity(
+            upstream,
+            ask_one(upstream, CHAIN_ID, timeout).await?,
+        )?),
+        false => None,
+    };
+    let syncing = matches!(
+        ask_one(upstream, SYNCING, timeout).await,
+        Ok(Answer::Result(raw)) if raw.text().trim() != "false"
+    );
+    let hash = match ask.hash_at {
+        Some(height) => block_hash(upstream, height, timeout)
+            .await
+            .map(|h| (height, h)),
+        None => None,
     };
     Ok(ProbeReport {
         head,
         latency,
         chain_id,
+        syncing,
+        hash,
     })
 }
 
-async fn ask_quantity(
+/// The hash of block `height` on the upstream, if it answers with one.
+async fn block_hash(upstream: &Upstream, height: u64, timeout: Duration) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Header {
+        hash: String,
+    }
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":0,"method":"eth_getBlockByNumber","params":["0x{height:x}",false]}}"#
+    );
+    let answer = upstream
+        .send(Bytes::from(body), timeout, HEADER_RESPONSE_LIMIT)
+        .await
+        .ok()?;
+    match parse_answers(&answer, 1, false).ok()?.pop()? {
+        Answer::Result(raw) => serde_json::from_str::<Option<Header>>(&raw.text())
+            .ok()
+            .flatten()
+            .map(|h| h.hash.to_ascii_lowercase()),
+        Answer::Error(_) => None,
+    }
+}
+
+/// One single-call exchange: the answer (a result or a JSON-RPC error).
+async fn ask_one(
     upstream: &Upstream,
     body: &'static [u8],
     timeout: Duration,
-) -> Result<u64, UpstreamError> {
-    let invalid = |why: String| {
-        UpstreamError::new(upstream.name.clone(), UpstreamErrorKind::InvalidAnswer(why))
-    };
+) -> Result<Answer, UpstreamError> {
     let answer = upstream
         .send(Bytes::from_static(body), timeout, PROBE_RESPONSE_LIMIT)
         .await?;
-    let mut answers = parse_answers(&answer, 1, false).map_err(invalid)?;
-    match answers.pop() {
+    parse_answers(&answer, 1, false)
+        .map_err(|why| invalid(upstream, why))?
+        .pop()
+        .ok_or_else(|| invalid(upstream, "no answer".into()))
+}
+
+fn invalid(upstream: &Upstream, why: String) -> UpstreamError {
+    UpstreamError::new(upstream.name.clone(), UpstreamErrorKind::InvalidAnswer(why))
+}
+
+/// A quantity answer, or why it is not one.
+fn quantity(upstream: &Upstream, answer: Answer) -> Result<u64, UpstreamError> {
+    let invalid = |why: String| invalid(upstream, why);
+    match Some(answer) {
         Some(Answer::Result(raw)) => crate::quantity::parse_json(&raw.text())
             .ok_or_else(|| invalid(format!("not a hex quantity: {:.40}", raw.text()))),
         Some(Answer::Error(e)) => Err(UpstreamError::new(

@@ -27,6 +27,8 @@ pub fn test_config(upstreams: &[String]) -> Config {
     config.probe.interval = Duration::from_millis(100);
     config.probe.timeout = Duration::from_millis(500);
     config.proxy.attempt_timeout = Duration::from_secs(2);
+    config.proxy.light_attempt_timeout = Duration::from_secs(2);
+    config.proxy.heavy_attempt_timeout = Duration::from_secs(2);
     config.proxy.request_timeout = Duration::from_secs(10);
     config.proxy.shutdown_grace = Duration::from_secs(5);
     config.upstreams = upstreams
@@ -34,11 +36,7 @@ pub fn test_config(upstreams: &[String]) -> Config {
         .enumerate()
         .map(|(i, url)| UpstreamConfig {
             name: Some(format!("u{}", i + 1)),
-            url: url.clone(),
-            headers: Default::default(),
-            ca_file: None,
-            max_concurrency: None,
-            max_rps: None,
+            ..UpstreamConfig::from_url(url.clone())
         })
         .collect();
     config

@@ -6,19 +6,24 @@
 //! and a fresh [`Snapshot`] is published for the lock-free request path. A configuration
 //! reload hands it a new upstream list: upstreams that stayed keep their health history.
 
+mod fork_round;
+mod publish;
+
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use super::health::{Health, Observation, Status, Transition};
-use super::probe::{probe, ProbeReport};
-use super::{SharedSnapshot, Snapshot, Upstream, UpstreamState};
-use crate::config::{Config, HealthConfig};
+use super::breaker;
+use super::fork::ForkState;
+use super::health::{Health, Observation, Transition};
+use super::probe::{probe, ProbeAsk, ProbeReport};
+use super::{SharedSnapshot, Upstream};
+use crate::config::{Config, ForkConfig, HealthConfig};
 use crate::error::UpstreamError;
 use crate::metrics::Metrics;
 
@@ -74,6 +79,12 @@ struct Record {
     probing: bool,
     /// Whether this upstream was last published on the wrong chain (logged on change).
     wrong_chain: bool,
+    /// Whether its last probe said it is syncing.
+    syncing: bool,
+    /// Its answer to this round's fork question (height, hash), until the round is judged.
+    hash: Option<(u64, String)>,
+    /// Whether its blocks disagree with the majority's.
+    fork: ForkState,
 }
 
 impl Record {
@@ -85,6 +96,9 @@ impl Record {
             check_chain: true,
             probing: false,
             wrong_chain: false,
+            syncing: false,
+            hash: None,
+            fork: ForkState::default(),
         }
     }
 }
@@ -96,6 +110,13 @@ pub struct Monitor {
     probe_timeout: Duration,
     thresholds: HealthConfig,
     chain_id: Option<u64>,
+    /// The fork guard's settings.
+    fork: ForkConfig,
+    /// The block whose hash this round's probes ask (the fork guard's question).
+    fork_height: Option<u64>,
+    /// Whether a round with a fork question has been judged since start (until then a
+    /// round follows the first one at once, so the first verdict comes within milliseconds).
+    fork_judged: bool,
     snapshot: SharedSnapshot,
     metrics: Metrics,
     passive: mpsc::Receiver<(Arc<Upstream>, String)>,
@@ -123,6 +144,9 @@ impl Monitor {
             probe_timeout: config.probe.timeout,
             thresholds: config.health,
             chain_id: config.chain_id,
+            fork: config.fork,
+            fork_height: None,
+            fork_judged: false,
             snapshot,
             metrics,
             passive,
@@ -150,6 +174,7 @@ impl Monitor {
                         if let Some(index) = self.index_of(&upstream) {
                             self.records[index].probing = false;
                             self.apply_probe(index, result);
+                            self.end_round_if_done();
                             self.publish();
                         }
                     }
@@ -200,6 +225,7 @@ impl Monitor {
         self.probe_timeout = config.probe.timeout;
         self.thresholds = config.health;
         self.chain_id = config.chain_id;
+        self.fork = config.fork;
         // New upstreams are probed at once rather than at the next tick.
         self.start_probes();
     }
@@ -213,21 +239,29 @@ impl Monitor {
             &m.upstream_lag,
             &m.upstream_wrong_chain,
             &m.upstream_rank,
+            &m.upstream_forked,
+            &m.upstream_syncing,
+            &m.upstream_unsupported,
         ] {
             let _ = gauge.remove_label_values(&[name]);
         }
     }
 
     fn start_probes(&mut self) {
+        self.fork_height = self.fork_question();
         for record in self.records.iter_mut() {
             if record.probing {
                 continue;
             }
             record.probing = true;
             let upstream = Arc::clone(&record.upstream);
-            let (timeout, check_chain) = (self.probe_timeout, record.check_chain);
+            let timeout = self.probe_timeout;
+            let ask = ProbeAsk {
+                chain: record.check_chain,
+                hash_at: self.fork_height,
+            };
             self.probes.spawn(async move {
-                let result = probe(&upstream, timeout, check_chain).await;
+                let result = probe(&upstream, timeout, ask).await;
                 (upstream, result)
             });
         }
@@ -243,6 +277,8 @@ impl Monitor {
                     record.chain_id = Some(chain_id);
                     record.check_chain = false;
                 }
+                record.syncing = report.syncing;
+                record.hash = report.hash;
                 let observation = Observation::Probe {
                     head: report.head,
                     latency: report.latency,
@@ -251,6 +287,11 @@ impl Monitor {
                     record
                         .health
                         .observe(observation, &self.thresholds, Instant::now());
+                if transition == Some(Transition::Up) {
+                    // Probes recovered: the breaker need not wait out its cooldown.
+                    let closed = record.upstream.breaker.on_success();
+                    breaker::report(&self.metrics, name, closed);
+                }
                 self.log_transition(index, transition);
             }
             Err(e) => {
@@ -336,121 +377,5 @@ impl Monitor {
             }
         }
         best.map(|(_, chain)| chain)
-    }
-
-    /// Recomputes lag and chain membership and publishes a new snapshot.
-    fn publish(&mut self) {
-        let chain_id = self.expected_chain();
-        let best_head = self.best_head(chain_id);
-        let now = Instant::now();
-        let states = (0..self.records.len())
-            .map(|index| self.refresh(index, chain_id, best_head, now))
-            .collect();
-        if let Some(head) = best_head {
-            self.metrics.best_head.set(head as i64);
-        }
-        self.snapshot.store(Arc::new(Snapshot {
-            handles: self
-                .records
-                .iter()
-                .map(|r| Arc::clone(&r.upstream))
-                .collect(),
-            best_head,
-            chain_id,
-            upstreams: states,
-        }));
-    }
-
-    /// The highest head among healthy upstreams on the chain (any upstream's when none is
-    /// healthy).
-    fn best_head(&self, chain_id: Option<u64>) -> Option<u64> {
-        let heads = |healthy_only: bool| {
-            self.records
-                .iter()
-                .filter(|r| on_chain(r, chain_id))
-                .filter(|r| !healthy_only || r.health.status() == Status::Healthy)
-                .filter_map(|r| r.health.head())
-                .max()
-        };
-        heads(true).or_else(|| heads(false))
-    }
-
-    /// Upstream `index`'s lag and chain membership updated (transitions logged), its
-    /// metrics set, and its published state.
-    fn refresh(
-        &mut self,
-        index: usize,
-        chain_id: Option<u64>,
-        best_head: Option<u64>,
-        now: Instant,
-    ) -> UpstreamState {
-        let wrong_chain = !on_chain(&self.records[index], chain_id);
-        let transition = self.records[index]
-            .health
-            .update_lag(best_head, self.thresholds.max_lag);
-        self.log_transition(index, transition);
-        let record = &mut self.records[index];
-        if wrong_chain && !record.wrong_chain {
-            error!(
-                upstream = record.upstream.name.as_str(),
-                chain_id = record.chain_id,
-                expected = chain_id,
-                "upstream is on another chain; it will not be used"
-            );
-        }
-        record.wrong_chain = wrong_chain;
-        let state = state_of(record, index + 1, best_head, now);
-        self.export(&state);
-        state
-    }
-
-    /// Sets an upstream's gauges from its published state.
-    fn export(&self, state: &UpstreamState) {
-        let m = &self.metrics;
-        let name = state.name.as_str();
-        let up = state.status == Status::Healthy && !state.wrong_chain;
-        m.upstream_up.with_label_values(&[name]).set(i64::from(up));
-        m.upstream_rank
-            .with_label_values(&[name])
-            .set(state.rank as i64);
-        m.upstream_wrong_chain
-            .with_label_values(&[name])
-            .set(i64::from(state.wrong_chain));
-        if let Some(head) = state.head {
-            m.upstream_head.with_label_values(&[name]).set(head as i64);
-        }
-        if let Some(lag) = state.lag {
-            m.upstream_lag.with_label_values(&[name]).set(lag as i64);
-        }
-    }
-}
-
-/// Whether a record is on the served chain (an unknown chain on either side counts as on
-/// it).
-fn on_chain(record: &Record, chain_id: Option<u64>) -> bool {
-    chain_id.is_none() || record.chain_id.is_none() || record.chain_id == chain_id
-}
-
-/// What the snapshot shows of one upstream.
-fn state_of(record: &Record, rank: usize, best_head: Option<u64>, now: Instant) -> UpstreamState {
-    let health = &record.health;
-    let age = now.saturating_duration_since(health.since());
-    UpstreamState {
-        name: record.upstream.name.clone(),
-        rank,
-        status: health.status(),
-        head: health.head(),
-        lag: health.lag(best_head),
-        lagging: health.is_lagging(),
-        latency_ms: health.latency().map(|d| d.as_secs_f64() * 1000.0),
-        chain_id: record.chain_id,
-        wrong_chain: record.wrong_chain,
-        last_error: health.last_error().map(str::to_string),
-        breaker: record.upstream.breaker.state(now),
-        status_age_secs: age.as_secs_f64(),
-        since_unix: SystemTime::now()
-            .checked_sub(age)
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs()),
     }
 }

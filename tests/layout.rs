@@ -264,7 +264,7 @@ fn no_module_imports_a_module_that_imports_it_back() {
     let mut edges_seen = 0;
     let proxy = graph(&root().join("src"));
     for (from, to) in [
-        ("forward", "router"),
+        ("forward::plan", "router"),
         ("server", "reload"),
         ("upstream", "upstream::breaker"),
     ] {

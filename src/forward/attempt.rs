@@ -62,6 +62,18 @@ impl Engine {
         self.settled(upstream, result)
     }
 
+    /// An attempt dropped because a hedge to another upstream answered first: a failed
+    /// forward for the breaker (not for health: the probes decide whether it is down).
+    pub(super) fn lost_to_hedge(&self, upstream: &Upstream) {
+        let name = upstream.name.as_str();
+        self.metrics
+            .upstream_attempts
+            .with_label_values(&[name, "outpaced"])
+            .inc();
+        let transition = upstream.breaker.on_failure(Instant::now());
+        breaker::report(&self.metrics, name, transition);
+    }
+
     /// Counts an attempt's outcome, feeds the breaker and passive health.
     fn settled(
         &self,

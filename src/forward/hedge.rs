@@ -2,7 +2,10 @@
 //! that upstream's recent latency for the calls' class, clamped), the same calls go to the
 //! next candidate too, and the first good answer wins; the slower leg is dropped, which
 //! closes its connection, so a late answer is never read. Calls with side effects are never
-//! hedged, and every extra leg draws on the retry budget.
+//! hedged, and every extra leg draws on the retry budget. A leg that lost to a later one
+//! counts as a failed forward for its upstream's breaker: a hung node loses every race, so
+//! its breaker opens after a few and it gets no more traffic; a healthy node's occasional
+//! slow answer is followed by good ones, which reset the count.
 
 use std::time::Duration;
 
@@ -72,6 +75,11 @@ impl Forward<'_, '_> {
                     results[leg].1 = Some(result);
                     if ok && leg > 0 {
                         self.count_win(legs[leg]);
+                        for (u, result) in &results[..leg] {
+                            if result.is_none() {
+                                self.engine.lost_to_hedge(&self.snapshot.handles[*u]);
+                            }
+                        }
                     }
                     if ok || running.is_empty() {
                         return results;

@@ -45,6 +45,9 @@ pub enum Fault {
     PartialBatch,
     /// HTTP 200 garbage for batch requests only; single calls (probes) are relayed.
     BatchGarbage,
+    /// Relay, but answer every call whose method starts with one of these prefixes as a node
+    /// without that API does (geth's -32601 "the method X does not exist/is not available").
+    NoMethod(Vec<String>),
 }
 
 /// A fault server in front of one real upstream.
@@ -169,6 +172,51 @@ fn per_call(body: &[u8], f: impl Fn(&Value) -> Value) -> String {
     }
 }
 
+/// The relayed answer with every call of a listed method answered -32601 instead.
+async fn without_methods(target: &str, body: &[u8], prefixes: &[String]) -> String {
+    let missing = |call: &Value| {
+        let method = call["method"].as_str().unwrap_or("");
+        prefixes.iter().any(|p| method.starts_with(p.as_str()))
+    };
+    let no_method = |call: &Value| {
+        let message = format!(
+            "the method {} does not exist/is not available",
+            call["method"].as_str().unwrap_or("")
+        );
+        serde_json::json!({"jsonrpc":"2.0","id":call["id"],"error":{"code":-32601,"message":message}})
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return relay(target, body).await;
+    };
+    let calls: Vec<Value> = match &request {
+        Value::Array(calls) => calls.clone(),
+        call => vec![call.clone()],
+    };
+    if !calls.iter().any(missing) {
+        return relay(target, body).await;
+    }
+    let relayed: Vec<Value> = match serde_json::from_str(&relay(target, body).await) {
+        Ok(Value::Array(items)) => items,
+        Ok(item) => vec![item],
+        Err(_) => Vec::new(),
+    };
+    let answers: Vec<Value> = calls
+        .iter()
+        .map(|call| match missing(call) {
+            true => no_method(call),
+            false => relayed
+                .iter()
+                .find(|a| a["id"] == call["id"])
+                .cloned()
+                .unwrap_or_else(|| no_method(call)),
+        })
+        .collect();
+    match request {
+        Value::Array(_) => Value::Array(answers).to_string(),
+        _ => answers[0].to_string(),
+    }
+}
+
 async fn answer(target: &str, fault: Fault, body: &[u8]) -> http::Response<Full<Bytes>> {
     match fault {
         Fault::Pass => reply(200, relay(target, body).await),
@@ -205,6 +253,7 @@ async fn answer(target: &str, fault: Fault, body: &[u8]) -> http::Response<Full<
                 _ => reply(200, text),
             }
         }
+        Fault::NoMethod(prefixes) => reply(200, without_methods(target, body, &prefixes).await),
         Fault::BatchGarbage if body.first() == Some(&b'[') => reply(200, &b"\x00garbage"[..]),
         Fault::BatchGarbage => reply(200, relay(target, body).await),
         Fault::NodeError(code, message) => reply(

@@ -54,9 +54,9 @@ impl Sample {
                 .upstreams
                 .iter()
                 .map(|u| match u.status {
-                    _ if u.wrong_chain => SampleState::Unhealthy,
+                    _ if u.wrong_chain || u.forked => SampleState::Unhealthy,
                     Status::Unknown => SampleState::Unknown,
-                    Status::Healthy if u.lagging => SampleState::Lagging,
+                    Status::Healthy if u.lagging || u.syncing => SampleState::Lagging,
                     Status::Healthy => SampleState::Healthy,
                     Status::Unhealthy => SampleState::Unhealthy,
                 })

@@ -63,6 +63,12 @@ pub struct UpstreamRow {
     pub chain_id: Option<u64>,
     /// Whether it is on another chain (never used).
     pub wrong_chain: bool,
+    /// Whether its blocks differ from the majority's (never used while so).
+    pub forked: bool,
+    /// Whether it says it is syncing.
+    pub syncing: bool,
+    /// Methods it answered "not available" for lately.
+    pub unsupported_methods: Vec<String>,
     /// Last failure, redacted.
     pub last_error: Option<String>,
     /// Seconds since the status last changed.
@@ -72,11 +78,15 @@ pub struct UpstreamRow {
 }
 
 impl UpstreamRow {
-    /// The one word an operator needs: `healthy`, `lagging`, `unhealthy`, `unknown` or
-    /// `wrong-chain`.
+    /// The one word an operator needs: `healthy`, `lagging`, `syncing`, `unhealthy`,
+    /// `unknown`, `wrong-chain` or `forked`.
     pub fn state(&self) -> &str {
         if self.wrong_chain {
             "wrong-chain"
+        } else if self.forked {
+            "forked"
+        } else if self.status == "healthy" && self.syncing {
+            "syncing"
         } else if self.status == "healthy" && self.lagging {
             "lagging"
         } else if self.status.is_empty() {
@@ -99,6 +109,9 @@ impl From<&UpstreamState> for UpstreamRow {
             latency_ms: u.latency_ms,
             chain_id: u.chain_id,
             wrong_chain: u.wrong_chain,
+            forked: u.forked,
+            syncing: u.syncing,
+            unsupported_methods: u.unsupported_methods.clone(),
             last_error: u.last_error.clone(),
             status_age_secs: u.status_age_secs,
             since_unix: u.since_unix,

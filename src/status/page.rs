@@ -338,8 +338,8 @@ td.err{white-space:normal;max-width:360px;color:#6b7280;font-size:12px}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px}
 .serving{font-size:11px;color:#1d4ed8;margin-left:6px}
 .st{padding:1px 8px;border-radius:8px;font-size:12px}
-.st.healthy{background:#d1fae5;color:#065f46}.st.lagging{background:#fef3c7;color:#92400e}
-.st.unhealthy,.st.wrong-chain{background:#fee2e2;color:#991b1b}.st.unknown{background:#e5e7eb;color:#374151}
+.st.healthy{background:#d1fae5;color:#065f46}.st.lagging,.st.syncing{background:#fef3c7;color:#92400e}
+.st.unhealthy,.st.wrong-chain,.st.forked{background:#fee2e2;color:#991b1b}.st.unknown{background:#e5e7eb;color:#374151}
 svg{background:#fff;box-shadow:0 1px 2px #0002}.plot{fill:#fafafa;stroke:#e5e7eb}
 .axis{font-size:11px;fill:#6b7280}.head{fill:none;stroke-linejoin:round;stroke-linecap:round;opacity:.85}
 .strip.healthy{fill:#34d399}.strip.lagging{fill:#fbbf24}.strip.unhealthy{fill:#f87171}.strip.unknown{fill:#d1d5db}

@@ -126,6 +126,9 @@ pub fn duration(secs: f64) -> String {
 
 fn last_error(u: &UpstreamRow) -> String {
     match &u.last_error {
+        None if !u.unsupported_methods.is_empty() => {
+            format!("lacks {}", u.unsupported_methods.join(", "))
+        }
         None => "-".to_owned(),
         Some(e) => {
             let one_line = e.replace(['\n', '\r'], " ");

@@ -245,6 +245,9 @@ impl Monitor {
         ] {
             let _ = gauge.remove_label_values(&[name]);
         }
+        for counter in [&m.hedges, &m.hedge_wins] {
+            let _ = counter.remove_label_values(&[name]);
+        }
     }
 
     fn start_probes(&mut self) {

@@ -100,6 +100,10 @@ impl Monitor {
         m.upstream_unsupported
             .with_label_values(&[name])
             .set(state.unsupported_methods.len() as i64);
+        // Counters per upstream exist from the start (at 0), so rates work at once.
+        for counter in [&m.hedges, &m.hedge_wins] {
+            let _ = counter.with_label_values(&[name]);
+        }
         if let Some(head) = state.head {
             m.upstream_head.with_label_values(&[name]).set(head as i64);
         }

@@ -204,3 +204,112 @@ fn settings_follow_the_configuration() {
     let allowed = (0..1000).take_while(|_| budget.withdraw()).count();
     assert!((90..=110).contains(&allowed), "{allowed}");
 }
+
+/// Upstreams u1, u2 (u2 with `methods` lists) and a snapshot where both are healthy.
+fn capable_snapshot() -> Snapshot {
+    use crate::config::{Config, UpstreamConfig, UpstreamMethods};
+    let mut config = Config::default();
+    let mut u2 = UpstreamConfig::from_url("http://127.0.0.1:2");
+    u2.methods = Some(UpstreamMethods {
+        allow: vec![],
+        deny: vec!["eth_getLogs".into()],
+    });
+    let mut u1 = UpstreamConfig::from_url("http://127.0.0.1:1");
+    u1.methods = Some(UpstreamMethods {
+        allow: vec!["eth_*".into(), "trace_*".into()],
+        deny: vec![],
+    });
+    config.upstreams = vec![u1, u2];
+    let handles = crate::upstream::Upstream::all(&config.validate().unwrap());
+    let mut snapshot = Snapshot::initial(&handles);
+    for u in &mut snapshot.upstreams {
+        u.status = Status::Healthy;
+    }
+    snapshot
+}
+
+fn order_for(snapshot: &Snapshot, method: &str) -> (Vec<usize>, Option<i64>) {
+    let call = call(method);
+    let plans = plan_calls(snapshot, &[], &[&call]);
+    let code = plans[0].answer.as_ref().map(|s| match &s.answer {
+        Answer::Error(e) => e.code,
+        Answer::Result(_) => 0,
+    });
+    (plans[0].candidates.to_vec(), code)
+}
+
+#[tokio::test(start_paused = true)]
+async fn methods_an_upstream_lacks_go_elsewhere_first_and_lists_are_never_crossed() {
+    let snapshot = capable_snapshot();
+    assert_eq!(order_for(&snapshot, "eth_call"), (vec![0, 1], None));
+    // A learned "not available": last, not gone.
+    snapshot.handles[0]
+        .capabilities
+        .learn_unsupported("trace_block", Instant::now());
+    assert_eq!(order_for(&snapshot, "trace_block"), (vec![1, 0], None));
+    // u2's list refuses eth_getLogs, u1's allows only eth_* and trace_*.
+    assert_eq!(order_for(&snapshot, "eth_getLogs"), (vec![0], None));
+    assert_eq!(order_for(&snapshot, "net_version"), (vec![1], None));
+    // u1 allows debug_* not, and u2 learned it lacks it: u2 alone, as a last resort.
+    snapshot.handles[1]
+        .capabilities
+        .learn_unsupported("debug_traceBlockByNumber", Instant::now());
+    assert_eq!(
+        order_for(&snapshot, "debug_traceBlockByNumber"),
+        (vec![1], None)
+    );
+    // Expired: back in rank order.
+    tokio::time::advance(crate::config::DEFAULT_UNSUPPORTED_TTL).await;
+    assert_eq!(order_for(&snapshot, "trace_block"), (vec![0, 1], None));
+}
+
+#[test]
+fn a_call_no_upstream_may_get_is_answered_method_not_found() {
+    let mut snapshot = capable_snapshot();
+    snapshot.handles.truncate(1);
+    snapshot.upstreams.truncate(1);
+    // u1 allows eth_* and trace_* only.
+    assert_eq!(order_for(&snapshot, "net_version"), (vec![], Some(-32601)));
+}
+
+#[test]
+fn unsupported_answers_are_doubted_before_node_trouble() {
+    let s = snapshot(&[Some(10), Some(10)]);
+    let p = plan(BlockNeed::Any, &[0, 1], 0);
+    let lacks = error(
+        -32601,
+        "the method trace_block does not exist/is not available",
+    );
+    assert_eq!(
+        doubt(&call("trace_block"), &p, &lacks, 0, &s),
+        Some(plan::UNSUPPORTED)
+    );
+    let not_enabled = error(-32000, "debug namespace is not enabled");
+    assert_eq!(
+        doubt(&call("debug_traceBlockByNumber"), &p, &not_enabled, 0, &s),
+        Some(plan::UNSUPPORTED)
+    );
+}
+
+#[test]
+fn attempt_timeouts_follow_the_class_and_the_batch_size() {
+    let proxy = crate::config::ProxyConfig::default();
+    let (light, block, trace) = (
+        call("eth_blockNumber"),
+        call("eth_getBlockByNumber"),
+        call("trace_block"),
+    );
+    assert_eq!(
+        attempt::attempt_timeout(&proxy, &[&light]),
+        proxy.light_attempt_timeout
+    );
+    assert_eq!(
+        attempt::attempt_timeout(&proxy, &[&light, &trace]),
+        proxy.heavy_attempt_timeout + proxy.attempt_timeout_per_item
+    );
+    let batch: Vec<&Call<'_>> = std::iter::repeat_n(&block, 400).collect();
+    assert_eq!(
+        attempt::attempt_timeout(&proxy, &batch),
+        proxy.attempt_timeout + proxy.attempt_timeout_per_item * 399
+    );
+}

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::Upstream;
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{parse_answers, Answer};
+use crate::quantity;
 
 /// What one probe found.
 #[derive(Debug)]
@@ -62,10 +63,10 @@ pub async fn probe(
         )?),
         false => None,
     };
-    let syncing = matches!(
-        ask_one(upstream, SYNCING, timeout).await,
-        Ok(Answer::Result(raw)) if raw.text().trim() != "false"
-    );
+    let syncing = match ask_one(upstream, SYNCING, timeout).await {
+        Ok(Answer::Result(raw)) => is_syncing(&raw.text()),
+        _ => false,
+    };
     let hash = match ask.hash_at {
         Some(height) => block_hash(upstream, height, timeout)
             .await
@@ -79,6 +80,31 @@ pub async fn probe(
         syncing,
         hash,
     })
+}
+
+/// Whether an `eth_syncing` result says the node is syncing: `false` says it is not; an
+/// object says it is, unless its `currentBlock` has reached its `highestBlock` (some clients
+/// keep answering an object once caught up).
+fn is_syncing(result: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Progress {
+        current_block: Option<String>,
+        highest_block: Option<String>,
+    }
+    if result.trim() == "false" {
+        return false;
+    }
+    match serde_json::from_str::<Progress>(result) {
+        Ok(Progress {
+            current_block: Some(current),
+            highest_block: Some(highest),
+        }) => match (quantity::parse(&current), quantity::parse(&highest)) {
+            (Some(current), Some(highest)) => current < highest,
+            _ => true,
+        },
+        _ => true,
+    }
 }
 
 /// The hash of block `height` on the upstream, if it answers with one.
@@ -126,7 +152,7 @@ fn invalid(upstream: &Upstream, why: String) -> UpstreamError {
 fn quantity(upstream: &Upstream, answer: Answer) -> Result<u64, UpstreamError> {
     let invalid = |why: String| invalid(upstream, why);
     match Some(answer) {
-        Some(Answer::Result(raw)) => crate::quantity::parse_json(&raw.text())
+        Some(Answer::Result(raw)) => quantity::parse_json(&raw.text())
             .ok_or_else(|| invalid(format!("not a hex quantity: {:.40}", raw.text()))),
         Some(Answer::Error(e)) => Err(UpstreamError::new(
             upstream.name.clone(),
@@ -136,5 +162,26 @@ fn quantity(upstream: &Upstream, answer: Answer) -> Result<u64, UpstreamError> {
             },
         )),
         None => Err(invalid("no answer".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_syncing;
+
+    #[test]
+    fn syncing_answers() {
+        assert!(!is_syncing("false"));
+        assert!(is_syncing(
+            r#"{"startingBlock":"0x0","currentBlock":"0x10","highestBlock":"0x20"}"#
+        ));
+        assert!(!is_syncing(
+            r#"{"currentBlock":"0x20","highestBlock":"0x20"}"#
+        ));
+        assert!(
+            is_syncing(r#"{"stages":[]}"#),
+            "an object without progress says syncing"
+        );
+        assert!(is_syncing("true"));
     }
 }

@@ -455,7 +455,10 @@ def section_failover(cfg, state, res):
         primary, purl = start_anvil(f"anvil-primary-{sig}{rep}", "--base-fee", "1000000000")
         backup, burl = start_anvil(f"anvil-backup-{sig}{rep}", "--base-fee", "3000000000")
         pa, ba = rpc(purl, "eth_gasPrice")["result"], rpc(burl, "eth_gasPrice")["result"]
-        nw, nw_url = start_nodewatch(f"nodewatch-failover-{sig}{rep}", [purl, burl])
+        # The two nodes differ in base fee from genesis on, so every answer says who gave it;
+        # that makes them two chains to the fork guard, which would (rightly) never mix them.
+        nw, nw_url = start_nodewatch(f"nodewatch-failover-{sig}{rep}", [purl, burl],
+                                     extra_env={"NODEWATCH__FORK__ENABLED": "false"})
         time.sleep(0.5)
         csv = OUT / f"failover-{sig}-{rep}.csv"
         r = run_json([NWBENCH, "failover", "--url", nw_url, "--concurrency", cfg["failover_conns"],

@@ -291,9 +291,11 @@ def section_failover(doc, res, goals):
         return
     cfg = res["config"]
     doc(f"`nwbench failover`: {f[0]['concurrency']} closed-loop clients send `eth_gasPrice` through "
-        "nodewatch (default configuration) to two anvil nodes started with different base fees, so "
-        "every answer says which node gave it. After 2 s the primary gets SIGKILL (death) or "
-        "SIGSTOP (a hang: the socket stays open, nothing answers). Times are from the signal.", "")
+        "nodewatch (default configuration, but for the fork guard: the two nodes differ from genesis "
+        "on, which it rightly treats as two chains it must not mix) to two anvil nodes started with "
+        "different base fees, so every answer says which node gave it. After 2 s the primary gets "
+        "SIGKILL (death) or SIGSTOP (a hang: the socket stays open, nothing answers). Times are "
+        "from the signal.", "")
     rows = []
     for r in f:
         rows.append([r["signal"], r["rep"] + 1, num(r["requests"]), r["failed"],

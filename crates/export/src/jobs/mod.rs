@@ -2,10 +2,13 @@
 //! family, plus the range and batching helpers they share.
 
 pub mod blocks;
+pub mod contracts;
 pub mod extract;
 pub mod receipts;
 pub mod stream;
 pub mod token_transfers;
+pub mod tokens;
+pub mod traces;
 
 use super::error::{ExportError, Result};
 

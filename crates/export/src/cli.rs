@@ -94,6 +94,12 @@ pub enum Command {
     /// Outputs 32-byte Keccak hash of given string.
     #[command(name = "get_keccak_hash")]
     GetKeccakHash(more::KeccakArgs),
+    /// Outputs start and end blocks for given date.
+    #[command(name = "get_block_range_for_date")]
+    GetBlockRangeForDate(more::DateRangeArgs),
+    /// Outputs start and end blocks for given timestamps.
+    #[command(name = "get_block_range_for_timestamps")]
+    GetBlockRangeForTimestamps(more::TimestampRangeArgs),
 }
 
 /// Options shared by the commands that talk to a node.
@@ -380,6 +386,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ExportTokens(a) => more::tokens(a, retry, ui).await,
         Command::ExtractTokens(a) => more::extract_tokens_cmd(a, retry, ui).await,
         Command::GetKeccakHash(a) => more::keccak_hash(a),
+        Command::GetBlockRangeForDate(a) => more::date_range(a, retry).await,
+        Command::GetBlockRangeForTimestamps(a) => more::timestamp_range(a, retry).await,
     }
 }
 

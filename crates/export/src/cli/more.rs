@@ -1,5 +1,5 @@
 //! Flags and dispatch of the trace, contract and token commands and of
-//! `get_keccak_hash`, with ethereum-etl 2.4.2's names, short flags and
+//! `get_keccak_hash` and the `get_block_range_for_*` commands, with ethereum-etl 2.4.2's names, short flags and
 //! defaults. `-ca` (`export_contracts`) is a two-letter short flag that clap
 //! cannot declare; [`rewrite_args`] turns it into `--contract-addresses`.
 
@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::{usize_of, NodeArgs};
 use crate::error::{ExportError, Result};
+use crate::jobs::block_range::{block_range_for_timestamps, day_timestamps, write_range};
 use crate::jobs::contracts::{export_contracts, extract_contracts, ContractsJob};
 use crate::jobs::tokens::{export_tokens, extract_tokens, TokensJob};
 use crate::jobs::traces::{export_geth_traces, export_traces, extract_geth_traces, TracesJob};
@@ -174,6 +175,43 @@ pub struct KeccakArgs {
     pub output: String,
 }
 
+/// Flags of `get_block_range_for_date`.
+#[derive(Debug, Args)]
+pub struct DateRangeArgs {
+    /// The URI of the JSON-RPC provider, e.g. http://localhost:8545
+    #[arg(short = 'p', long, default_value = super::DEFAULT_PROVIDER)]
+    pub provider_uri: String,
+    /// The date e.g. 2018-01-01.
+    #[arg(short = 'd', long)]
+    pub date: String,
+    /// The output file. If not specified stdout is used.
+    #[arg(short = 'o', long, default_value = "-")]
+    pub output: String,
+    /// The chain network to connect to (accepted for compatibility).
+    #[arg(short = 'c', long, default_value = "ethereum")]
+    pub chain: String,
+}
+
+/// Flags of `get_block_range_for_timestamps`.
+#[derive(Debug, Args)]
+pub struct TimestampRangeArgs {
+    /// The URI of the JSON-RPC provider, e.g. http://localhost:8545
+    #[arg(short = 'p', long, default_value = super::DEFAULT_PROVIDER)]
+    pub provider_uri: String,
+    /// Start unix timestamp, in seconds.
+    #[arg(short = 's', long, allow_negative_numbers = true)]
+    pub start_timestamp: i64,
+    /// End unix timestamp, in seconds.
+    #[arg(short = 'e', long, allow_negative_numbers = true)]
+    pub end_timestamp: i64,
+    /// The output file. If not specified stdout is used.
+    #[arg(short = 'o', long, default_value = "-")]
+    pub output: String,
+    /// The chain network to connect to (accepted for compatibility).
+    #[arg(short = 'c', long, default_value = "ethereum")]
+    pub chain: String,
+}
+
 /// ethereum-etl's `-ca` becomes `--contract-addresses` (`-ca=x` too).
 pub fn rewrite_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     args.into_iter()
@@ -265,6 +303,24 @@ pub(super) async fn extract_tokens_cmd(
         values_as_strings: a.values_as_strings,
     };
     extract_tokens(&client, &job, ui).await.map(drop)
+}
+
+pub(super) async fn date_range(a: DateRangeArgs, retry: RetryPolicy) -> Result<()> {
+    let (start, end) = day_timestamps(&a.date)?;
+    let client = RpcClient::new(&a.provider_uri, retry)?;
+    write_range(
+        &a.output,
+        block_range_for_timestamps(&client, start, end).await?,
+    )
+}
+
+pub(super) async fn timestamp_range(a: TimestampRangeArgs, retry: RetryPolicy) -> Result<()> {
+    let client = RpcClient::new(&a.provider_uri, retry)?;
+    let (start, end) = (a.start_timestamp.into(), a.end_timestamp.into());
+    write_range(
+        &a.output,
+        block_range_for_timestamps(&client, start, end).await?,
+    )
 }
 
 /// `get_keccak_hash`: `0x` + keccak256 of the UTF-8 string, and a newline.

@@ -1,6 +1,7 @@
 //! The export commands themselves, one module per ethereum-etl command
 //! family, plus the range and batching helpers they share.
 
+pub mod block_range;
 pub mod blocks;
 pub mod contracts;
 pub mod extract;

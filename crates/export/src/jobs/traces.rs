@@ -87,6 +87,21 @@ fn expect_lists(
         .collect()
 }
 
+/// A trace that names another block than the one asked for is a wrong answer
+/// (a node behind a balancer, a reorg in flight): worth another try.
+fn check_block_numbers(traces: &[PyValue], n: u64) -> Result<(), Failure> {
+    for t in traces {
+        if let Some(PyValue::Int(got)) = t.get("blockNumber") {
+            if *got != i128::from(n) {
+                return Err(Failure::Retriable(format!(
+                    "block {n}: trace_block answered a trace of block {got}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fetches the traces of blocks `lo..=hi` and completes them as ethereum-etl does per block.
 async fn fetch_traces(
     client: &RpcClient,
@@ -97,7 +112,11 @@ async fn fetch_traces(
     let calls = per_block_calls("trace_block", lo, hi, &[]);
     let blocks = client
         .batch(&format!("traces of blocks {lo}..={hi}"), &calls, |r| {
-            expect_lists(r, lo, "trace_block")
+            let blocks = expect_lists(r, lo, "trace_block")?;
+            for (traces, n) in blocks.iter().zip(lo..) {
+                check_block_numbers(traces, n)?;
+            }
+            Ok(blocks)
         })
         .await
         .map_err(|e| explain_missing_method(e, "trace_block"))?;
@@ -244,4 +263,35 @@ pub fn extract_geth_traces(input_path: &str, output: &str, ui: Ui) -> Result<u64
     let n = out.finish()?;
     ui.summary(&format!("trace items exported: {n}"));
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traces_of_another_block_are_retried() {
+        let trace = |n: i128| PyValue::dict([("blockNumber", PyValue::Int(n))]);
+        assert!(check_block_numbers(&[trace(7), trace(7)], 7).is_ok());
+        assert!(check_block_numbers(&[], 7).is_ok());
+        let wrong = check_block_numbers(&[trace(7), trace(8)], 7);
+        assert!(matches!(wrong, Err(Failure::Retriable(m)) if m.contains("block 8")));
+    }
+
+    #[test]
+    fn daofork_traces_get_ranked_ids_and_status_1() {
+        let mut traces = daofork_traces();
+        calculate_statuses(&mut traces).unwrap();
+        calculate_ids(&mut traces).unwrap();
+        let mut ids: Vec<String> = traces
+            .iter()
+            .map(|t| crate::pyfmt::py_str(&t.trace_id))
+            .collect();
+        assert!(traces.iter().all(|t| t.status == PyValue::Int(1)));
+        // The first table entry has the smallest from_address, so rank 0.
+        assert_eq!(ids[0], "daofork_1920000_0");
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 116);
+    }
 }

@@ -101,6 +101,12 @@ impl RpcClient {
         })
     }
 
+    /// The same client with another per-request timeout (`export_traces -t`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     async fn post(&self, body: String) -> std::result::Result<Bytes, Failure> {
         let at = self.endpoint.redacted();
         nodewatch_http::post(

@@ -48,8 +48,8 @@ pub struct TracesArgs {
     /// Do not include daofork traces (the default)
     #[arg(long, overrides_with = "daofork_traces")]
     pub no_daofork_traces: bool,
-    /// IPC or HTTP request timeout (accepted for compatibility; requests time out after 60 s).
-    #[arg(short = 't', long, default_value_t = 60)]
+    /// IPC or HTTP request timeout, in seconds.
+    #[arg(short = 't', long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// The chain network to connect to.
     #[arg(short = 'c', long, default_value = "ethereum")]
@@ -212,8 +212,12 @@ pub struct TimestampRangeArgs {
     pub chain: String,
 }
 
-/// ethereum-etl's `-ca` becomes `--contract-addresses` (`-ca=x` too).
+/// In `export_contracts`, ethereum-etl's `-ca` becomes `--contract-addresses` (`-ca=x` too).
 pub fn rewrite_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if !args.iter().any(|a| a == "export_contracts") {
+        return args;
+    }
     args.into_iter()
         .map(|a| match a.to_str() {
             Some("-ca") => OsString::from("--contract-addresses"),
@@ -233,7 +237,8 @@ pub(super) async fn traces(a: TracesArgs, retry: RetryPolicy, ui: Ui) -> Result<
                 .into(),
         ));
     }
-    let client = RpcClient::new(&a.node.provider_uri, retry)?;
+    let client = RpcClient::new(&a.node.provider_uri, retry)?
+        .with_timeout(std::time::Duration::from_secs(a.timeout));
     let job = TracesJob {
         start_block: a.start_block,
         end_block: a.end_block,
@@ -341,5 +346,7 @@ mod tests {
         let got = rewrite_args(["x", "export_contracts", "-ca", "f", "-ca=g"].map(OsString::from));
         assert_eq!(got[2], "--contract-addresses");
         assert_eq!(got[4], "--contract-addresses=g");
+        let other = rewrite_args(["x", "extract_tokens", "-ca"].map(OsString::from));
+        assert_eq!(other[2], "-ca", "only export_contracts has -ca");
     }
 }

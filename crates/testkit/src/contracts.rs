@@ -320,35 +320,18 @@ fn address_of(receipt: &Value) -> String {
         .to_lowercase()
 }
 
-/// Deploys the contracts (3 blocks) and calls them (1 block) on the fixture node.
-pub async fn deploy_contracts(url: &str, chain: &ChainInfo) -> Contracts {
-    let from = chain.accounts[8].clone();
-    let deploy = |code: Vec<u8>| json!({"from": from, "data": hex(&code), "gas": "0x200000"});
-    call(url, "evm_setAutomine", json!([false])).await;
-    let first = crate::rpc::block_number(url).await + 1;
-    let specs = tokens();
-    let receipts = mine_block(
-        url,
-        specs
-            .iter()
-            .map(|(_, d)| deploy(init_code(&d.runtime())))
-            .collect(),
-    )
-    .await;
-    let tokens: Vec<(String, String)> = specs
-        .iter()
-        .zip(&receipts)
-        .map(|((n, _), r)| (n.to_string(), address_of(r)))
-        .collect();
-    let addr = |name: &str| hex_bytes(&tokens.iter().find(|(n, _)| n == name).unwrap().1);
+/// The router (forwards its calldata to `standard`, then STATICCALLs `reverter`), the failing
+/// router (forwards, then reverts), the factory (CREATEs a `standard` token) and the
+/// self-destructing contract, as runtime codes.
+fn helper_codes(standard: &[u8], reverter: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     let mut router = Vec::new();
-    forward_call(&mut router, &addr("standard"));
-    static_call(&mut router, &addr("reverter"));
+    forward_call(&mut router, standard);
+    static_call(&mut router, reverter);
     router.push(0x00);
     let mut failing = Vec::new();
-    forward_call(&mut failing, &addr("standard"));
+    forward_call(&mut failing, standard);
     failing.extend_from_slice(&[0x60, 0x00, 0x80, 0xfd]);
-    let child = init_code(&specs[0].1.runtime());
+    let child = init_code(&tokens()[0].1.runtime());
     let mut factory = Vec::new();
     push2(&mut factory, child.len());
     push2(&mut factory, 17);
@@ -358,25 +341,51 @@ pub async fn deploy_contracts(url: &str, chain: &ChainInfo) -> Contracts {
     assert_eq!(factory.len(), 17);
     factory.extend_from_slice(&child);
     let suicider = vec![0x33, 0xff]; // CALLER SELFDESTRUCT
-    let names = ["router", "failing_router", "factory", "suicider"];
-    let codes = [router, failing, factory, suicider];
-    let receipts = mine_block(url, codes.iter().map(|c| deploy(init_code(c))).collect()).await;
-    let others: Vec<(String, String)> = names
+    vec![
+        ("router", router),
+        ("failing_router", failing),
+        ("factory", factory),
+        ("suicider", suicider),
+    ]
+}
+
+/// Deploys `codes` from `from` in one block; returns `(name, address)` pairs.
+async fn deploy_block(url: &str, from: &str, codes: &[(&str, Vec<u8>)]) -> Vec<(String, String)> {
+    let txs = codes
+        .iter()
+        .map(|(_, c)| json!({"from": from, "data": hex(&init_code(c)), "gas": "0x200000"}))
+        .collect();
+    let receipts = mine_block(url, txs).await;
+    codes
         .iter()
         .zip(&receipts)
-        .map(|(n, r)| (n.to_string(), address_of(r)))
-        .collect();
+        .map(|((n, _), r)| (n.to_string(), address_of(r)))
+        .collect()
+}
+
+/// `transfer(to, amount)` calldata.
+fn transfer(to: &str, amount: u128) -> String {
+    let mut data = selector("transfer(address,uint256)").to_vec();
+    data.extend(vec![0u8; 12]);
+    data.extend(hex_bytes(to));
+    data.extend(word(amount));
+    hex(&data)
+}
+
+/// Deploys the contracts (two blocks) and calls them (a third block) on the fixture node.
+pub async fn deploy_contracts(url: &str, chain: &ChainInfo) -> Contracts {
+    let from = chain.accounts[8].clone();
+    call(url, "evm_setAutomine", json!([false])).await;
+    let first = crate::rpc::block_number(url).await + 1;
+    let specs: Vec<(&str, Vec<u8>)> = tokens().iter().map(|(n, d)| (*n, d.runtime())).collect();
+    let tokens = deploy_block(url, &from, &specs).await;
+    let addr = |name: &str| hex_bytes(&tokens.iter().find(|(n, _)| n == name).unwrap().1);
+    let helpers = helper_codes(&addr("standard"), &addr("reverter"));
+    let others = deploy_block(url, &from, &helpers).await;
     let contracts = Contracts {
         tokens,
         others,
         blocks: (first, first + 2),
-    };
-    let transfer = |to: &str, amount: u128| {
-        let mut data = selector("transfer(address,uint256)").to_vec();
-        data.extend(vec![0u8; 12]);
-        data.extend(hex_bytes(to));
-        data.extend(word(amount));
-        hex(&data)
     };
     let send =
         |to: &str, data: String| json!({"from": from, "to": to, "data": data, "gas": "0x100000"});

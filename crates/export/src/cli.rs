@@ -94,6 +94,9 @@ pub enum Command {
     /// Outputs 32-byte Keccak hash of given string.
     #[command(name = "get_keccak_hash")]
     GetKeccakHash(more::KeccakArgs),
+    /// Exports all data for a range of blocks.
+    #[command(name = "export_all")]
+    ExportAll(more::ExportAllArgs),
     /// Outputs start and end blocks for given date.
     #[command(name = "get_block_range_for_date")]
     GetBlockRangeForDate(more::DateRangeArgs),
@@ -386,6 +389,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ExportTokens(a) => more::tokens(a, retry, ui).await,
         Command::ExtractTokens(a) => more::extract_tokens_cmd(a, retry, ui).await,
         Command::GetKeccakHash(a) => more::keccak_hash(a),
+        Command::ExportAll(a) => more::all(a, retry, ui).await,
         Command::GetBlockRangeForDate(a) => more::date_range(a, retry).await,
         Command::GetBlockRangeForTimestamps(a) => more::timestamp_range(a, retry).await,
     }

@@ -11,6 +11,7 @@ use super::{usize_of, NodeArgs};
 use crate::error::{ExportError, Result};
 use crate::jobs::block_range::{block_range_for_timestamps, day_timestamps, write_range};
 use crate::jobs::contracts::{export_contracts, extract_contracts, ContractsJob};
+use crate::jobs::export_all::{export_all, ExportAllJob};
 use crate::jobs::tokens::{export_tokens, extract_tokens, TokensJob};
 use crate::jobs::traces::{export_geth_traces, export_traces, extract_geth_traces, TracesJob};
 use crate::mappers::contracts::keccak256;
@@ -175,6 +176,32 @@ pub struct KeccakArgs {
     pub output: String,
 }
 
+/// Flags of `export_all`.
+#[derive(Debug, Args)]
+pub struct ExportAllArgs {
+    /// Start block/ISO date/Unix time
+    #[arg(short = 's', long)]
+    pub start: String,
+    /// End block/ISO date/Unix time
+    #[arg(short = 'e', long)]
+    pub end: String,
+    /// The number of blocks to export in partition.
+    #[arg(short = 'b', long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub partition_batch_size: u64,
+    /// Provider and workers.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Output directory, partitioned in Hive style.
+    #[arg(short = 'o', long, default_value = "output")]
+    pub output_dir: String,
+    /// The number of requests in JSON RPC batches.
+    #[arg(short = 'B', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub export_batch_size: u64,
+    /// The chain network to connect to (accepted for compatibility).
+    #[arg(short = 'c', long, default_value = "ethereum")]
+    pub chain: String,
+}
+
 /// Flags of `get_block_range_for_date`.
 #[derive(Debug, Args)]
 pub struct DateRangeArgs {
@@ -308,6 +335,19 @@ pub(super) async fn extract_tokens_cmd(
         values_as_strings: a.values_as_strings,
     };
     extract_tokens(&client, &job, ui).await.map(drop)
+}
+
+pub(super) async fn all(a: ExportAllArgs, retry: RetryPolicy, ui: Ui) -> Result<()> {
+    let client = RpcClient::new(&a.node.provider_uri, retry)?;
+    let job = ExportAllJob {
+        start: a.start,
+        end: a.end,
+        partition_batch_size: a.partition_batch_size,
+        output_dir: a.output_dir,
+        max_workers: usize_of(a.node.max_workers),
+        export_batch_size: usize_of(a.export_batch_size),
+    };
+    export_all(&client, &job, ui).await
 }
 
 pub(super) async fn date_range(a: DateRangeArgs, retry: RetryPolicy) -> Result<()> {

@@ -154,6 +154,12 @@ pub async fn block_range_for_timestamps(
 
 /// The first and last second of a `YYYY-MM-DD` day, UTC.
 pub fn day_timestamps(date: &str) -> Result<(i128, i128)> {
+    let start = i128::from(day_number(date)?) * 86_400;
+    Ok((start, start + 86_399))
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (`strptime('%Y-%m-%d')`).
+pub fn day_number(date: &str) -> Result<i64> {
     let bad = || {
         ExportError::Usage(format!(
             "Invalid value for '-d' / '--date': {date:?} does not match the format '%Y-%m-%d'"
@@ -172,8 +178,21 @@ pub fn day_timestamps(date: &str) -> Result<(i128, i128)> {
     if parts.next().is_some() || d > days_in_month(y, m) {
         return Err(bad());
     }
-    let start = i128::from(days_from_civil(y, m, d)) * 86_400;
-    Ok((start, start + 86_399))
+    Ok(days_from_civil(y, m, d))
+}
+
+/// `YYYY-MM-DD` of a day number (Howard Hinnant's `civil_from_days`).
+pub fn date_string(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 fn days_in_month(y: i64, m: i64) -> i64 {
@@ -212,6 +231,9 @@ mod tests {
         assert_eq!(day_timestamps("1970-01-01").unwrap(), (0, 86_399));
         assert_eq!(day_timestamps("2018-01-01").unwrap().0, 1_514_764_800);
         assert_eq!(day_timestamps("2024-02-29").unwrap().0, 1_709_164_800);
+        for day in ["1970-01-01", "2000-02-29", "2021-06-03", "2100-12-31"] {
+            assert_eq!(date_string(day_number(day).unwrap()), day);
+        }
         for bad in ["2023-02-29", "2018-13-01", "2018-1", "x", "2018-01-01-01"] {
             assert_eq!(day_timestamps(bad).unwrap_err().exit_code(), 2, "{bad}");
         }

@@ -4,6 +4,7 @@
 pub mod block_range;
 pub mod blocks;
 pub mod contracts;
+pub mod export_all;
 pub mod extract;
 pub mod receipts;
 pub mod stream;

@@ -125,6 +125,17 @@ fn column_unique(input_csv: &str, output: &str, column: &str) -> Result<()> {
     std::fs::write(output, text).map_err(|e| ExportError::io(output, e))
 }
 
+/// Python's `os.path.dirname`: everything before the last `/`, trailing `/`s removed.
+fn python_dirname(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(i) => match path[..i].trim_end_matches('/') {
+            "" => &path[..1],
+            head => head,
+        },
+        None => "",
+    }
+}
+
 /// Exports one partition, as `export_all_common`'s loop body does.
 async fn export_partition(
     client: &RpcClient,
@@ -184,13 +195,10 @@ async fn export_partition(
         values_as_strings: false,
     };
     export_tokens(client, &job, ui).await?;
-    // ethereum-etl removes the parent of the cache directory.
-    let cache_parent = Path::new(cache.trim_end_matches('/'))
-        .parent()
-        .map(Path::to_path_buf);
-    if let Some(p) = cache_parent {
-        std::fs::remove_dir_all(&p).map_err(|e| ExportError::io(p, e))?;
-    }
+    // ethereum-etl removes `os.path.dirname(cache)`: the cache directory itself for a
+    // date partition ("…/.tmp/date=D/"), its parent for a block range.
+    let dirname = python_dirname(&cache);
+    std::fs::remove_dir_all(dirname).map_err(|e| ExportError::io(dirname, e))?;
     Ok(())
 }
 
@@ -213,5 +221,13 @@ mod tests {
         assert!(is_block("0") && is_block("99999999") && !is_block("100000000") && !is_block("-1"));
         assert_eq!(unix_day("1514764800"), 17_532);
         assert_eq!(unix_day("1514764800999"), 17_532);
+        assert_eq!(
+            python_dirname("o/.tmp/date=2021-06-01/"),
+            "o/.tmp/date=2021-06-01"
+        );
+        assert_eq!(
+            python_dirname("o/.tmp/start_block=0/end_block=9"),
+            "o/.tmp/start_block=0"
+        );
     }
 }

@@ -49,6 +49,31 @@ pub(crate) fn match_batch(
     calls: &[Call],
     answer: PyValue,
 ) -> std::result::Result<Vec<PyValue>, Failure> {
+    match_batch_items(calls, answer)?
+        .into_iter()
+        .zip(calls)
+        .map(|(item, call)| {
+            item.map_err(|error| {
+                let msg = format!("{}: node returned error {}", call.label, json_dumps(&error));
+                let code = error.get("code").cloned().unwrap_or(PyValue::None);
+                if is_retriable_code(&code) {
+                    Failure::Retriable(msg)
+                } else {
+                    Failure::Fatal(msg)
+                }
+            })
+        })
+        .collect()
+}
+
+/// Pairs a parsed batch answer with the calls, by id, keeping each call's
+/// JSON-RPC error object as its `Err` (for calls whose errors are answers,
+/// like a reverted `eth_call`). A null result without an error is still a
+/// retriable failure of the whole batch.
+pub(crate) fn match_batch_items(
+    calls: &[Call],
+    answer: PyValue,
+) -> std::result::Result<Vec<std::result::Result<PyValue, PyValue>>, Failure> {
     let items = match answer {
         PyValue::List(items) => items,
         other => {
@@ -68,7 +93,7 @@ pub(crate) fn match_batch(
             calls.len()
         )));
     }
-    let mut slots: Vec<Option<PyValue>> = vec![None; calls.len()];
+    let mut slots: Vec<Option<std::result::Result<PyValue, PyValue>>> = vec![None; calls.len()];
     for item in items {
         let id = match item.get("id") {
             Some(PyValue::Int(i)) if *i >= 0 && (*i as usize) < calls.len() => *i as usize,
@@ -86,35 +111,29 @@ pub(crate) fn match_batch(
                 "duplicate response for {label}"
             )));
         }
-        if let Some(error) = item.get("error").filter(|e| !e.is_none()) {
-            let msg = format!("{label}: node returned error {}", json_dumps(error));
-            let code = error.get("code").cloned().unwrap_or(PyValue::None);
-            return Err(if is_retriable_code(&code) {
-                Failure::Retriable(msg)
-            } else {
-                Failure::Fatal(msg)
-            });
+        let PyValue::Dict(entries) = item else {
+            unreachable!("an item with an id is a dict")
+        };
+        let mut result = None;
+        let mut error = None;
+        for (k, v) in entries {
+            match k.as_str() {
+                "result" => result = Some(v),
+                "error" if !v.is_none() => error = Some(v),
+                _ => {}
+            }
         }
-        match item.get("result") {
-            None | Some(PyValue::None) => {
+        slots[id] = Some(match (error, result) {
+            (Some(e), _) => Err(e),
+            (None, Some(r)) if !r.is_none() => Ok(r),
+            _ => {
                 return Err(Failure::Retriable(format!(
                     "{label}: node returned null (is it synced?)"
                 )))
             }
-            Some(_) => {}
-        }
-        slots[id] = match item {
-            PyValue::Dict(entries) => entries
-                .into_iter()
-                .find(|(k, _)| k == "result")
-                .map(|(_, v)| v),
-            _ => None,
-        };
+        });
     }
-    Ok(slots
-        .into_iter()
-        .map(|s| s.unwrap_or(PyValue::None))
-        .collect())
+    Ok(slots.into_iter().flatten().collect())
 }
 
 fn truncate(s: &str) -> String {

@@ -2,6 +2,8 @@
 //! names, flags, short flags and defaults (clap derive), and dispatch to the
 //! jobs. The provider defaults to the local node instead of Infura.
 
+pub mod more;
+
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -22,8 +24,8 @@ use super::sink::Format;
 /// The default JSON-RPC endpoint.
 pub const DEFAULT_PROVIDER: &str = "http://127.0.0.1:8545";
 
-/// Export blocks, transactions, receipts, logs and token transfers exactly as
-/// ethereum-etl 2.4.2 writes them.
+/// Export blocks, transactions, receipts, logs, token transfers, traces,
+/// contracts and tokens exactly as ethereum-etl 2.4.2 writes them.
 #[derive(Debug, Parser)]
 #[command(name = "nodewatch-export", version)]
 pub struct Cli {
@@ -68,6 +70,39 @@ pub enum Command {
     /// Streams blocks, transactions, logs and token transfers to the console, PostgreSQL or a directory.
     #[command(name = "stream")]
     Stream(StreamArgs),
+    /// Exports traces from parity node.
+    #[command(name = "export_traces")]
+    ExportTraces(more::TracesArgs),
+    /// Exports traces from geth node.
+    #[command(name = "export_geth_traces")]
+    ExportGethTraces(more::GethTracesArgs),
+    /// Extracts geth traces from JSON lines file.
+    #[command(name = "extract_geth_traces")]
+    ExtractGethTraces(more::ExtractGethTracesArgs),
+    /// Exports contracts bytecode and sighashes.
+    #[command(name = "export_contracts")]
+    ExportContracts(more::ContractsArgs),
+    /// Extracts contracts from traces file.
+    #[command(name = "extract_contracts")]
+    ExtractContracts(more::ExtractContractsArgs),
+    /// Exports ERC20/ERC721 tokens.
+    #[command(name = "export_tokens")]
+    ExportTokens(more::TokensArgs),
+    /// Extracts tokens from contracts file.
+    #[command(name = "extract_tokens")]
+    ExtractTokens(more::ExtractTokensArgs),
+    /// Outputs 32-byte Keccak hash of given string.
+    #[command(name = "get_keccak_hash")]
+    GetKeccakHash(more::KeccakArgs),
+    /// Exports all data for a range of blocks.
+    #[command(name = "export_all")]
+    ExportAll(more::ExportAllArgs),
+    /// Outputs start and end blocks for given date.
+    #[command(name = "get_block_range_for_date")]
+    GetBlockRangeForDate(more::DateRangeArgs),
+    /// Outputs start and end blocks for given timestamps.
+    #[command(name = "get_block_range_for_timestamps")]
+    GetBlockRangeForTimestamps(more::TimestampRangeArgs),
 }
 
 /// Options shared by the commands that talk to a node.
@@ -346,6 +381,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             let _pid = a.pid_file.as_deref().map(PidFile::create).transpose()?;
             stream(&client, &job, &mut outputs, ui, shutdown).await
         }
+        Command::ExportTraces(a) => more::traces(a, retry, ui).await,
+        Command::ExportGethTraces(a) => more::geth_traces(a, retry, ui).await,
+        Command::ExtractGethTraces(a) => more::extract_geth(a, ui),
+        Command::ExportContracts(a) => more::contracts(a, retry, ui).await,
+        Command::ExtractContracts(a) => more::extract_contracts_cmd(a, ui),
+        Command::ExportTokens(a) => more::tokens(a, retry, ui).await,
+        Command::ExtractTokens(a) => more::extract_tokens_cmd(a, retry, ui).await,
+        Command::GetKeccakHash(a) => more::keccak_hash(a),
+        Command::ExportAll(a) => more::all(a, retry, ui).await,
+        Command::GetBlockRangeForDate(a) => more::date_range(a, retry).await,
+        Command::GetBlockRangeForTimestamps(a) => more::timestamp_range(a, retry).await,
     }
 }
 

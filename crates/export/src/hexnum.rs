@@ -135,6 +135,28 @@ fn negate(v: PyValue) -> PyValue {
     }
 }
 
+/// ethereum-etl's `to_int_or_none`: ints pass, `None`/`""` become `None`,
+/// strings go through Python's `int()` (surrounding whitespace and a sign
+/// allowed) and anything that does not parse becomes `None`.
+pub fn to_int_or_none(value: &PyValue) -> PyValue {
+    match value {
+        PyValue::Int(_) | PyValue::BigInt(_) | PyValue::Bool(_) => value.clone(),
+        PyValue::Float(f) if f.is_finite() => PyValue::Int(f.trunc() as i128),
+        PyValue::Str(s) => {
+            let t = s.trim();
+            let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return PyValue::None;
+            }
+            match t.parse::<i128>() {
+                Ok(i) => PyValue::Int(i),
+                Err(_) => PyValue::BigInt(t.trim_start_matches('+').to_owned()),
+            }
+        }
+        _ => PyValue::None,
+    }
+}
+
 /// ethereum-etl's `to_float_or_none`: floats pass, `None`/`""` become `None`,
 /// strings and ints go through Python's `float()`, anything unparsable is
 /// passed through unchanged.

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use nodewatch_export::cli::{run, Cli};
+use nodewatch_export::cli::{more::rewrite_args, run, Cli};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(rewrite_args(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use nodewatch_http::{ClientOptions, Endpoint, EndpointError, HttpClient, SendError};
 
-use super::batch::{match_batch, span};
+use super::batch::{match_batch, match_batch_items, span};
 pub use super::batch::{Call, Failure};
 use super::error::{ExportError, Result};
 use super::pyfmt::json_dumps;
@@ -82,6 +82,12 @@ impl RpcClient {
         })
     }
 
+    /// The same client with another per-request timeout (`export_traces -t`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     async fn post(&self, body: String) -> std::result::Result<Bytes, Failure> {
         let at = self.endpoint.redacted();
         nodewatch_http::post(
@@ -105,9 +111,8 @@ impl RpcClient {
         })
     }
 
-    /// Sends `calls` as one JSON-RPC batch and returns their results in
-    /// request order. One attempt, no retries.
-    pub async fn batch_once(&self, calls: &[Call]) -> std::result::Result<Vec<PyValue>, Failure> {
+    /// Sends `calls` as one JSON-RPC batch and returns the parsed answer.
+    async fn post_batch(&self, calls: &[Call]) -> std::result::Result<PyValue, Failure> {
         let mut body = String::from("[");
         for (id, call) in calls.iter().enumerate() {
             if id > 0 {
@@ -121,10 +126,36 @@ impl RpcClient {
         }
         body.push(']');
         let answer = self.post(body).await?;
-        let parsed: PyValue = serde_json::from_slice(&answer).map_err(|e| {
+        serde_json::from_slice(&answer).map_err(|e| {
             Failure::Retriable(format!("garbled JSON-RPC answer ({e}) for {}", span(calls)))
-        })?;
-        match_batch(calls, parsed)
+        })
+    }
+
+    /// Sends `calls` as one JSON-RPC batch and returns their results in
+    /// request order. One attempt, no retries.
+    pub async fn batch_once(&self, calls: &[Call]) -> std::result::Result<Vec<PyValue>, Failure> {
+        match_batch(calls, self.post_batch(calls).await?)
+    }
+
+    /// Like [`Self::batch`], but a call's JSON-RPC error is its answer
+    /// (`Err(error object)`) instead of a failure of the batch.
+    pub async fn batch_items<T, V>(&self, what: &str, calls: &[Call], mut validate: V) -> Result<T>
+    where
+        V: FnMut(Vec<std::result::Result<PyValue, PyValue>>) -> std::result::Result<T, Failure>,
+    {
+        let mut delay = self.retry.base_delay;
+        let mut n = 1;
+        loop {
+            let answer = self.post_batch(calls).await;
+            match answer
+                .and_then(|a| match_batch_items(calls, a))
+                .and_then(&mut validate)
+            {
+                Ok(v) => return Ok(v),
+                Err(failure) => self.back_off(what, n, failure, &mut delay).await?,
+            }
+            n += 1;
+        }
     }
 
     /// Runs `attempt` until it succeeds, fails fatally, or the retry policy is

@@ -8,6 +8,8 @@
 //! * [`rpc`]: a tiny async HTTP/JSON-RPC client.
 //! * [`anvil`]: anvil dev nodes as child processes (free port, kill, state-preserving restart).
 //! * [`chain`]: a deterministic ~30-block chain with every transaction kind ethereum-etl reads.
+//! * [`contracts`]: hand-assembled token, router and factory contracts for the trace,
+//!   contract and token tests; [`reference`]: ethereum-etl on Python 3.10 for them.
 //! * [`etl`]: runs the real `ethereumetl` and compares its output files.
 //! * [`export`]: the exporter fixture chain and the `nodewatch-export` / `ethereumetl`
 //!   runners.
@@ -23,12 +25,14 @@
 pub mod anvil;
 pub mod binary;
 pub mod chain;
+pub mod contracts;
 pub mod etl;
 pub mod export;
 pub mod fault;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod raw;
+pub mod reference;
 pub mod relay;
 pub mod rpc;
 pub mod tls;

@@ -1,11 +1,16 @@
 //! The export commands themselves, one module per ethereum-etl command
 //! family, plus the range and batching helpers they share.
 
+pub mod block_range;
 pub mod blocks;
+pub mod contracts;
+pub mod export_all;
 pub mod extract;
 pub mod receipts;
 pub mod stream;
 pub mod token_transfers;
+pub mod tokens;
+pub mod traces;
 
 use super::error::{ExportError, Result};
 

@@ -3,9 +3,13 @@
 //! the row values in the exporter's column order (`*_FIELDS`).
 
 pub mod blocks;
+pub mod contracts;
 pub mod enrich;
 pub mod receipts;
 pub mod token_transfers;
+pub mod tokens;
+pub mod trace_ids;
+pub mod traces;
 
 use super::error::ExportError;
 use super::hexnum::{hex_to_dec, NotAString};

@@ -1,0 +1,77 @@
+//! The reference for the trace, contract and token commands: ethereum-etl 2.4.2 on Python
+//! 3.10.13 (`.tools/venv310`, `make tools`), where it keeps parsimonious 0.8.1 and its
+//! contract calls work. (On Python 3.11 with parsimonious 0.10.0, the `.tools/venv` of
+//! [`crate::tools`], every contract call fails with a `VisitationError`.)
+//!
+//! `$NODEWATCH_ETHEREUMETL310` overrides the location. Missing: a skip locally, a failure
+//! under `CI=true`, as for the other tools.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::tools::is_ci;
+
+pub const ETHEREUMETL310_ENV: &str = "NODEWATCH_ETHEREUMETL310";
+/// Relative to the workspace root; where `make tools` puts it.
+pub const DEFAULT_ETHEREUMETL310: &str = ".tools/venv310/bin/ethereumetl";
+/// Kill the reference and fail the test after this long.
+pub const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The Python 3.10 ethereumetl, or None (after a skip notice) outside CI; panics in CI.
+pub fn require_ethereumetl310() -> Option<PathBuf> {
+    let path = match std::env::var_os(ETHEREUMETL310_ENV) {
+        Some(v) if !v.is_empty() => crate::workspace_root().join(PathBuf::from(v)),
+        _ => crate::workspace_root().join(DEFAULT_ETHEREUMETL310),
+    };
+    if path.is_file() {
+        return Some(path);
+    }
+    if is_ci() {
+        panic!(
+            "ethereumetl (Python 3.10) not found at {} (set {ETHEREUMETL310_ENV} or run `make \
+             tools`); CI=true, so a missing tool is a failure, not a skip",
+            path.display()
+        );
+    }
+    eprintln!(
+        "skipping: ethereumetl (Python 3.10) not installed, run make tools (looked at {})",
+        path.display()
+    );
+    None
+}
+
+/// Runs `bin <args>` (the reference ethereumetl) against 127.0.0.1 only; returns how long it
+/// took and its stdout. Panics with its stderr when it fails or runs past [`TIMEOUT`].
+pub async fn run(bin: &PathBuf, args: &[String]) -> (Duration, Vec<u8>) {
+    let started = Instant::now();
+    let child = tokio::process::Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .env("NO_PROXY", "*")
+        .env("no_proxy", "*")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    let out = tokio::time::timeout(TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("ethereumetl {} ran past {TIMEOUT:?}", args.join(" ")))
+        .expect("wait for ethereumetl");
+    assert!(
+        out.status.success(),
+        "ethereumetl {} failed: {}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (started.elapsed(), out.stdout)
+}

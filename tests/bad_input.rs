@@ -5,58 +5,33 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use support::anvil::Anvil;
 use support::binary::Binary;
 use support::raw::{self, Outcome};
+use support::scripted::{self, Scripted};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Rank 1 in front of anvil: relays everything, except `x_*` methods, which misbehave.
-async fn scripted_upstream(anvil: String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let anvil = anvil.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let anvil = anvil.clone();
-                    async move {
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        Ok::<_, Infallible>(script(&anvil, &body).await)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    url
+async fn scripted_upstream(anvil: String) -> Scripted {
+    Scripted::start(move |req| {
+        let anvil = anvil.clone();
+        async move { Ok(script(&anvil, &req).await) }
+    })
+    .await
 }
 
-async fn script(anvil: &str, body: &[u8]) -> http::Response<Full<Bytes>> {
-    let v: Value = serde_json::from_slice(body).unwrap_or_default();
-    let ok = |text: String| {
-        http::Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(text)))
-            .unwrap()
-    };
+async fn script(anvil: &str, req: &scripted::Request) -> http::Response<scripted::Body> {
+    let v: Value = req.json().unwrap_or_default();
+    let ok = |text: String| scripted::reply(200, text);
     match v["method"].as_str().unwrap_or("") {
         "x_wrongIdType" => ok(r#"{"jsonrpc":"2.0","id":"0","result":"wrong"}"#.into()),
         "x_huge" => ok(format!(
@@ -67,19 +42,18 @@ async fn script(anvil: &str, body: &[u8]) -> http::Response<Full<Bytes>> {
             r#"{{"jsonrpc":"2.0","id":0,"result":"{}"}}"#,
             "b".repeat(BIG)
         )),
-        "x_redirect" => http::Response::builder()
-            .status(302)
-            .header("location", anvil)
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
+        "x_redirect" => {
+            let mut r = scripted::reply(302, "");
+            r.headers_mut().remove("content-type");
+            r.headers_mut()
+                .insert("location", anvil.parse().expect("a header value"));
+            r
+        }
         _ => {
-            let body = std::str::from_utf8(body).unwrap_or("");
-            let (status, text) = support::rpc::try_post(anvil, body)
+            let (status, text) = scripted::forward(anvil, req)
                 .await
                 .unwrap_or((502, String::new()));
-            let mut r = ok(text);
-            *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
-            r
+            scripted::reply(status, text)
         }
     }
 }
@@ -165,7 +139,8 @@ async fn catalogue() {
         return;
     };
     let node = Anvil::spawn(&anvil).await;
-    let scripted = scripted_upstream(node.url()).await;
+    let upstream = scripted_upstream(node.url()).await;
+    let scripted = upstream.url();
     let toml = format!(
         "{CONFIG}\n[[upstreams]]\nname = \"scripted\"\nurl = \"{scripted}\"\n\
          [[upstreams]]\nname = \"anvil\"\nurl = \"{}\"\n",

@@ -11,11 +11,14 @@
 //! * [`etl`]: runs the real `ethereumetl` and compares its output files.
 //! * [`export`]: the exporter fixture chain and the `nodewatch-export` / `ethereumetl`
 //!   runners.
+//! * [`scripted`]: the one scripted upstream (a closure per request; HTTP/1.1 and h2, TLS
+//!   optional, requests counted and recorded) that every test server below is a use of.
 //! * [`fault`]: scripted misbehaving upstreams; [`tls`]: an HTTPS upstream with a private CA.
 //! * `postgres` (feature `postgres`, so the proxy's test tree has no PostgreSQL client): a
 //!   throwaway PostgreSQL 15 server on a loopback port.
 //! * [`binary`]: the built binaries as children (RSS, logs); [`raw`]: raw HTTP/1.1 over TCP.
 //! * [`relay`]: the soak's seeded fault relay in front of an anvil node.
+//! * [`poll`]: `wait_for` a condition with a deadline, instead of sleeping.
 //!
 //! Everything here talks to 127.0.0.1 only.
 #![allow(missing_docs)]
@@ -26,11 +29,13 @@ pub mod chain;
 pub mod etl;
 pub mod export;
 pub mod fault;
+pub mod poll;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod raw;
 pub mod relay;
 pub mod rpc;
+pub mod scripted;
 pub mod tls;
 pub mod tools;
 

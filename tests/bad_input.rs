@@ -9,13 +9,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use support::anvil::Anvil;
 use support::binary::Binary;
 use support::raw::{self, Outcome};
+use support::rpc;
 use support::scripted::{self, Scripted};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -155,11 +153,11 @@ async fn catalogue() {
         _node: node,
     };
     // Warm-up: both upstreams probed, a few requests served.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    rig.nw.wait_all_healthy().await;
     for _ in 0..50 {
         rig.still_serves("warm-up").await;
     }
-    let start = rig.nw.rss_kib();
+    let start = rig.nw.rss_kib().expect("nodewatch's VmRSS at the start");
     // Passes over the catalogue. The first ones set the level (the allocator keeps the
     // memory of the largest buffers, a 4 MB answer and 16 MB of a body over the limit, for
     // reuse); the last pass must stay at that level: nothing any row does may leave memory
@@ -176,7 +174,7 @@ async fn catalogue() {
             let started = Instant::now();
             row(&rig).await;
             rig.still_serves(name).await;
-            let rss = rig.nw.rss_kib();
+            let rss = rig.nw.rss_kib().expect("nodewatch's VmRSS after a row");
             peak = peak.max(rss);
             rows += 1;
             eprintln!(
@@ -184,15 +182,20 @@ async fn catalogue() {
                 started.elapsed()
             );
         }
+        // The scenario: a pause between passes (idle connections time out, buffers are
+        // returned), then traffic again, before the level is read.
         tokio::time::sleep(Duration::from_millis(500)).await;
         for _ in 0..50 {
             rig.still_serves("settle").await;
         }
         if pass + 1 == passes {
-            level = rig.nw.rss_kib();
+            level = rig
+                .nw
+                .rss_kib()
+                .expect("nodewatch's VmRSS before the last pass");
         }
     }
-    let end = rig.nw.rss_kib();
+    let end = rig.nw.rss_kib().expect("nodewatch's VmRSS at the end");
     eprintln!(
         "FIGURE catalogue: {} rows x {passes} passes ({rows} inputs) answered, proxy serving \
          after each; RSS start {start} KiB, before the last pass {level} KiB, peak {peak} KiB, \
@@ -453,6 +456,7 @@ async fn slowloris_headers(rig: &Rig) {
     let started = Instant::now();
     let mut closed = false;
     while started.elapsed() < Duration::from_secs(15) {
+        // The scenario: a header line every 200 ms, forever.
         tokio::time::sleep(Duration::from_millis(200)).await;
         if stream.write_all(b"X-Slow: y\r\n").await.is_err() {
             closed = true;
@@ -557,6 +561,7 @@ async fn slow_reader_of_a_large_answer(rig: &Rig) {
     let mut got = Vec::new();
     let mut buf = vec![0u8; 128 * 1024];
     loop {
+        // The scenario: a slow reader, 128 KiB every 100 ms.
         tokio::time::sleep(Duration::from_millis(100)).await;
         match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
@@ -574,17 +579,15 @@ async fn slow_reader_of_a_large_answer(rig: &Rig) {
 }
 
 async fn http_2_prior_knowledge(rig: &Rig) {
-    let h2 = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<Full<Bytes>>();
-    let request = http::Request::post(&rig.nw.url)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(call("1", "eth_chainId"))))
+    let answer = rpc::Client::http2()
+        .post(&rig.nw.url, call("1", "eth_chainId"))
+        .await
         .unwrap();
-    let response = h2.request(request).await.unwrap();
-    assert_eq!(response.version(), http::Version::HTTP_2);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(&body[..], br#"{"jsonrpc":"2.0","id":1,"result":"0x7a69"}"#);
+    assert_eq!(answer.version, http::Version::HTTP_2);
+    assert_eq!(
+        &answer.body[..],
+        br#"{"jsonrpc":"2.0","id":1,"result":"0x7a69"}"#
+    );
 }
 
 async fn a_method_name_1_mb_long(rig: &Rig) {

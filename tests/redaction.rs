@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::anvil::Anvil;
-use support::binary::Binary;
+use support::binary::{Binary, Signal};
 use support::fault::{Fault, FaultServer};
+use support::poll::wait_until;
 use support::rpc;
 use support::scripted::{self, Scripted};
+
+const SECONDS_10: Duration = Duration::from_secs(10);
 
 /// Every secret shares this marker, so one search finds any of them.
 const MARK: &str = "S3CRET";
@@ -108,6 +111,9 @@ url = "{}/?key={MARK}anvil"
             Fault::Pass,
         ] {
             faults.set(fault);
+            // The scenario, not a wait for a condition: each behaviour lasts a few probe
+            // rounds (100 ms), so the probes, the health machine and the breaker log it too,
+            // and the clients then meet the health view it left.
             tokio::time::sleep(Duration::from_millis(250)).await;
             for body in [
                 r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#,
@@ -135,8 +141,11 @@ url = "{}/?key={MARK}anvil"
         assert!(!on_proxy.contains("nodewatch_"), "{on_proxy:.200}");
         assert!(status.contains("\"rank\""), "{status:.300}");
         // SIGHUP: a reload logs too.
-        unsafe { libc::kill(nw.pid() as libc::pid_t, libc::SIGHUP) };
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        nw.signal(Signal::Hup);
+        wait_until("the reload logged", SECONDS_10, async || {
+            nw.log_text().contains("configuration reload")
+        })
+        .await;
         assert!(nw.is_running());
         let log = nw.log_text();
         let status_code = nw.stop();

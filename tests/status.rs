@@ -206,6 +206,7 @@ async fn status_page_shows_table_and_head_chart_in_chromium() {
     // A few seconds of history with a growing head.
     for _ in 0..3 {
         node.mine(2).await;
+        // The scenario: history is kept a sample a second; let seconds pass.
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     rpc::call(&nw.url, "eth_chainId", json!([])).await;

@@ -12,12 +12,12 @@
 use nodewatch_testkit as support;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::etl::{assert_files_identical, run_ethereumetl};
+use support::export::ours;
 use support::scripted::{self, Scripted};
 
 const TRANSFER: &str = "0xDDF252AD1BE2C89B69C2B068FC378DAA952BA7F163C4A11628F55A4DF523B3EF";
@@ -128,19 +128,6 @@ async fn scripted_node() -> Scripted {
         scripted::ok(200, out.to_string())
     })
     .await
-}
-
-fn ours(args: &[String]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nodewatch-export"))
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn p(dir: &Path, name: &str) -> String {

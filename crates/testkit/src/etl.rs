@@ -58,22 +58,11 @@ pub async fn run_ethereumetl(args: &[String], timeout: Duration) -> String {
     let bin = tools::ethereumetl_path().unwrap_or_else(|| {
         panic!("ethereumetl is not installed (run make tools; gate the test with tools::require_ethereumetl())")
     });
-    let mut cmd = tokio::process::Command::new(&bin);
+    let mut cmd = tokio::process::Command::from(tools::scrubbed(&bin));
     cmd.args(args)
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        // Talk to 127.0.0.1 directly, whatever proxy the environment names.
-        .env("NO_PROXY", "*")
-        .env("no_proxy", "*")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
+        .kill_on_drop(true);
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));

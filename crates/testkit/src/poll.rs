@@ -11,7 +11,14 @@ use std::time::{Duration, Instant};
 pub const EVERY: Duration = Duration::from_millis(20);
 
 /// Checks `check` every [`EVERY`] until it gives a value or `within` passes (`None`).
-pub async fn poll_until<T>(
+pub async fn poll_until<T>(within: Duration, check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    poll_every(EVERY, within, check).await
+}
+
+/// [`poll_until`], checking every `every` (for a test that must act within a few
+/// milliseconds of the condition, e.g. kill a node mid-export).
+pub async fn poll_every<T>(
+    every: Duration,
     within: Duration,
     mut check: impl AsyncFnMut() -> Option<T>,
 ) -> Option<T> {
@@ -23,7 +30,7 @@ pub async fn poll_until<T>(
         if Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(EVERY).await;
+        tokio::time::sleep(every).await;
     }
 }
 

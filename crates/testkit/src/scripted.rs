@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 
 /// A response body: whole, or a stream that may fail half-way.
-pub type Body = BoxBody<Bytes, std::io::Error>;
+pub use crate::rpc::{body, Body};
 
 /// What a script answers: a response, or `Err` to close the connection without one.
 pub type Reply = Result<http::Response<Body>, std::io::Error>;
@@ -64,11 +64,6 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
-}
-
-/// A whole body.
-pub fn body(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|e| match e {}).boxed()
 }
 
 /// A response with this status and an `application/json` body.

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use export_common::stream::wait_exit;
-use export_common::{args, ours, s};
+use export_common::{blocks_and_transactions, ours, receipts_and_logs};
 use support::anvil::Anvil;
 use support::chain::{build_chain, mine};
 use support::etl::assert_files_identical;
@@ -40,43 +40,14 @@ async fn an_export_through_nodewatch_survives_the_primary_dying_mid_export() {
     chain.write_tx_hashes(&hashes);
     let export = |url: &str, out: &str| {
         let o = dir.path().join(out);
-        let mut a = args(&[
-            "export_blocks_and_transactions",
-            "-s",
-            "0",
-            "-e",
-            &head.to_string(),
-        ]);
-        a.extend(args(&[
-            "-b",
-            "1",
-            "-w",
-            "1",
-            "-p",
-            url,
-            "--retry-delay-ms",
-            "50",
-        ]));
-        a.extend(args(&["--blocks-output", &s(&o.join("blocks.csv"))]));
-        a.extend(args(&[
-            "--transactions-output",
-            &s(&o.join("transactions.csv")),
-        ]));
-        a
+        let opts = ["-b", "1", "-w", "1", "--retry-delay-ms", "50"];
+        let (blocks, txs) = (o.join("blocks.csv"), o.join("transactions.csv"));
+        blocks_and_transactions(url, (0, head), Some(&blocks), Some(&txs), &opts)
     };
     let receipts = |url: &str, out: &str| {
         let o = dir.path().join(out);
-        args(&[
-            "export_receipts_and_logs",
-            "-t",
-            &s(&hashes),
-            "-p",
-            url,
-            "--receipts-output",
-            &s(&o.join("receipts.csv")),
-            "--logs-output",
-            &s(&o.join("logs.csv")),
-        ])
+        let (receipts, logs) = (o.join("receipts.csv"), o.join("logs.csv"));
+        receipts_and_logs(url, &hashes, Some(&receipts), Some(&logs), &[])
     };
     ours(&export(&backup.url(), "direct"));
     ours(&receipts(&backup.url(), "direct"));

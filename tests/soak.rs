@@ -29,6 +29,7 @@ use support::anvil::Anvil;
 use support::binary::Binary;
 use support::chain::{build_chain, ChainInfo, BLOCK_TIME};
 use support::etl::{self, EtlOptions};
+use support::export;
 use support::poll::wait_until;
 use support::relay::{self, Relay, SplitMix64};
 use support::rpc;
@@ -495,48 +496,24 @@ async fn ours(url: &str, end: u64, hashes: &Path, dir: &Path) -> Result<ExportFi
         receipts: dir.join("receipts.csv"),
         logs: dir.join("logs.csv"),
     };
-    let p = |p: &Path| p.to_str().unwrap().to_string();
-    let end = end.to_string();
-    let runs: [Vec<String>; 2] = [
-        [
-            "export_blocks_and_transactions",
-            "-s",
-            "0",
-            "-e",
-            &end,
-            "-b",
-            "3",
-            "-w",
-            "4",
-            "-p",
+    let runs = [
+        export::blocks_and_transactions(
             url,
-            "--blocks-output",
-            &p(&files.blocks),
-            "--transactions-output",
-            &p(&files.transactions),
-        ]
-        .map(String::from)
-        .to_vec(),
-        [
-            "export_receipts_and_logs",
-            "-t",
-            &p(hashes),
-            "-b",
-            "5",
-            "-w",
-            "4",
-            "-p",
+            (0, end),
+            Some(&files.blocks),
+            Some(&files.transactions),
+            &["-b", "3", "-w", "4"],
+        ),
+        export::receipts_and_logs(
             url,
-            "--receipts-output",
-            &p(&files.receipts),
-            "--logs-output",
-            &p(&files.logs),
-        ]
-        .map(String::from)
-        .to_vec(),
+            hashes,
+            Some(&files.receipts),
+            Some(&files.logs),
+            &["-b", "5", "-w", "4"],
+        ),
     ];
     for args in runs {
-        let run = support::export::exporter_async(&args).output();
+        let run = export::exporter_async(&args).output();
         let out = tokio::time::timeout(Duration::from_secs(120), run)
             .await
             .map_err(|_| format!("nodewatch-export {} timed out", args[0]))?

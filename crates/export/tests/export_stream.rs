@@ -66,26 +66,7 @@ async fn stream_prints_the_same_items_as_ethereumetl() {
             dir.path().join(format!("etl{i}.txt")),
             dir.path().join(format!("our{i}.txt")),
         );
-        let expected = etl_stream(
-            &tools.ethereumetl,
-            &[
-                "-s",
-                "0",
-                "-p",
-                &url,
-                "-e",
-                entities,
-                "-B",
-                block_batch,
-                "-b",
-                "3",
-            ],
-            &etl_state,
-            chain.head,
-        )
-        .await;
-        let out = ours_output(&[
-            "stream",
+        let common = [
             "-s",
             "0",
             "-p",
@@ -96,11 +77,12 @@ async fn stream_prints_the_same_items_as_ethereumetl() {
             block_batch,
             "-b",
             "3",
-            "-l",
-            our_state.to_str().unwrap(),
-            "--end-block",
-            &head,
-        ]);
+        ];
+        let expected = etl_stream(&tools.ethereumetl, &common, &etl_state, chain.head).await;
+        let mut a = vec!["stream"];
+        a.extend(common);
+        a.extend(["-l", our_state.to_str().unwrap(), "--end-block", &head]);
+        let out = ours_output(&a);
         assert!(expected.len() > 1000, "ethereumetl printed items");
         assert_same_output(entities, &expected, &out.stdout);
         assert_eq!(

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::etl::{assert_files_identical, run_ethereumetl};
-use support::export::ours;
+use support::export::{blocks_and_transactions, ours, receipts_and_logs};
 use support::scripted::{self, Scripted};
 
 const TRANSFER: &str = "0xDDF252AD1BE2C89B69C2B068FC378DAA952BA7F163C4A11628F55A4DF523B3EF";
@@ -159,57 +159,12 @@ async fn unusual_fields_are_written_exactly_like_ethereumetl() {
                 p(d, &format!("{who}_l.{ext}")),
                 p(d, &format!("{who}_tt.{ext}")),
             );
+            let path = Path::new;
+            let w1 = ["-w", "1"];
             let runs: Vec<Vec<String>> = vec![
-                [
-                    "export_blocks_and_transactions",
-                    "-s",
-                    "1",
-                    "-e",
-                    "2",
-                    "-w",
-                    "1",
-                    "-p",
-                    &url,
-                    "--blocks-output",
-                    &b,
-                    "--transactions-output",
-                    &t,
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-                [
-                    "export_blocks_and_transactions",
-                    "-s",
-                    "1",
-                    "-e",
-                    "2",
-                    "-w",
-                    "1",
-                    "-p",
-                    &url,
-                    "--blocks-output",
-                    &b_only,
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-                [
-                    "export_receipts_and_logs",
-                    "-t",
-                    hashes.to_str().unwrap(),
-                    "-w",
-                    "1",
-                    "-p",
-                    &url,
-                    "--receipts-output",
-                    &r,
-                    "--logs-output",
-                    &l,
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+                blocks_and_transactions(&url, (1, 2), Some(path(&b)), Some(path(&t)), &w1),
+                blocks_and_transactions(&url, (1, 2), Some(path(&b_only)), None, &w1),
+                receipts_and_logs(&url, &hashes, Some(path(&r)), Some(path(&l)), &w1),
                 ["extract_token_transfers", "-l", &l, "-o", &tt]
                     .iter()
                     .map(|s| s.to_string())

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::anvil::Anvil;
 use crate::chain::{build_chain, ChainInfo, TRANSFER_TOPIC};
 use crate::etl::run_ethereumetl;
+pub use crate::etl::{args, blocks_and_transactions, receipts_and_logs};
 use crate::rpc::call;
 use serde_json::json;
 
@@ -61,10 +62,6 @@ impl Fixture {
 
 pub fn s(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
-}
-
-pub fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|a| a.to_string()).collect()
 }
 
 /// `nodewatch-export <args>` with the one environment scrub ([`crate::tools::scrubbed`]):

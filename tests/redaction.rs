@@ -192,13 +192,9 @@ url = "{}/?key={MARK}anvil"
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, &bad).unwrap();
-        let out = std::process::Command::new(support::binary::path())
-            .arg("--config")
-            .arg(&path)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        let out = support::binary::run(&["--config", path.to_str().unwrap()], &[]).await;
+        let stderr = out.stderr;
+        assert_eq!(out.code, 2, "{bad}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
         assert_clean("a configuration error", &stderr);
     }

@@ -33,7 +33,7 @@ fn create_tables_with_sqlalchemy(ethereumetl: &Path, url: &str) {
         from sqlalchemy import create_engine\n\
         from ethereumetl.streaming.postgres_tables import metadata, BLOCKS, TRANSACTIONS, LOGS, TOKEN_TRANSFERS\n\
         metadata.create_all(create_engine(sys.argv[1]), tables=[BLOCKS, TRANSACTIONS, LOGS, TOKEN_TRANSFERS])\n";
-    let out = Command::new(python)
+    let out = support::tools::scrubbed(python)
         .args(["-c", script, url])
         .output()
         .unwrap();

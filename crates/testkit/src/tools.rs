@@ -120,7 +120,7 @@ pub fn require_postgres() -> Option<PathBuf> {
 
 /// A command for `program` with the one environment scrub of the tests: 127.0.0.1 is reached
 /// directly whatever proxy the environment names, Python writes no bytecode next to the
-/// tools and does not buffer what it prints, no inherited `NODEWATCH__*` setting or `RUST_LOG`
+/// tools, no inherited `NODEWATCH__*` setting or `RUST_LOG`
 /// reaches it, and stdin is closed.
 pub fn scrubbed(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
@@ -136,7 +136,6 @@ pub fn scrubbed(program: impl AsRef<OsStr>) -> Command {
     cmd.env("NO_PROXY", "*")
         .env("no_proxy", "*")
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null());
     cmd
 }

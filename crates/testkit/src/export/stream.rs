@@ -51,7 +51,9 @@ pub async fn etl_stream_until(
 ) {
     let log = state.with_extension("log");
     let mut cmd = tokio::process::Command::from(crate::tools::scrubbed(ethereumetl));
+    // Unbuffered: what it printed is in the file once it records the round.
     cmd.args(args)
+        .env("PYTHONUNBUFFERED", "1")
         .stdout(printed)
         .stderr(std::fs::File::create(&log).unwrap())
         .kill_on_drop(true);

@@ -120,8 +120,9 @@ debian-tools:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing > /dev/null; \
 	fi
 
-# Not fatal: without apache-airflow the DAG test compiles the DAG instead (and says so). No
-# stamp on failure, so the next run tries again.
+# Fatal under CI=true, where the DAG test needs apache-airflow and fails without it; elsewhere
+# a warning, and the DAG test only compiles the DAG (and says so). No stamp on failure, so the next run tries
+# again.
 $(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
 	@echo "==> installing apache-airflow $(AIRFLOW_VERSION) into .tools/airflow-venv"
 	mkdir -p $(TOOLS)
@@ -130,7 +131,10 @@ $(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
 	       -c $(AIRFLOW_CONSTRAINTS) apache-airflow==$(AIRFLOW_VERSION) \
 	  && AIRFLOW_HOME=$$(mktemp -d) $(AIRFLOW_VENV)/bin/python -c 'import airflow.operators.python'; \
 	then touch $@; \
-	else echo "warning: apache-airflow did not install; the DAG test falls back to py_compile"; \
+	elif [ "$${CI:-}" = true ] || [ "$${CI:-}" = 1 ]; then \
+	  echo "error: apache-airflow did not install; CI=true, so this is a failure (the DAG test needs it)"; \
+	  exit 1; \
+	else echo "warning: apache-airflow did not install; outside CI the DAG test falls back to py_compile"; \
 	fi
 
 # The recipes run only when their stamp is missing (or, for ethereum-etl, older than the

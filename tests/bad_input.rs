@@ -5,58 +5,31 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use support::anvil::Anvil;
 use support::binary::Binary;
 use support::raw::{self, Outcome};
+use support::rpc;
+use support::scripted::{self, Scripted};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Rank 1 in front of anvil: relays everything, except `x_*` methods, which misbehave.
-async fn scripted_upstream(anvil: String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let anvil = anvil.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let anvil = anvil.clone();
-                    async move {
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        Ok::<_, Infallible>(script(&anvil, &body).await)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    url
+async fn scripted_upstream(anvil: String) -> Scripted {
+    Scripted::start(move |req| {
+        let anvil = anvil.clone();
+        async move { Ok(script(&anvil, &req).await) }
+    })
+    .await
 }
 
-async fn script(anvil: &str, body: &[u8]) -> http::Response<Full<Bytes>> {
-    let v: Value = serde_json::from_slice(body).unwrap_or_default();
-    let ok = |text: String| {
-        http::Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(text)))
-            .unwrap()
-    };
+async fn script(anvil: &str, req: &scripted::Request) -> http::Response<scripted::Body> {
+    let v: Value = req.json().unwrap_or_default();
+    let ok = |text: String| scripted::reply(200, text);
     match v["method"].as_str().unwrap_or("") {
         "x_wrongIdType" => ok(r#"{"jsonrpc":"2.0","id":"0","result":"wrong"}"#.into()),
         "x_huge" => ok(format!(
@@ -67,19 +40,18 @@ async fn script(anvil: &str, body: &[u8]) -> http::Response<Full<Bytes>> {
             r#"{{"jsonrpc":"2.0","id":0,"result":"{}"}}"#,
             "b".repeat(BIG)
         )),
-        "x_redirect" => http::Response::builder()
-            .status(302)
-            .header("location", anvil)
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
+        "x_redirect" => {
+            let mut r = scripted::reply(302, "");
+            r.headers_mut().remove("content-type");
+            r.headers_mut()
+                .insert("location", anvil.parse().expect("a header value"));
+            r
+        }
         _ => {
-            let body = std::str::from_utf8(body).unwrap_or("");
-            let (status, text) = support::rpc::try_post(anvil, body)
+            let (status, text) = scripted::forward(anvil, req)
                 .await
                 .unwrap_or((502, String::new()));
-            let mut r = ok(text);
-            *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
-            r
+            scripted::reply(status, text)
         }
     }
 }
@@ -165,7 +137,8 @@ async fn catalogue() {
         return;
     };
     let node = Anvil::spawn(&anvil).await;
-    let scripted = scripted_upstream(node.url()).await;
+    let upstream = scripted_upstream(node.url()).await;
+    let scripted = upstream.url();
     let toml = format!(
         "{CONFIG}\n[[upstreams]]\nname = \"scripted\"\nurl = \"{scripted}\"\n\
          [[upstreams]]\nname = \"anvil\"\nurl = \"{}\"\n",
@@ -180,11 +153,11 @@ async fn catalogue() {
         _node: node,
     };
     // Warm-up: both upstreams probed, a few requests served.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    rig.nw.wait_all_healthy().await;
     for _ in 0..50 {
         rig.still_serves("warm-up").await;
     }
-    let start = rig.nw.rss_kib();
+    let start = rig.nw.rss_kib().expect("nodewatch's VmRSS at the start");
     // Passes over the catalogue. The first ones set the level (the allocator keeps the
     // memory of the largest buffers, a 4 MB answer and 16 MB of a body over the limit, for
     // reuse); the last pass must stay at that level: nothing any row does may leave memory
@@ -201,7 +174,7 @@ async fn catalogue() {
             let started = Instant::now();
             row(&rig).await;
             rig.still_serves(name).await;
-            let rss = rig.nw.rss_kib();
+            let rss = rig.nw.rss_kib().expect("nodewatch's VmRSS after a row");
             peak = peak.max(rss);
             rows += 1;
             eprintln!(
@@ -209,15 +182,20 @@ async fn catalogue() {
                 started.elapsed()
             );
         }
+        // The scenario: a pause between passes (idle connections time out, buffers are
+        // returned), then traffic again, before the level is read.
         tokio::time::sleep(Duration::from_millis(500)).await;
         for _ in 0..50 {
             rig.still_serves("settle").await;
         }
         if pass + 1 == passes {
-            level = rig.nw.rss_kib();
+            level = rig
+                .nw
+                .rss_kib()
+                .expect("nodewatch's VmRSS before the last pass");
         }
     }
-    let end = rig.nw.rss_kib();
+    let end = rig.nw.rss_kib().expect("nodewatch's VmRSS at the end");
     eprintln!(
         "FIGURE catalogue: {} rows x {passes} passes ({rows} inputs) answered, proxy serving \
          after each; RSS start {start} KiB, before the last pass {level} KiB, peak {peak} KiB, \
@@ -478,6 +456,7 @@ async fn slowloris_headers(rig: &Rig) {
     let started = Instant::now();
     let mut closed = false;
     while started.elapsed() < Duration::from_secs(15) {
+        // The scenario: a header line every 200 ms, forever.
         tokio::time::sleep(Duration::from_millis(200)).await;
         if stream.write_all(b"X-Slow: y\r\n").await.is_err() {
             closed = true;
@@ -582,6 +561,7 @@ async fn slow_reader_of_a_large_answer(rig: &Rig) {
     let mut got = Vec::new();
     let mut buf = vec![0u8; 128 * 1024];
     loop {
+        // The scenario: a slow reader, 128 KiB every 100 ms.
         tokio::time::sleep(Duration::from_millis(100)).await;
         match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
@@ -599,17 +579,15 @@ async fn slow_reader_of_a_large_answer(rig: &Rig) {
 }
 
 async fn http_2_prior_knowledge(rig: &Rig) {
-    let h2 = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<Full<Bytes>>();
-    let request = http::Request::post(&rig.nw.url)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(call("1", "eth_chainId"))))
+    let answer = rpc::Client::http2()
+        .post(&rig.nw.url, call("1", "eth_chainId"))
+        .await
         .unwrap();
-    let response = h2.request(request).await.unwrap();
-    assert_eq!(response.version(), http::Version::HTTP_2);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(&body[..], br#"{"jsonrpc":"2.0","id":1,"result":"0x7a69"}"#);
+    assert_eq!(answer.version, http::Version::HTTP_2);
+    assert_eq!(
+        &answer.body[..],
+        br#"{"jsonrpc":"2.0","id":1,"result":"0x7a69"}"#
+    );
 }
 
 async fn a_method_name_1_mb_long(rig: &Rig) {

@@ -3,33 +3,24 @@
 mod support;
 
 use std::io::Write as _;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use support::anvil::Anvil;
+use support::binary::{self, Binary};
+use support::poll::wait_for;
 use support::rpc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nodewatch");
-
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let ran = binary::run_blocking(args, env);
+    (ran.code, ran.stderr)
 }
 
 #[test]
 fn help_documents_every_flag() {
-    let out = Command::new(BIN).arg("--help").output().unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
+    let out = binary::run_blocking(&["--help"], &[]);
+    assert_eq!(out.code, 0);
+    let help = out.stdout;
     for flag in [
         "--upstream <URL>",
         "--listen <ADDR>",
@@ -98,52 +89,15 @@ async fn serves_and_stops_on_sigterm() {
         return;
     };
     let node = Anvil::spawn(&anvil).await;
-    let (port, admin) = (support::free_port(), support::free_port());
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--upstream", &node.url(), "--log-format", "json"])
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    let chain = loop {
-        match rpc::try_call(&url, "eth_chainId", json!([])).await {
-            Ok(v) => break v,
-            Err(_) if started.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("nodewatch did not serve: {e}"),
-        }
-    };
+    let mut nw = Binary::start_args(&["--upstream", &node.url(), "--log-format", "json"], &[]);
+    let chain = wait_for("nodewatch to serve", Duration::from_secs(10), async || {
+        rpc::try_call(&nw.url, "eth_chainId", json!([])).await.ok()
+    })
+    .await;
     assert_eq!(chain, json!("0x7a69"));
-    let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap();
+    let status = nw.stop_within(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
-    let mut stderr = String::new();
-    use tokio::io::AsyncReadExt as _;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
+    let stderr = nw.log_text();
     let first: serde_json::Value =
         serde_json::from_str(stderr.lines().next().unwrap()).expect("JSON log lines");
     assert_eq!(first["message"], "nodewatch started", "{stderr}");

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::anvil::Anvil;
@@ -12,6 +12,7 @@ use support::chain::{build_chain, mine};
 use support::etl;
 use support::fault::{Fault, FaultServer};
 use support::nodewatch::{test_config, Nodewatch};
+use support::poll::poll_every;
 use support::rpc;
 
 fn metric_name(method: &str, upstream: &str) -> String {
@@ -55,7 +56,11 @@ async fn a_primary_30_blocks_behind_gives_byte_identical_exports_and_keeps_servi
     let by_rank2 = nw.metric(&metric_name("eth_getBlockByNumber", "u2"));
     // The one batch of 61 blocks was split: the 31 blocks rank 1 has, the 30 it lacks.
     assert_eq!((by_rank1, by_rank2), (chain.head as f64 + 1.0, 30.0));
-    eprintln!("FIGURE lagging-primary: 61-block export byte-identical; rank 1 (30 behind) served {by_rank1} blocks, rank 2 {by_rank2}");
+    eprintln!(
+        "FIGURE lagging-primary: {}-block export byte-identical; rank 1 ({} behind) served {by_rank1} blocks, rank 2 {by_rank2}",
+        head + 1,
+        head - chain.head
+    );
     nw.stop().await;
 }
 
@@ -264,17 +269,17 @@ async fn ethereumetl_export_token_transfers_survives_the_primary_dying() {
     let through = dir.path().join("through.csv");
     let job = tokio::spawn(export(nw.url.clone(), through.clone()));
     // Kill rank 1 once the export has made its first filter.
-    let started = Instant::now();
-    while nw.metric(
-        "nodewatch_requests_total{method=\"eth_newFilter\",outcome=\"ok\",upstream=\"nodewatch\"}",
-    ) < 1.0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no filter made"
+    let made = poll_every(
+        Duration::from_millis(1),
+        Duration::from_secs(60),
+        async || {
+            let made = nw.metric(
+            "nodewatch_requests_total{method=\"eth_newFilter\",outcome=\"ok\",upstream=\"nodewatch\"}",
         );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+            (made >= 1.0).then_some(())
+        },
+    );
+    assert!(made.await.is_some(), "no filter made");
     a.kill_now();
     job.await.unwrap();
     etl::assert_files_identical(&direct, &through);
@@ -309,6 +314,7 @@ async fn an_idle_filter_expires_like_on_a_node() {
         "{text}"
     );
     for _ in 0..4 {
+        // The scenario: time passes (past the idle timeout), the kept filter is polled.
         tokio::time::sleep(Duration::from_millis(100)).await;
         rpc::call(&nw.url, "eth_getFilterChanges", json!([kept])).await;
     }

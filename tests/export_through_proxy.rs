@@ -6,16 +6,16 @@ mod support;
 
 use nodewatch_testkit::export as export_common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use export_common::stream::wait_exit;
-use export_common::{args, ours, s};
+use export_common::{blocks_and_transactions, ours, receipts_and_logs};
 use support::anvil::Anvil;
-use support::binary::exporter_path;
 use support::chain::{build_chain, mine};
 use support::etl::assert_files_identical;
 use support::nodewatch::Nodewatch;
+use support::poll::poll_every;
 
 fn served(nw: &Nodewatch, upstream: &str) -> f64 {
     nw.metric(&format!(
@@ -40,64 +40,33 @@ async fn an_export_through_nodewatch_survives_the_primary_dying_mid_export() {
     chain.write_tx_hashes(&hashes);
     let export = |url: &str, out: &str| {
         let o = dir.path().join(out);
-        let mut a = args(&[
-            "export_blocks_and_transactions",
-            "-s",
-            "0",
-            "-e",
-            &head.to_string(),
-        ]);
-        a.extend(args(&[
-            "-b",
-            "1",
-            "-w",
-            "1",
-            "-p",
-            url,
-            "--retry-delay-ms",
-            "50",
-        ]));
-        a.extend(args(&["--blocks-output", &s(&o.join("blocks.csv"))]));
-        a.extend(args(&[
-            "--transactions-output",
-            &s(&o.join("transactions.csv")),
-        ]));
-        a
+        let opts = ["-b", "1", "-w", "1", "--retry-delay-ms", "50"];
+        let (blocks, txs) = (o.join("blocks.csv"), o.join("transactions.csv"));
+        blocks_and_transactions(url, (0, head), Some(&blocks), Some(&txs), &opts)
     };
     let receipts = |url: &str, out: &str| {
         let o = dir.path().join(out);
-        args(&[
-            "export_receipts_and_logs",
-            "-t",
-            &s(&hashes),
-            "-p",
-            url,
-            "--receipts-output",
-            &s(&o.join("receipts.csv")),
-            "--logs-output",
-            &s(&o.join("logs.csv")),
-        ])
+        let (receipts, logs) = (o.join("receipts.csv"), o.join("logs.csv"));
+        receipts_and_logs(url, &hashes, Some(&receipts), Some(&logs), &[])
     };
     ours(&export(&backup.url(), "direct"));
     ours(&receipts(&backup.url(), "direct"));
 
     let nw = Nodewatch::start(&[primary.url(), backup.url()]).await;
     nw.wait_all_healthy().await;
-    let mut child = Command::new(exporter_path())
-        .args(export(&nw.url, "through"))
+    let mut child = export_common::exporter(&export(&nw.url, "through"))
         .arg("--quiet")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("err.txt")).unwrap())
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while served(&nw, "u1") < 40.0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the export never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let going = poll_every(
+        Duration::from_millis(2),
+        Duration::from_secs(30),
+        async || (served(&nw, "u1") >= 40.0).then_some(()),
+    );
+    assert!(going.await.is_some(), "the export never got going");
     primary.kill_now();
     let killed_after = served(&nw, "u1");
     let status = wait_exit(&mut child, Duration::from_secs(60)).await;
@@ -113,15 +82,17 @@ async fn an_export_through_nodewatch_survives_the_primary_dying_mid_export() {
         "the kill landed mid-export: primary served {killed_after}, backup {by_backup} of {} blocks",
         head + 1
     );
-    for file in ["blocks.csv", "transactions.csv", "receipts.csv", "logs.csv"] {
+    let files = ["blocks.csv", "transactions.csv", "receipts.csv", "logs.csv"];
+    for file in files {
         assert_files_identical(
             &dir.path().join("direct").join(file),
             &dir.path().join("through").join(file),
         );
     }
     eprintln!(
-        "FIGURE export-through-proxy: {} blocks one per batch, primary SIGKILLed after serving {killed_after}, backup served {by_backup}; 4 files byte-identical to a direct export ({:.2}s)",
+        "FIGURE export-through-proxy: {} blocks one per batch, primary SIGKILLed after serving {killed_after}, backup served {by_backup}; {} files byte-identical to a direct export ({:.2}s)",
         head + 1,
+        files.len(),
         started.elapsed().as_secs_f64()
     );
     nw.stop().await;

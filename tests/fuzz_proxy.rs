@@ -10,56 +10,27 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use support::nodewatch::{test_config, Nodewatch};
 use support::relay::SplitMix64;
-use tokio::net::TcpListener;
+use support::rpc;
+use support::scripted::{self, Scripted};
 
 /// An upstream that echoes each call as `{"m": method, "p": params}`, misbehaving at random.
-async fn echo_upstream(seed: u64) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+async fn echo_upstream(seed: u64) -> Scripted {
     let rng = Arc::new(Mutex::new(SplitMix64::new(seed)));
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let rng = Arc::clone(&rng);
-            tokio::spawn(async move {
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let rng = Arc::clone(&rng);
-                    async move {
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let (status, text) = echo(&rng, &body);
-                        Ok::<_, Infallible>(
-                            http::Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::from(text)))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    url
+    Scripted::start(move |req| {
+        let (status, text) = echo(&rng, &req.body);
+        async move { scripted::ok(status, text) }
+    })
+    .await
 }
 
 fn echo(rng: &Mutex<SplitMix64>, body: &[u8]) -> (u16, String) {
@@ -246,21 +217,22 @@ fn fuzz_merge_of_split_keeps_ids_order_and_answers() {
         .enable_all()
         .build()
         .unwrap();
-    let nw = rt.block_on(async {
-        let mut upstreams = Vec::new();
+    let (_servers, nw) = rt.block_on(async {
+        let mut servers = Vec::new();
         for seed in 1..=3 {
-            upstreams.push(echo_upstream(seed).await);
+            servers.push(echo_upstream(seed).await);
         }
+        let upstreams: Vec<String> = servers.iter().map(Scripted::url).collect();
         let mut config = test_config(&upstreams);
         config.proxy.attempt_timeout = Duration::from_secs(2);
         // The retry budget is not under test here: every failover is wanted.
         config.retry.min_per_second = 100_000;
         let nw = Nodewatch::start_with(config).await;
         nw.wait_all_healthy().await;
-        nw
+        (servers, nw)
     });
-    let client: Client<_, Full<Bytes>> =
-        rt.block_on(async { Client::builder(TokioExecutor::new()).build_http() });
+    // One pooled client for every case (a connection per case would be most of the time).
+    let client = rt.block_on(async { rpc::Client::new() });
     let cases = AtomicU64::new(0);
     let mut runner = TestRunner::new(Config {
         failure_persistence: None,
@@ -276,18 +248,9 @@ fn fuzz_merge_of_split_keeps_ids_order_and_answers() {
         } else {
             texts[0].clone()
         };
-        let request = http::Request::post(&nw.url)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.clone())))
-            .unwrap();
-        let (status, answer) = rt.block_on(async {
-            let r = tokio::time::timeout(Duration::from_secs(30), client.request(request))
-                .await
-                .expect("answered within 30 s")
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.into_body().collect().await.unwrap().to_bytes())
-        });
+        let r = rt.block_on(client.post(&nw.url, body.clone()));
+        let r = r.expect("answered within 30 s");
+        let (status, answer) = (r.status, r.body);
         prop_assert_eq!(status, 200);
         let answered: Vec<&Item> = items
             .iter()
@@ -346,17 +309,13 @@ fn fuzz_merge_of_split_keeps_ids_order_and_answers() {
     });
     let result = runner.run(&bytes, |body| {
         cases.fetch_add(1, Ordering::Relaxed);
+        // No Content-Type: arbitrary bytes, as a careless client sends them.
         let request = http::Request::post(&nw.url)
-            .body(Full::new(Bytes::from(body.clone())))
+            .body(rpc::body(body.clone()))
             .unwrap();
-        let (status, answer) = rt.block_on(async {
-            let r = tokio::time::timeout(Duration::from_secs(30), client.request(request))
-                .await
-                .expect("answered within 30 s")
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.into_body().collect().await.unwrap().to_bytes())
-        });
+        let r = rt.block_on(client.send(request));
+        let r = r.expect("answered within 30 s");
+        let (status, answer) = (r.status, r.body);
         prop_assert_eq!(status, 200);
         if answer.is_empty() {
             return Ok(());

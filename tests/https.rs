@@ -28,13 +28,13 @@ async fn an_https_upstream_with_a_private_ca_is_served_over_h2() {
             json!("0x7a69")
         );
     }
-    let versions = relay.versions.lock().unwrap().clone();
+    let versions = relay.versions();
     assert!(versions.len() >= 5);
     assert!(
         versions.iter().all(|v| *v == http::Version::HTTP_2),
         "{versions:?}"
     );
-    let auth = relay.authorization.lock().unwrap().clone();
+    let auth = relay.authorization();
     assert!(
         auth.iter().all(|a| a.as_deref() == Some("Bearer KEY")),
         "{auth:?}"
@@ -65,7 +65,7 @@ async fn an_untrusted_certificate_is_refused() {
         json!("0x7a69")
     );
     assert!(
-        relay.versions.lock().unwrap().is_empty(),
+        relay.versions().is_empty(),
         "no request crossed an untrusted TLS session"
     );
     nw.stop().await;

@@ -11,13 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use support::anvil::Anvil;
 use support::binary::{rss_kib, Binary};
 use support::relay::Relay;
+use support::rpc;
 
 const CONNECTIONS: usize = 64;
 const BODY: &str =
@@ -54,7 +51,7 @@ async fn bounded_load_with_flat_memory() {
         b.url()
     );
     let nw = Binary::start(&toml, &[], &[]);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    nw.wait_all_healthy().await;
     let pid = nw.pid();
     let wrk = std::env::var("NODEWATCH_WRK")
         .ok()
@@ -69,7 +66,9 @@ async fn bounded_load_with_flat_memory() {
         tokio::spawn(async move {
             let mut samples = Vec::new();
             while !stop.load(Ordering::SeqCst) {
-                samples.push((started.elapsed(), rss_kib(pid)));
+                let kib = rss_kib(pid).expect("nodewatch's VmRSS (is it still running?)");
+                samples.push((started.elapsed(), kib));
+                // A sample a second (pacing, not a wait).
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             samples
@@ -86,6 +85,7 @@ async fn bounded_load_with_flat_memory() {
         tokio::spawn(async move {
             let mut n = 0;
             while flapping.load(Ordering::SeqCst) {
+                // The scenario: up 2 s, down 1 s.
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 flappy.set_down();
                 n += 1;
@@ -131,7 +131,8 @@ async fn bounded_load_with_flat_memory() {
         let warm = samples
             .iter()
             .find(|(t, _)| *t >= from + settle)
-            .map_or(0, |s| s.1);
+            .map(|s| s.1)
+            .unwrap_or_else(|| panic!("no RSS sample after the {phase} warm-up ({settle:?})"));
         let (peak, end) = (
             in_phase.iter().copied().max().unwrap_or(0),
             in_phase.last().copied().unwrap_or(0),
@@ -205,27 +206,14 @@ async fn run_loop(url: &str, duration: Duration) -> Figures {
         .map(|_| {
             let url = url.to_string();
             tokio::spawn(async move {
-                // One keep-alive connection per task.
-                let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-                    .pool_max_idle_per_host(1)
-                    .build_http();
+                // One keep-alive connection per task (its requests go one after another).
+                let client = rpc::Client::new().timeout(Duration::from_secs(15));
                 let (mut latencies, mut bad) = (Vec::new(), 0u64);
                 while Instant::now() < deadline {
-                    let request = http::Request::post(&url)
-                        .header("content-type", "application/json")
-                        .body(Full::new(Bytes::from_static(BODY.as_bytes())))
-                        .unwrap();
                     let t = Instant::now();
-                    let ok = match tokio::time::timeout(Duration::from_secs(15), async {
-                        let r = client.request(request).await.ok()?;
-                        let status = r.status();
-                        let body = r.into_body().collect().await.ok()?.to_bytes();
-                        Some(status == 200 && body.windows(9).any(|w| w == b"\"result\":"))
-                    })
-                    .await
-                    {
-                        Ok(Some(ok)) => ok,
-                        _ => false,
+                    let ok = match client.post(&url, BODY).await {
+                        Ok(r) => r.status == 200 && r.body.windows(9).any(|w| w == b"\"result\":"),
+                        Err(_) => false,
                     };
                     latencies.push(t.elapsed());
                     bad += u64::from(!ok);

@@ -7,74 +7,51 @@
 
 mod support;
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use support::anvil::Anvil;
-use support::binary::Binary;
+use support::binary::{Binary, Signal};
 use support::fault::{Fault, FaultServer};
+use support::poll::wait_until;
 use support::rpc;
-use tokio::net::TcpListener;
+use support::scripted::{self, Scripted};
+
+const SECONDS_10: Duration = Duration::from_secs(10);
 
 /// Every secret shares this marker, so one search finds any of them.
 const MARK: &str = "S3CRET";
 
 /// Records what reached it (path, query, Authorization) and relays to `target`.
-async fn recorder(target: String, seen: Arc<Mutex<Vec<String>>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let (target, seen) = (target.clone(), Arc::clone(&seen));
-            tokio::spawn(async move {
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let (target, seen) = (target.clone(), Arc::clone(&seen));
-                    async move {
-                        let auth = req
-                            .headers()
-                            .get("authorization")
-                            .map(|v| v.to_str().unwrap_or("").to_string());
-                        seen.lock().unwrap().push(format!("{} {auth:?}", req.uri()));
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let (status, text) =
-                            rpc::try_post(&target, std::str::from_utf8(&body).unwrap_or(""))
-                                .await
-                                .unwrap_or((502, String::new()));
-                        Ok::<_, Infallible>(
-                            http::Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::from(text)))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    format!("127.0.0.1:{}", addr.port())
+async fn recorder(target: String) -> Scripted {
+    Scripted::builder()
+        .record()
+        .start(move |req| {
+            let target = target.clone();
+            async move {
+                let (status, text) = scripted::forward(&target, &req)
+                    .await
+                    .unwrap_or((502, String::new()));
+                scripted::ok(status, text)
+            }
+        })
+        .await
 }
 
+/// What reached a [`recorder`]: `path?query Some("authorization")` per request.
+fn seen(recorder: &Scripted) -> Vec<String> {
+    let seen = recorder.seen();
+    seen.iter()
+        .map(|r| {
+            let auth = r.header("authorization").map(str::to_string);
+            format!("{} {auth:?}", r.uri)
+        })
+        .collect()
+}
+
+/// GET `url`: the body, or the transport error as text.
 async fn get(url: &str) -> String {
-    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .build_http::<http_body_util::Empty<Bytes>>();
-    match client.get(url.parse().unwrap()).await {
-        Ok(r) => {
-            String::from_utf8_lossy(&r.into_body().collect().await.unwrap().to_bytes()).into_owned()
-        }
-        Err(e) => format!("GET {url}: {e}"),
-    }
+    rpc::try_get(url).await.map_or_else(|e| e, |(_, body)| body)
 }
 
 fn assert_clean(place: &str, text: &str) {
@@ -94,8 +71,8 @@ async fn secrets_never_leave_the_proxy() {
     };
     let node = Anvil::spawn(&anvil).await;
     let faults = FaultServer::start(&node.url(), Fault::Pass).await;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let rank1 = recorder(faults.url(), Arc::clone(&seen)).await;
+    let recorder = recorder(faults.url()).await;
+    let rank1 = recorder.addr().to_string();
     let closed = support::free_port();
     for format in ["text", "json"] {
         let toml = format!(
@@ -134,6 +111,9 @@ url = "{}/?key={MARK}anvil"
             Fault::Pass,
         ] {
             faults.set(fault);
+            // The scenario, not a wait for a condition: each behaviour lasts a few probe
+            // rounds (100 ms), so the probes, the health machine and the breaker log it too,
+            // and the clients then meet the health view it left.
             tokio::time::sleep(Duration::from_millis(250)).await;
             for body in [
                 r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#,
@@ -161,8 +141,11 @@ url = "{}/?key={MARK}anvil"
         assert!(!on_proxy.contains("nodewatch_"), "{on_proxy:.200}");
         assert!(status.contains("\"rank\""), "{status:.300}");
         // SIGHUP: a reload logs too.
-        unsafe { libc::kill(nw.pid() as libc::pid_t, libc::SIGHUP) };
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        nw.signal(Signal::Hup);
+        wait_until("the reload logged", SECONDS_10, async || {
+            nw.log_text().contains("configuration reload")
+        })
+        .await;
         assert!(nw.is_running());
         let log = nw.log_text();
         let status_code = nw.stop();
@@ -191,7 +174,7 @@ url = "{}/?key={MARK}anvil"
         );
     }
     // The secrets did reach rank 1 (so their absence above means something).
-    let seen = seen.lock().unwrap().join("\n");
+    let seen = seen(&recorder).join("\n");
     for part in ["path", "query", "header"] {
         assert!(
             seen.contains(&format!("{MARK}{part}")),
@@ -209,13 +192,9 @@ url = "{}/?key={MARK}anvil"
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, &bad).unwrap();
-        let out = std::process::Command::new(support::binary::path())
-            .arg("--config")
-            .arg(&path)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        let out = support::binary::run(&["--config", path.to_str().unwrap()], &[]).await;
+        let stderr = out.stderr;
+        assert_eq!(out.code, 2, "{bad}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
         assert_clean("a configuration error", &stderr);
     }
@@ -228,8 +207,8 @@ async fn user_info_is_sent_as_basic_credentials_not_in_the_uri() {
         return;
     };
     let node = Anvil::spawn(&anvil).await;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let at = recorder(node.url(), Arc::clone(&seen)).await;
+    let recorder = recorder(node.url()).await;
+    let at = recorder.addr().to_string();
     let nw =
         support::nodewatch::Nodewatch::start(&[format!("http://u%20s:p%40ss@{at}/v3/k")]).await;
     nw.wait_all_healthy().await;
@@ -237,7 +216,7 @@ async fn user_info_is_sent_as_basic_credentials_not_in_the_uri() {
         rpc::call(&nw.url, "eth_chainId", json!([])).await,
         json!("0x7a69")
     );
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen(&recorder);
     // base64("u s:p@ss")
     assert!(
         seen.iter()

@@ -24,14 +24,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use support::anvil::Anvil;
 use support::binary::Binary;
 use support::chain::{build_chain, ChainInfo, BLOCK_TIME};
 use support::etl::{self, EtlOptions};
+use support::export;
+use support::poll::wait_until;
 use support::relay::{self, Relay, SplitMix64};
 use support::rpc;
 
@@ -157,9 +156,10 @@ async fn soak() {
         let (rss, shared) = (Arc::clone(&rss), Arc::clone(&shared));
         tokio::spawn(async move {
             while !shared.stop_load.load(Ordering::SeqCst) {
-                rss.lock()
-                    .unwrap()
-                    .push((started.elapsed(), support::binary::rss_kib(pid)));
+                let kib = support::binary::rss_kib(pid)
+                    .expect("nodewatch's VmRSS (is it still running?)");
+                rss.lock().unwrap().push((started.elapsed(), kib));
+                // A sample a second (pacing, not a wait).
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
@@ -170,7 +170,8 @@ async fn soak() {
         tokio::spawn(async move { export_loop(&url, &shared, &out, &hashes).await })
     };
 
-    // The trouble schedule, until the all-down episode at the end.
+    // The trouble schedule, until the all-down episode at the end. Its sleeps are the
+    // scenario (seeded durations of trouble and calm), not waits for a condition.
     let all_down_reserve = Duration::from_secs(14);
     let mut events: BTreeMap<&'static str, u64> = BTreeMap::new();
     while Instant::now() + all_down_reserve < deadline {
@@ -226,6 +227,7 @@ async fn soak() {
     for r in &relays {
         r.set_down();
     }
+    // The scenario: 3 s with every node cut off, under load.
     tokio::time::sleep(Duration::from_secs(3)).await;
     for r in &relays {
         r.set_clean();
@@ -357,7 +359,8 @@ async fn soak() {
     let warm = samples
         .iter()
         .find(|(t, _)| *t >= warm_at)
-        .map_or(0, |s| s.1);
+        .map(|s| s.1)
+        .unwrap_or_else(|| panic!("no RSS sample after the warm-up ({warm_at:?})"));
     let peak = samples.iter().map(|s| s.1).max().unwrap_or(0);
     let end = samples.last().map_or(0, |s| s.1);
     let first = samples.first().map_or(0, |s| s.1);
@@ -493,52 +496,24 @@ async fn ours(url: &str, end: u64, hashes: &Path, dir: &Path) -> Result<ExportFi
         receipts: dir.join("receipts.csv"),
         logs: dir.join("logs.csv"),
     };
-    let p = |p: &Path| p.to_str().unwrap().to_string();
-    let end = end.to_string();
-    let runs: [Vec<String>; 2] = [
-        [
-            "export_blocks_and_transactions",
-            "-s",
-            "0",
-            "-e",
-            &end,
-            "-b",
-            "3",
-            "-w",
-            "4",
-            "-p",
+    let runs = [
+        export::blocks_and_transactions(
             url,
-            "--blocks-output",
-            &p(&files.blocks),
-            "--transactions-output",
-            &p(&files.transactions),
-        ]
-        .map(String::from)
-        .to_vec(),
-        [
-            "export_receipts_and_logs",
-            "-t",
-            &p(hashes),
-            "-b",
-            "5",
-            "-w",
-            "4",
-            "-p",
+            (0, end),
+            Some(&files.blocks),
+            Some(&files.transactions),
+            &["-b", "3", "-w", "4"],
+        ),
+        export::receipts_and_logs(
             url,
-            "--receipts-output",
-            &p(&files.receipts),
-            "--logs-output",
-            &p(&files.logs),
-        ]
-        .map(String::from)
-        .to_vec(),
+            hashes,
+            Some(&files.receipts),
+            Some(&files.logs),
+            &["-b", "5", "-w", "4"],
+        ),
     ];
     for args in runs {
-        let run = tokio::process::Command::new(support::binary::exporter_path())
-            .args(&args)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
+        let run = export::exporter_async(&args).output();
         let out = tokio::time::timeout(Duration::from_secs(120), run)
             .await
             .map_err(|_| format!("nodewatch-export {} timed out", args[0]))?
@@ -590,6 +565,7 @@ async fn mine(shared: Arc<Shared>) {
                 let _ = mine_to(&shared.urls[i], target, shared.genesis_timestamp).await;
             }
         }
+        // The miner's pace (a tick every 100 ms), not a wait.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -710,9 +686,7 @@ async fn load(
     seed: u64,
     started: Instant,
 ) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(10))
-        .build_http();
+    let client = rpc::Client::new().timeout(REQUEST_TIMEOUT + Duration::from_secs(10));
     let mut rng = SplitMix64::new(seed);
     let mut next_id = 1u64;
     while !shared.stop_load.load(Ordering::SeqCst) {
@@ -731,22 +705,7 @@ async fn load(
             items[0].to_string()
         };
         let start = started.elapsed();
-        let request = http::Request::post(&url)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT + Duration::from_secs(10), async {
-            let r = client.request(request).await.map_err(|e| e.to_string())?;
-            let status = r.status().as_u16();
-            let b = r
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok::<_, String>((status, b))
-        })
-        .await;
+        let answer = client.post(&url, body).await.map(|r| (r.status, r.body));
         let end = started.elapsed();
         record(
             &mut log.lock().unwrap(),
@@ -758,6 +717,7 @@ async fn load(
             &checks,
             answer,
         );
+        // The client's pace, not a wait.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -772,18 +732,20 @@ fn record(
     batch: bool,
     items: &[&Value],
     checks: &[Check],
-    answer: Result<Result<(u16, Bytes), String>, tokio::time::error::Elapsed>,
+    answer: Result<(u16, Bytes), String>,
 ) {
     log.requests += 1;
     log.items += size;
     log.slowest = log.slowest.max(end - start);
     let parsed: Result<Vec<Value>, String> = match answer {
-        Err(_) => Err("no answer (client timeout)".into()),
-        Ok(Err(e)) => Err(format!("transport: {e}")),
-        Ok(Ok((status, b))) if status != 200 => {
+        Err(e) if e.contains("no response within") => {
+            Err(format!("no answer (client timeout): {e}"))
+        }
+        Err(e) => Err(format!("transport: {e}")),
+        Ok((status, b)) if status != 200 => {
             Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&b)))
         }
-        Ok(Ok((_, b))) => match serde_json::from_slice::<Value>(&b) {
+        Ok((_, b)) => match serde_json::from_slice::<Value>(&b) {
             Ok(Value::Array(a)) if batch => Ok(a),
             Ok(v) if !batch => Ok(vec![v]),
             _ => Err(format!(
@@ -847,22 +809,15 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 async fn wait_serving(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if rpc::try_call_timeout(url, "eth_chainId", json!([]), Duration::from_secs(2)).await
+    wait_until("nodewatch to serve", Duration::from_secs(20), async || {
+        rpc::try_call_timeout(url, "eth_chainId", json!([]), Duration::from_secs(2)).await
             == Ok(json!("0x7a69"))
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "nodewatch never served");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 async fn get_text(url: &str) -> String {
-    let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
-    let r = client.get(url.parse().unwrap()).await.unwrap();
-    String::from_utf8_lossy(&r.into_body().collect().await.unwrap().to_bytes()).into_owned()
+    rpc::get(url).await.1
 }
 
 /// Sum of every sample of a metric family (lines starting with `prefix`).

@@ -10,30 +10,15 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::anvil::Anvil;
+use support::binary;
 use support::nodewatch::Nodewatch;
 use support::rpc;
-
-const BIN: &str = env!("CARGO_BIN_EXE_nodewatch");
 
 /// Runs the binary (async: nodewatch runs inside this test's runtime); (exit code, stdout,
 /// stderr).
 async fn nodewatch(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .env_remove("NODEWATCH__ADMIN_LISTEN")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(20), out)
-        .await
-        .expect("nodewatch subcommand finishes")
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let ran = binary::run(args, env).await;
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 /// A closed port on 127.0.0.1.
@@ -206,6 +191,7 @@ async fn status_page_shows_table_and_head_chart_in_chromium() {
     // A few seconds of history with a growing head.
     for _ in 0..3 {
         node.mine(2).await;
+        // The scenario: history is kept a sample a second; let seconds pass.
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     rpc::call(&nw.url, "eth_chainId", json!([])).await;

@@ -20,7 +20,9 @@ use nodewatch_testkit::export as export_common;
 
 use std::path::PathBuf;
 
-use export_common::{args, etl, ours, s, stdout_of, Fixture};
+use export_common::{
+    args, blocks_and_transactions, etl, ours, receipts_and_logs, s, stdout_of, Fixture,
+};
 use support::etl::assert_files_identical;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,39 +40,22 @@ async fn blocks_and_transactions_are_byte_identical() {
             fx.path(&format!("our_blocks.{ext}")),
             fx.path(&format!("our_txs.{ext}")),
         );
-        let t_etl = etl(&args(&[
-            "export_blocks_and_transactions",
-            "-s",
-            "0",
-            "-e",
-            &end,
-            "-w",
-            "1",
-            "-p",
+        let range = (0, fx.head);
+        let t_etl = etl(&blocks_and_transactions(
             &fx.url,
-            "--blocks-output",
-            &s(&eb),
-            "--transactions-output",
-            &s(&et),
-        ]))
+            range,
+            Some(&eb),
+            Some(&et),
+            &["-w", "1"],
+        ))
         .await;
-        let t_ours = ours(&args(&[
-            "export_blocks_and_transactions",
-            "-s",
-            "0",
-            "-e",
-            &end,
-            "-b",
-            "3",
-            "-w",
-            "4",
-            "-p",
+        let t_ours = ours(&blocks_and_transactions(
             &fx.url,
-            "--blocks-output",
-            &s(&ob),
-            "--transactions-output",
-            &s(&ot),
-        ]));
+            range,
+            Some(&ob),
+            Some(&ot),
+            &["-b", "3", "-w", "4"],
+        ));
         assert_files_identical(&eb, &ob);
         assert_files_identical(&et, &ot);
         eprintln!("FIGURE export-blocks-{ext}: blocks 0..={end}: ethereumetl {t_etl:?}, nodewatch-export {t_ours:?}");
@@ -80,59 +65,41 @@ async fn blocks_and_transactions_are_byte_identical() {
         fx.path("etl_only_blocks.csv"),
         fx.path("our_only_blocks.csv"),
     );
-    etl(&args(&[
-        "export_blocks_and_transactions",
-        "-s",
-        "5",
-        "-e",
-        "12",
-        "-w",
-        "1",
-        "-p",
+    etl(&blocks_and_transactions(
         &fx.url,
-        "--blocks-output",
-        &s(&eb),
-    ]))
+        (5, 12),
+        Some(&eb),
+        None,
+        &["-w", "1"],
+    ))
     .await;
-    ours(&args(&[
-        "export_blocks_and_transactions",
-        "-s",
-        "5",
-        "-e",
-        "12",
-        "-p",
+    ours(&blocks_and_transactions(
         &fx.url,
-        "--blocks-output",
-        &s(&ob),
-    ]));
+        (5, 12),
+        Some(&ob),
+        None,
+        &[],
+    ));
     assert_files_identical(&eb, &ob);
     assert!(std::fs::read_to_string(&ob).unwrap().lines().count() == 9);
     // An empty block range slice with transactions only: empty-block range gives an empty file.
-    let empty = fx.chain.empty_blocks[0].to_string();
+    let empty = fx.chain.empty_blocks[0];
     let (et, ot) = (fx.path("etl_empty_txs.csv"), fx.path("our_empty_txs.csv"));
-    etl(&args(&[
-        "export_blocks_and_transactions",
-        "-s",
-        &empty,
-        "-e",
-        &empty,
-        "-p",
+    etl(&blocks_and_transactions(
         &fx.url,
-        "--transactions-output",
-        &s(&et),
-    ]))
+        (empty, empty),
+        None,
+        Some(&et),
+        &[],
+    ))
     .await;
-    ours(&args(&[
-        "export_blocks_and_transactions",
-        "-s",
-        &empty,
-        "-e",
-        &empty,
-        "-p",
+    ours(&blocks_and_transactions(
         &fx.url,
-        "--transactions-output",
-        &s(&ot),
-    ]));
+        (empty, empty),
+        None,
+        Some(&ot),
+        &[],
+    ));
     assert_files_identical(&et, &ot);
     assert_eq!(std::fs::metadata(&ot).unwrap().len(), 0);
 }
@@ -152,35 +119,21 @@ async fn receipts_and_logs_are_byte_identical() {
             fx.path(&format!("our_receipts.{ext}")),
             fx.path(&format!("our_logs.{ext}")),
         );
-        let t_etl = etl(&args(&[
-            "export_receipts_and_logs",
-            "-t",
-            &s(&hashes),
-            "-w",
-            "1",
-            "-p",
+        let t_etl = etl(&receipts_and_logs(
             &fx.url,
-            "--receipts-output",
-            &s(&er),
-            "--logs-output",
-            &s(&el),
-        ]))
+            &hashes,
+            Some(&er),
+            Some(&el),
+            &["-w", "1"],
+        ))
         .await;
-        let t_ours = ours(&args(&[
-            "export_receipts_and_logs",
-            "-t",
-            &s(&hashes),
-            "-b",
-            "7",
-            "-w",
-            "3",
-            "-p",
+        let t_ours = ours(&receipts_and_logs(
             &fx.url,
-            "--receipts-output",
-            &s(&or),
-            "--logs-output",
-            &s(&ol),
-        ]));
+            &hashes,
+            Some(&or),
+            Some(&ol),
+            &["-b", "7", "-w", "3"],
+        ));
         assert_files_identical(&er, &or);
         assert_files_identical(&el, &ol);
         eprintln!(

@@ -8,7 +8,7 @@
 use nodewatch_testkit as support;
 use nodewatch_testkit::export as export_common;
 
-use export_common::{args, etl, ours, s, Fixture};
+use export_common::{args, blocks_and_transactions, etl, ours, receipts_and_logs, s, Fixture};
 use support::etl::assert_files_identical;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,17 +21,13 @@ async fn token_transfers_are_byte_identical() {
     let hashes = fx.hashes_file();
     let (logs_csv, logs_json) = (fx.path("logs.csv"), fx.path("logs.json"));
     for logs in [&logs_csv, &logs_json] {
-        etl(&args(&[
-            "export_receipts_and_logs",
-            "-t",
-            &s(&hashes),
-            "-w",
-            "1",
-            "-p",
+        etl(&receipts_and_logs(
             &fx.url,
-            "--logs-output",
-            &s(logs),
-        ]))
+            &hashes,
+            None,
+            Some(logs),
+            &["-w", "1"],
+        ))
         .await;
     }
     for input in [&logs_csv, &logs_json] {
@@ -135,22 +131,15 @@ async fn extract_csv_column_and_extract_field_are_byte_identical() {
     let Some(fx) = Fixture::new().await else {
         return;
     };
-    let end = fx.head.to_string();
     let (txs_csv, txs_json) = (fx.path("txs.csv"), fx.path("txs.json"));
     for out in [&txs_csv, &txs_json] {
-        etl(&args(&[
-            "export_blocks_and_transactions",
-            "-s",
-            "0",
-            "-e",
-            &end,
-            "-w",
-            "1",
-            "-p",
+        etl(&blocks_and_transactions(
             &fx.url,
-            "--transactions-output",
-            &s(out),
-        ]))
+            (0, fx.head),
+            None,
+            Some(out),
+            &["-w", "1"],
+        ))
         .await;
     }
     let cases: Vec<(Vec<String>, &str)> = vec![

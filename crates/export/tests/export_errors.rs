@@ -14,16 +14,12 @@ use std::time::Duration;
 use support::anvil::Anvil;
 use support::chain::build_chain;
 use support::etl::assert_files_identical;
+use support::export::exporter_async;
 use support::fault::{Fault, FaultServer};
-
-const BIN: &str = env!("CARGO_BIN_EXE_nodewatch-export");
+use support::poll::wait_until;
 
 async fn run(args: &[&str]) -> Output {
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .arg("--quiet")
-        .kill_on_drop(true)
-        .output();
+    let out = exporter_async(args).arg("--quiet").output();
     tokio::time::timeout(Duration::from_secs(60), out)
         .await
         .expect("nodewatch-export finished in time")
@@ -328,9 +324,10 @@ async fn transient_faults_heal_within_the_retries_and_the_output_is_complete() {
             run(&a).await
         });
         // Let the first attempts fail, then heal the node.
-        while fault.requests() < 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until("two failed attempts", Duration::from_secs(60), async || {
+            fault.requests() >= 2
+        })
+        .await;
         fault.set(Fault::Pass);
         let o = export.await.unwrap();
         let err = stderr(&o);

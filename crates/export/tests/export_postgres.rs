@@ -11,12 +11,10 @@ use nodewatch_testkit::export as export_common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use export_common::stream::{batch_export, read_state, run_with_kills};
-
-const BIN: &str = env!("CARGO_BIN_EXE_nodewatch-export");
-use export_common::{args, ours, s, Fixture};
+use export_common::stream::{batch_export, etl_stream_until, read_state, run_with_kills};
+use export_common::{args, exporter, ours, s, Fixture};
 use support::etl::read_csv;
 use support::postgres::Postgres;
 
@@ -35,7 +33,7 @@ fn create_tables_with_sqlalchemy(ethereumetl: &Path, url: &str) {
         from sqlalchemy import create_engine\n\
         from ethereumetl.streaming.postgres_tables import metadata, BLOCKS, TRANSACTIONS, LOGS, TOKEN_TRANSFERS\n\
         metadata.create_all(create_engine(sys.argv[1]), tables=[BLOCKS, TRANSACTIONS, LOGS, TOKEN_TRANSFERS])\n";
-    let out = Command::new(python)
+    let out = support::tools::scrubbed(python)
         .args(["-c", script, url])
         .output()
         .unwrap();
@@ -48,37 +46,14 @@ fn create_tables_with_sqlalchemy(ethereumetl: &Path, url: &str) {
 
 /// Runs `ethereumetl stream -o <url>` until its state file says `head`, then stops it.
 async fn etl_stream_to(ethereumetl: &Path, f: &Fixture, url: &str, state: &Path) {
-    let log = state.with_extension("log");
-    let mut child = tokio::process::Command::new(ethereumetl)
-        .args(stream_to(
-            f,
-            url,
-            state,
-            &["-s", "0", "-B", "100", "-b", "10", "-w", "1"],
-        ))
-        .args(["--period-seconds", "1"])
-        .env("NO_PROXY", "*")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while read_state(state) != Some(f.head as i64) {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "ethereumetl stream exited ({status}):\n{}",
-                std::fs::read_to_string(&log).unwrap()
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "ethereumetl stream never synced"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
+    let mut a = stream_to(
+        f,
+        url,
+        state,
+        &["-s", "0", "-B", "100", "-b", "10", "-w", "1"],
+    );
+    a.extend(args(&["--period-seconds", "1"]));
+    etl_stream_until(ethereumetl, &a, state, f.head, Stdio::null()).await;
 }
 
 /// `datetime.utcfromtimestamp(t).strftime('%Y-%m-%d %H:%M:%S')`, by `date -u`.
@@ -259,7 +234,8 @@ async fn stream_to_postgres_writes_what_ethereumetl_writes_and_the_batch_export_
     let checked = assert_rows_match_batch(&pg, "ours", &batch).await;
     assert_eq!(checked, rows);
     eprintln!(
-        "FIGURE stream-postgres: {rows} rows in 4 tables ({} blocks) in {our_secs:.2}s, equal to ethereumetl stream's rows and to the batch CSV",
+        "FIGURE stream-postgres: {rows} rows in {} tables ({} blocks) in {our_secs:.2}s, equal to ethereumetl stream's rows and to the batch CSV",
+        TABLES.len(),
         f.head + 1
     );
 }
@@ -338,19 +314,18 @@ fn bad_urls_and_unreachable_servers_are_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.txt");
     let run = |output: &str| {
-        Command::new(BIN)
-            .args([
-                "stream",
-                "-p",
-                "http://127.0.0.1:9",
-                "-o",
-                output,
-                "-l",
-                &s(&state),
-            ])
-            .args(["--end-block", "1", "--quiet"])
-            .output()
-            .unwrap()
+        exporter(&[
+            "stream",
+            "-p",
+            "http://127.0.0.1:9",
+            "-o",
+            output,
+            "-l",
+            &s(&state),
+        ])
+        .args(["--end-block", "1", "--quiet"])
+        .output()
+        .unwrap()
     };
     for (output, code, says) in [
         (

@@ -7,67 +7,32 @@
 use nodewatch_testkit as support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use support::anvil::Anvil;
 use support::chain::build_chain;
 use support::etl::diff_excerpt;
-
-const BIN: &str = env!("CARGO_BIN_EXE_nodewatch-export");
-
-fn ours(args: &[&str]) -> std::process::Output {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .expect("run nodewatch-export");
-    assert!(
-        out.status.success(),
-        "nodewatch-export {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn read_state(p: &Path) -> Option<i64> {
-    std::fs::read_to_string(p).ok()?.trim().parse().ok()
-}
+use support::export::stream::{etl_stream_until, read_state, wait_state};
+use support::export::{exporter, exporter_async, ours_output};
 
 /// Runs `ethereumetl stream` until its state file says `head`, then stops it;
 /// returns what it printed (collected in a file, so a full pipe never stalls it).
 async fn etl_stream(etl: &Path, args: &[&str], state: &Path, head: u64) -> Vec<u8> {
     let printed = state.with_extension("out");
-    let mut child = tokio::process::Command::new(etl)
-        .arg("stream")
-        .args(args)
-        .args([
-            "-l",
-            state.to_str().unwrap(),
-            "--period-seconds",
-            "1",
-            "-w",
-            "1",
-        ])
-        .env("PYTHONUNBUFFERED", "1")
-        .env("NO_PROXY", "*")
-        .stdout(std::fs::File::create(&printed).unwrap())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run ethereumetl stream");
-    let started = Instant::now();
-    while read_state(state) != Some(head as i64) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "ethereumetl stream never reached block {head}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // It prints a round before it records it; stop it once it is idle.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
+    let mut a = vec!["stream"];
+    a.extend(args);
+    a.extend([
+        "-l",
+        state.to_str().unwrap(),
+        "--period-seconds",
+        "1",
+        "-w",
+        "1",
+    ]);
+    let a: Vec<String> = a.into_iter().map(String::from).collect();
+    let file = std::fs::File::create(&printed).unwrap();
+    etl_stream_until(etl, &a, state, head, file.into()).await;
     std::fs::read(&printed).unwrap()
 }
 
@@ -101,26 +66,7 @@ async fn stream_prints_the_same_items_as_ethereumetl() {
             dir.path().join(format!("etl{i}.txt")),
             dir.path().join(format!("our{i}.txt")),
         );
-        let expected = etl_stream(
-            &tools.ethereumetl,
-            &[
-                "-s",
-                "0",
-                "-p",
-                &url,
-                "-e",
-                entities,
-                "-B",
-                block_batch,
-                "-b",
-                "3",
-            ],
-            &etl_state,
-            chain.head,
-        )
-        .await;
-        let out = ours(&[
-            "stream",
+        let common = [
             "-s",
             "0",
             "-p",
@@ -131,11 +77,12 @@ async fn stream_prints_the_same_items_as_ethereumetl() {
             block_batch,
             "-b",
             "3",
-            "-l",
-            our_state.to_str().unwrap(),
-            "--end-block",
-            &head,
-        ]);
+        ];
+        let expected = etl_stream(&tools.ethereumetl, &common, &etl_state, chain.head).await;
+        let mut a = vec!["stream"];
+        a.extend(common);
+        a.extend(["-l", our_state.to_str().unwrap(), "--end-block", &head]);
+        let out = ours_output(&a);
         assert!(expected.len() > 1000, "ethereumetl printed items");
         assert_same_output(entities, &expected, &out.stdout);
         assert_eq!(
@@ -157,7 +104,7 @@ async fn a_resumed_stream_continues_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let (whole_state, part_state) = (dir.path().join("whole.txt"), dir.path().join("part.txt"));
     let (w, p) = (whole_state.to_str().unwrap(), part_state.to_str().unwrap());
-    let whole = ours(&[
+    let whole = ours_output(&[
         "stream",
         "-s",
         "3",
@@ -172,7 +119,7 @@ async fn a_resumed_stream_continues_where_it_stopped() {
     ])
     .stdout;
     // Items are grouped per sync round, so stop on a round boundary (3..=6, 7..=10).
-    let first = ours(&[
+    let first = ours_output(&[
         "stream",
         "-s",
         "3",
@@ -187,7 +134,7 @@ async fn a_resumed_stream_continues_where_it_stopped() {
     ])
     .stdout;
     assert_eq!(read_state(&part_state), Some(10));
-    let rest = ours(&[
+    let rest = ours_output(&[
         "stream",
         "-p",
         &url,
@@ -202,41 +149,32 @@ async fn a_resumed_stream_continues_where_it_stopped() {
     assert_same_output("resumed stream", &whole, &[first, rest].concat());
     assert_eq!(read_state(&part_state), Some(chain.head as i64));
     // A start block with an existing state file is refused, like ethereum-etl does.
-    let o = Command::new(BIN)
-        .args(["stream", "-s", "0", "-p", &url, "-l", p, "--end-block", "1"])
+    let o = exporter(&["stream", "-s", "0", "-p", &url, "-l", p, "--end-block", "1"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("should not exist"));
     // --lag keeps the stream behind the head: with lag 5 it stops at head - 5 and waits.
     let lag_state = dir.path().join("lag.txt");
-    let mut child = tokio::process::Command::new(BIN)
-        .args([
-            "stream",
-            "-s",
-            "0",
-            "-p",
-            &url,
-            "-l",
-            lag_state.to_str().unwrap(),
-            "--lag",
-            "5",
-            "-B",
-            "100",
-        ])
-        .args(["--period-seconds", "1", "--quiet"])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while read_state(&lag_state) != Some(chain.head as i64 - 5) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "lagging stream never synced"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut child = exporter_async(&[
+        "stream",
+        "-s",
+        "0",
+        "-p",
+        &url,
+        "-l",
+        lag_state.to_str().unwrap(),
+        "--lag",
+        "5",
+        "-B",
+        "100",
+    ])
+    .args(["--period-seconds", "1", "--quiet"])
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_state(&lag_state, chain.head as i64 - 5, Duration::from_secs(30)).await;
+    // The scenario: time passes (a period and more), and the stream stays behind.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         read_state(&lag_state),

@@ -11,20 +11,14 @@
 #[allow(dead_code, unused_imports, unused_macros)]
 use nodewatch_testkit as support;
 
-use std::convert::Infallible;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::{json, Value};
 use support::etl::{assert_files_identical, run_ethereumetl};
-use tokio::net::TcpListener;
+use support::export::{blocks_and_transactions, ours, receipts_and_logs};
+use support::scripted::{self, Scripted};
 
 const TRANSFER: &str = "0xDDF252AD1BE2C89B69C2B068FC378DAA952BA7F163C4A11628F55A4DF523B3EF";
 
@@ -121,53 +115,19 @@ fn answer(call: &Value) -> Value {
     json!({"jsonrpc": "2.0", "id": call["id"], "result": result})
 }
 
-/// Serves [`answer`] for single calls and batches on 127.0.0.1; returns the URL.
-async fn scripted_node() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                    let body = req
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let out = match serde_json::from_slice::<Value>(&body) {
-                        Ok(Value::Array(calls)) => Value::Array(calls.iter().map(answer).collect()),
-                        Ok(call) => answer(&call),
-                        Err(_) => {
-                            json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse"}})
-                        }
-                    };
-                    let resp = http::Response::builder()
-                        .header("content-type", "application/json")
-                        .body(Full::new(Bytes::from(out.to_string())))
-                        .unwrap();
-                    Ok::<_, Infallible>(resp)
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    url
-}
-
-fn ours(args: &[String]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nodewatch-export"))
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Serves [`answer`] for single calls and batches on 127.0.0.1.
+async fn scripted_node() -> Scripted {
+    Scripted::start(|req| async move {
+        let out = match req.json() {
+            Some(Value::Array(calls)) => Value::Array(calls.iter().map(answer).collect()),
+            Some(call) => answer(&call),
+            None => {
+                json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse"}})
+            }
+        };
+        scripted::ok(200, out.to_string())
+    })
+    .await
 }
 
 fn p(dir: &Path, name: &str) -> String {
@@ -179,7 +139,8 @@ async fn unusual_fields_are_written_exactly_like_ethereumetl() {
     if support::tools::require_ethereumetl().is_none() {
         return;
     }
-    let url = Arc::new(scripted_node().await);
+    let node = scripted_node().await;
+    let url = Arc::new(node.url());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let hashes = d.join("hashes.txt");
@@ -198,57 +159,12 @@ async fn unusual_fields_are_written_exactly_like_ethereumetl() {
                 p(d, &format!("{who}_l.{ext}")),
                 p(d, &format!("{who}_tt.{ext}")),
             );
+            let path = Path::new;
+            let w1 = ["-w", "1"];
             let runs: Vec<Vec<String>> = vec![
-                [
-                    "export_blocks_and_transactions",
-                    "-s",
-                    "1",
-                    "-e",
-                    "2",
-                    "-w",
-                    "1",
-                    "-p",
-                    &url,
-                    "--blocks-output",
-                    &b,
-                    "--transactions-output",
-                    &t,
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-                [
-                    "export_blocks_and_transactions",
-                    "-s",
-                    "1",
-                    "-e",
-                    "2",
-                    "-w",
-                    "1",
-                    "-p",
-                    &url,
-                    "--blocks-output",
-                    &b_only,
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-                [
-                    "export_receipts_and_logs",
-                    "-t",
-                    hashes.to_str().unwrap(),
-                    "-w",
-                    "1",
-                    "-p",
-                    &url,
-                    "--receipts-output",
-                    &r,
-                    "--logs-output",
-                    &l,
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+                blocks_and_transactions(&url, (1, 2), Some(path(&b)), Some(path(&t)), &w1),
+                blocks_and_transactions(&url, (1, 2), Some(path(&b_only)), None, &w1),
+                receipts_and_logs(&url, &hashes, Some(path(&r)), Some(path(&l)), &w1),
                 ["extract_token_transfers", "-l", &l, "-o", &tt]
                     .iter()
                     .map(|s| s.to_string())

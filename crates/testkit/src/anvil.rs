@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::binary::Signal;
 use crate::{chain, rpc};
 
 pub const DEFAULT_CHAIN_ID: u64 = 31337;
@@ -287,7 +288,7 @@ impl Anvil {
     /// answered, like a hung node. Returns once every thread of anvil has stopped (a signal
     /// is asynchronous: on a busy machine anvil can go on answering for some milliseconds).
     pub fn pause(&mut self) {
-        self.signal(libc::SIGSTOP);
+        self.signal(Signal::Stop);
         self.paused = true;
         let pid = self.pid().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -302,20 +303,12 @@ impl Anvil {
 
     /// Undo [`Anvil::pause`] (SIGCONT).
     pub fn resume(&mut self) {
-        self.signal(libc::SIGCONT);
+        self.signal(Signal::Cont);
         self.paused = false;
     }
 
-    fn signal(&self, sig: libc::c_int) {
-        let pid = self.pid().expect("anvil is not running") as libc::pid_t;
-        // SAFETY: plain kill(2) on our own child, which has not been reaped.
-        let rc = unsafe { libc::kill(pid, sig) };
-        assert_eq!(
-            rc,
-            0,
-            "kill({pid}, {sig}): {}",
-            std::io::Error::last_os_error()
-        );
+    fn signal(&self, sig: Signal) {
+        crate::binary::signal(self.pid().expect("anvil is not running"), sig);
     }
 
     fn command(&self, port: u16) -> Command {

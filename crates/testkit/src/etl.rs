@@ -58,22 +58,11 @@ pub async fn run_ethereumetl(args: &[String], timeout: Duration) -> String {
     let bin = tools::ethereumetl_path().unwrap_or_else(|| {
         panic!("ethereumetl is not installed (run make tools; gate the test with tools::require_ethereumetl())")
     });
-    let mut cmd = tokio::process::Command::new(&bin);
+    let mut cmd = tokio::process::Command::from(tools::scrubbed(&bin));
     cmd.args(args)
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        // Talk to 127.0.0.1 directly, whatever proxy the environment names.
-        .env("NO_PROXY", "*")
-        .env("no_proxy", "*")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .env("PYTHONDONTWRITEBYTECODE", "1");
+        .kill_on_drop(true);
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
@@ -120,23 +109,14 @@ pub async fn export_blocks_and_transactions_with(
         blocks: out_dir.join("blocks.csv"),
         transactions: out_dir.join("transactions.csv"),
     };
-    let args = vec![
-        "export_blocks_and_transactions".to_owned(),
-        "-p".into(),
-        provider_url.into(),
-        "-s".into(),
-        start.to_string(),
-        "-e".into(),
-        end.to_string(),
-        "-b".into(),
-        opts.batch_size.to_string(),
-        "-w".into(),
-        opts.max_workers.to_string(),
-        "--blocks-output".into(),
-        path_arg(&out.blocks),
-        "--transactions-output".into(),
-        path_arg(&out.transactions),
-    ];
+    let (batch, workers) = (opts.batch_size.to_string(), opts.max_workers.to_string());
+    let args = blocks_and_transactions(
+        provider_url,
+        (start, end),
+        Some(&out.blocks),
+        Some(&out.transactions),
+        &["-b", &batch, "-w", &workers],
+    );
     run_ethereumetl(&args, opts.timeout).await;
     out
 }
@@ -168,23 +148,69 @@ pub async fn export_receipts_and_logs_with(
         receipts: out_dir.join("receipts.csv"),
         logs: out_dir.join("logs.csv"),
     };
-    let args = vec![
-        "export_receipts_and_logs".to_owned(),
-        "-p".into(),
-        provider_url.into(),
-        "-t".into(),
-        path_arg(tx_hashes_file),
-        "-b".into(),
-        opts.batch_size.to_string(),
-        "-w".into(),
-        opts.max_workers.to_string(),
-        "--receipts-output".into(),
-        path_arg(&out.receipts),
-        "--logs-output".into(),
-        path_arg(&out.logs),
-    ];
+    let (batch, workers) = (opts.batch_size.to_string(), opts.max_workers.to_string());
+    let args = receipts_and_logs(
+        provider_url,
+        tx_hashes_file,
+        Some(&out.receipts),
+        Some(&out.logs),
+        &["-b", &batch, "-w", &workers],
+    );
     run_ethereumetl(&args, opts.timeout).await;
     out
+}
+
+/// The command line of `export_blocks_and_transactions` for blocks `start..=end` from `url`
+/// into the outputs given, the same for both programs; `opts` go before `-p` (`-w 1` for
+/// ethereumetl's deterministic order, batch and worker sizes for ours).
+pub fn blocks_and_transactions(
+    url: &str,
+    (start, end): (u64, u64),
+    blocks: Option<&Path>,
+    transactions: Option<&Path>,
+    opts: &[&str],
+) -> Vec<String> {
+    let (start, end) = (start.to_string(), end.to_string());
+    let mut a = args(&["export_blocks_and_transactions", "-s", &start, "-e", &end]);
+    a.extend(args(opts));
+    a.extend(args(&["-p", url]));
+    a.extend(outputs(&[
+        ("--blocks-output", blocks),
+        ("--transactions-output", transactions),
+    ]));
+    a
+}
+
+/// The command line of `export_receipts_and_logs` for the transactions listed in `hashes`,
+/// like [`blocks_and_transactions`].
+pub fn receipts_and_logs(
+    url: &str,
+    hashes: &Path,
+    receipts: Option<&Path>,
+    logs: Option<&Path>,
+    opts: &[&str],
+) -> Vec<String> {
+    let mut a = args(&["export_receipts_and_logs", "-t", &path_arg(hashes)]);
+    a.extend(args(opts));
+    a.extend(args(&["-p", url]));
+    a.extend(outputs(&[
+        ("--receipts-output", receipts),
+        ("--logs-output", logs),
+    ]));
+    a
+}
+
+/// `flag path` for each output that is given.
+fn outputs(list: &[(&str, Option<&Path>)]) -> Vec<String> {
+    list.iter()
+        .filter_map(|(flag, path)| Some([flag.to_string(), path_arg(path.as_ref()?)]))
+        .flatten()
+        .collect()
+}
+
+/// A command line from `&str`s.
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| a.to_string()).collect()
 }
 
 fn path_arg(p: &Path) -> String {

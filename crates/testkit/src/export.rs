@@ -1,15 +1,18 @@
-//! The exporter test fixture (the anvil chain with the token corner cases added) and the
-//! runners for `ethereumetl` and `nodewatch-export` that the byte-for-byte tests compare.
+//! The exporter test fixture (the anvil chain with the token corner cases added) and the one
+//! runner of `nodewatch-export` ([`exporter`], [`ours`]) next to `ethereumetl`'s ([`etl`]),
+//! both with the one environment scrub, that the byte-for-byte tests compare.
 
 pub mod stream;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::anvil::Anvil;
 use crate::chain::{build_chain, ChainInfo, TRANSFER_TOPIC};
 use crate::etl::run_ethereumetl;
+pub use crate::etl::{args, blocks_and_transactions, receipts_and_logs};
 use crate::rpc::call;
 use serde_json::json;
 
@@ -61,25 +64,42 @@ pub fn s(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-pub fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|a| a.to_string()).collect()
+/// `nodewatch-export <args>` with the one environment scrub ([`crate::tools::scrubbed`]):
+/// the one way the tests start the exporter (run it, spawn it, signal it).
+pub fn exporter<S: AsRef<OsStr>>(args: &[S]) -> Command {
+    let mut cmd = crate::tools::scrubbed(crate::binary::exporter_path());
+    cmd.args(args);
+    cmd
 }
 
-/// Runs nodewatch-export and panics with its stderr when it fails.
-pub fn ours(args: &[String]) -> Duration {
-    let started = Instant::now();
-    let out = Command::new(crate::binary::exporter_path())
-        .args(args)
+/// [`exporter`] as a tokio command, killed when dropped.
+pub fn exporter_async<S: AsRef<OsStr>>(args: &[S]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::from(exporter(args));
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// Runs `nodewatch-export <args> --quiet`; panics with its stderr when it fails.
+pub fn ours_output<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    let out = exporter(args)
         .arg("--quiet")
         .output()
         .expect("run nodewatch-export");
+    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
     assert!(
         out.status.success(),
         "nodewatch-export {} failed: {}\n{}",
-        args.join(" "),
+        shown.join(" "),
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// Runs nodewatch-export and panics with its stderr when it fails; returns how long it took.
+pub fn ours(args: &[String]) -> Duration {
+    let started = Instant::now();
+    ours_output(args);
     started.elapsed()
 }
 
@@ -147,12 +167,10 @@ pub async fn add_token_corner_cases(url: &str, chain: &ChainInfo) -> Vec<String>
     hashes
 }
 
-/// Runs a command and returns its stdout, panicking with its stderr when it fails.
+/// Runs a command (scrubbed) and returns its stdout, panicking with its stderr when it fails.
 pub fn stdout_of(bin: &Path, args: &[String]) -> Vec<u8> {
-    let out = Command::new(bin)
+    let out = crate::tools::scrubbed(bin)
         .args(args)
-        .env("NO_PROXY", "*")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .expect("run command");
     assert!(

@@ -3,22 +3,16 @@
 //! A [`FaultServer`] listens on 127.0.0.1 and, in [`Fault::Pass`] mode, relays every request
 //! to a real upstream (an anvil node) unchanged; switched to another [`Fault`] it answers
 //! garbage, an HTTP error, a short batch, a node-trouble error or a wrong chain id, or hangs.
-//! It counts the requests it receives, so a test can tell whether traffic reached it.
+//! It counts the requests it receives, so a test can tell whether traffic reached it. A
+//! [`Scripted`] upstream whose script is [`Fault`].
 
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::Value;
-use tokio::net::TcpListener;
 
 use crate::rpc;
+use crate::scripted::{reply, Body, Scripted};
 
 /// What the fault server does with the next requests.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,74 +46,31 @@ pub enum Fault {
 
 /// A fault server in front of one real upstream.
 pub struct FaultServer {
-    url: String,
     fault: Arc<Mutex<Fault>>,
-    requests: Arc<AtomicUsize>,
-    in_flight: Arc<(AtomicUsize, AtomicUsize)>,
-    task: tokio::task::JoinHandle<()>,
+    server: Scripted,
 }
 
 impl FaultServer {
     /// Starts a server relaying to `target` (an http URL), initially in `fault` mode.
     pub async fn start(target: &str, fault: Fault) -> FaultServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fault server");
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let fault = Arc::new(Mutex::new(fault));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let in_flight = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
-        let (target, state, count) = (target.to_string(), fault.clone(), requests.clone());
-        let flight = in_flight.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (target, state, count) = (target.clone(), state.clone(), count.clone());
-                let flight = flight.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let (target, state, count) = (target.clone(), state.clone(), count.clone());
-                        let flight = flight.clone();
-                        async move {
-                            count.fetch_add(1, Ordering::SeqCst);
-                            let now = flight.0.fetch_add(1, Ordering::SeqCst) + 1;
-                            flight.1.fetch_max(now, Ordering::SeqCst);
-                            let _leave = Leave(&flight.0);
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let fault = state.lock().unwrap().clone();
-                            Ok::<_, Infallible>(answer(&target, fault, &body).await)
-                        }
-                    });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        FaultServer {
-            url,
-            fault,
-            requests,
-            in_flight,
-            task,
-        }
+        let (target, state) = (target.to_string(), Arc::clone(&fault));
+        let server = Scripted::start(move |req| {
+            let (target, fault) = (target.clone(), state.lock().unwrap().clone());
+            async move { Ok(answer(&target, fault, &req.body).await) }
+        })
+        .await;
+        FaultServer { fault, server }
     }
 
     /// Most requests it was answering at the same time.
     pub fn max_in_flight(&self) -> usize {
-        self.in_flight.1.load(Ordering::SeqCst)
+        self.server.max_in_flight()
     }
 
     /// The server's URL.
     pub fn url(&self) -> String {
-        self.url.clone()
+        self.server.url()
     }
 
     /// Switches the behaviour for the following requests.
@@ -129,31 +80,8 @@ impl FaultServer {
 
     /// Requests received so far.
     pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        self.server.requests()
     }
-}
-
-impl Drop for FaultServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Decrements the in-flight count when a request is done (or dropped).
-struct Leave<'a>(&'a AtomicUsize);
-
-impl Drop for Leave<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-fn reply(status: u16, body: impl Into<Bytes>) -> http::Response<Full<Bytes>> {
-    http::Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(body.into()))
-        .unwrap()
 }
 
 async fn relay(target: &str, body: &[u8]) -> String {
@@ -217,7 +145,7 @@ async fn without_methods(target: &str, body: &[u8], prefixes: &[String]) -> Stri
     }
 }
 
-async fn answer(target: &str, fault: Fault, body: &[u8]) -> http::Response<Full<Bytes>> {
+async fn answer(target: &str, fault: Fault, body: &[u8]) -> http::Response<Body> {
     match fault {
         Fault::Pass => reply(200, relay(target, body).await),
         Fault::Garbage => reply(200, &b"\x00\x9f<html>garbage"[..]),

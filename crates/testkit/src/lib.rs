@@ -3,21 +3,26 @@
 //!
 //! # Layout
 //!
-//! * [`tools`]: where anvil, ethereum-etl and PostgreSQL live, and the "skip locally, fail in
-//!   CI" policy.
-//! * [`rpc`]: a tiny async HTTP/JSON-RPC client.
+//! * [`tools`]: where anvil, ethereum-etl and PostgreSQL live, the "skip locally, fail in
+//!   CI" policy, and the one environment scrub every child program runs with.
+//! * [`rpc`]: the one HTTP/JSON-RPC client (per-request helpers, and a pooled [`rpc::Client`]
+//!   for h2, streamed bodies and load).
 //! * [`anvil`]: anvil dev nodes as child processes (free port, kill, state-preserving restart).
 //! * [`chain`]: a deterministic ~30-block chain with every transaction kind ethereum-etl reads.
+//! * [`etl`]: runs the real `ethereumetl`, builds the export command lines both programs
+//!   share, and compares output files.
+//! * [`export`]: the exporter fixture chain and the one `nodewatch-export` runner.
+//! * [`scripted`]: the one scripted upstream (a closure per request; HTTP/1.1 and h2, TLS
+//!   optional, requests counted and recorded) that every test server below is a use of.
 //! * [`contracts`]: hand-assembled token, router and factory contracts for the trace,
 //!   contract and token tests; [`reference`]: ethereum-etl on Python 3.10 for them.
-//! * [`etl`]: runs the real `ethereumetl` and compares its output files.
-//! * [`export`]: the exporter fixture chain and the `nodewatch-export` / `ethereumetl`
-//!   runners.
 //! * [`fault`]: scripted misbehaving upstreams; [`tls`]: an HTTPS upstream with a private CA.
 //! * `postgres` (feature `postgres`, so the proxy's test tree has no PostgreSQL client): a
 //!   throwaway PostgreSQL 15 server on a loopback port.
-//! * [`binary`]: the built binaries as children (RSS, logs); [`raw`]: raw HTTP/1.1 over TCP.
+//! * [`binary`]: the one launcher of the `nodewatch` binary (RSS, logs, subcommands) and the
+//!   signal helpers for every child; [`raw`]: raw HTTP/1.1 over TCP.
 //! * [`relay`]: the soak's seeded fault relay in front of an anvil node.
+//! * [`poll`]: `wait_for` a condition with a deadline, instead of sleeping.
 //!
 //! Everything here talks to 127.0.0.1 only.
 #![allow(missing_docs)]
@@ -29,12 +34,14 @@ pub mod contracts;
 pub mod etl;
 pub mod export;
 pub mod fault;
+pub mod poll;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod raw;
 pub mod reference;
 pub mod relay;
 pub mod rpc;
+pub mod scripted;
 pub mod tls;
 pub mod tools;
 

@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::binary::Signal;
+use crate::poll::poll_sync;
+
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running server; stopped and deleted on drop.
@@ -230,16 +233,10 @@ fn start_server(
 impl Drop for Postgres {
     fn drop(&mut self) {
         // SIGQUIT: immediate shutdown (the data is thrown away anyway).
-        // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGQUIT);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let _ = crate::binary::try_signal(self.child.id(), Signal::Quit);
+        let child = &mut self.child;
+        if poll_sync(Duration::from_secs(10), || child.try_wait().ok().flatten()).is_some() {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -7,7 +7,8 @@
 //! mining) are driven by the soak itself through the [`crate::anvil::Anvil`] fixture.
 //!
 //! Every decision comes from a [`SplitMix64`] seeded by the soak, so a failing seed can be
-//! replayed (timing still varies between runs); every fault is counted by kind.
+//! replayed (timing still varies between runs); every fault is counted by kind. The server is
+//! a [`Scripted`] upstream; this module is its script.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -15,13 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tokio::net::TcpListener;
+
+use crate::scripted::{reply, Reply, Request, Scripted};
 
 /// A small, seedable PRNG (SplitMix64): deterministic, no dependency.
 #[derive(Debug, Clone)]
@@ -76,8 +77,6 @@ const DOWN: u8 = 2;
 /// How long a stalled request is held: well past nodewatch's attempt timeout.
 pub const STALL: Duration = Duration::from_secs(6);
 
-type Body = BoxBody<Bytes, std::io::Error>;
-
 struct State {
     target: String,
     mode: AtomicU8,
@@ -90,16 +89,13 @@ struct State {
 
 /// A running relay in front of one node.
 pub struct Relay {
-    url: String,
     state: Arc<State>,
-    task: tokio::task::JoinHandle<()>,
+    server: Scripted,
 }
 
 impl Relay {
     /// Starts a clean relay to `target` (an anvil URL) with its own seed.
     pub async fn start(target: &str, seed: u64) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(State {
             target: target.to_string(),
             mode: AtomicU8::new(CLEAN),
@@ -111,29 +107,17 @@ impl Relay {
                 .build_http(),
         });
         let shared = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let state = Arc::clone(&state);
-                        async move { handle(&state, req).await }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Relay { url, state, task }
+        let server = Scripted::start(move |req| {
+            let state = Arc::clone(&shared);
+            async move { handle(&state, req).await }
+        })
+        .await;
+        Relay { state, server }
     }
 
     /// Where nodewatch should send requests.
     pub fn url(&self) -> String {
-        self.url.clone()
+        self.server.url()
     }
 
     /// Relay everything unchanged.
@@ -156,20 +140,6 @@ impl Relay {
     pub fn counts(&self) -> BTreeMap<&'static str, u64> {
         self.state.counts.lock().unwrap().clone()
     }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn full(status: u16, body: impl Into<Bytes>) -> http::Response<Body> {
-    http::Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(body.into()).map_err(|e| match e {}).boxed())
-        .unwrap()
 }
 
 /// What one request gets.
@@ -204,16 +174,8 @@ fn plan(state: &State, body: &[u8]) -> Plan {
     Plan::Fault(applicable[rng.below(applicable.len() as u64) as usize])
 }
 
-async fn handle(
-    state: &State,
-    req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Response<Body>, std::io::Error> {
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes();
+async fn handle(state: &State, req: Request) -> Reply {
+    let body = req.body;
     if state.mode.load(Ordering::SeqCst) == DOWN {
         return Err(std::io::Error::other("relay is down"));
     }
@@ -232,7 +194,7 @@ async fn handle(
         Some(kind @ ("http_500" | "http_429" | "http_502")) => {
             count(state, kind);
             let code = kind[5..].parse().unwrap();
-            return Ok(full(code, "relay says no"));
+            return Ok(reply(code, "relay says no"));
         }
         _ => {}
     }
@@ -252,14 +214,14 @@ async fn handle(
         .map_err(std::io::Error::other)?
         .to_bytes();
     let Some(kind) = fault else {
-        return Ok(full(status, text));
+        return Ok(reply(status, text));
     };
     match kind {
         "delay" => {
             let pause = state.rng.lock().unwrap().millis(50, 800);
             count(state, kind);
             tokio::time::sleep(pause).await;
-            Ok(full(status, text))
+            Ok(reply(status, text))
         }
         "close_mid_body" => {
             count(state, kind);
@@ -283,17 +245,17 @@ async fn handle(
                 .lock()
                 .unwrap()
                 .below(text.len().max(2) as u64 - 1) as usize;
-            Ok(full(200, text.slice(..cut.min(text.len()))))
+            Ok(reply(200, text.slice(..cut.min(text.len()))))
         }
         "short_batch" => match serde_json::from_slice::<Value>(&text) {
             Ok(Value::Array(mut items)) if items.len() > 1 => {
                 count(state, kind);
                 items.pop();
-                Ok(full(200, Value::Array(items).to_string()))
+                Ok(reply(200, Value::Array(items).to_string()))
             }
-            _ => Ok(full(status, text)),
+            _ => Ok(reply(status, text)),
         },
-        "null_block" => Ok(full(status, null_blocks(state, &body, &text))),
+        "null_block" => Ok(reply(status, null_blocks(state, &body, &text))),
         _ => unreachable!("{kind}"),
     }
 }

@@ -1,7 +1,10 @@
-//! A tiny async HTTP / JSON-RPC client for tests (hyper-util's legacy client, plain HTTP).
+//! The one HTTP / JSON-RPC client of the tests (hyper-util's legacy client, plain HTTP).
 //!
-//! A new client (and connection) is made per request: tests run each in their own tokio
-//! runtime, and a pooled connection must not outlive the runtime that opened it.
+//! The free functions ([`post`], [`call`], [`get`], ...) make a new client (and connection)
+//! per request: tests run each in their own tokio runtime, and a pooled connection must not
+//! outlive the runtime that opened it. A [`Client`] keeps its connections, for a test that
+//! sends many requests from one runtime (load, fuzzing), speaks HTTP/2 with prior knowledge,
+//! or sends a body of its own making (a stream, no Content-Type).
 //!
 //! Every request has a wall-clock timeout ([`DEFAULT_TIMEOUT`]). Do not use these helpers in
 //! a test with tokio's paused clock (`start_paused = true`): with real sockets the paused clock
@@ -12,14 +15,138 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A request body: whole ([`body`]) or streamed ([`stream_body`]).
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A whole body.
+pub fn body(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|e| match e {}).boxed()
+}
+
+/// A body sent as these chunks (chunked transfer encoding: no Content-Length).
+pub fn stream_body(chunks: Vec<Bytes>) -> Body {
+    let frames = chunks.into_iter().map(|c| Ok(Frame::data(c)));
+    StreamBody::new(futures_util::stream::iter(frames)).boxed()
+}
+
+/// What came back: the response head and the whole body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub version: http::Version,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// An HTTP client that keeps its connections, with a wall-clock timeout per exchange.
+pub struct Client {
+    inner: LegacyClient<HttpConnector, Body>,
+    timeout: Duration,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    /// HTTP/1.1, keep-alive, [`DEFAULT_TIMEOUT`].
+    pub fn new() -> Client {
+        Self::from_builder(LegacyClient::builder(TokioExecutor::new()))
+    }
+
+    /// HTTP/2 with prior knowledge (no upgrade), [`DEFAULT_TIMEOUT`].
+    pub fn http2() -> Client {
+        let mut builder = LegacyClient::builder(TokioExecutor::new());
+        builder.http2_only(true);
+        Self::from_builder(builder)
+    }
+
+    /// A connection per request, closed after it (what the free functions use).
+    fn once() -> Client {
+        let mut builder = LegacyClient::builder(TokioExecutor::new());
+        builder.pool_max_idle_per_host(0);
+        Self::from_builder(builder)
+    }
+
+    fn from_builder(builder: hyper_util::client::legacy::Builder) -> Client {
+        Client {
+            inner: builder.build_http(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The same client with another timeout per exchange.
+    pub fn timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sends `request`, reads the whole answer. Err on a transport failure (connection
+    /// refused, reset, timeout, ...) with a description.
+    pub async fn send(&self, request: http::Request<Body>) -> Result<Answer, String> {
+        let what = format!("{} {}", request.method(), request.uri());
+        let exchange = async {
+            let response = self
+                .inner
+                .request(request)
+                .await
+                .map_err(|e| format!("{what}: {e:?}"))?;
+            let (head, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| format!("{what}: reading body: {e}"))?
+                .to_bytes();
+            Ok(Answer {
+                status: head.status.as_u16(),
+                version: head.version,
+                headers: head.headers,
+                body,
+            })
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(answer) => answer,
+            Err(_) => Err(format!("{what}: no response within {:?}", self.timeout)),
+        }
+    }
+
+    /// POST `body` as `application/json`.
+    pub async fn post(&self, url: &str, body: impl Into<Bytes>) -> Result<Answer, String> {
+        let request = http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(self::body(body))
+            .map_err(|e| format!("bad request for {url}: {e}"))?;
+        self.send(request).await
+    }
+
+    /// GET `url`.
+    pub async fn get(&self, url: &str) -> Result<Answer, String> {
+        let request = http::Request::get(url)
+            .body(self::body(Bytes::new()))
+            .map_err(|e| format!("bad request for {url}: {e}"))?;
+        self.send(request).await
+    }
+}
 
 /// POST `body` as `application/json`; returns (HTTP status, response body). Err on a transport
 /// failure (connection refused, reset, timeout, ...) with a description.
@@ -28,31 +155,11 @@ pub async fn try_post_timeout(
     body: &str,
     timeout: Duration,
 ) -> Result<(u16, String), String> {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build_http();
-    let req = http::Request::post(url)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .map_err(|e| format!("bad request for {url}: {e}"))?;
-    let exchange = async {
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| format!("POST {url}: {e:?}"))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("POST {url}: reading body: {e}"))?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("POST {url}: no response within {timeout:?}")),
-    }
+    let answer = Client::once()
+        .timeout(timeout)
+        .post(url, body.to_owned())
+        .await?;
+    Ok((answer.status, answer.text()))
 }
 
 /// [`try_post_timeout`] with [`DEFAULT_TIMEOUT`].
@@ -176,27 +283,8 @@ pub async fn block_number(url: &str) -> u64 {
 
 /// GET `url`; (HTTP status, body). Err on a transport failure.
 pub async fn try_get(url: &str) -> Result<(u16, String), String> {
-    let client: Client<_, http_body_util::Empty<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build_http();
-    let uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
-    let exchange = async {
-        let response = client
-            .get(uri)
-            .await
-            .map_err(|e| format!("GET {url}: {e:?}"))?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("GET {url}: reading body: {e}"))?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    };
-    tokio::time::timeout(DEFAULT_TIMEOUT, exchange)
-        .await
-        .unwrap_or_else(|_| Err(format!("GET {url}: no response within {DEFAULT_TIMEOUT:?}")))
+    let answer = Client::once().get(url).await?;
+    Ok((answer.status, answer.text()))
 }
 
 /// [`try_get`], panicking on a transport failure.

@@ -1,4 +1,6 @@
-//! Locating the external test tools installed by `make tools`.
+//! Locating the external test tools installed by `make tools`, and [`scrubbed`], the one
+//! environment scrub every child program of the tests (ethereumetl, nodewatch-export) runs
+//! with.
 //!
 //! `make test` exports `NODEWATCH_ANVIL`, `NODEWATCH_ETHEREUMETL` and `NODEWATCH_PG_BIN`
 //! (absolute paths; `make pg-tools` installs PostgreSQL 15 from Debian). Without
@@ -11,7 +13,9 @@
 //! let Some(anvil) = support::tools::require_anvil() else { return };
 //! ```
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 pub const ANVIL_ENV: &str = "NODEWATCH_ANVIL";
 pub const ETHEREUMETL_ENV: &str = "NODEWATCH_ETHEREUMETL";
@@ -112,4 +116,26 @@ pub fn require_postgres() -> Option<PathBuf> {
     let dir = configured(PG_BIN_ENV, DEFAULT_PG_BIN);
     require("PostgreSQL 15 (initdb)", PG_BIN_ENV, dir.join("initdb"))?;
     Some(dir)
+}
+
+/// A command for `program` with the one environment scrub of the tests: 127.0.0.1 is reached
+/// directly whatever proxy the environment names, Python writes no bytecode next to the
+/// tools, no inherited `NODEWATCH__*` setting or `RUST_LOG`
+/// reaches it, and stdin is closed.
+pub fn scrubbed(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("NODEWATCH__") || name == "RUST_LOG" {
+            cmd.env_remove(&key);
+        }
+    }
+    for proxy in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        cmd.env_remove(proxy).env_remove(proxy.to_lowercase());
+    }
+    cmd.env("NO_PROXY", "*")
+        .env("no_proxy", "*")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null());
+    cmd
 }

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use super::{ours, s};
 use crate::etl::assert_files_identical;
+use crate::poll::poll_until;
 
 /// The block number in a last-synced-block file, if it holds one.
 pub fn read_state(p: &Path) -> Option<i64> {
@@ -17,10 +18,8 @@ pub fn read_state(p: &Path) -> Option<i64> {
 
 /// Starts `nodewatch-export <args> --quiet`; stdout is discarded, stderr goes to `stderr_to`.
 pub fn spawn(args: &[String], stderr_to: &Path) -> Child {
-    Command::new(crate::binary::exporter_path())
-        .args(args)
+    super::exporter(args)
         .arg("--quiet")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(stderr_to).unwrap())
         .spawn()
@@ -29,30 +28,60 @@ pub fn spawn(args: &[String], stderr_to: &Path) -> Child {
 
 /// Waits up to `within` for the state file to say at least `block`.
 pub async fn wait_state(state: &Path, block: i64, within: Duration) {
-    let started = Instant::now();
-    while read_state(state).is_none_or(|b| b < block) {
-        assert!(
-            started.elapsed() < within,
+    let reached = poll_until(within, async || {
+        read_state(state).is_some_and(|b| b >= block).then_some(())
+    });
+    if reached.await.is_none() {
+        panic!(
             "the stream did not reach block {block} within {within:?} (state {:?})",
             read_state(state)
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Runs `ethereumetl <args>` (a `stream` command, with the one environment scrub) until its
+/// state file `state` says `head`, then stops it. What it prints goes to `printed`, its log to
+/// `<state>.log`. Panics, showing the log, if it exits first or does not get there in 90 s.
+pub async fn etl_stream_until(
+    ethereumetl: &Path,
+    args: &[String],
+    state: &Path,
+    head: u64,
+    printed: Stdio,
+) {
+    let log = state.with_extension("log");
+    let mut cmd = tokio::process::Command::from(crate::tools::scrubbed(ethereumetl));
+    // Unbuffered: what it printed is in the file once it records the round.
+    cmd.args(args)
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(printed)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("run ethereumetl stream");
+    let synced = poll_until(Duration::from_secs(90), async || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "ethereumetl stream exited ({status}):\n{}",
+                std::fs::read_to_string(&log).unwrap()
+            );
+        }
+        (read_state(state) == Some(head as i64)).then_some(())
+    });
+    assert!(synced.await.is_some(), "ethereumetl stream never synced");
+    // It prints (and commits) a round before it records it, so all is out; a margin, so it
+    // is idle when stopped (not a condition the test can see: it shows no "between rounds").
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
 }
 
 /// Waits for a child to exit (polling, so the runtime keeps running other tasks).
 pub async fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > within {
-            let _ = child.kill();
-            panic!("nodewatch-export did not exit within {within:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let status = poll_until(within, async || child.try_wait().unwrap()).await;
+    status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("nodewatch-export did not exit within {within:?}");
+    })
 }
 
 /// The file kinds of a directory output, as the batch export names them.
@@ -216,6 +245,7 @@ pub async fn run_with_kills(
             break;
         }
         wait_state(state, from + 1, Duration::from_secs(30)).await;
+        // The scenario: a seeded jitter, so each kill lands at another point of a round.
         tokio::time::sleep(Duration::from_millis(jitter_ms[i % jitter_ms.len()])).await;
         assert!(
             child.try_wait().unwrap().is_none(),

@@ -5,11 +5,12 @@
 #                with a verified summary (about a minute; Ctrl-C stops everything it started).
 #                Output in demo-out/.
 #   make tools   install the external test tools into .tools/ (git-ignored), only if missing; a
-#                re-run is instant: anvil (npm), ethereum-etl and apache-airflow (PyPI venvs),
+#                re-run is instant: anvil (npm), ethereum-etl (on Python 3.11 and, for the
+#                commands that make contract calls, on pyenv's 3.10.13) and apache-airflow (PyPI venvs),
 #                and the Debian packages prometheus (promtool) and chromium.
 #   make pg-tools  PostgreSQL 15 from Debian (apt-get, as root) unless its initdb is there.
 #   make test    tools + pg-tools + fmt check + clippy + cargo test, with NODEWATCH_ANVIL,
-#                NODEWATCH_ETHEREUMETL and NODEWATCH_PG_BIN exported so the integration tests
+#                NODEWATCH_ETHEREUMETL, NODEWATCH_ETHEREUMETL310 and NODEWATCH_PG_BIN exported so the integration tests
 #                find the tools. The
 #                promtool rule tests, the dashboard metric check, the status page in headless
 #                Chromium and the Airflow DAG import are cargo tests (tests/deploy.rs,
@@ -55,12 +56,25 @@ ETHEREUMETL := $(VENV)/bin/ethereumetl
 ETL_STAMP := $(VENV)/.ethereum-etl-$(ETL_VERSION).stamp
 ETL_CONSTRAINTS := $(ROOT)/scripts/ethereum-etl-constraints.txt
 
+# The same ethereum-etl on Python 3.10.13 (pyenv), where it keeps parsimonious 0.8.1: the
+# reference for the commands that make contract calls (export_tokens, extract_tokens), which
+# crash in the 3.11 venv above (VisitationError in eth-abi's grammar), and for the trace and
+# contract commands. Its own constraints file (scripts/ethereum-etl-py310-constraints.txt).
+PYTHON310 ?= $(HOME)/.pyenv/versions/3.10.13/bin/python
+VENV310 := $(TOOLS)/venv310
+ETHEREUMETL310 := $(VENV310)/bin/ethereumetl
+ETL310_STAMP := $(VENV310)/.ethereum-etl-$(ETL_VERSION).stamp
+ETL310_CONSTRAINTS := $(ROOT)/scripts/ethereum-etl-py310-constraints.txt
+
 # apache-airflow for the example DAG's import test (tests/deploy.rs). Optional: if it cannot be
 # installed, `make tools` says so and the test falls back to py_compile.
 AIRFLOW_VERSION := 2.10.5
 AIRFLOW_VENV := $(TOOLS)/airflow-venv
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.apache-airflow-$(AIRFLOW_VERSION).stamp
 AIRFLOW_CONSTRAINTS := $(ROOT)/scripts/airflow-constraints.txt
+# tests/airflow.rs: Airflow's metadata database in PostgreSQL (LocalExecutor) needs psycopg2.
+PSYCOPG2_VERSION := 2.9.10
+AIRFLOW_PG_STAMP := $(AIRFLOW_VENV)/.psycopg2-binary-$(PSYCOPG2_VERSION).stamp
 
 HADOLINT_VERSION := 2.15.1
 LINT_VENV := $(TOOLS)/lint-venv
@@ -78,9 +92,10 @@ PG_BIN := /usr/lib/postgresql/$(PG_MAJOR)/bin
 
 NODEWATCH_ANVIL ?= $(ANVIL)
 NODEWATCH_ETHEREUMETL ?= $(ETHEREUMETL)
+NODEWATCH_ETHEREUMETL310 ?= $(ETHEREUMETL310)
 NODEWATCH_AIRFLOW_PYTHON ?= $(AIRFLOW_VENV)/bin/python
 NODEWATCH_PG_BIN ?= $(PG_BIN)
-export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_AIRFLOW_PYTHON NODEWATCH_PG_BIN
+export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_ETHEREUMETL310 NODEWATCH_AIRFLOW_PYTHON NODEWATCH_PG_BIN
 
 .PHONY: all tools pg-tools debian-tools demo test lint lint-docker fmt fmt-check clippy cargo-test \
 	clean-tools FORCE bench bench-tools bench-build bench-run bench-report bench-lint \
@@ -94,7 +109,7 @@ LOAD_SECS ?= 60
 
 all: test
 
-tools: $(ANVIL_STAMP) $(ETL_STAMP) debian-tools $(AIRFLOW_STAMP)
+tools: $(ANVIL_STAMP) $(ETL_STAMP) $(ETL310_STAMP) debian-tools $(AIRFLOW_STAMP) $(AIRFLOW_PG_STAMP)
 
 # `apt-get update` runs once, and only when something is missing.
 debian-tools:
@@ -121,6 +136,16 @@ $(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
 	else echo "warning: apache-airflow did not install; the DAG test falls back to py_compile"; \
 	fi
 
+# Not fatal either (tests/airflow.rs skips locally and fails under CI=true without it).
+$(AIRFLOW_PG_STAMP): $(AIRFLOW_CONSTRAINTS)
+	@if test -x $(AIRFLOW_VENV)/bin/python \
+	  && $(AIRFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	       psycopg2-binary==$(PSYCOPG2_VERSION) \
+	  && $(AIRFLOW_VENV)/bin/python -c 'import psycopg2'; \
+	then touch $@; \
+	else echo "warning: psycopg2-binary did not install into .tools/airflow-venv"; \
+	fi
+
 # The recipes run only when their stamp is missing (or, for ethereum-etl, older than the
 # constraints file); a stamp whose binary has disappeared forces a clean re-install too.
 $(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE)
@@ -143,6 +168,17 @@ $(ETL_STAMP): $(ETL_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL)),,FORCE)
 	@# `ethereumetl stream -o postgresql+pg8000://...` needs these two of its [streaming] extra.
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) SQLAlchemy pg8000
 	$(ETHEREUMETL) --help > /dev/null
+	touch $@
+
+# The check at the end parses an ABI type, which is what fails with parsimonious 0.10.
+$(ETL310_STAMP): $(ETL310_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL310)),,FORCE)
+	@echo "==> installing ethereum-etl $(ETL_VERSION) on Python 3.10 into .tools/venv310"
+	@test -x $(PYTHON310) || { echo "error: $(PYTHON310) not found (pyenv install 3.10.13, or set PYTHON310)" >&2; exit 1; }
+	rm -rf $(VENV310)
+	$(PYTHON310) -m venv $(VENV310)
+	$(VENV310)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL310_CONSTRAINTS) ethereum-etl==$(ETL_VERSION)
+	$(VENV310)/bin/python -c 'from eth_abi import decode_single; assert decode_single("uint8", bytes(31) + b"\x12") == 18'
+	$(ETHEREUMETL310) --help > /dev/null
 	touch $@
 
 FORCE:

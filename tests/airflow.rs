@@ -205,6 +205,8 @@ async fn build(url: &str) -> ChainInfo {
 /// One AIRFLOW_HOME with its metadata database, and the DAG's environment.
 struct Airflow {
     python: PathBuf,
+    /// The metadata database; its log is shown when an airflow command fails.
+    pg: Postgres,
     home: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
@@ -252,23 +254,28 @@ impl Airflow {
     /// Runs `airflow <args>` to the end; panics with its output unless it exits 0.
     async fn run(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
         let child = self.command(args, extra_env).spawn().expect("run airflow");
-        finish(child, args).await
+        self.finish(child, args).await
     }
-}
 
-async fn finish(child: tokio::process::Child, args: &[&str]) -> Output {
-    let out = tokio::time::timeout(AIRFLOW_TIMEOUT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("airflow {args:?} did not finish within {AIRFLOW_TIMEOUT:?}"))
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "airflow {args:?} failed: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        tail(&out.stdout),
-        tail(&out.stderr)
-    );
-    out
+    /// Waits for an airflow command; panics with its output unless it exits 0.
+    async fn finish(&self, child: tokio::process::Child, args: &[&str]) -> Output {
+        let out = tokio::time::timeout(AIRFLOW_TIMEOUT, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("airflow {args:?} did not finish within {AIRFLOW_TIMEOUT:?}")
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "airflow {args:?} failed: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- PostgreSQL \
+         log ---\n{}",
+            out.status,
+            tail(&out.stdout),
+            tail(&out.stderr),
+            tail(self.pg.log_text().as_bytes())
+        );
+        out
+    }
 }
 
 /// The last 12,000 bytes of a command's output.
@@ -324,9 +331,11 @@ fn assert_programs(ran: &BTreeMap<String, Vec<String>>, runs: usize, tools: &Too
 
 // === the reference ===========================================================================
 
-async fn ethereumetl(bin: &Path, args: &[&str]) {
+/// Runs `ethereumetl <line>` (split at spaces: the paths here have none); panics unless it
+/// exits 0.
+async fn ethereumetl(bin: &Path, line: String) {
     let out = tokio::process::Command::new(bin)
-        .args(args)
+        .args(line.split(' '))
         .env("NO_PROXY", "*")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
@@ -334,118 +343,72 @@ async fn ethereumetl(bin: &Path, args: &[&str]) {
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), out)
         .await
-        .expect("ethereumetl finishes")
+        .unwrap_or_else(|_| panic!("ethereumetl {line} did not finish within 120 s"))
         .unwrap();
     assert!(
         out.status.success(),
-        "ethereumetl {args:?} failed: {}",
+        "ethereumetl {line} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
 
 /// ethereum-etl's own export of `day` from `url` into `dir`, with `-w 1`: the files the DAG
-/// must write.
+/// must write. Commands that do not depend on each other run at the same time.
 async fn reference(bin: &Path, url: &str, day: &str, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let f = |name: &str| path_str(&dir.join(name)).to_owned();
-    ethereumetl(
-        bin,
-        &[
-            "get_block_range_for_date",
-            "-p",
-            url,
-            "-d",
-            day,
-            "-o",
-            &f("block_range.txt"),
-        ],
-    )
+    let (range, blocks, txs) = (f("block_range.txt"), f("blocks.csv"), f("transactions.csv"));
+    let (hashes, receipts, logs) = (
+        f("transaction_hashes.txt"),
+        f("receipts.csv"),
+        f("logs.csv"),
+    );
+    let (traces, contracts) = (f("traces.csv"), f("contracts.csv"));
+    let e = |line: String| ethereumetl(bin, line);
+    e(format!(
+        "get_block_range_for_date -p {url} -d {day} -o {range}"
+    ))
     .await;
-    let range = std::fs::read_to_string(dir.join("block_range.txt")).unwrap();
-    let (start, end) = range.trim().split_once(',').unwrap();
-    let blocks = [
-        "export_blocks_and_transactions",
-        "-s",
-        start,
-        "-e",
-        end,
-        "-p",
-        url,
-        "-w",
-        "1",
-        "--blocks-output",
-        &f("blocks.csv"),
-        "--transactions-output",
-        &f("transactions.csv"),
-    ];
-    let traces = [
-        "export_traces",
-        "-s",
-        start,
-        "-e",
-        end,
-        "-p",
-        url,
-        "-w",
-        "1",
-        "-o",
-        &f("traces.csv"),
-    ];
-    tokio::join!(ethereumetl(bin, &blocks), ethereumetl(bin, &traces));
-    let hashes = [
-        "extract_csv_column",
-        "-c",
-        "hash",
-        "-i",
-        &f("transactions.csv"),
-        "-o",
-        &f("transaction_hashes.txt"),
-    ];
-    let contracts = [
-        "extract_contracts",
-        "-t",
-        &f("traces.csv"),
-        "-w",
-        "1",
-        "-o",
-        &f("contracts.csv"),
-    ];
-    tokio::join!(ethereumetl(bin, &hashes), ethereumetl(bin, &contracts));
-    let receipts = [
-        "export_receipts_and_logs",
-        "-t",
-        &f("transaction_hashes.txt"),
-        "-p",
-        url,
-        "-w",
-        "1",
-        "--receipts-output",
-        &f("receipts.csv"),
-        "--logs-output",
-        &f("logs.csv"),
-    ];
-    let tokens = [
-        "extract_tokens",
-        "-c",
-        &f("contracts.csv"),
-        "-p",
-        url,
-        "-w",
-        "1",
-        "-o",
-        &f("tokens.csv"),
-    ];
-    tokio::join!(ethereumetl(bin, &receipts), ethereumetl(bin, &tokens));
-    let transfers = [
-        "extract_token_transfers",
-        "-l",
-        &f("logs.csv"),
-        "-w",
-        "1",
-        "-o",
-        &f("token_transfers.csv"),
-    ];
-    ethereumetl(bin, &transfers).await;
+    let text = std::fs::read_to_string(&range).unwrap();
+    let (start, end) = text.trim().split_once(',').unwrap();
+    let r = format!("-s {start} -e {end} -p {url} -w 1");
+    let blocks_branch = async {
+        e(format!(
+            "export_blocks_and_transactions {r} --blocks-output {blocks} \
+             --transactions-output {txs}"
+        ))
+        .await;
+        e(format!("extract_csv_column -c hash -i {txs} -o {hashes}")).await;
+        e(format!(
+            "export_receipts_and_logs -t {hashes} -p {url} -w 1 --receipts-output {receipts} \
+             --logs-output {logs}"
+        ))
+        .await;
+        e(format!(
+            "extract_token_transfers -l {logs} -w 1 -o {}",
+            f("token_transfers.csv")
+        ))
+        .await;
+    };
+    let traces_branch = async {
+        e(format!("export_traces {r} -o {traces}")).await;
+        e(format!("extract_contracts -t {traces} -w 1 -o {contracts}")).await;
+        e(format!(
+            "extract_tokens -c {contracts} -p {url} -w 1 -o {}",
+            f("tokens.csv")
+        ))
+        .await;
+    };
+    tokio::join!(blocks_branch, traces_branch);
+    // Every file has rows: the comparison is never between two empty files.
+    for name in FILES {
+        let rows = std::fs::read_to_string(dir.join(name))
+            .unwrap()
+            .lines()
+            .count();
+        let header = usize::from(name.ends_with(".csv"));
+        assert!(rows > header, "{day}: ethereum-etl's {name} has no rows");
+    }
 }
 
 /// Every file of `got` equals the one in `want`, and there are no others.
@@ -508,25 +471,31 @@ async fn airflow_exports_three_days_through_nodewatch_and_survives_rank_1_dying(
     // while Airflow migrates its database.
     let work = tempfile::tempdir().unwrap();
     let want = work.path().join("want");
+    let want_days = [
+        want.join(DAYS[0].0),
+        want.join(DAYS[1].0),
+        want.join(DAYS[2].0),
+    ];
     let references = async {
-        for (day, _, _) in DAYS {
-            reference(&tools.ethereumetl, &rank2.url(), day, &want.join(day)).await;
-        }
+        tokio::join!(
+            reference(&tools.ethereumetl, &url2, DAYS[0].0, &want_days[0]),
+            reference(&tools.ethereumetl, &url2, DAYS[1].0, &want_days[1]),
+            reference(&tools.ethereumetl, &url2, DAYS[2].0, &want_days[2]),
+        );
     };
 
     let out = work.path().join("out");
     let exporter = support::binary::exporter_path();
+    let pg_url = format!(
+        "postgresql+psycopg2://postgres@127.0.0.1:{}/airflow",
+        pg.port
+    );
     let airflow = Airflow {
         python: tools.airflow_python.clone(),
+        pg,
         home: tempfile::tempdir().unwrap(),
         env: [
-            (
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-                format!(
-                    "postgresql+psycopg2://postgres@127.0.0.1:{}/airflow",
-                    pg.port
-                ),
-            ),
+            ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", pg_url),
             ("AIRFLOW__CORE__EXECUTOR", "LocalExecutor".into()),
             ("AIRFLOW__CORE__PARALLELISM", "4".into()),
             ("ETHEREUM_PROVIDER_URI", nw.url.clone()),
@@ -657,7 +626,7 @@ async fn airflow_exports_three_days_through_nodewatch_and_survives_rank_1_dying(
     let deadline = Instant::now() + AIRFLOW_TIMEOUT;
     while !(day_dir.join("blocks.csv").is_file() && day_dir.join("transactions.csv").is_file()) {
         if let Some(status) = child.try_wait().unwrap() {
-            let out = finish(child, &args).await;
+            let out = airflow.finish(child, &args).await;
             panic!(
                 "airflow dags test ended ({status}) before blocks.csv: {}",
                 tail(&out.stdout)
@@ -673,7 +642,7 @@ async fn airflow_exports_three_days_through_nodewatch_and_survives_rank_1_dying(
     assert!(!rank1.is_running());
     let receipts_before_kill = day_dir.join("receipts.csv").exists();
     eprintln!("rank 1 killed {:?} into the dags test", t.elapsed());
-    let output = finish(child, &args).await;
+    let output = airflow.finish(child, &args).await;
     eprintln!(
         "FIGURE airflow dags test with rank 1 killed: {:?}",
         t.elapsed()

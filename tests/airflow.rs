@@ -122,12 +122,11 @@ fn tools() -> Option<Tools> {
         "NODEWATCH_AIRFLOW_PYTHON",
         ".tools/airflow-venv/bin/python",
         |python| {
+            // Importing airflow writes an airflow.cfg into AIRFLOW_HOME.
+            let home = tempfile::tempdir().unwrap();
             std::process::Command::new(python)
                 .args(["-c", "import airflow.version, psycopg2"])
-                .env(
-                    "AIRFLOW_HOME",
-                    std::env::temp_dir().join("nodewatch-airflow-probe"),
-                )
+                .env("AIRFLOW_HOME", home.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()

@@ -658,6 +658,15 @@ async fn airflow_exports_three_days_through_nodewatch_and_survives_rank_1_dying(
     programs_run(&String::from_utf8_lossy(&output.stderr), &mut ran);
     assert_programs(&ran, 1, &tools);
     assert!(nw.is_running(), "nodewatch is still up");
+    // nodewatch saw rank 1 die (it probes every 250 ms; the run took seconds after the kill).
+    let (_, metrics) = support::rpc::get(&format!("{}/metrics", nw.admin)).await;
+    for (name, up) in [("rank1", 0), ("rank2", 1)] {
+        let line = format!("nodewatch_upstream_up{{upstream=\"{name}\"}} {up}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in\n{metrics}"
+        );
+    }
     drop(nw);
     eprintln!("FIGURE airflow test wall time: {:?}", started.elapsed());
 }

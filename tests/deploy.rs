@@ -427,8 +427,9 @@ print("PROVIDER=" + m.PROVIDER_URI)
     };
     assert_eq!(
         value("TASKS="),
-        "check_nodewatch,get_block_range,export_blocks_and_transactions,\
-         extract_transaction_hashes,export_receipts_and_logs,extract_token_transfers"
+        "check_nodewatch,get_block_range_for_date,export_blocks_and_transactions,\
+         export_receipts_and_logs,extract_token_transfers,export_traces,extract_contracts,\
+         extract_tokens"
     );
     assert_eq!(
         value("PROVIDER="),

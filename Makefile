@@ -72,7 +72,7 @@ AIRFLOW_VERSION := 2.10.5
 AIRFLOW_VENV := $(TOOLS)/airflow-venv
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.apache-airflow-$(AIRFLOW_VERSION).stamp
 AIRFLOW_CONSTRAINTS := $(ROOT)/scripts/airflow-constraints.txt
-# tests/airflow.rs: Airflow's metadata database in PostgreSQL (LocalExecutor) needs psycopg2.
+# crates/export/tests/airflow.rs: Airflow's metadata database in PostgreSQL (LocalExecutor) needs psycopg2.
 PSYCOPG2_VERSION := 2.9.10
 AIRFLOW_PG_STAMP := $(AIRFLOW_VENV)/.psycopg2-binary-$(PSYCOPG2_VERSION).stamp
 
@@ -140,7 +140,7 @@ $(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
 	else echo "warning: apache-airflow did not install; outside CI the DAG test falls back to py_compile"; \
 	fi
 
-# Not fatal either (tests/airflow.rs skips locally and fails under CI=true without it).
+# Not fatal either (crates/export/tests/airflow.rs skips locally and fails under CI=true without it).
 $(AIRFLOW_PG_STAMP): $(AIRFLOW_CONSTRAINTS) $(AIRFLOW_STAMP)
 	@if test -x $(AIRFLOW_VENV)/bin/python \
 	  && $(AIRFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \

@@ -26,7 +26,7 @@
 //! Python 3.11 venv. Under `CI=true` a missing airflow, PostgreSQL driver, anvil or ethereumetl
 //! fails the test; locally it is skipped with a notice.
 
-mod support;
+use nodewatch_testkit as support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,7 +78,7 @@ const AIRFLOW_TIMEOUT: Duration = Duration::from_secs(150);
 const POLL: Duration = Duration::from_millis(20);
 
 fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    support::workspace_root().join(path)
 }
 
 fn path_str(p: &Path) -> &str {

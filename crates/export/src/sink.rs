@@ -116,7 +116,7 @@ impl Output {
                 file.get_ref()
                     .sync_data()
                     .map_err(|e| ExportError::io(&*tmp, e))?;
-                std::fs::rename(&*tmp, &*path).map_err(|e| ExportError::io(&*path, e))?;
+                rename_durably(tmp, path)?;
                 // Only now is there nothing left for Drop to clean up.
                 self.finished = true;
                 Ok(())
@@ -127,6 +127,20 @@ impl Output {
             }
         }
     }
+}
+
+/// Renames `tmp` (its data already synced) to `path`, then syncs the directory, so that
+/// after a power cut the name points at the complete file or the old one, never at an empty
+/// one.
+pub(crate) fn rename_durably(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(tmp, path).map_err(|e| ExportError::io(path, e))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ExportError::io(dir, e))
 }
 
 impl Drop for Output {
@@ -356,5 +370,18 @@ mod tests {
             out.write_all(b"partial").unwrap();
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_durable_rename_moves_the_file_and_names_a_missing_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, path) = (dir.path().join(".a.tmp"), dir.path().join("a.csv"));
+        std::fs::write(&tmp, "x\n").unwrap();
+        rename_durably(&tmp, &path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x\n");
+        assert!(!tmp.exists());
+        let gone = dir.path().join("no/such/b.csv");
+        let err = rename_durably(&path, &gone).unwrap_err().to_string();
+        assert!(err.contains("no/such/b.csv"), "{err}");
     }
 }

@@ -149,8 +149,12 @@ fn write_state(path: &Path, block: i128) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| ExportError::io(parent, e))?;
     }
-    std::fs::write(&tmp, format!("{block}\n")).map_err(|e| ExportError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ExportError::io(path, e))
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        std::io::Write::write_all(&mut f, format!("{block}\n").as_bytes())?;
+        f.sync_data()
+    });
+    written.map_err(|e| ExportError::io(&tmp, e))?;
+    crate::sink::rename_durably(&tmp, path)
 }
 
 /// One round: fetches the blocks after `last`, hands them to the outputs and

@@ -68,6 +68,10 @@ pub enum UpstreamErrorKind {
     /// Its circuit breaker is half-open and another request holds the trial.
     #[error("circuit breaker open")]
     BreakerOpen,
+    /// The in-flight answer budget could not hold the answer: larger than the whole budget,
+    /// or no room in time. Not the node's fault, and no other node would do better.
+    #[error("{0}")]
+    AnswerBudget(String),
 }
 
 impl UpstreamError {
@@ -79,8 +83,9 @@ impl UpstreamError {
         }
     }
 
-    /// Whether the same request should be tried on the next candidate. Every kind is: each
-    /// says this upstream could not give a trustworthy answer, not that the request is bad.
+    /// Whether the same request should be tried on the next candidate. Every kind is (each
+    /// says this upstream could not give a trustworthy answer, not that the request is
+    /// bad) but the answer budget's: the answer would be as large from any node.
     pub fn is_retryable(&self) -> bool {
         match self.kind {
             UpstreamErrorKind::Connect(_)
@@ -92,6 +97,7 @@ impl UpstreamError {
             | UpstreamErrorKind::WrongChain(_)
             | UpstreamErrorKind::Busy(_)
             | UpstreamErrorKind::BreakerOpen => true,
+            UpstreamErrorKind::AnswerBudget(_) => false,
         }
     }
 
@@ -107,7 +113,8 @@ impl UpstreamError {
             UpstreamErrorKind::NodeError { .. }
             | UpstreamErrorKind::WrongChain(_)
             | UpstreamErrorKind::Busy(_)
-            | UpstreamErrorKind::BreakerOpen => false,
+            | UpstreamErrorKind::BreakerOpen
+            | UpstreamErrorKind::AnswerBudget(_) => false,
         }
     }
 
@@ -122,7 +129,8 @@ impl UpstreamError {
             | UpstreamErrorKind::NodeError { .. }
             | UpstreamErrorKind::WrongChain(_)
             | UpstreamErrorKind::Busy(_)
-            | UpstreamErrorKind::BreakerOpen => false,
+            | UpstreamErrorKind::BreakerOpen
+            | UpstreamErrorKind::AnswerBudget(_) => false,
         }
     }
 
@@ -139,6 +147,7 @@ impl UpstreamError {
             UpstreamErrorKind::WrongChain(_) => "wrong_chain",
             UpstreamErrorKind::Busy(_) => "busy",
             UpstreamErrorKind::BreakerOpen => "breaker_open",
+            UpstreamErrorKind::AnswerBudget(_) => "answer_budget",
         }
     }
 }

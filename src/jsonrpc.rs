@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use crate::body::{ClientBody, Writer, SHARE_FROM};
 use crate::error::{is_node_trouble, ClientError};
 
 /// One client request: a single call or a batch, each item valid or answered with an error.
@@ -233,6 +234,15 @@ impl RawJson {
         String::from_utf8_lossy(&self.0)
     }
 
+    /// How many bytes of it a client body copies (large values are shared, not copied).
+    fn copied_len(&self) -> usize {
+        if self.0.len() < SHARE_FROM {
+            self.0.len()
+        } else {
+            0
+        }
+    }
+
     /// Whether the value is `null`.
     pub fn is_null(&self) -> bool {
         &self.0[..] == b"null"
@@ -368,56 +378,55 @@ pub enum Reply<'r> {
 
 /// Encodes the client's answer: one object, or an array with one item per request that has
 /// an id, in request order. Returns an empty body when nothing is to be answered
-/// (notifications only), as JSON-RPC 2.0 asks.
+/// (notifications only), as JSON-RPC 2.0 asks. Large results are not copied: the body holds
+/// slices of the upstream answers ([`crate::body`]).
 pub fn encode_client<'r>(
     batch: bool,
     replies: impl IntoIterator<Item = (Option<&'r RawValue>, Reply<'r>)>,
-) -> Vec<u8> {
+) -> ClientBody {
     let replies: Vec<_> = replies.into_iter().collect();
-    let size: usize = replies
+    let copied: usize = replies
         .iter()
         .map(|(id, reply)| {
             let body = match reply {
-                Reply::Upstream(Answer::Result(r)) => r.as_bytes().len(),
-                Reply::Upstream(Answer::Error(e)) => e.raw.as_bytes().len(),
+                Reply::Upstream(Answer::Result(r)) => r.copied_len(),
+                Reply::Upstream(Answer::Error(e)) => e.raw.copied_len(),
                 Reply::Local(_) => 128,
             };
             32 + id.map_or(4, |id| id.get().len()) + body
         })
         .sum();
-    let mut out = Vec::with_capacity(size + 2);
-    let mut count = 0;
-    for (id, reply) in replies {
-        out.push(if count == 0 { b'[' } else { b',' });
-        count += 1;
-        out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-        out.extend_from_slice(id.map_or("null", RawValue::get).as_bytes());
+    let mut out = Writer::with_capacity(copied + 2);
+    if batch && !replies.is_empty() {
+        out.copy(b"[");
+    }
+    let answered = !replies.is_empty();
+    for (n, (id, reply)) in replies.into_iter().enumerate() {
+        if n > 0 {
+            out.copy(b",");
+        }
+        out.copy(b"{\"jsonrpc\":\"2.0\",\"id\":");
+        out.copy(id.map_or("null", RawValue::get).as_bytes());
         match reply {
             Reply::Upstream(Answer::Result(r)) => {
-                out.extend_from_slice(b",\"result\":");
-                out.extend_from_slice(r.as_bytes());
+                out.copy(b",\"result\":");
+                out.share(&r.0);
             }
             Reply::Upstream(Answer::Error(e)) => {
-                out.extend_from_slice(b",\"error\":");
-                out.extend_from_slice(e.raw.as_bytes());
+                out.copy(b",\"error\":");
+                out.share(&e.raw.0);
             }
             Reply::Local(e) => {
-                out.extend_from_slice(b",\"error\":");
-                out.extend_from_slice(error_object(e.code(), &e.to_string()).as_bytes());
+                out.copy(b",\"error\":");
+                out.copy(error_object(e.code(), &e.to_string()).as_bytes());
             }
         }
-        out.push(b'}');
+        out.copy(b"}");
     }
-    if count == 0 {
-        return Vec::new();
+    if batch && answered {
+        out.copy(b"]");
     }
-    if batch {
-        out.push(b']');
-        out
-    } else {
-        out.remove(0);
-        out
-    }
+    out.finish()
 }
 
 /// A JSON-RPC error object as text.
@@ -432,7 +441,7 @@ pub fn error_object(code: i64, message: &str) -> String {
 }
 
 /// A whole client answer for an error that concerns the body as a whole (`id` null).
-pub fn error_body(e: &ClientError) -> Vec<u8> {
+pub fn error_body(e: &ClientError) -> ClientBody {
     encode_client(false, [(None, Reply::Local(e))])
 }
 

@@ -56,6 +56,8 @@
 
 pub mod admin;
 pub mod blocks;
+pub mod body;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod filters;

@@ -42,6 +42,12 @@ pub struct Metrics {
     pub best_head: IntGauge,
     /// Client requests being served.
     pub in_flight: IntGauge,
+    /// Bytes of upstream answers held now (the in-flight answer budget's use).
+    pub answer_bytes: IntGauge,
+    /// Calls that waited for room in the answer budget.
+    pub answer_budget_waits: IntCounter,
+    /// Chunked answers that gave their bytes back and were read again.
+    pub answer_budget_gave_way: IntCounter,
     /// Whole client requests (single or batch) by duration.
     pub client_duration: Histogram,
     /// Retry rounds refused by the retry budget.
@@ -197,6 +203,25 @@ const IN_FLIGHT: Spec = Spec {
     labels: &[],
 };
 
+const ANSWER_BYTES: Spec = Spec {
+    name: "nodewatch_answer_bytes_in_flight",
+    help: "Bytes of upstream answers held now (bounded by proxy.max_inflight_bytes).",
+    labels: &[],
+};
+
+const ANSWER_BUDGET_WAITS: Spec = Spec {
+    name: "nodewatch_answer_budget_waits_total",
+    help: "Calls that waited for room in the in-flight answer budget.",
+    labels: &[],
+};
+
+const ANSWER_BUDGET_GAVE_WAY: Spec = Spec {
+    name: "nodewatch_answer_budget_gave_way_total",
+    help:
+        "Chunked answers that gave their bytes back to the full answer budget and were read again.",
+    labels: &[],
+};
+
 const RETRY_BUDGET_EXHAUSTED: Spec = Spec {
     name: "nodewatch_retry_budget_exhausted_total",
     help: "Retry rounds refused because the retry budget was spent.",
@@ -304,6 +329,9 @@ impl Metrics {
             client_duration: f.histogram(&CLIENT_DURATION),
             best_head: f.gauge(&BEST_HEAD),
             in_flight: f.gauge(&IN_FLIGHT),
+            answer_bytes: f.gauge(&ANSWER_BYTES),
+            answer_budget_waits: f.counter(&ANSWER_BUDGET_WAITS),
+            answer_budget_gave_way: f.counter(&ANSWER_BUDGET_GAVE_WAY),
             retry_budget_exhausted: f.counter(&RETRY_BUDGET_EXHAUSTED),
             unsupported: f.counter_vec(&UNSUPPORTED),
             upstream_unsupported: f.gauge_vec(&UPSTREAM_UNSUPPORTED),

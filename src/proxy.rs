@@ -9,13 +9,14 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::body::ClientBody;
+use crate::budget::AnswerBudget;
 use crate::error::ClientError;
 use crate::filters::{is_filter_method, Filters};
 use crate::forward::{self, Engine, Served};
@@ -58,6 +59,12 @@ impl Proxy {
         settings: Settings,
     ) -> Self {
         let budget = forward::budget(&settings.retry);
+        let answers = AnswerBudget::new(
+            settings.proxy.max_inflight_bytes,
+            metrics.answer_bytes.clone(),
+            metrics.answer_budget_waits.clone(),
+            metrics.answer_budget_gave_way.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 engine: Engine {
@@ -66,6 +73,7 @@ impl Proxy {
                     metrics,
                     settings: ArcSwap::from_pointee(settings),
                     budget: ArcSwap::from_pointee(budget),
+                    answers,
                 },
                 filters: Filters::default(),
             }),
@@ -89,7 +97,7 @@ impl Proxy {
     }
 
     /// Serves one HTTP request.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<ClientBody> {
         if request.method() != Method::POST {
             return plain(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -131,12 +139,12 @@ impl Proxy {
         Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(answer)))
+            .body(answer)
             .expect("static response parts are valid")
     }
 
     /// Answers one JSON-RPC body (single or batch); the HTTP-free core of [`Proxy::handle`].
-    pub async fn serve(&self, body: &[u8]) -> Vec<u8> {
+    pub async fn serve(&self, body: &[u8]) -> ClientBody {
         let Inner { engine, filters } = &*self.inner;
         let _in_flight = InFlight::new(&engine.metrics);
         let settings = engine.settings.load_full();
@@ -275,16 +283,16 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+fn plain(status: StatusCode, text: &'static str) -> Response<ClientBody> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .header(header::ALLOW, "POST")
-        .body(Full::new(Bytes::from_static(text.as_bytes())))
+        .body(ClientBody::from(text))
         .expect("static response parts are valid")
 }
 
-fn body_timed_out(timeout: std::time::Duration) -> Response<Full<Bytes>> {
+fn body_timed_out(timeout: std::time::Duration) -> Response<ClientBody> {
     let body = jsonrpc::error_body(&ClientError::InvalidRequest(format!(
         "request body not received within {timeout:?}"
     )));
@@ -292,11 +300,11 @@ fn body_timed_out(timeout: std::time::Duration) -> Response<Full<Bytes>> {
         .status(StatusCode::REQUEST_TIMEOUT)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CONNECTION, "close")
-        .body(Full::new(Bytes::from(body)))
+        .body(body)
         .expect("static response parts are valid")
 }
 
-fn too_large(limit: usize) -> Response<Full<Bytes>> {
+fn too_large(limit: usize) -> Response<ClientBody> {
     let body = jsonrpc::encode_client(
         false,
         [(
@@ -309,6 +317,6 @@ fn too_large(limit: usize) -> Response<Full<Bytes>> {
     Response::builder()
         .status(StatusCode::PAYLOAD_TOO_LARGE)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
+        .body(body)
         .expect("static response parts are valid")
 }

@@ -46,6 +46,12 @@ pub const DEFAULT_UNSUPPORTED_TTL: Duration = Duration::from_secs(600);
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Largest upstream answer read; larger answers count as a failed attempt.
 pub const DEFAULT_RESPONSE_LIMIT: usize = 256 * 1024 * 1024;
+/// Bytes of upstream answers held at once over every request (`proxy.max_inflight_bytes`):
+/// sized for a sidecar with a 256 MiB memory limit (deploy/kubernetes), which leaves room for
+/// the proxy's own ~10–20 MiB. Past it calls wait; one answer larger than it fails.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 128 * 1024 * 1024;
+/// The largest `proxy.max_inflight_bytes` accepted (4 GiB - 1).
+pub const MAX_INFLIGHT_BYTES_LIMIT: usize = u32::MAX as usize;
 /// Most items one client batch may hold.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
 /// How long in-flight requests may run on after SIGTERM/SIGINT.
@@ -186,6 +192,8 @@ pub struct ProxyConfig {
     pub body_limit: usize,
     /// Largest upstream answer in bytes.
     pub response_limit: usize,
+    /// Bytes of upstream answers held at once, over every request (read at start-up).
+    pub max_inflight_bytes: usize,
     /// Most items in one batch.
     pub max_batch: usize,
     /// Time for in-flight requests after a shutdown signal.
@@ -381,6 +389,7 @@ impl Default for ProxyConfig {
             unsupported_ttl: DEFAULT_UNSUPPORTED_TTL,
             body_limit: DEFAULT_BODY_LIMIT,
             response_limit: DEFAULT_RESPONSE_LIMIT,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
             max_batch: DEFAULT_MAX_BATCH,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,

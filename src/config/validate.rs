@@ -13,7 +13,9 @@ use nodewatch_http::endpoint::redact_url;
 use nodewatch_http::{Endpoint, EndpointError};
 use rustls::pki_types::CertificateDer;
 
-use super::{Config, ConfigError, UpstreamConfig, DEFAULT_DENY, MAX_UPSTREAMS};
+use super::{
+    Config, ConfigError, UpstreamConfig, DEFAULT_DENY, MAX_INFLIGHT_BYTES_LIMIT, MAX_UPSTREAMS,
+};
 use crate::policy::{MethodPolicy, PolicyError};
 
 /// A configuration that passed [`Config::validate`]. Reads as the [`Config`] it was made from
@@ -75,6 +77,15 @@ impl Config {
                 format!("must be between 0 and 100 (got {})", self.retry.ratio),
             ));
         }
+        if self.proxy.max_inflight_bytes > MAX_INFLIGHT_BYTES_LIMIT {
+            return Err(ConfigError::new(
+                "proxy.max_inflight_bytes",
+                format!(
+                    "must be at most {MAX_INFLIGHT_BYTES_LIMIT} (got {})",
+                    self.proxy.max_inflight_bytes
+                ),
+            ));
+        }
         self.check_guards()?;
         let policy = self.policy()?;
         let mut names = HashSet::new();
@@ -131,6 +142,10 @@ impl Config {
             ),
             ("proxy.body_limit", self.proxy.body_limit as u64),
             ("proxy.response_limit", self.proxy.response_limit as u64),
+            (
+                "proxy.max_inflight_bytes",
+                self.proxy.max_inflight_bytes as u64,
+            ),
             ("proxy.max_batch", self.proxy.max_batch as u64),
             ("proxy.max_connections", self.proxy.max_connections as u64),
             (

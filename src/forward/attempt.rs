@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::config::ProxyConfig;
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{self, Answer, Call};
-use crate::method::MethodClass;
+use crate::method::{has_side_effects, MethodClass};
 use crate::upstream::breaker::{self, BreakerState};
 use crate::upstream::Upstream;
 
@@ -43,15 +43,27 @@ impl Engine {
         let _counted = InFlight::new(&in_flight);
         let started = Instant::now();
         let body = Bytes::from(jsonrpc::encode_upstream(calls, batch));
+        let may_give_way = !calls.iter().any(|c| has_side_effects(&c.method));
         let result = upstream
-            .send(body, timeout, proxy.response_limit)
+            .send_within(
+                body,
+                timeout,
+                proxy.response_limit,
+                &self.answers,
+                may_give_way,
+                proxy.request_timeout,
+            )
             .await
-            .map_err(|e| e.kind)
-            .and_then(|bytes| {
-                jsonrpc::parse_answers(&bytes, calls.len(), batch)
-                    .map_err(UpstreamErrorKind::InvalidAnswer)
-            });
-        let took = started.elapsed();
+            .map_err(|e| e.kind);
+        // The node's time: what the attempt waited for the answer budget is not its doing.
+        let waited = result
+            .as_ref()
+            .map_or(Duration::ZERO, |(_, waited)| *waited);
+        let result = result.and_then(|(bytes, _)| {
+            jsonrpc::parse_answers(&bytes, calls.len(), batch)
+                .map_err(UpstreamErrorKind::InvalidAnswer)
+        });
+        let took = started.elapsed().saturating_sub(waited);
         self.metrics
             .upstream_duration
             .with_label_values(&[name])

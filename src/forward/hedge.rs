@@ -13,9 +13,9 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 use tower::retry::budget::Budget as _;
 
-use crate::error::UpstreamError;
+use crate::error::{is_node_trouble, UpstreamError};
 use crate::jsonrpc::{Answer, Call};
-use crate::method::has_side_effects;
+use crate::method::{has_side_effects, is_unsupported};
 
 use super::attempt::{attempt_timeout, class_of};
 use super::Forward;
@@ -71,7 +71,9 @@ impl Forward<'_, '_> {
             let more = hedging && next < legs.len();
             tokio::select! {
                 Some((leg, result)) = running.next() => {
-                    let ok = result.is_ok();
+                    // A leg wins with answers to keep; "method not found" or node trouble
+                    // from a hedge must not cut off a slower node that has the answer.
+                    let ok = matches!(&result, Ok(answers) if answers.iter().all(trustworthy));
                     results[leg].1 = Some(result);
                     if ok && leg > 0 {
                         self.count_win(legs[leg]);
@@ -86,6 +88,11 @@ impl Forward<'_, '_> {
                     }
                 }
                 () = tokio::time::sleep(delay), if more => {
+                    if self.engine.answers.is_pressed() {
+                        // The answer budget is the bottleneck, not the node: a second leg
+                        // would only double the bytes waiting. Look again after a delay.
+                        continue;
+                    }
                     if self.may_hedge(legs[next]) {
                         running.push(launch(next));
                         next += 1;
@@ -162,5 +169,15 @@ impl Forward<'_, '_> {
                 &self.settings.proxy,
             )
             .await
+    }
+}
+
+/// Whether an answer would be kept as it is (not "method not found", not node trouble).
+fn trustworthy(answer: &Answer) -> bool {
+    match answer {
+        Answer::Error(e) => {
+            !is_unsupported(e.code, &e.message) && !is_node_trouble(e.code, &e.message)
+        }
+        Answer::Result(_) => true,
     }
 }

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tower::retry::budget::{Budget as _, TpsBudget};
 use tracing::{debug, info, warn};
 
+use crate::budget::AnswerBudget;
 use crate::config::RetryConfig;
 use crate::error::{AttemptSummary, ClientError, UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{Answer, Call};
@@ -70,6 +71,8 @@ pub struct Engine {
     pub settings: ArcSwap<Settings>,
     /// Retry budget.
     pub budget: ArcSwap<TpsBudget>,
+    /// The in-flight answer budget (sized at start-up).
+    pub answers: AnswerBudget,
 }
 
 impl Engine {
@@ -223,10 +226,15 @@ impl<'a, 'c> Forward<'a, 'c> {
         let moves_on = items
             .iter()
             .any(|&i| plans[i].next + 1 < plans[i].candidates.len());
+        let retryable = e.is_retryable();
         for &i in items {
-            plans[i].next += 1;
+            plans[i].next = if retryable {
+                plans[i].next + 1
+            } else {
+                plans[i].candidates.len()
+            };
         }
-        if moves_on {
+        if moves_on && retryable {
             let name = self.snapshot.handles[u].name.as_str();
             self.engine
                 .metrics

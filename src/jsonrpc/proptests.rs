@@ -150,7 +150,7 @@ fn answer_locally(request: &ClientRequest<'_>) -> Vec<u8> {
             (Item::Call(c), Some(a)) => Some((Some(c.id?), Reply::Upstream(a))),
             (Item::Call(_), None) => unreachable!(),
         });
-    encode_client(request.batch, replies)
+    encode_client(request.batch, replies).to_vec()
 }
 
 /// Checks the JSON-RPC shape of one answer object; returns its raw id.
@@ -204,7 +204,7 @@ fn any_body_gets_a_well_formed_answer(body: &[u8], max_batch: usize) -> Result<(
             out
         }
         Err(e) => {
-            let out = error_body(&e);
+            let out = error_body(&e).to_vec();
             let v: Value = serde_json::from_slice(&out).unwrap();
             prop_assert_eq!(&v["id"], &Value::Null);
             prop_assert!(matches!(e.code(), PARSE_ERROR | INVALID_REQUEST));

@@ -58,7 +58,7 @@ fn batch_is_rewritten_to_positions_and_answered_in_request_order() {
         .iter()
         .zip(&answers)
         .filter_map(|(c, a)| c.id.map(|id| (Some(id), Reply::Upstream(a))));
-    let out = String::from_utf8(encode_client(true, replies)).unwrap();
+    let out = String::from_utf8(encode_client(true, replies).to_vec()).unwrap();
     assert_eq!(
         out,
         r#"[{"jsonrpc":"2.0","id":7,"error":{"code":-32601,"message":"nope"}},{"jsonrpc":"2.0","id":7,"result":"B"},{"jsonrpc":"2.0","id":null,"result":null}]"#
@@ -102,7 +102,7 @@ fn whole_body_errors() {
         parse_request(four, 3),
         Err(ClientError::BatchTooLarge { got: 4, max: 3 })
     ));
-    let e = error_body(&parse_request(b"{", 3).unwrap_err());
+    let e = error_body(&parse_request(b"{", 3).unwrap_err()).to_vec();
     let v = answer_for(&e);
     assert_eq!(v["id"], serde_json::Value::Null);
     assert_eq!(v["error"]["code"], -32700);
@@ -246,7 +246,7 @@ fn notifications_only_get_an_empty_body() {
 #[test]
 fn local_error_messages_are_escaped_json() {
     let e = ClientError::InvalidRequest("bad \"quote\" \n".into());
-    let v = answer_for(&error_body(&e));
+    let v = answer_for(&error_body(&e).to_vec());
     assert_eq!(v["error"]["message"], "invalid request: bad \"quote\" \n");
     assert_eq!(v["jsonrpc"], "2.0");
 }

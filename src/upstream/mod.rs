@@ -6,6 +6,7 @@
 //! ALPN. An upstream is known by its name everywhere: its URL and header values are never
 //! logged or shown.
 
+pub mod answer;
 pub mod breaker;
 pub mod capability;
 pub mod fork;
@@ -23,6 +24,7 @@ use bytes::Bytes;
 use nodewatch_http::{ClientOptions, Endpoint, HttpClient, SendError};
 use serde::Serialize;
 
+use crate::budget::{AnswerBudget, Shortfall};
 use crate::config::{UpstreamSpec, ValidConfig};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use breaker::{Breaker, BreakerState};
@@ -126,18 +128,85 @@ impl Upstream {
     ) -> Result<Bytes, UpstreamError> {
         nodewatch_http::post(&self.client, &self.spec.endpoint, body, timeout, limit)
             .await
-            .map_err(|e| {
-                let kind = match e {
-                    SendError::Connect(why) => UpstreamErrorKind::Connect(why),
-                    SendError::Timeout(t) => UpstreamErrorKind::Timeout(t),
-                    SendError::Status { status, .. } => UpstreamErrorKind::Status(status),
-                    SendError::TooLarge(n) => UpstreamErrorKind::TooLarge(n),
-                    SendError::Body(why) => {
-                        UpstreamErrorKind::Connect(format!("answer body broke off: {why}"))
+            .map_err(|e| UpstreamError::new(self.name.clone(), send_error_kind(e)))
+    }
+
+    /// As [`Upstream::send`], with the answer's buffer reserved in `budget` (given back when
+    /// the last slice of the answer is dropped), and how long it waited for the budget.
+    /// Waiting for the budget does not count against `timeout`; it may last `wait` in all. A call that may be sent twice
+    /// (`may_give_way`) is sent again when its chunked answer had to give its bytes back.
+    pub async fn send_within(
+        &self,
+        body: Bytes,
+        timeout: Duration,
+        limit: usize,
+        budget: &AnswerBudget,
+        may_give_way: bool,
+        wait: Duration,
+    ) -> Result<(Bytes, Duration), UpstreamError> {
+        let started = tokio::time::Instant::now();
+        let mut clock = answer::Clock {
+            deadline: started + timeout,
+            wait_until: started + wait,
+            timeout,
+            waited: Duration::ZERO,
+        };
+        let mut reservation = budget.reservation(may_give_way);
+        loop {
+            let read = async {
+                let head = tokio::time::timeout_at(
+                    clock.deadline,
+                    nodewatch_http::post_head(
+                        &self.client,
+                        &self.spec.endpoint,
+                        body.clone(),
+                        limit,
+                    ),
+                )
+                .await
+                .map_err(|_| SendError::Timeout(timeout))??;
+                answer::read(head, limit, &mut reservation, &mut clock).await
+            };
+            let kind = match read.await {
+                Ok(bytes) => return Ok((reservation.attach(bytes), clock.waited)),
+                Err(answer::ReadError::Budget(Shortfall::GaveWay { retry_with })) => {
+                    // Sent again once the bytes it now knows it needs are reserved.
+                    match clock.hold(&mut reservation, retry_with).await {
+                        Ok(()) => {
+                            // A new exchange: the upstream gets the whole timeout again.
+                            clock.deadline = tokio::time::Instant::now() + timeout;
+                            continue;
+                        }
+                        Err(answer::ReadError::Budget(s)) => {
+                            UpstreamErrorKind::AnswerBudget(s.to_string())
+                        }
+                        Err(_) => budget_wait(wait),
                     }
-                };
-                UpstreamError::new(self.name.clone(), kind)
-            })
+                }
+                Err(answer::ReadError::Budget(s)) => UpstreamErrorKind::AnswerBudget(s.to_string()),
+                Err(answer::ReadError::BudgetWait) => budget_wait(wait),
+                Err(answer::ReadError::Send(e)) => send_error_kind(e),
+            };
+            return Err(UpstreamError::new(self.name.clone(), kind));
+        }
+    }
+}
+
+/// The error for a call that found no room in the answer budget in time.
+fn budget_wait(wait: Duration) -> UpstreamErrorKind {
+    UpstreamErrorKind::AnswerBudget(format!(
+        "no room in the in-flight answer budget (proxy.max_inflight_bytes) within {wait:?}"
+    ))
+}
+
+/// An exchange's error as an attempt's.
+fn send_error_kind(e: SendError) -> UpstreamErrorKind {
+    match e {
+        SendError::Connect(why) => UpstreamErrorKind::Connect(why),
+        SendError::Timeout(t) => UpstreamErrorKind::Timeout(t),
+        SendError::Status { status, .. } => UpstreamErrorKind::Status(status),
+        SendError::TooLarge(n) => UpstreamErrorKind::TooLarge(n),
+        SendError::Body(why) => UpstreamErrorKind::Connect(format!("answer body broke off: {why}")),
     }
 }
 

@@ -17,6 +17,9 @@ use rustls::pki_types::CertificateDer;
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per host.
 pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// The most an HTTP/1.1 connection buffers of what it reads (hyper's default is ~400 KiB): a
+/// bound on what an answer holds before its reader has room for it, per connection.
+pub const DEFAULT_READ_BUFFER_MAX: usize = 64 * 1024;
 /// TCP connect timeout (a dead host fails fast; the caller's timeout bounds the rest).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -80,6 +83,7 @@ pub fn build(options: &ClientOptions) -> HttpClient {
         builder.wrap_connector(http)
     };
     Client::builder(TokioExecutor::new())
+        .http1_max_buf_size(DEFAULT_READ_BUFFER_MAX)
         .pool_idle_timeout(options.pool_idle_timeout)
         .pool_max_idle_per_host(options.pool_max_idle_per_host)
         .build(https)

@@ -23,4 +23,4 @@ pub mod send;
 
 pub use client::{ClientOptions, HttpClient};
 pub use endpoint::{Endpoint, EndpointError};
-pub use send::{post, SendError};
+pub use send::{post, post_head, AnswerHead, SendError};

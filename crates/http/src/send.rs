@@ -5,6 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 
 use crate::{Endpoint, HttpClient};
 
@@ -66,6 +67,33 @@ async fn exchange(
     body: Bytes,
     limit: usize,
 ) -> Result<Bytes, SendError> {
+    let answer = post_head(client, endpoint, body, limit).await?;
+    match Limited::new(answer.body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(SendError::TooLarge(limit)),
+        Err(e) => Err(SendError::Body(e.to_string())),
+    }
+}
+
+/// A 200 answer whose body is still to be read.
+#[derive(Debug)]
+pub struct AnswerHead {
+    /// The body, unread.
+    pub body: Incoming,
+    /// Its length as the Content-Length header declares it (`None`: chunked, or HTTP/2
+    /// without one), already checked against the limit.
+    pub declared: Option<usize>,
+}
+
+/// POSTs `body` (JSON) with the endpoint's headers and returns the answer's head: 200 only,
+/// a declared length within `limit`. Unbounded in time: the caller bounds it, and reads the
+/// body itself (within `limit`) — as [`post`] does, or into memory it accounts for.
+pub async fn post_head(
+    client: &HttpClient,
+    endpoint: &Endpoint,
+    body: Bytes,
+    limit: usize,
+) -> Result<AnswerHead, SendError> {
     let mut request = Request::post(endpoint.uri().clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json")
@@ -95,15 +123,14 @@ async fn exchange(
     if declared.is_some_and(|n| n > limit) {
         return Err(SendError::TooLarge(limit));
     }
-    match Limited::new(response.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(SendError::TooLarge(limit)),
-        Err(e) => Err(SendError::Body(e.to_string())),
-    }
+    Ok(AnswerHead {
+        body: response.into_body(),
+        declared,
+    })
 }
 
 /// The start of a body (up to [`ERROR_SNIPPET`] bytes, lossily decoded); the rest is not read.
-async fn snippet(mut body: hyper::body::Incoming) -> String {
+async fn snippet(mut body: Incoming) -> String {
     let mut head = Vec::new();
     while head.len() < ERROR_SNIPPET {
         match body.frame().await {

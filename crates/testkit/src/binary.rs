@@ -205,6 +205,11 @@ impl Binary {
         rss_kib(self.pid())
     }
 
+    /// Peak resident memory so far in KiB (`VmHWM`); `None` when it cannot be read.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        peak_rss_kib(self.pid())
+    }
+
     /// Sends `sig` to the process.
     pub fn signal(&self, sig: Signal) {
         signal(self.pid(), sig);
@@ -273,10 +278,19 @@ impl Drop for Binary {
 /// `VmRSS` of a process in KiB; `None` if it is gone or the line cannot be read, so a
 /// memory check cannot pass on zeros.
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// `VmHWM` (the peak resident memory so far) of a process in KiB; `None` as for [`rss_kib`].
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
     fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 

@@ -374,5 +374,6 @@ async fn bad_input_is_one_line() {
         assert_eq!(err.lines().count(), 1, "{extra:?}: one line: {err}");
         assert!(err.contains(needle), "{extra:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
+        eprintln!("{extra:?}: exit {code}: {}", err.trim());
     }
 }

@@ -181,7 +181,10 @@ $(ETL310_STAMP): $(ETL310_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL310)),,FORCE
 	rm -rf $(VENV310)
 	$(PYTHON310) -m venv $(VENV310)
 	$(VENV310)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL310_CONSTRAINTS) ethereum-etl==$(ETL_VERSION)
+	@# `ethereumetl stream -e trace,contract,token -o postgresql+pg8000://...` (tests/export_stream_traces.rs).
+	$(VENV310)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL310_CONSTRAINTS) SQLAlchemy pg8000
 	$(VENV310)/bin/python -c 'from eth_abi import decode_single; assert decode_single("uint8", bytes(31) + b"\x12") == 18'
+	$(VENV310)/bin/python -c 'import sqlalchemy, pg8000'
 	$(ETHEREUMETL310) --help > /dev/null
 	touch $@
 

@@ -12,7 +12,7 @@ use super::error::{ExportError, Result};
 use super::jobs::blocks::{export_blocks_and_transactions, BlocksJob};
 use super::jobs::extract::{extract_csv_column, extract_field};
 use super::jobs::receipts::{export_receipts_and_logs, ReceiptsJob};
-use super::jobs::stream::{parse_entity_types, stream, StreamJob};
+use super::jobs::stream::{parse_entity_types, pick_provider_uri, stream, StreamJob};
 use super::jobs::token_transfers::{
     export_token_transfers, extract_token_transfers, ExportTransfersJob, ExtractTransfersJob,
 };
@@ -67,7 +67,7 @@ pub enum Command {
     /// Extracts field from given CSV or JSON newline-delimited file.
     #[command(name = "extract_field")]
     ExtractField(ExtractFieldArgs),
-    /// Streams blocks, transactions, logs and token transfers to the console, PostgreSQL or a directory.
+    /// Streams blocks, transactions, logs, token transfers, traces, contracts and tokens to the console, PostgreSQL or a directory.
     #[command(name = "stream")]
     Stream(StreamArgs),
     /// Exports traces from parity node.
@@ -254,7 +254,9 @@ pub struct StreamArgs {
     /// The number of blocks to lag behind the network.
     #[arg(long, default_value_t = 0)]
     pub lag: u64,
-    /// The URI of the JSON-RPC provider, e.g. http://localhost:8545
+    /// The URI of the JSON-RPC provider, e.g. http://localhost:8545; a comma-separated list
+    /// makes the stream use one of them, picked at random at start (as ethereum-etl does; no
+    /// failover: put nodewatch in front for that).
     #[arg(short = 'p', long, default_value = DEFAULT_PROVIDER)]
     pub provider_uri: String,
     /// Where to write: console (default), postgresql://user:password@host:port/database
@@ -268,7 +270,9 @@ pub struct StreamArgs {
     /// Start block
     #[arg(short = 's', long)]
     pub start_block: Option<u64>,
-    /// The list of entity types to export.
+    /// The list of entity types to export, from
+    /// block,transaction,log,token_transfer,trace,contract,token (trace, contract and token
+    /// need a node serving trace_block).
     #[arg(
         short = 'e',
         long,
@@ -365,7 +369,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 OutputFormat::Json => Format::Json,
             };
             let mut outputs = StreamOutputs::parse(a.output.as_deref(), format)?;
-            let client = RpcClient::new(&a.provider_uri, retry)?;
+            let (uri, all) = pick_provider_uri(&a.provider_uri)?;
+            for other in &all {
+                RpcClient::new(other, retry)?;
+            }
+            let client = RpcClient::new(&uri, retry)?;
+            if !ui.quiet {
+                eprintln!("Using {}", without_password(&uri));
+            }
             let job = StreamJob {
                 last_synced_block_file: a.last_synced_block_file,
                 lag: a.lag,
@@ -392,6 +403,21 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ExportAll(a) => more::all(a, retry, ui).await,
         Command::GetBlockRangeForDate(a) => more::date_range(a, retry).await,
         Command::GetBlockRangeForTimestamps(a) => more::timestamp_range(a, retry).await,
+    }
+}
+
+/// A URI with the password of its user part, if any, replaced by `***`.
+fn without_password(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_owned();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    match authority.rsplit_once('@') {
+        Some((user, _)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or("");
+            format!("{scheme}://{name}:***{}", &rest[user.len()..])
+        }
+        _ => uri.to_owned(),
     }
 }
 
@@ -435,6 +461,19 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            without_password("https://me:s3cret@node.example:8545/v3/key?x=1"),
+            "https://me:***@node.example:8545/v3/key?x=1"
+        );
+        assert_eq!(
+            without_password("http://127.0.0.1:8545"),
+            "http://127.0.0.1:8545"
+        );
+        assert_eq!(without_password("http://me@h/p@q"), "http://me@h/p@q");
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub enum ExportError {
     #[error("{0}")]
     Rpc(String),
 
+    /// The node does not have a method the export needs (`trace_block` on a
+    /// node without the trace API): asking again cannot help.
+    #[error("{0}")]
+    Unsupported(String),
+
     /// Input data that ethereum-etl would also choke on (wrong JSON type,
     /// missing column, non-hex quantity of the wrong type).
     #[error("{0}")]
@@ -65,13 +70,14 @@ impl ExportError {
     }
 
     /// Whether `stream` must stop on this error instead of retrying the round:
-    /// local files that cannot be written, bad usage and non-retriable
-    /// database errors would fail the same way again.
+    /// local files that cannot be written, bad usage, a method the node does
+    /// not have and non-retriable database errors would fail the same way again.
     pub fn stops_stream(&self) -> bool {
         matches!(
             self,
             ExportError::Io { .. }
                 | ExportError::Usage(_)
+                | ExportError::Unsupported(_)
                 | ExportError::Database {
                     retriable: false,
                     ..

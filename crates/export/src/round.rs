@@ -1,19 +1,19 @@
-//! What one sync round of `stream` holds: the blocks (with transactions) and receipts of a
-//! block range, fetched once (by `jobs::stream`); every output then reads the rows it needs
-//! from the [`Round`]: plain
-//! export rows for directory output, enriched items (ethereum-etl's
-//! `enrich_*` joins plus `item_id` / `item_timestamp`) for the console and
-//! PostgreSQL.
+//! What one sync round of `stream` holds: the blocks (with transactions), receipts, traces,
+//! contracts and tokens of a block range, fetched once (by `jobs::stream`); every output then
+//! reads the rows it needs from the [`Round`]: plain export rows for directory output,
+//! enriched items (ethereum-etl's `enrich_*` joins plus `item_id` / `item_timestamp`) for the
+//! console and PostgreSQL.
 
 use crate::error::ExportError;
 use crate::error::Result;
 use crate::mappers::blocks::MappedBlock;
 use crate::mappers::enrich::{
-    add_id_and_timestamp, block_item, find_block, find_receipt, log_item, token_transfer_item,
-    transaction_item,
+    add_id_and_timestamp, block_item, contract_item, find_block, find_receipt, log_item,
+    token_item, token_transfer_item, trace_item, transaction_item,
 };
 use crate::mappers::receipts::{MappedReceipt, LOG_FIELDS};
 use crate::mappers::token_transfers::{extract_transfer, LogView};
+use crate::mappers::traces::Trace;
 use crate::pyfmt::json_dumps;
 use crate::pyvalue::PyValue;
 
@@ -28,22 +28,41 @@ pub enum Entity {
     Log,
     /// ERC-20/721 transfers.
     TokenTransfer,
+    /// Traces (`trace_block`).
+    Trace,
+    /// Contracts created by the round's successful `create` traces.
+    Contract,
+    /// The ERC-20/721 contracts among them, with name, symbol, decimals, total supply.
+    Token,
 }
+
+/// ethereum-etl's `EntityType.ALL_FOR_STREAMING`, in its order.
+pub const STREAM_ENTITIES: [(&str, Entity); 7] = [
+    ("block", Entity::Block),
+    ("transaction", Entity::Transaction),
+    ("log", Entity::Log),
+    ("token_transfer", Entity::TokenTransfer),
+    ("trace", Entity::Trace),
+    ("contract", Entity::Contract),
+    ("token", Entity::Token),
+];
 
 /// Parses `-e block,transaction,...` like ethereum-etl (names are trimmed).
 pub fn parse_entity_types(list: &str) -> Result<Vec<Entity>> {
     list.split(',')
-        .map(|e| match e.trim() {
-            "block" => Ok(Entity::Block),
-            "transaction" => Ok(Entity::Transaction),
-            "log" => Ok(Entity::Log),
-            "token_transfer" => Ok(Entity::TokenTransfer),
-            other @ ("trace" | "contract" | "token") => Err(ExportError::Usage(format!(
-                "entity type {other:?} is not supported by nodewatch-export (supported: block,transaction,log,token_transfer)"
-            ))),
-            other => Err(ExportError::Usage(format!(
-                "{other} is not an available entity type. Supply a comma separated list of types from block,transaction,log,token_transfer"
-            ))),
+        .map(|e| {
+            let name = e.trim();
+            STREAM_ENTITIES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, entity)| *entity)
+                .ok_or_else(|| {
+                    let all: Vec<&str> = STREAM_ENTITIES.iter().map(|(n, _)| *n).collect();
+                    ExportError::Usage(format!(
+                        "{name} is not an available entity type. Supply a comma separated list of types from {}",
+                        all.join(",")
+                    ))
+                })
         })
         .collect()
 }
@@ -62,6 +81,13 @@ pub struct Round {
     pub blocks: Vec<MappedBlock>,
     /// Receipts in transaction order; empty when no entity needs them.
     pub receipts: Vec<MappedReceipt>,
+    /// The traces of each block `lo..=hi`, in `trace_index` order; empty when no entity
+    /// needs them.
+    pub traces: Vec<Vec<Trace>>,
+    /// Contract rows (`CONTRACT_FIELDS`) of the successful `create` traces, in trace order.
+    pub contracts: Vec<Vec<PyValue>>,
+    /// Token rows (`TOKEN_FIELDS`) of the ERC-20/721 contracts, in contract order.
+    pub tokens: Vec<Vec<PyValue>>,
 }
 
 impl Round {
@@ -105,9 +131,15 @@ impl Round {
         Ok(transfers)
     }
 
+    /// Trace rows (`TRACE_FIELDS`) in block order, as `export_traces` writes them.
+    pub fn trace_rows(&self) -> impl Iterator<Item = Vec<PyValue>> + '_ {
+        self.traces.iter().flatten().map(|t| t.clone().into_row())
+    }
+
     /// The enriched items of the wanted entity types, in the order
     /// `ethereumetl stream` exports them (blocks, transactions, logs, token
-    /// transfers), each with `item_id` and `item_timestamp` appended.
+    /// transfers, traces, contracts, tokens), each with `item_id` and
+    /// `item_timestamp` appended.
     pub fn items(&self, entities: &[Entity]) -> Result<Vec<Item>> {
         let wants = |e: Entity| entities.contains(&e);
         let mut items: Vec<Item> = Vec::new();
@@ -134,10 +166,39 @@ impl Round {
                 items.push(token_transfer_item(t, &self.block(&t[6])?.block));
             }
         }
+        self.push_trace_items(entities, &mut items)?;
         for item in &mut items {
             add_id_and_timestamp(item);
         }
         Ok(items)
+    }
+
+    /// Appends the trace, contract and token items: each sorted by block (traces then by
+    /// `trace_index`), stably, as ethereum-etl's `sort_by` does.
+    fn push_trace_items(&self, entities: &[Entity], items: &mut Vec<Item>) -> Result<()> {
+        if entities.contains(&Entity::Trace) {
+            let mut traces: Vec<(usize, &Trace)> = self
+                .traces
+                .iter()
+                .flat_map(|block| block.iter().enumerate())
+                .collect();
+            traces.sort_by_key(|(index, t)| (sort_key(&t.block_number), *index));
+            for (index, t) in traces {
+                let block = &self.block(&t.block_number)?.block;
+                items.push(trace_item(&t.clone().into_row(), index, block));
+            }
+        }
+        if entities.contains(&Entity::Contract) {
+            for c in by_block(&self.contracts) {
+                items.push(contract_item(c, &self.block(&c[5])?.block));
+            }
+        }
+        if entities.contains(&Entity::Token) {
+            for t in by_block(&self.tokens) {
+                items.push(token_item(t, &self.block(&t[5])?.block));
+            }
+        }
+        Ok(())
     }
 
     /// The block numbered `number` (blocks are in order from `lo`: look there first).
@@ -164,6 +225,13 @@ impl Round {
             })
             .collect())
     }
+}
+
+/// Contract or token rows (which end with their `block_number`) sorted by block, stably.
+fn by_block(rows: &[Vec<PyValue>]) -> Vec<&Vec<PyValue>> {
+    let mut sorted: Vec<&Vec<PyValue>> = rows.iter().collect();
+    sorted.sort_by_key(|r| r.last().map(sort_key));
+    sorted
 }
 
 /// Orders integers numerically (everything else after them, unordered).

@@ -94,6 +94,21 @@ fn created_contract(trace: &PyValue) -> bool {
     is_create && has_address && matches!(status, PyValue::Int(1) | PyValue::Bool(true))
 }
 
+/// The contract row of a trace dict that creates one (ethereum-etl's `ExtractContractsJob`,
+/// which `extract_contracts` and `stream -e contract` run).
+pub(crate) fn contract_of_trace(trace: &PyValue) -> Result<Option<Vec<PyValue>>> {
+    if !created_contract(trace) {
+        return Ok(None);
+    }
+    let block_number = to_int_or_none(&trace.get_or_none("block_number"));
+    contract_row(
+        trace.get_or_none("to_address"),
+        trace.get_or_none("output"),
+        block_number,
+    )
+    .map(Some)
+}
+
 /// Runs `extract_contracts` on a traces file (JSON lines when it ends in
 /// `.json`, else CSV); returns the number of contracts written.
 pub fn extract_contracts(traces: &str, output: &str, ui: Ui) -> Result<u64> {
@@ -113,13 +128,7 @@ pub fn extract_contracts(traces: &str, output: &str, ui: Ui) -> Result<u64> {
                 trace.type_name()
             )));
         }
-        if created_contract(&trace) {
-            let block_number = to_int_or_none(&trace.get_or_none("block_number"));
-            let row = contract_row(
-                trace.get_or_none("to_address"),
-                trace.get_or_none("output"),
-                block_number,
-            )?;
+        if let Some(row) = contract_of_trace(&trace)? {
             out.write(&row)?;
         }
     }

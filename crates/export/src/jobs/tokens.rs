@@ -110,6 +110,31 @@ async fn fetch_tokens(client: &RpcClient, tokens: Vec<TokenRef>) -> Result<Vec<V
         .collect())
 }
 
+/// Looks up `tokens` ([`TOKENS_PER_BATCH`] per JSON-RPC batch, `max_workers`
+/// batches in flight) and hands their rows to `consume` in input order; also the
+/// tokens of `stream`.
+pub(crate) async fn lookup_tokens<I, C>(
+    client: &RpcClient,
+    tokens: I,
+    max_workers: usize,
+    consume: C,
+) -> Result<()>
+where
+    I: Iterator<Item = Result<TokenRef>>,
+    C: FnMut(Vec<Vec<PyValue>>) -> Result<()>,
+{
+    run_ordered(
+        chunked(tokens.map(|t| t.and_then(checked)), TOKENS_PER_BATCH),
+        max_workers,
+        |batch| {
+            let client = client.clone();
+            async move { fetch_tokens(&client, batch?).await }
+        },
+        consume,
+    )
+    .await
+}
+
 /// Looks up `tokens` and writes them in input order; returns the number written.
 async fn run_tokens<I>(client: &RpcClient, tokens: I, job: &TokensJob, ui: Ui) -> Result<u64>
 where
@@ -119,13 +144,10 @@ where
     let mut out = ItemWriter::open(&job.output, TOKEN_FIELDS, &stdout)?;
     let progress = Progress::new(ui, None, "tokens");
     let strings = job.values_as_strings;
-    run_ordered(
-        chunked(tokens.map(|t| t.and_then(checked)), TOKENS_PER_BATCH),
+    lookup_tokens(
+        client,
+        tokens,
         job.max_workers,
-        |batch| {
-            let client = client.clone();
-            async move { fetch_tokens(&client, batch?).await }
-        },
         |rows: Vec<Vec<PyValue>>| {
             for mut row in rows {
                 if strings {

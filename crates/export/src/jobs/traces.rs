@@ -59,7 +59,7 @@ fn explain_missing_method(e: ExportError, method: &str) -> ExportError {
         ExportError::Rpc(msg)
             if msg.contains("-32601") || msg.to_lowercase().contains("method not found") =>
         {
-            ExportError::Rpc(format!(
+            ExportError::Unsupported(format!(
                 "{msg} (the node does not serve {method}: it needs a tracing node, e.g. \
                  Erigon, Nethermind, Reth or anvil, with that API enabled)"
             ))
@@ -102,8 +102,9 @@ fn check_block_numbers(traces: &[PyValue], n: u64) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Fetches the traces of blocks `lo..=hi` and completes them as ethereum-etl does per block.
-async fn fetch_traces(
+/// Fetches the traces of blocks `lo..=hi` and completes them as ethereum-etl does per block
+/// (`job`: genesis and DAO-fork traces wanted); also the traces of `stream`.
+pub(crate) async fn fetch_traces(
     client: &RpcClient,
     lo: u64,
     hi: u64,

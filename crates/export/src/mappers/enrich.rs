@@ -1,12 +1,15 @@
 //! The items `ethereumetl stream` prints: ethereum-etl's `enrich_*` joins
-//! (transactions with their receipts, logs and token transfers with their
-//! block), its sort order per entity type, and the `item_id` /
+//! (transactions with their receipts; logs, token transfers, traces,
+//! contracts and tokens with their block), and the `item_id` /
 //! `item_timestamp` keys it appends. Items are dicts whose key order is
 //! ethereum-etl's, so `json.dumps` of them matches byte for byte.
 
 use super::blocks::{MappedBlock, BLOCK_FIELDS, TRANSACTION_FIELDS};
+use super::contracts::CONTRACT_FIELDS;
 use super::receipts::{MappedReceipt, LOG_FIELDS, RECEIPT_FIELDS};
 use super::token_transfers::TOKEN_TRANSFER_FIELDS;
+use super::tokens::TOKEN_FIELDS;
+use super::traces::TRACE_FIELDS;
 use crate::error::ExportError;
 use crate::pyfmt::py_str;
 use crate::pyvalue::PyValue;
@@ -134,6 +137,66 @@ pub fn token_transfer_item(transfer: &[PyValue], block: &[PyValue]) -> Vec<(Stri
     )
 }
 
+/// `enrich_traces`: a trace (a [`TRACE_FIELDS`] row and its `trace_index` in the block).
+pub fn trace_item(
+    trace: &[PyValue],
+    trace_index: usize,
+    block: &[PyValue],
+) -> Vec<(String, PyValue)> {
+    const LEFT: &[&str] = &[
+        "transaction_index",
+        "from_address",
+        "to_address",
+        "value",
+        "input",
+        "output",
+        "trace_type",
+        "call_type",
+        "reward_type",
+        "gas",
+        "gas_used",
+        "subtraces",
+        "trace_address",
+        "error",
+        "status",
+        "transaction_hash",
+        "block_number",
+        "trace_id",
+        "trace_index",
+    ];
+    let mut item = with_block("trace", TRACE_FIELDS, trace, LEFT, block);
+    if let Some((_, v)) = item.iter_mut().find(|(k, _)| k == "trace_index") {
+        *v = PyValue::Int(trace_index as i128);
+    }
+    item
+}
+
+/// `enrich_contracts`: a [`CONTRACT_FIELDS`] row.
+pub fn contract_item(contract: &[PyValue], block: &[PyValue]) -> Vec<(String, PyValue)> {
+    const LEFT: &[&str] = &[
+        "address",
+        "bytecode",
+        "function_sighashes",
+        "is_erc20",
+        "is_erc721",
+        "block_number",
+    ];
+    with_block("contract", CONTRACT_FIELDS, contract, LEFT, block)
+}
+
+/// `enrich_tokens`: a [`TOKEN_FIELDS`] row.
+pub fn token_item(token: &[PyValue], block: &[PyValue]) -> Vec<(String, PyValue)> {
+    const LEFT: &[&str] = &[
+        "address",
+        "symbol",
+        "name",
+        "decimals",
+        "total_supply",
+        "block_number",
+    ];
+    with_block("token", TOKEN_FIELDS, token, LEFT, block)
+}
+
 /// The block a row belongs to, by its `block_number`.
 pub fn find_block<'a>(
     blocks: &'a [MappedBlock],
@@ -169,6 +232,8 @@ pub fn add_id_and_timestamp(item: &mut Vec<(String, PyValue)>) {
     let id_parts: Option<Vec<PyValue>> = match kind {
         "block" | "transaction" => Some(vec![get("hash")]),
         "log" | "token_transfer" => Some(vec![get("transaction_hash"), get("log_index")]),
+        "trace" => Some(vec![get("trace_id")]),
+        "contract" | "token" => Some(vec![get("block_number"), get("address")]),
         _ => None,
     };
     let item_id = match id_parts {
@@ -246,6 +311,19 @@ mod tests {
                 PyValue::from("2023-11-14T22:13:32Z")
             )
         );
+        let mut token = vec![
+            ("type".to_owned(), PyValue::from("token")),
+            ("address".to_owned(), PyValue::from("0xcd")),
+            ("block_number".to_owned(), PyValue::Int(7)),
+        ];
+        add_id_and_timestamp(&mut token);
+        assert_eq!(token[3].1, PyValue::from("token_7_0xcd"));
+        let mut trace = vec![
+            ("type".to_owned(), PyValue::from("trace")),
+            ("trace_id".to_owned(), PyValue::from("call_0xab_0_1")),
+        ];
+        add_id_and_timestamp(&mut trace);
+        assert_eq!(trace[2].1, PyValue::from("trace_call_0xab_0_1"));
         let mut nameless = vec![("type".to_owned(), PyValue::from("block"))];
         add_id_and_timestamp(&mut nameless);
         assert_eq!(nameless[1].1, PyValue::None);

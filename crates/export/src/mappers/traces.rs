@@ -110,6 +110,12 @@ impl Trace {
             self.trace_id,
         ]
     }
+
+    /// The trace as the dict ethereum-etl's jobs pass on (`trace_to_dict` without `type`
+    /// and `trace_index`).
+    pub fn to_dict(&self) -> PyValue {
+        PyValue::dict(TRACE_FIELDS.iter().copied().zip(self.clone().into_row()))
+    }
 }
 
 /// Python truthiness.

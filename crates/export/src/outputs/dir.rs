@@ -8,10 +8,16 @@
 //! DIR/receipts/receipts_00000000_00000099.csv              export_receipts_and_logs --receipts-output
 //! DIR/logs/logs_00000000_00000099.csv                      ... --logs-output
 //! DIR/token_transfers/token_transfers_00000000_00000099.csv  export_token_transfers
+//! DIR/traces/traces_00000000_00000099.csv                  export_traces
+//! DIR/contracts/contracts_00000000_00000099.csv            extract_contracts (of those traces)
+//! DIR/tokens/tokens_00000000_00000099.csv                  the tokens among those contracts
 //! ```
 //!
 //! Entity `transaction` writes transactions and their receipts (the
-//! receipts are fetched anyway). Block numbers are zero-padded to 8 digits
+//! receipts are fetched anyway). The tokens file holds the contracts whose
+//! `is_erc20` or `is_erc721` is true, as `stream` finds them (what
+//! `extract_tokens` writes from the JSON contracts file; from a CSV file it
+//! takes every contract, "False" being a non-empty string). Block numbers are zero-padded to 8 digits
 //! (wider when needed); `--output-format json` gives `.json` files of JSON
 //! lines. Each file is written under a temporary name and renamed when
 //! complete, and the state file advances after all files of a round are in
@@ -23,8 +29,11 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{ExportError, Result};
 use crate::mappers::blocks::{BLOCK_FIELDS, TRANSACTION_FIELDS};
+use crate::mappers::contracts::CONTRACT_FIELDS;
 use crate::mappers::receipts::{LOG_FIELDS, RECEIPT_FIELDS};
 use crate::mappers::token_transfers::TOKEN_TRANSFER_FIELDS;
+use crate::mappers::tokens::TOKEN_FIELDS;
+use crate::mappers::traces::TRACE_FIELDS;
 use crate::pyvalue::PyValue;
 use crate::round::Entity;
 use crate::round::Round;
@@ -37,6 +46,9 @@ const KINDS: &[(&str, &[&str])] = &[
     ("receipts", RECEIPT_FIELDS),
     ("logs", LOG_FIELDS),
     ("token_transfers", TOKEN_TRANSFER_FIELDS),
+    ("traces", TRACE_FIELDS),
+    ("contracts", CONTRACT_FIELDS),
+    ("tokens", TOKEN_FIELDS),
 ];
 
 /// The file kinds an entity produces.
@@ -46,6 +58,9 @@ fn kinds_of(entity: Entity) -> &'static [&'static str] {
         Entity::Transaction => &["transactions", "receipts"],
         Entity::Log => &["logs"],
         Entity::TokenTransfer => &["token_transfers"],
+        Entity::Trace => &["traces"],
+        Entity::Contract => &["contracts"],
+        Entity::Token => &["tokens"],
     }
 }
 
@@ -137,7 +152,10 @@ impl DirOutput {
                 "transactions" => round.transactions().try_for_each(|t| write(t))?,
                 "receipts" => round.receipts.iter().try_for_each(|r| write(&r.receipt))?,
                 "logs" => round.logs().try_for_each(|l| write(l))?,
-                _ => round.token_transfers()?.iter().try_for_each(|t| write(t))?,
+                "token_transfers" => round.token_transfers()?.iter().try_for_each(|t| write(t))?,
+                "traces" => round.trace_rows().try_for_each(|t| write(&t))?,
+                "contracts" => round.contracts.iter().try_for_each(|c| write(c))?,
+                _ => round.tokens.iter().try_for_each(|t| write(t))?,
             }
             out.finish()?;
         }

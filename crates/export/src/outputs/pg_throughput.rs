@@ -56,6 +56,9 @@ async fn postgres_write_throughput() {
             hi,
             blocks: Vec::new(),
             receipts: Vec::new(),
+            traces: Vec::new(),
+            contracts: Vec::new(),
+            tokens: Vec::new(),
         };
         for n in lo..=hi {
             let ts = Int(1_700_000_000 + 12 * i128::from(n));

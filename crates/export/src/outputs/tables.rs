@@ -1,10 +1,13 @@
 //! ethereum-etl 2.4.2's PostgreSQL tables (`ethereumetl/streaming/
-//! postgres_tables.py`) for the four stream entities, the DDL SQLAlchemy
+//! postgres_tables.py`) for the seven stream entities, the DDL SQLAlchemy
 //! emits for them, the upsert ethereum-etl runs (`create_insert_statement_
 //! for_table`: `ON CONFLICT (<primary key>) DO UPDATE SET` every other
 //! column), and its item converters (`UnixTimestampItemConverter`,
 //! `IntToDecimalItemConverter`, `ListFieldItemConverter('topics', 'topic',
-//! fill=4)`, `blob_versioned_hashes` joined with commas).
+//! fill=4)`, `blob_versioned_hashes` joined with commas), and how pg8000
+//! sends a Python list (a PostgreSQL array: `function_sighashes` into its
+//! `VARCHAR[]` column, `trace_address` into its `VARCHAR` column as the
+//! array's text, `{}` or `{0,1}`).
 //!
 //! Values travel as text (one `text[]` parameter per column, `unnest`ed and
 //! cast to the column type in SQL), so integers of any size arrive exact and
@@ -31,6 +34,14 @@ pub enum ColumnType {
     Numeric78,
     /// `Float` (double precision).
     Float,
+    /// `Integer`.
+    Int,
+    /// `Boolean`.
+    Bool,
+    /// `VARCHAR(42)` (addresses).
+    Varchar42,
+    /// `ARRAY(String)`.
+    VarcharArray,
 }
 
 impl ColumnType {
@@ -43,6 +54,10 @@ impl ColumnType {
             ColumnType::Numeric38 => "NUMERIC(38)",
             ColumnType::Numeric78 => "NUMERIC(78)",
             ColumnType::Float => "FLOAT",
+            ColumnType::Int => "INTEGER",
+            ColumnType::Bool => "BOOLEAN",
+            ColumnType::Varchar42 => "VARCHAR(42)",
+            ColumnType::VarcharArray => "VARCHAR[]",
         }
     }
 }
@@ -56,10 +71,13 @@ pub struct Table {
     pub columns: &'static [(&'static str, ColumnType)],
     /// Primary-key columns, in ethereum-etl's order.
     pub key: &'static [&'static str],
+    /// The primary key's constraint name when ethereum-etl names it (else PostgreSQL's
+    /// `<table>_pkey`).
+    pub key_name: Option<&'static str>,
 }
 
 #[rustfmt::skip]
-use ColumnType::{BigInt as I, Float as F, Numeric38 as N38, Numeric78 as N78, Timestamp as T, Varchar as S};
+use ColumnType::{BigInt as I, Bool as B, Float as F, Int as I32, Numeric38 as N38, Numeric78 as N78, Timestamp as T, Varchar as S, Varchar42 as A, VarcharArray as SA};
 
 /// `blocks`.
 #[rustfmt::skip]
@@ -74,6 +92,7 @@ pub const BLOCKS: Table = Table {
         ("blob_gas_used", I), ("excess_blob_gas", I),
     ],
     key: &["hash"],
+    key_name: None,
 };
 
 /// `transactions` (transactions joined with their receipts).
@@ -92,6 +111,7 @@ pub const TRANSACTIONS: Table = Table {
         ("blob_versioned_hashes", S), ("receipt_blob_gas_price", I), ("receipt_blob_gas_used", I),
     ],
     key: &["hash"],
+    key_name: None,
 };
 
 /// `logs` (topics spread over `topic0`..`topic3`).
@@ -104,6 +124,7 @@ pub const LOGS: Table = Table {
         ("block_timestamp", T), ("block_number", I), ("block_hash", S),
     ],
     key: &["log_index", "transaction_hash"],
+    key_name: None,
 };
 
 /// `token_transfers`.
@@ -116,6 +137,46 @@ pub const TOKEN_TRANSFERS: Table = Table {
         ("block_hash", S),
     ],
     key: &["transaction_hash", "log_index"],
+    key_name: None,
+};
+
+/// `traces`.
+#[rustfmt::skip]
+pub const TRACES: Table = Table {
+    name: "traces",
+    columns: &[
+        ("transaction_hash", S), ("transaction_index", I), ("from_address", S),
+        ("to_address", S), ("value", N38), ("input", S), ("output", S), ("trace_type", S),
+        ("call_type", S), ("reward_type", S), ("gas", I), ("gas_used", I), ("subtraces", I),
+        ("trace_address", S), ("error", S), ("status", I32), ("block_timestamp", T),
+        ("block_number", I), ("block_hash", S), ("trace_id", S),
+    ],
+    key: &["trace_id"],
+    key_name: None,
+};
+
+/// `tokens` (`function_sighashes` stays NULL: token items have none).
+#[rustfmt::skip]
+pub const TOKENS: Table = Table {
+    name: "tokens",
+    columns: &[
+        ("address", A), ("name", S), ("symbol", S), ("decimals", I32),
+        ("function_sighashes", SA), ("total_supply", N78), ("block_number", I),
+    ],
+    key: &["address", "block_number"],
+    key_name: Some("tokens_pk"),
+};
+
+/// `contracts`.
+#[rustfmt::skip]
+pub const CONTRACTS: Table = Table {
+    name: "contracts",
+    columns: &[
+        ("address", A), ("bytecode", S), ("function_sighashes", SA), ("is_erc20", B),
+        ("is_erc721", B), ("block_number", I),
+    ],
+    key: &["address", "block_number"],
+    key_name: Some("contracts_pk"),
 };
 
 /// The table an entity's items go to.
@@ -125,6 +186,9 @@ pub fn table_for(entity: Entity) -> &'static Table {
         Entity::Transaction => &TRANSACTIONS,
         Entity::Log => &LOGS,
         Entity::TokenTransfer => &TOKEN_TRANSFERS,
+        Entity::Trace => &TRACES,
+        Entity::Contract => &CONTRACTS,
+        Entity::Token => &TOKENS,
     }
 }
 
@@ -134,6 +198,9 @@ pub fn item_type(table: &Table) -> &'static str {
         "blocks" => "block",
         "transactions" => "transaction",
         "logs" => "log",
+        "traces" => "trace",
+        "contracts" => "contract",
+        "tokens" => "token",
         _ => "token_transfer",
     }
 }
@@ -159,7 +226,10 @@ impl Table {
             })
             .collect();
         let key: Vec<String> = self.key.iter().map(|k| quoted(k)).collect();
-        cols.push(format!("PRIMARY KEY ({})", key.join(", ")));
+        let constraint = self
+            .key_name
+            .map_or(String::new(), |n| format!("CONSTRAINT {} ", quoted(n)));
+        cols.push(format!("{constraint}PRIMARY KEY ({})", key.join(", ")));
         format!(
             "CREATE TABLE IF NOT EXISTS {} (\n    {}\n)",
             quoted(self.name),
@@ -245,8 +315,33 @@ fn text(value: &PyValue) -> Option<String> {
         PyValue::Int(i) => Some(i.to_string()),
         PyValue::BigInt(s) | PyValue::Str(s) => Some(s.clone()),
         PyValue::Float(f) => Some(float_repr(*f)),
+        PyValue::List(items) => Some(array_text(items)),
         other => Some(py_str(other)),
     }
+}
+
+/// A list as PostgreSQL prints an array (`array_out`): `{a,b}`, elements in
+/// double quotes when they would not read back alone, `NULL` for `None`.
+fn array_text(items: &[PyValue]) -> String {
+    let elements: Vec<String> = items
+        .iter()
+        .map(|v| match text(v) {
+            None => "NULL".to_owned(),
+            Some(t) => {
+                let plain = !t.is_empty()
+                    && !t.eq_ignore_ascii_case("null")
+                    && !t
+                        .chars()
+                        .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+                if plain {
+                    t
+                } else {
+                    format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\""))
+                }
+            }
+        })
+        .collect();
+    format!("{{{}}}", elements.join(","))
 }
 
 /// `datetime.utcfromtimestamp(t).strftime('%Y-%m-%d %H:%M:%S')`.
@@ -348,5 +443,37 @@ mod tests {
         assert_eq!(col("receipt_l1_fee_scalar").as_deref(), Some("1.5"));
         let empty = TRANSACTIONS.row(&item(&[("blob_versioned_hashes", PyValue::List(vec![]))]));
         assert_eq!(empty[26].as_deref(), Some(""));
+    }
+
+    #[test]
+    fn lists_travel_as_postgresql_arrays() {
+        let list = |v: Vec<PyValue>| text(&PyValue::List(v)).unwrap();
+        assert_eq!(list(vec![]), "{}");
+        assert_eq!(list(vec![PyValue::Int(0), PyValue::Int(12)]), "{0,12}");
+        assert_eq!(
+            list(vec!["0xa9059cbb".into(), "0x18160ddd".into()]),
+            "{0xa9059cbb,0x18160ddd}"
+        );
+        assert_eq!(
+            list(vec![
+                "a b".into(),
+                "".into(),
+                "x\"y\\".into(),
+                PyValue::None,
+                "null".into()
+            ]),
+            "{\"a b\",\"\",\"x\\\"y\\\\\",NULL,\"null\"}"
+        );
+        let sql = TOKENS.create_sql();
+        assert!(sql.contains("\"function_sighashes\" VARCHAR[],"), "{sql}");
+        assert!(
+            sql.ends_with(
+                "CONSTRAINT \"tokens_pk\" PRIMARY KEY (\"address\", \"block_number\")\n)"
+            ),
+            "{sql}"
+        );
+        assert!(TRACES
+            .create_sql()
+            .ends_with("PRIMARY KEY (\"trace_id\")\n)"));
     }
 }

@@ -5,7 +5,12 @@
 //! file (write + rename), so a crash at any point repeats at most the round
 //! in flight, which every output writes idempotently. An idle or failed round
 //! sleeps `--period-seconds`; a shutdown request (SIGTERM) lets the round in
-//! flight finish and then ends the stream successfully.
+//! flight finish and then ends the stream successfully. A method the node
+//! does not have (`trace_block` for `-e trace`) stops the stream at once.
+//!
+//! `-p` may list several provider URIs: like ethereum-etl's
+//! `pick_random_provider_uri`, the stream uses one chosen at random when it
+//! starts ([`pick_provider_uri`]).
 
 mod fetch;
 
@@ -43,6 +48,35 @@ pub struct StreamJob {
     pub max_workers: usize,
     /// Stop once this block is synced (nodewatch-export extension).
     pub end_block: Option<u64>,
+}
+
+/// ethereum-etl's `pick_random_provider_uri`: the entries of a comma-separated
+/// `--provider-uri`, trimmed, and one of them chosen at random (uniformly, anew
+/// each time the stream starts; there is no failover between them). An empty
+/// entry is a usage error, where ethereum-etl would fail on it only when it
+/// happened to be chosen.
+pub fn pick_provider_uri(list: &str) -> Result<(String, Vec<String>)> {
+    let uris: Vec<String> = list.split(',').map(|u| u.trim().to_owned()).collect();
+    if let Some(i) = uris.iter().position(String::is_empty) {
+        return Err(ExportError::Usage(format!(
+            "--provider-uri {list:?}: entry {} of the comma-separated list is empty",
+            i + 1
+        )));
+    }
+    let chosen = uris[random_below(uris.len())].clone();
+    Ok((chosen, uris))
+}
+
+/// A random number below `n` (n > 0), from the standard library's randomly keyed hasher.
+fn random_below(n: usize) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    (h.finish() % n.max(1) as u64) as usize
 }
 
 /// Runs the stream until `end_block` is synced (forever without one) or
@@ -218,8 +252,39 @@ mod tests {
                 Entity::TokenTransfer
             ]
         );
-        assert_eq!(parse_entity_types("trace").unwrap_err().exit_code(), 2);
+        assert_eq!(
+            parse_entity_types("trace,contract , token").unwrap(),
+            vec![Entity::Trace, Entity::Contract, Entity::Token]
+        );
+        let e = parse_entity_types("block,receipt").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.to_string(),
+            "receipt is not an available entity type. Supply a comma separated list of types \
+             from block,transaction,log,token_transfer,trace,contract,token"
+        );
         assert_eq!(parse_entity_types("blocks").unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn one_provider_of_the_list_is_chosen_at_random() {
+        let (one, all) = pick_provider_uri(" http://a:1 ").unwrap();
+        assert_eq!((one.as_str(), all.len()), ("http://a:1", 1));
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let (uri, all) = pick_provider_uri("http://a:1, http://b:2 ,http://c:3").unwrap();
+            assert_eq!(all, ["http://a:1", "http://b:2", "http://c:3"]);
+            seen.insert(uri);
+        }
+        // 200 uniform draws miss one of three with probability < 1e-34.
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        for bad in ["", "http://a:1,", "http://a:1,,http://b:2", " , "] {
+            assert_eq!(
+                pick_provider_uri(bad).unwrap_err().exit_code(),
+                2,
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -304,7 +304,28 @@ impl Families<'_> {
     }
 }
 
+/// One upstream's children of the families every attempt records, resolved once instead of
+/// looked up by label on every request.
+#[derive(Debug, Clone)]
+pub struct UpstreamChildren {
+    /// `nodewatch_upstream_in_flight_requests{upstream}`.
+    pub in_flight: IntGauge,
+    /// `nodewatch_upstream_request_duration_seconds{upstream}`.
+    pub duration: Histogram,
+    /// `nodewatch_upstream_attempts_total{upstream, outcome="ok"}`.
+    pub ok: IntCounter,
+}
+
 impl Metrics {
+    /// The per-attempt children for upstream `name`.
+    pub fn upstream_children(&self, name: &str) -> UpstreamChildren {
+        UpstreamChildren {
+            in_flight: self.upstream_in_flight.with_label_values(&[name]),
+            duration: self.upstream_duration.with_label_values(&[name]),
+            ok: self.upstream_attempts.with_label_values(&[name, "ok"]),
+        }
+    }
+
     /// Creates and registers every family.
     pub fn new() -> Self {
         let registry = Registry::new();

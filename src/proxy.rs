@@ -91,6 +91,11 @@ impl Proxy {
         engine.settings.store(Arc::new(settings));
     }
 
+    /// The in-flight answer budget in bytes (fixed at start-up).
+    pub fn answer_budget(&self) -> usize {
+        self.inner.engine.answers.total()
+    }
+
     /// Filters currently held.
     pub fn filters(&self) -> usize {
         self.inner.filters.len()

@@ -71,6 +71,14 @@ impl Reloader {
         if (config.listen, config.admin_listen) != self.listen {
             warn!("listen addresses cannot change on reload; restart nodewatch to move them");
         }
+        let budget = self.proxy.answer_budget();
+        if config.proxy.max_inflight_bytes != budget {
+            warn!(
+                running = budget,
+                configured = config.proxy.max_inflight_bytes,
+                "proxy.max_inflight_bytes cannot change on reload; restart nodewatch to resize the answer budget"
+            );
+        }
         let upstreams = Upstream::rebuild(&config, &self.snapshot.load().handles);
         self.proxy.reconfigure(Settings::new(&config));
         let (done, published) = oneshot::channel();

@@ -28,7 +28,6 @@ impl Engine {
         breaker: BreakerState,
         proxy: &ProxyConfig,
     ) -> Result<Vec<Answer>, UpstreamError> {
-        let name = upstream.name.as_str();
         let _trial = match breaker {
             BreakerState::HalfOpen if !upstream.breaker.try_trial() => {
                 return self.settled(upstream, Err(UpstreamErrorKind::BreakerOpen));
@@ -39,8 +38,8 @@ impl Engine {
         let Some(_slot) = upstream.limits.admit().await else {
             return self.settled(upstream, Err(UpstreamErrorKind::Busy(proxy.queue_timeout)));
         };
-        let in_flight = self.metrics.upstream_in_flight.with_label_values(&[name]);
-        let _counted = InFlight::new(&in_flight);
+        let children = upstream.children(&self.metrics);
+        let _counted = InFlight::new(&children.in_flight);
         let started = Instant::now();
         let body = Bytes::from(jsonrpc::encode_upstream(calls, batch));
         let may_give_way = !calls.iter().any(|c| has_side_effects(&c.method));
@@ -64,10 +63,7 @@ impl Engine {
                 .map_err(UpstreamErrorKind::InvalidAnswer)
         });
         let took = started.elapsed().saturating_sub(waited);
-        self.metrics
-            .upstream_duration
-            .with_label_values(&[name])
-            .observe(took.as_secs_f64());
+        children.duration.observe(took.as_secs_f64());
         if result.is_ok() {
             upstream.latency.record(class_of(calls), took);
         }
@@ -94,14 +90,14 @@ impl Engine {
     ) -> Result<Vec<Answer>, UpstreamError> {
         let name = upstream.name.as_str();
         let result = result.map_err(|kind| UpstreamError::new(name, kind));
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.outcome(),
-        };
-        self.metrics
-            .upstream_attempts
-            .with_label_values(&[name, outcome])
-            .inc();
+        match &result {
+            Ok(_) => upstream.children(&self.metrics).ok.inc(),
+            Err(e) => self
+                .metrics
+                .upstream_attempts
+                .with_label_values(&[name, e.outcome()])
+                .inc(),
+        }
         let transition = match &result {
             Ok(_) => upstream.breaker.on_success(),
             Err(e) if e.is_breaker_failure() => upstream.breaker.on_failure(Instant::now()),

@@ -5,12 +5,14 @@
 //! body); time spent waiting for the budget moves the deadline on, so a full budget is never
 //! blamed on the node. That wait has a bound of its own.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use nodewatch_http::{AnswerHead, SendError};
-use tokio::time::{timeout_at, Instant};
+use tokio::time::{timeout_at, Instant, Sleep};
 
 use crate::budget::{Reservation, Shortfall};
 
@@ -34,20 +36,52 @@ impl From<SendError> for ReadError {
     }
 }
 
-/// The attempt's clock: the upstream's deadline, and the bound on waiting for the budget.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    /// When the upstream must have delivered (moved on by budget waits).
-    pub deadline: Instant,
+/// The attempt's clock: the upstream's deadline (one timer for the whole attempt, moved on
+/// by budget waits), and the bound on waiting for the budget.
+#[derive(Debug)]
+pub struct Clock<'s> {
+    /// Fires at `deadline`.
+    sleep: Pin<&'s mut Sleep>,
+    /// When the upstream must have delivered.
+    deadline: Instant,
     /// How long the attempt may wait for the budget, in all.
-    pub wait_until: Instant,
-    /// The attempt timeout, for the error.
-    pub timeout: Duration,
+    wait_until: Instant,
+    /// The attempt timeout, for the error and for a new exchange.
+    timeout: Duration,
     /// Time spent waiting for the budget so far.
     pub waited: Duration,
 }
 
-impl Clock {
+impl<'s> Clock<'s> {
+    /// A clock over `sleep` (unstarted), for an attempt of `timeout` that may wait `wait`
+    /// for the budget.
+    pub fn new(mut sleep: Pin<&'s mut Sleep>, timeout: Duration, wait: Duration) -> Self {
+        let now = Instant::now();
+        sleep.as_mut().reset(now + timeout);
+        Self {
+            sleep,
+            deadline: now + timeout,
+            wait_until: now + wait,
+            timeout,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// Runs `f` until it is done or the deadline passes.
+    pub async fn within<F: Future>(&mut self, f: F) -> Result<F::Output, ReadError> {
+        tokio::select! {
+            biased;
+            out = f => Ok(out),
+            () = self.sleep.as_mut() => Err(SendError::Timeout(self.timeout).into()),
+        }
+    }
+
+    /// A new exchange: the upstream gets the whole timeout again.
+    pub fn restart(&mut self) {
+        self.deadline = Instant::now() + self.timeout;
+        self.sleep.as_mut().reset(self.deadline);
+    }
+
     /// Holds `total` bytes, moving the deadline on by the time that took.
     pub async fn hold(
         &mut self,
@@ -59,8 +93,11 @@ impl Clock {
             Err(_) => Err(ReadError::BudgetWait),
             Ok(result) => {
                 let waited = started.elapsed();
-                self.deadline += waited;
-                self.waited += waited;
+                if !waited.is_zero() {
+                    self.deadline += waited;
+                    self.waited += waited;
+                    self.sleep.as_mut().reset(self.deadline);
+                }
                 result.map_err(ReadError::Budget)
             }
         }
@@ -73,7 +110,7 @@ pub async fn read(
     head: AnswerHead,
     limit: usize,
     reservation: &mut Reservation,
-    clock: &mut Clock,
+    clock: &mut Clock<'_>,
 ) -> Result<Bytes, ReadError> {
     let AnswerHead { mut body, declared } = head;
     if let Some(n) = declared {
@@ -81,10 +118,9 @@ pub async fn read(
     }
     let mut buf = BytesMut::new();
     loop {
-        let frame = match timeout_at(clock.deadline, body.frame()).await {
-            Err(_) => return Err(SendError::Timeout(clock.timeout).into()),
-            Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(frame)) => frame.map_err(|e| SendError::Body(e.to_string()))?,
+        let frame = match clock.within(body.frame()).await? {
+            None => return Ok(buf.freeze()),
+            Some(frame) => frame.map_err(|e| SendError::Body(e.to_string()))?,
         };
         let Ok(data) = frame.into_data() else {
             continue; // trailers

@@ -16,7 +16,7 @@ pub mod limit;
 pub mod monitor;
 pub mod probe;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -27,6 +27,7 @@ use serde::Serialize;
 use crate::budget::{AnswerBudget, Shortfall};
 use crate::config::{UpstreamSpec, ValidConfig};
 use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::metrics::{Metrics, UpstreamChildren};
 use breaker::{Breaker, BreakerState};
 use capability::Capabilities;
 use health::Status;
@@ -51,6 +52,8 @@ pub struct Upstream {
     spec: UpstreamSpec,
     /// Shared pooled client.
     client: HttpClient,
+    /// Its metric children, resolved on first use.
+    children: OnceLock<UpstreamChildren>,
 }
 
 impl Upstream {
@@ -72,7 +75,15 @@ impl Upstream {
             latency: LatencyHistory::default(),
             spec: spec.clone(),
             client,
+            children: OnceLock::new(),
         }
+    }
+
+    /// Its children of the per-attempt metric families in `metrics` (resolved once: one
+    /// upstream is only ever recorded in one registry).
+    pub fn children(&self, metrics: &Metrics) -> &UpstreamChildren {
+        self.children
+            .get_or_init(|| metrics.upstream_children(&self.name))
     }
 
     /// Builds every upstream of a configuration, in rank order, on one shared client (an
@@ -144,27 +155,19 @@ impl Upstream {
         may_give_way: bool,
         wait: Duration,
     ) -> Result<(Bytes, Duration), UpstreamError> {
-        let started = tokio::time::Instant::now();
-        let mut clock = answer::Clock {
-            deadline: started + timeout,
-            wait_until: started + wait,
-            timeout,
-            waited: Duration::ZERO,
-        };
+        let sleep = tokio::time::sleep(timeout);
+        tokio::pin!(sleep);
+        let mut clock = answer::Clock::new(sleep, timeout, wait);
         let mut reservation = budget.reservation(may_give_way);
         loop {
             let read = async {
-                let head = tokio::time::timeout_at(
-                    clock.deadline,
-                    nodewatch_http::post_head(
-                        &self.client,
-                        &self.spec.endpoint,
-                        body.clone(),
-                        limit,
-                    ),
-                )
-                .await
-                .map_err(|_| SendError::Timeout(timeout))??;
+                let post = nodewatch_http::post_head(
+                    &self.client,
+                    &self.spec.endpoint,
+                    body.clone(),
+                    limit,
+                );
+                let head = clock.within(post).await??;
                 answer::read(head, limit, &mut reservation, &mut clock).await
             };
             let kind = match read.await {
@@ -173,8 +176,7 @@ impl Upstream {
                     // Sent again once the bytes it now knows it needs are reserved.
                     match clock.hold(&mut reservation, retry_with).await {
                         Ok(()) => {
-                            // A new exchange: the upstream gets the whole timeout again.
-                            clock.deadline = tokio::time::Instant::now() + timeout;
+                            clock.restart();
                             continue;
                         }
                         Err(answer::ReadError::Budget(s)) => {

@@ -128,11 +128,12 @@ def test_commands_run_in_order_and_outputs_appear_only_when_all_succeed(node, ex
     broken = NodewatchExportOperator(
         task_id="receipts",
         commands=[["extract_csv_column", "-c", "hash", "-i", txs, "-o", hashes],
-                  ["export_receipts_and_logs", "-t", hashes, "-p", "http://127.0.0.1:1",
+                  ["export_receipts_and_logs", "-t", hashes, "-p", node.url, "-b", 0,
                    "--receipts-output", receipts]],
         inputs=[txs], outputs=[hashes, receipts], nodewatch_export_bin=exporter_bin,
     )
-    with pytest.raises(AirflowException, match=r"export_receipts_and_logs failed \(exit 1\): Error: "):
+    with pytest.raises(AirflowException,
+                       match=r"export_receipts_and_logs failed \(exit 2\): error: invalid value '0'"):
         broken.execute(context)
     assert sorted(os.listdir(out)) == ["transactions.csv"]
     # A missing input fails before anything runs.
@@ -180,4 +181,7 @@ def test_error_line_prefers_the_exporters_error_line():
     assert error_line(["progress", "Error: -s 5 is after -e 2", ""]) == "Error: -s 5 is after -e 2"
     assert error_line(["Traceback (most recent call last):", "  File x", "ValueError: bad"]) \
         == "ValueError: bad"
+    assert error_line(["error: invalid value '0' for '--batch-size'", "",
+                       "For more information, try '--help'."]) \
+        == "error: invalid value '0' for '--batch-size'"
     assert error_line([]) == "(no output)"

@@ -49,11 +49,12 @@ def nodewatch_export_has(program: str, command: str) -> bool:
 
 
 def error_line(lines: Iterable[str]) -> str:
-    """The one line that says why a command failed: nodewatch-export's ``Error: ...`` line,
-    else the last line (a Python traceback's exception line, for ethereumetl)."""
+    """The one line that says why a command failed: nodewatch-export's ``Error: ...`` line (or
+    its argument parser's ``error: ...``), else the last line (a Python traceback's exception
+    line, for ethereumetl)."""
     lines = [line for line in lines if line.strip()]
     for line in reversed(lines):
-        if line.startswith("Error: "):
+        if line.lower().startswith("error: "):
             return line
     return lines[-1] if lines else "(no output)"
 

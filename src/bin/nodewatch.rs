@@ -21,7 +21,13 @@ use nodewatch::status::table;
 ///
 /// Without a subcommand nodewatch runs the proxy.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "nodewatch",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,

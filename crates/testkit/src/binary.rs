@@ -8,7 +8,7 @@
 //! [`hangup`]) send a signal to any child: this binary, anvil, the exporter, PostgreSQL.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -106,8 +106,8 @@ pub fn cont(pid: u32) {
 
 /// A `nodewatch` command with the scrubbed environment ([`crate::tools::scrubbed`]) and no
 /// colour; then `env` added.
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = crate::tools::scrubbed(path());
+fn command(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = crate::tools::scrubbed(program);
     cmd.args(args).env("NO_COLOR", "1");
     cmd.envs(env.iter().copied());
     cmd
@@ -125,7 +125,7 @@ pub struct Ran {
 /// Runs `nodewatch <args>` to completion (within 20 s) with the scrubbed environment plus
 /// `env`. Awaited, so an in-process server of the same test keeps serving meanwhile.
 pub async fn run(args: &[&str], env: &[(&str, &str)]) -> Ran {
-    let mut cmd = tokio::process::Command::from(command(args, env));
+    let mut cmd = tokio::process::Command::from(command(&path(), args, env));
     cmd.kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
         .await
@@ -135,7 +135,7 @@ pub async fn run(args: &[&str], env: &[(&str, &str)]) -> Ran {
 
 /// [`run`] for a test without a runtime (no time limit: these commands exit at once).
 pub fn run_blocking(args: &[&str], env: &[(&str, &str)]) -> Ran {
-    ran(command(args, env).output())
+    ran(command(&path(), args, env).output())
 }
 
 fn ran(out: std::io::Result<std::process::Output>) -> Ran {
@@ -159,19 +159,30 @@ impl Binary {
             .into_iter()
             .chain(args.iter().copied())
             .collect();
-        Self::start_in(dir, &args, env)
+        Self::start_in(&path(), dir, &args, env)
     }
 
     /// Starts `nodewatch --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 <args>` (a
     /// configuration file of the test's own, `--upstream`s, ...); waits until it serves.
     pub fn start_args(args: &[&str], env: &[(&str, &str)]) -> Binary {
-        Self::start_in(tempfile::tempdir().unwrap(), args, env)
+        Self::start_in(&path(), tempfile::tempdir().unwrap(), args, env)
     }
 
-    fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Binary {
+    /// [`Binary::start_args`] with another build of nodewatch (`pip install nodewatch`'s).
+    pub fn start_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Binary {
+        Self::start_in(program, tempfile::tempdir().unwrap(), args, env)
+    }
+
+    fn start_in(
+        program: &Path,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Binary {
         let log = dir.path().join("nodewatch.log");
         let file = fs::File::create(&log).unwrap();
         let mut cmd = command(
+            program,
             &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
             env,
         );

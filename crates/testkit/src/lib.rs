@@ -23,6 +23,7 @@
 //!   signal helpers for every child; [`raw`]: raw HTTP/1.1 over TCP.
 //! * [`relay`]: the soak's seeded fault relay in front of an anvil node.
 //! * [`poll`]: `wait_for` a condition with a deadline, instead of sleeping.
+//! * [`wheels`]: the wheels `make wheel` writes (found, checked fresh, installed with pip).
 //!
 //! Everything here talks to 127.0.0.1 only.
 #![allow(missing_docs)]
@@ -44,6 +45,7 @@ pub mod rpc;
 pub mod scripted;
 pub mod tls;
 pub mod tools;
+pub mod wheels;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,8 @@
 
 The tasks are those of blockchain-etl/ethereum-etl-airflow's
 ``dags/ethereumetl_airflow/build_export_dag.py``, with the day's block range as a task of its
-own (there, each branch computes it) and a readiness check in front::
+own (there, each branch computes it) and a readiness sensor in front, all on the
+``airflow-provider-nodewatch`` package (``providers/airflow-provider-nodewatch``)::
 
     check_nodewatch >> get_block_range_for_date >> export_blocks_and_transactions
                                                      >> export_receipts_and_logs
@@ -18,8 +19,14 @@ entity, instead of a bucket::
         receipts.csv, logs.csv, token_transfers.csv, traces.csv, contracts.csv, tokens.csv
 
 Each task writes into a temporary directory beside them and renames its files into place when
-the command has succeeded, so a file that exists is complete, and a failed or retried task
-leaves nothing half-written.
+the command has succeeded (NodewatchExportOperator's ``outputs``), so a file that exists is
+complete, and a failed or retried task leaves nothing half-written.
+
+``check_nodewatch`` (NodewatchReadySensor) waits until nodewatch's ``/readyz`` answers 200
+(an upstream healthy, in sync and on the majority's blocks) and pushes to XCom the provider
+URI every later task uses (``provider_uri``) and the ``/status`` summary (``status``): the
+``node_watch`` task of ethereum-etl-airflow #14/#15, with a check that an unsynced node
+cannot pass.
 
 The provider is nodewatch on the worker (``http://127.0.0.1:8545``, a sidecar or a local
 service), never a node directly: when a node dies or falls behind mid-export, nodewatch fails
@@ -32,18 +39,21 @@ Which program runs the commands: the DAG param ``exporter`` (``airflow dags test
   fall back to ``ethereumetl``. Whether it has a command is asked once per command and worker
   process with ``nodewatch-export <command> --help`` (exit 0: it has it), so a newer
   nodewatch-export takes over more commands without an edit here. The task log says which
-  program ran each command.
+  program ran each command ("running (<exporter> chosen): <program> <command> ...").
 * ``ethereumetl``: ethereum-etl runs every command.
 
 Settings (environment of the Airflow scheduler and workers):
     ETHEREUM_PROVIDER_URI     JSON-RPC endpoint, default http://127.0.0.1:8545 (nodewatch)
-    NODEWATCH_ADMIN_URL       nodewatch admin, default http://127.0.0.1:9545 (readiness check)
+    NODEWATCH_ADMIN_URL       nodewatch admin, default http://127.0.0.1:9545 (readiness sensor)
+    NODEWATCH_READY_TIMEOUT   seconds check_nodewatch waits for a ready nodewatch before it
+                              fails (and is retried), default 600; it asks every 5 s
     ETHEREUM_EXPORT_DIR       output root, default /data/ethereum
     ETHEREUMETL_BIN           the ethereumetl executable, default "ethereumetl" (on PATH).
                               extract_tokens makes contract calls, which need an ethereum-etl
                               whose eth-abi works: 2.4.2 on Python 3.10 or older (on 3.11 it
                               fails with parsimonious' VisitationError).
     NODEWATCH_EXPORT_BIN      the nodewatch-export executable, default "nodewatch-export"
+                              (`pip install nodewatch` puts it on PATH)
     ETHEREUM_EXPORTER         default of the ``exporter`` param: "ethereumetl" (the default)
                               or "nodewatch-export"
     ETHEREUM_EXPORT_BATCH_SIZE    -b, blocks or receipts per JSON-RPC batch, default 100
@@ -57,21 +67,26 @@ Settings (environment of the Airflow scheduler and workers):
                               transfers to the traces (export_traces --genesis-traces /
                               --daofork-traces, as ethereum-etl-airflow does for mainnet)
 
-Heavy work runs in subprocesses; importing this file needs only Airflow and the standard
-library, so the scheduler parses it fast.
+Heavy work runs in subprocesses; importing this file needs only Airflow, the provider and the
+standard library, so the scheduler parses it fast. It imports on Airflow 3.x (``airflow.sdk``)
+and 2.10.
 """
 
-import functools
 import os
-import shutil
-import subprocess
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta
 
-from airflow import DAG
-from airflow.models.param import Param
-from airflow.operators.python import PythonOperator
+try:  # Airflow 3.x
+    from airflow.sdk import DAG, Param
+except ImportError:  # Airflow 2.10
+    from airflow import DAG
+    from airflow.models.param import Param
+
+from nodewatch_provider.operators.export import (
+    EXPORTERS,
+    NodewatchBlockRangeOperator,
+    NodewatchExportOperator,
+)
+from nodewatch_provider.sensors.nodewatch import NodewatchReadySensor
 
 PROVIDER_URI = os.environ.get("ETHEREUM_PROVIDER_URI", "http://127.0.0.1:8545")
 NODEWATCH_ADMIN_URL = os.environ.get("NODEWATCH_ADMIN_URL", "http://127.0.0.1:9545")
@@ -79,7 +94,6 @@ EXPORT_DIR = os.environ.get("ETHEREUM_EXPORT_DIR", "/data/ethereum")
 ETHEREUMETL = os.environ.get("ETHEREUMETL_BIN", "ethereumetl")
 NODEWATCH_EXPORT = os.environ.get("NODEWATCH_EXPORT_BIN", "nodewatch-export")
 
-EXPORTERS = ("ethereumetl", "nodewatch-export")
 DEFAULT_EXPORTER = os.environ.get("ETHEREUM_EXPORTER", "ethereumetl")
 if DEFAULT_EXPORTER not in EXPORTERS:
     raise ValueError(f"ETHEREUM_EXPORTER={DEFAULT_EXPORTER!r}: not one of {EXPORTERS}")
@@ -88,169 +102,22 @@ BATCH_SIZE = int(os.environ.get("ETHEREUM_EXPORT_BATCH_SIZE", "100"))
 MAX_WORKERS = int(os.environ.get("ETHEREUM_EXPORT_MAX_WORKERS", "5"))
 MAX_ACTIVE_RUNS = int(os.environ.get("ETHEREUM_EXPORT_MAX_ACTIVE_RUNS", "3"))
 RETRIES = int(os.environ.get("ETHEREUM_EXPORT_RETRIES", "5"))
+READY_TIMEOUT = float(os.environ.get("NODEWATCH_READY_TIMEOUT", "600"))
 GENESIS_TRACES = os.environ.get("ETHEREUM_EXPORT_GENESIS_TRACES", "false").lower() == "true"
 DAOFORK_TRACES = os.environ.get("ETHEREUM_EXPORT_DAOFORK_TRACES", "false").lower() == "true"
 
-
-# === running the commands =====================================================================
-
-
-@functools.lru_cache(maxsize=None)
-def nodewatch_export_has(command):
-    """Whether nodewatch-export has ``command`` (``nodewatch-export <command> --help`` exits 0).
-
-    Asked once per command and worker process. A nodewatch-export that cannot be run at all is
-    a configuration error, not a missing command: the task fails with it.
-    """
-    try:
-        done = subprocess.run(
-            [NODEWATCH_EXPORT, command, "--help"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=60,
-        )
-    except OSError as e:
-        raise RuntimeError(f"cannot run {NODEWATCH_EXPORT} (NODEWATCH_EXPORT_BIN): {e}") from e
-    return done.returncode == 0
+# What the tasks read from XCom and the run: the provider URI the sensor checked, the day's
+# block range, the day's directory.
+PROVIDER = "{{ ti.xcom_pull(task_ids='check_nodewatch', key='provider_uri') }}"
+START = "{{ ti.xcom_pull(task_ids='get_block_range_for_date', key='start') }}"
+END = "{{ ti.xcom_pull(task_ids='get_block_range_for_date', key='end') }}"
+DAY = os.path.join(EXPORT_DIR, "{{ ds }}")
 
 
-def _program(exporter, command):
-    if exporter == "nodewatch-export" and nodewatch_export_has(command):
-        return NODEWATCH_EXPORT
-    return ETHEREUMETL
+def day(name):
+    """A file of the run's day: ``$ETHEREUM_EXPORT_DIR/<ds>/<name>``."""
+    return os.path.join(DAY, name)
 
-
-def _run(params, command, *args):
-    """Runs one export command; its output goes to the task log, failure fails the task."""
-    exporter = params.get("exporter", DEFAULT_EXPORTER)
-    if exporter not in EXPORTERS:
-        raise ValueError(f"exporter={exporter!r}: not one of {EXPORTERS}")
-    program = _program(exporter, command)
-    argv = [program, command, *[str(a) for a in args]]
-    print(f"running ({exporter} chosen): {' '.join(argv)}", flush=True)
-    subprocess.run(argv, check=True)
-
-
-class _Outputs:
-    """A task's output files: written under ``<day>/.<task_id>.tmp/`` with their final names
-    (ethereum-etl picks the format by the extension), renamed into ``<day>/`` on success."""
-
-    def __init__(self, ds, task_id):
-        self.day = os.path.join(EXPORT_DIR, ds)
-        self.tmp = os.path.join(self.day, f".{task_id}.tmp")
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        os.makedirs(self.tmp)
-
-    def input(self, name):
-        """A file an earlier task wrote."""
-        path = os.path.join(self.day, name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: the task that writes it has not run for this day")
-        return path
-
-    def output(self, name):
-        return os.path.join(self.tmp, name)
-
-    def commit(self):
-        for name in sorted(os.listdir(self.tmp)):
-            os.replace(os.path.join(self.tmp, name), os.path.join(self.day, name))
-        os.rmdir(self.tmp)
-
-
-def _block_range(ti):
-    return (
-        ti.xcom_pull(task_ids="get_block_range_for_date", key="start"),
-        ti.xcom_pull(task_ids="get_block_range_for_date", key="end"),
-    )
-
-
-# === the tasks ================================================================================
-
-
-def check_nodewatch(**_):
-    """Fails (and is retried) until nodewatch has an upstream that is healthy and in sync."""
-    try:
-        with urllib.request.urlopen(NODEWATCH_ADMIN_URL + "/readyz", timeout=5) as answer:
-            print("nodewatch:", answer.read().decode().strip())
-    except urllib.error.HTTPError as e:
-        raise RuntimeError(f"nodewatch is not ready: {e.read().decode().strip()}") from e
-    except OSError as e:
-        raise RuntimeError(f"cannot reach nodewatch at {NODEWATCH_ADMIN_URL}: {e}") from e
-
-
-def get_block_range_for_date(ds, ti, params, **_):
-    """The first and last block of the day ``ds``: block_range.txt, and XCom ``start``/``end``."""
-    out = _Outputs(ds, "get_block_range_for_date")
-    _run(params, "get_block_range_for_date", "-p", PROVIDER_URI, "-d", ds,
-         "-o", out.output("block_range.txt"))
-    with open(out.output("block_range.txt")) as f:
-        start, end = (int(x) for x in f.read().strip().split(","))
-    out.commit()
-    print(f"{ds}: blocks {start}..={end}")
-    ti.xcom_push(key="start", value=start)
-    ti.xcom_push(key="end", value=end)
-
-
-def export_blocks_and_transactions(ds, ti, params, **_):
-    start, end = _block_range(ti)
-    out = _Outputs(ds, "export_blocks_and_transactions")
-    _run(params, "export_blocks_and_transactions",
-         "-s", start, "-e", end, "-p", PROVIDER_URI, "-b", BATCH_SIZE, "-w", MAX_WORKERS,
-         "--blocks-output", out.output("blocks.csv"),
-         "--transactions-output", out.output("transactions.csv"))
-    out.commit()
-
-
-def export_receipts_and_logs(ds, params, **_):
-    """The day's transaction hashes (as ethereum-etl-airflow extracts them in this task), then
-    their receipts and logs."""
-    out = _Outputs(ds, "export_receipts_and_logs")
-    _run(params, "extract_csv_column", "-c", "hash",
-         "-i", out.input("transactions.csv"), "-o", out.output("transaction_hashes.txt"))
-    _run(params, "export_receipts_and_logs",
-         "-t", out.output("transaction_hashes.txt"), "-p", PROVIDER_URI,
-         "-b", BATCH_SIZE, "-w", MAX_WORKERS,
-         "--receipts-output", out.output("receipts.csv"),
-         "--logs-output", out.output("logs.csv"))
-    out.commit()
-
-
-def extract_token_transfers(ds, params, **_):
-    out = _Outputs(ds, "extract_token_transfers")
-    _run(params, "extract_token_transfers",
-         "-l", out.input("logs.csv"), "-b", BATCH_SIZE, "-w", MAX_WORKERS,
-         "-o", out.output("token_transfers.csv"))
-    out.commit()
-
-
-def export_traces(ds, ti, params, **_):
-    start, end = _block_range(ti)
-    out = _Outputs(ds, "export_traces")
-    _run(params, "export_traces",
-         "-s", start, "-e", end, "-p", PROVIDER_URI, "-b", BATCH_SIZE, "-w", MAX_WORKERS,
-         "--genesis-traces" if GENESIS_TRACES else "--no-genesis-traces",
-         "--daofork-traces" if DAOFORK_TRACES else "--no-daofork-traces",
-         "-o", out.output("traces.csv"))
-    out.commit()
-
-
-def extract_contracts(ds, params, **_):
-    out = _Outputs(ds, "extract_contracts")
-    _run(params, "extract_contracts",
-         "-t", out.input("traces.csv"), "-b", BATCH_SIZE, "-w", MAX_WORKERS,
-         "-o", out.output("contracts.csv"))
-    out.commit()
-
-
-def extract_tokens(ds, params, **_):
-    out = _Outputs(ds, "extract_tokens")
-    _run(params, "extract_tokens",
-         "-c", out.input("contracts.csv"), "-p", PROVIDER_URI, "-w", MAX_WORKERS,
-         "-o", out.output("tokens.csv"))
-    out.commit()
-
-
-# === the DAG ==================================================================================
 
 default_args = {
     "owner": "ethereum-etl",
@@ -284,10 +151,89 @@ with DAG(
     tags=["ethereum", "etl", "nodewatch"],
 ) as dag:
 
-    def task(f):
-        return PythonOperator(task_id=f.__name__, python_callable=f)
+    def export(task_id, **kwargs):
+        """A NodewatchExportOperator with the DAG's programs and exporter switch."""
+        return NodewatchExportOperator(
+            task_id=task_id,
+            exporter="{{ params.exporter }}",
+            nodewatch_export_bin=NODEWATCH_EXPORT,
+            ethereumetl_bin=ETHEREUMETL,
+            **kwargs,
+        )
 
-    block_range = task(check_nodewatch) >> task(get_block_range_for_date)
-    block_range >> task(export_blocks_and_transactions) >> task(export_receipts_and_logs) \
-        >> task(extract_token_transfers)
-    block_range >> task(export_traces) >> task(extract_contracts) >> task(extract_tokens)
+    check_nodewatch = NodewatchReadySensor(
+        task_id="check_nodewatch",
+        admin_url=NODEWATCH_ADMIN_URL,
+        provider_uri=PROVIDER_URI,
+        poke_interval=5,
+        timeout=READY_TIMEOUT,
+    )
+    get_block_range_for_date = NodewatchBlockRangeOperator(
+        task_id="get_block_range_for_date",
+        date="{{ ds }}",
+        provider_uri=PROVIDER,
+        output_file=day("block_range.txt"),
+        exporter="{{ params.exporter }}",
+        nodewatch_export_bin=NODEWATCH_EXPORT,
+        ethereumetl_bin=ETHEREUMETL,
+    )
+    export_blocks_and_transactions = export(
+        "export_blocks_and_transactions",
+        command="export_blocks_and_transactions",
+        arguments=["-s", START, "-e", END, "-p", PROVIDER, "-b", BATCH_SIZE, "-w", MAX_WORKERS,
+                   "--blocks-output", day("blocks.csv"),
+                   "--transactions-output", day("transactions.csv")],
+        outputs=[day("blocks.csv"), day("transactions.csv")],
+    )
+    # The day's transaction hashes (as ethereum-etl-airflow extracts them in this task), then
+    # their receipts and logs.
+    export_receipts_and_logs = export(
+        "export_receipts_and_logs",
+        commands=[
+            ["extract_csv_column", "-c", "hash", "-i", day("transactions.csv"),
+             "-o", day("transaction_hashes.txt")],
+            ["export_receipts_and_logs", "-t", day("transaction_hashes.txt"), "-p", PROVIDER,
+             "-b", BATCH_SIZE, "-w", MAX_WORKERS,
+             "--receipts-output", day("receipts.csv"), "--logs-output", day("logs.csv")],
+        ],
+        inputs=[day("transactions.csv")],
+        outputs=[day("transaction_hashes.txt"), day("receipts.csv"), day("logs.csv")],
+    )
+    extract_token_transfers = export(
+        "extract_token_transfers",
+        command="extract_token_transfers",
+        arguments=["-l", day("logs.csv"), "-b", BATCH_SIZE, "-w", MAX_WORKERS,
+                   "-o", day("token_transfers.csv")],
+        inputs=[day("logs.csv")],
+        outputs=[day("token_transfers.csv")],
+    )
+    export_traces = export(
+        "export_traces",
+        command="export_traces",
+        arguments=["-s", START, "-e", END, "-p", PROVIDER, "-b", BATCH_SIZE, "-w", MAX_WORKERS,
+                   "--genesis-traces" if GENESIS_TRACES else "--no-genesis-traces",
+                   "--daofork-traces" if DAOFORK_TRACES else "--no-daofork-traces",
+                   "-o", day("traces.csv")],
+        outputs=[day("traces.csv")],
+    )
+    extract_contracts = export(
+        "extract_contracts",
+        command="extract_contracts",
+        arguments=["-t", day("traces.csv"), "-b", BATCH_SIZE, "-w", MAX_WORKERS,
+                   "-o", day("contracts.csv")],
+        inputs=[day("traces.csv")],
+        outputs=[day("contracts.csv")],
+    )
+    extract_tokens = export(
+        "extract_tokens",
+        command="extract_tokens",
+        arguments=["-c", day("contracts.csv"), "-p", PROVIDER, "-w", MAX_WORKERS,
+                   "-o", day("tokens.csv")],
+        inputs=[day("contracts.csv")],
+        outputs=[day("tokens.csv")],
+    )
+
+    check_nodewatch >> get_block_range_for_date
+    get_block_range_for_date >> export_blocks_and_transactions >> export_receipts_and_logs \
+        >> extract_token_transfers
+    get_block_range_for_date >> export_traces >> extract_contracts >> extract_tokens

@@ -1,0 +1,26 @@
+"""The Airflow names this provider uses, from where each Airflow version keeps them.
+
+Airflow 3 moved the authoring API to the Task SDK (``airflow.sdk``); Airflow 2.10 has it under
+``airflow.models``, ``airflow.sensors`` and ``airflow.hooks``. Everything else imports from
+here, so the provider imports on both.
+"""
+
+try:  # Airflow 3.x
+    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, PokeReturnValue
+except ImportError:  # Airflow 2.10
+    from airflow.hooks.base import BaseHook
+    from airflow.models import BaseOperator
+    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
+
+from airflow.exceptions import AirflowException
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+__all__ = [
+    "AirflowException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "BaseTrigger",
+    "PokeReturnValue",
+    "TriggerEvent",
+]

@@ -1,0 +1,1 @@
+"""nodewatch provider: triggers."""

@@ -16,6 +16,7 @@
 pub mod dir;
 #[cfg(test)]
 mod pg_throughput;
+pub mod pg_tls;
 pub mod postgres;
 pub mod tables;
 

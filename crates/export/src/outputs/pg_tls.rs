@@ -153,10 +153,12 @@ impl PgTls {
         };
         let mode = match (&roots, mode) {
             (Roots::System, None) => SslMode::VerifyFull,
-            (Roots::System, Some(m)) if m != SslMode::VerifyFull => return Err(format!(
+            (Roots::System, Some(m)) if m != SslMode::VerifyFull => {
+                return Err(format!(
                 "weak sslmode {:?} may not be used with sslrootcert=system (use \"verify-full\")",
                 m.name()
-            )),
+            ))
+            }
             (_, m) => m.unwrap_or(DEFAULT_SSL_MODE),
         };
         if mode.verifies() && matches!(roots, Roots::Unverified) {

@@ -160,13 +160,15 @@ impl PgOutput {
                 .prepare(&table.upsert_sql())
                 .await
                 .map_err(|e| {
-                    self.error(
-                        &format!(
-                        "table {} does not have ethereum-etl's layout (columns and primary key)",
-                        table.name
-                    ),
-                        &e,
-                    )
+                    // A server's refusal is about the table; anything else about the connection.
+                    let doing = match e.as_db_error() {
+                        Some(_) => format!(
+                            "table {} does not have ethereum-etl's layout (columns and primary key)",
+                            table.name
+                        ),
+                        None => format!("cannot prepare the upsert into table {}", table.name),
+                    };
+                    self.error(&doing, &e)
                 })?;
             conn.upserts.insert(table.name, stmt);
         }

@@ -180,13 +180,13 @@ impl PgTls {
         })
     }
 
-    /// The connection attempts of the mode, in order.
-    pub fn attempts(&self) -> &'static [Attempt] {
+    /// The mode's first connection attempt and the one made if it fails.
+    pub fn attempts(&self) -> (Attempt, Option<Attempt>) {
         match self.mode {
-            SslMode::Disable => &[Attempt::Plain],
-            SslMode::Allow => &[Attempt::Plain, Attempt::Tls],
-            SslMode::Prefer => &[Attempt::TlsIfOffered, Attempt::Plain],
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => &[Attempt::Tls],
+            SslMode::Disable => (Attempt::Plain, None),
+            SslMode::Allow => (Attempt::Plain, Some(Attempt::Tls)),
+            SslMode::Prefer => (Attempt::TlsIfOffered, Some(Attempt::Plain)),
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => (Attempt::Tls, None),
         }
     }
 
@@ -409,20 +409,20 @@ mod tests {
             mode(&[]).unwrap(),
             (
                 SslMode::Prefer,
-                &[Attempt::TlsIfOffered, Attempt::Plain][..]
+                (Attempt::TlsIfOffered, Some(Attempt::Plain))
             )
         );
         assert_eq!(
             mode(&[("sslmode", "disable")]).unwrap(),
-            (SslMode::Disable, &[Attempt::Plain][..])
+            (SslMode::Disable, (Attempt::Plain, None))
         );
         assert_eq!(
             mode(&[("sslmode", "allow")]).unwrap(),
-            (SslMode::Allow, &[Attempt::Plain, Attempt::Tls][..])
+            (SslMode::Allow, (Attempt::Plain, Some(Attempt::Tls)))
         );
         assert_eq!(
             mode(&[("sslmode", "require")]).unwrap().1,
-            &[Attempt::Tls][..]
+            (Attempt::Tls, None)
         );
         assert_eq!(
             mode(&[("sslrootcert", "system")]).unwrap().0,

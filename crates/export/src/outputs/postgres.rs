@@ -176,38 +176,42 @@ impl PgOutput {
         Ok(())
     }
 
-    /// A client from the first of the sslmode's attempts that connects.
+    /// A client from the sslmode's first attempt, or from its fallback.
     async fn open_client(&self) -> Result<(Client, tokio::task::JoinHandle<()>)> {
-        let attempts = self.tls.attempts();
-        let mut earlier: Option<(Attempt, String)> = None;
-        for (i, attempt) in attempts.iter().enumerate() {
-            let e = match self.try_connect(*attempt).await {
-                Ok(connected) => return Ok(connected),
-                Err(e) => e,
+        let (first, fallback) = self.tls.attempts();
+        let e = match self.try_connect(first).await {
+            Ok(connected) => return Ok(connected),
+            Err(e) => e,
+        };
+        let first_failure = self.tls.explain(&e).unwrap_or_else(|| detail(&e));
+        let Some(fallback) = fallback else {
+            return Err(self.connect_error(first_failure, &e));
+        };
+        let e = match self.try_connect(fallback).await {
+            Ok(connected) => return Ok(connected),
+            Err(e) => e,
+        };
+        let mut message = self.tls.explain(&e).unwrap_or_else(|| detail(&e));
+        if message != first_failure {
+            let how = if first == Attempt::Plain {
+                "without"
+            } else {
+                "with"
             };
-            let detail = self.tls.explain(&e).unwrap_or_else(|| detail(&e));
-            if i + 1 < attempts.len() {
-                earlier = Some((*attempt, detail));
-                continue;
-            }
-            let mut message = detail;
-            if let Some((first, text)) = earlier.filter(|(_, text)| *text != message) {
-                let how = if first == Attempt::Plain {
-                    "without"
-                } else {
-                    "with"
-                };
-                message.push_str(&format!(" (and before that, {how} TLS: {text})"));
-            }
-            return Err(ExportError::Database {
-                message: format!(
-                    "PostgreSQL {}: cannot connect to PostgreSQL: {message}",
-                    self.target
-                ),
-                retriable: retriable(&e),
-            });
+            message.push_str(&format!(" (and before that, {how} TLS: {first_failure})"));
         }
-        unreachable!("every sslmode has at least one attempt")
+        Err(self.connect_error(message, &e))
+    }
+
+    /// "cannot connect" with what went wrong; retriable as the error's kind says.
+    fn connect_error(&self, message: String, e: &tokio_postgres::Error) -> ExportError {
+        ExportError::Database {
+            message: format!(
+                "PostgreSQL {}: cannot connect to PostgreSQL: {message}",
+                self.target
+            ),
+            retriable: retriable(e),
+        }
     }
 
     /// One connection attempt; the connection is driven by a spawned task.
@@ -439,7 +443,7 @@ mod tests {
             pg.config.get_connect_timeout(),
             Some(&Duration::from_secs(3))
         );
-        assert_eq!(pg.tls.attempts(), [Attempt::Tls]);
+        assert_eq!(pg.tls.attempts(), (Attempt::Tls, None));
         let e = PgOutput::from_url("postgresql://u:pw@h/db?sslmode=verify-ful")
             .err()
             .unwrap();

@@ -14,7 +14,8 @@ Sections (all by default; `--only a,b` for some):
   exporter   nodewatch-export (if built) vs ethereumetl vs bare parallel batch fetch,
              on anvil (2,000 blocks) and on a replay upstream (longer ranges)
   exporter_jobs  export_traces and export_all: nodewatch-export vs ethereumetl 2.4.2 on
-             Python 3.10 (.tools/venv310), on anvil (the same 2,000 blocks), with RSS
+             Python 3.10 (.tools/venv310), on anvil (the same 2,000 blocks) and on a replay
+             upstream that also serves their receipts, traces and logs, with RSS
   scaling    batch size, upstream count (1/3/10), range length
   profile    perf record of nodewatch under load, top symbols and cost groups
 
@@ -284,9 +285,11 @@ def start_nginx(upstream_url):
     return p, url
 
 
-def start_replay(ports, record_from, recorded, max_block, threads=1, also=()):
+def start_replay(ports, record_from, recorded, max_block, threads=1, also=(), receipts_and_traces=False):
     argv = [NWBENCH, "replay", "--record-from", record_from, "--recorded", recorded,
             "--max-block", max_block, "--threads", threads]
+    if receipts_and_traces:
+        argv.append("--receipts-and-traces")
     for n in also:
         argv += ["--also", n]
     for port in ports:
@@ -769,29 +772,38 @@ def sorted_lines(path):
 
 
 def section_exporter_jobs(cfg, state, res):
+    """export_traces and export_all on anvil (node-bound: anvil serves full blocks at about
+    1,200/s) and on the replay upstream recording receipts, traces and code too."""
     workdir = OUT / "export-jobs"
     shutil.rmtree(workdir, ignore_errors=True)
-    anvil, url = start_anvil("anvil-export-jobs", load_state=state)
+    anvil, anvil_url = start_anvil("anvil-export-jobs", load_state=state)
     end = cfg["export_blocks"] - 1
-    cases = job_cmds(url, end, workdir, "anvil")
     runs, notes = [], []
-    for rep in range(cfg["export_repeats"]):
-        order = cases[rep % len(cases):] + cases[:rep % len(cases)]
-        for command, tool, out, argv in order:
-            if out.is_dir():
-                shutil.rmtree(out)
-            out.unlink(missing_ok=True)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            log(f"exporter jobs (anvil): {tool} {command}, repeat {rep + 1}")
-            secs, rss = timed(argv)
-            runs.append({"upstream": "anvil", "command": command, "tool": tool, "blocks": end + 1,
-                         "rep": rep, "secs": secs, "blocks_per_s": (end + 1) / secs, "max_rss_kib": rss})
-    for command in ("export_traces", "export_all"):
-        outs = {tool: out for c, tool, out, _ in cases if c == command}
-        if len(outs) == 2:
-            same = sorted_lines(outs["ethereumetl"]) == sorted_lines(outs["nodewatch-export"])
-            notes.append(f"{command}: nodewatch-export's output holds "
-                         + ("the same lines as ethereumetl's" if same else "DIFFERENT lines from ethereumetl's"))
+    replay = None
+    for upstream in ("anvil", "replay"):
+        if upstream == "replay":
+            replay, (url,) = start_replay([free_port()], anvil_url, end + 1, end, receipts_and_traces=True)
+        else:
+            url = anvil_url
+        cases = job_cmds(url, end, workdir, upstream)
+        for rep in range(cfg["export_repeats"]):
+            order = cases[rep % len(cases):] + cases[:rep % len(cases)]
+            for command, tool, out, argv in order:
+                if out.is_dir():
+                    shutil.rmtree(out)
+                out.unlink(missing_ok=True)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                log(f"exporter jobs ({upstream}): {tool} {command}, repeat {rep + 1}")
+                secs, rss = timed(argv)
+                runs.append({"upstream": upstream, "command": command, "tool": tool, "blocks": end + 1,
+                             "rep": rep, "secs": secs, "blocks_per_s": (end + 1) / secs, "max_rss_kib": rss})
+        for command in ("export_traces", "export_all"):
+            outs = {tool: out for c, tool, out, _ in cases if c == command}
+            if len(outs) == 2:
+                same = sorted_lines(outs["ethereumetl"]) == sorted_lines(outs["nodewatch-export"])
+                notes.append(f"{command} ({upstream}): nodewatch-export's output holds "
+                             + ("the same lines as ethereumetl's" if same else "DIFFERENT lines from ethereumetl's"))
+    replay.stop()
     anvil.stop()
     res["exporter_jobs"] = {"runs": runs, "notes": notes, "ethereumetl": str(ETHEREUMETL310),
                             "exporter_found": EXPORTER.exists()}

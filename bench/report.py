@@ -441,34 +441,39 @@ def section_exporter_jobs(doc, res, goals):
         return
     runs = e["runs"]
     blocks = runs[0]["blocks"] if runs else 0
-    doc(f"**export_traces and export_all, anvil, blocks 0–{blocks - 1}** (the same chain; "
-        "ethereumetl 2.4.2 on Python 3.10, `.tools/venv310`). Both tools get the same flags: "
+    doc(f"**export_traces and export_all, blocks 0–{blocks - 1}** (the same chain; ethereumetl "
+        "2.4.2 on Python 3.10, `.tools/venv310`), on anvil and on the replay upstream started "
+        "with `--receipts-and-traces` (it then also serves the recorded blocks' receipts, "
+        "`trace_block`, logs and code from memory). Both tools get the same flags: "
         "`-b 100 -w 5` for export_traces (`trace_block` per block, 100 to a batch), "
         f"`-b {blocks // 2} -B 100 -w 5` for export_all (two partitions of blocks, transactions, "
-        "token transfers, receipts, logs, contracts and tokens). Runs interleaved; "
-        "median [min–max].", "")
+        "token transfers, receipts, logs, contracts and tokens). On anvil both tools wait on the "
+        "node's full blocks (see the table above); the replay shows the tools' own speed. "
+        "Runs interleaved; median [min–max].", "")
     for note in e.get("notes", []):
         doc(f"- Output check, {note}.")
     if e.get("notes"):
         doc("")
     rows = []
-    for command in ("export_traces", "export_all"):
-        rate = {}
-        for tool in ("nodewatch-export", "ethereumetl"):
-            rs = [r for r in runs if r["command"] == command and r["tool"] == tool]
-            if not rs:
-                continue
-            rate[tool] = med([r["blocks_per_s"] for r in rs])
-            rows.append([command, tool, spread([r["secs"] for r in rs]),
-                         spread([r["blocks_per_s"] for r in rs], "{:,.0f}"),
-                         f"{max(r['max_rss_kib'] for r in rs) / 1024:.0f}"])
-        if len(rate) == 2:
-            goals[f"{command}_vs_etl"] = rate["nodewatch-export"] / rate["ethereumetl"]
-            rows[-1].append("")
-            rows[-2].append(f"{goals[f'{command}_vs_etl']:.1f}×")
-        elif rate:
-            rows[-1].append("n/a")
-    doc.table(["command", "tool", "seconds", "blocks/s", "peak RSS MiB", "speed-up"], rows)
+    for upstream in ("anvil", "replay"):
+        for command in ("export_traces", "export_all"):
+            rate = {}
+            for tool in ("nodewatch-export", "ethereumetl"):
+                rs = [r for r in runs if r["upstream"] == upstream and r["command"] == command and r["tool"] == tool]
+                if not rs:
+                    continue
+                rate[tool] = med([r["blocks_per_s"] for r in rs])
+                rows.append([upstream, command, tool, spread([r["secs"] for r in rs]),
+                             spread([r["blocks_per_s"] for r in rs], "{:,.0f}"),
+                             f"{max(r['max_rss_kib'] for r in rs) / 1024:.0f}"])
+            if len(rate) == 2:
+                ratio = rate["nodewatch-export"] / rate["ethereumetl"]
+                goals[f"{command}_vs_etl_{upstream}"] = ratio
+                rows[-2].append(f"{ratio:.1f}×")
+                rows[-1].append("")
+            elif rate:
+                rows[-1].append("n/a")
+    doc.table(["upstream", "command", "tool", "seconds", "blocks/s", "peak RSS MiB", "speed-up"], rows)
 
 
 # === section 5 ==============================================================================
@@ -729,9 +734,11 @@ def summary(doc, res, goals):
     else:
         add("nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", "not built", None, "")
     for command in ("export_traces", "export_all"):
-        if f"{command}_vs_etl" in goals:
-            ratio = goals[f"{command}_vs_etl"]
-            add(f"{command}: nodewatch-export ≥ 10× ethereumetl blocks/s (anvil)", f"{ratio:.1f}×", ratio >= 10, "")
+        if f"{command}_vs_etl_replay" in goals:
+            ratio = goals[f"{command}_vs_etl_replay"]
+            anvil = goals.get(f"{command}_vs_etl_anvil")
+            add(f"{command}: nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", f"{ratio:.1f}×", ratio >= 10,
+                f"on anvil: {anvil:.1f}×" if anvil else "")
     if "export_rss" in goals:
         add("nodewatch-export flat memory: RSS at 10k / 100k blocks",
             " / ".join(f"{goals['export_rss'].get(n, float('nan')):.0f} MiB" for n in (10000, 100000)), None, "")
@@ -829,9 +836,9 @@ def main():
     if "export_vs_etl_replay" in goals and goals["export_vs_etl_replay"] < 10:
         missed.append(f"- **nodewatch-export is {goals['export_vs_etl_replay']:.1f}× ethereumetl on replay, goal ≥ 10×.**")
     for command in ("export_traces", "export_all"):
-        if goals.get(f"{command}_vs_etl", 10) < 10:
-            missed.append(f"- **{command}: nodewatch-export is {goals[f'{command}_vs_etl']:.1f}× ethereumetl "
-                          "on anvil, goal ≥ 10×.**")
+        if goals.get(f"{command}_vs_etl_replay", 10) < 10:
+            missed.append(f"- **{command}: nodewatch-export is {goals[f'{command}_vs_etl_replay']:.1f}× "
+                          "ethereumetl on replay, goal ≥ 10×.**")
     if cfg["quick"]:
         missed.append("- This is a **quick-mode** report: one short repeat per cell; do not quote it.")
     doc(*(missed or ["- None."]), "")

@@ -13,6 +13,9 @@ Sections (all by default; `--only a,b` for some):
              in-flight latency, failed requests
   exporter   nodewatch-export (if built) vs ethereumetl vs bare parallel batch fetch,
              on anvil (2,000 blocks) and on a replay upstream (longer ranges)
+  exporter_jobs  export_traces and export_all: nodewatch-export vs ethereumetl 2.4.2 on
+             Python 3.10 (.tools/venv310), on anvil (the same 2,000 blocks) and on a replay
+             upstream that also serves their receipts, traces and logs, with RSS
   scaling    batch size, upstream count (1/3/10), range length
   profile    perf record of nodewatch under load, top symbols and cost groups
 
@@ -44,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools"
 ANVIL = Path(os.environ.get("NODEWATCH_ANVIL", TOOLS / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"))
 ETHEREUMETL = Path(os.environ.get("NODEWATCH_ETHEREUMETL", TOOLS / "venv/bin/ethereumetl"))
+# The reference ethereumetl (Python 3.10): on 3.11 its contract calls crash (see README).
+ETHEREUMETL310 = Path(os.environ.get("NODEWATCH_ETHEREUMETL310", TOOLS / "venv310/bin/ethereumetl"))
 NODEWATCH = Path(os.environ.get("NODEWATCH_BIN", ROOT / "target/release/nodewatch"))
 NWBENCH = ROOT / "target/nwbench/release/nwbench"
 EXPORTER = Path(os.environ.get("NODEWATCH_EXPORT_BIN", ROOT / "target/release/nodewatch-export"))
@@ -280,9 +285,11 @@ def start_nginx(upstream_url):
     return p, url
 
 
-def start_replay(ports, record_from, recorded, max_block, threads=1, also=()):
+def start_replay(ports, record_from, recorded, max_block, threads=1, also=(), receipts_and_traces=False):
     argv = [NWBENCH, "replay", "--record-from", record_from, "--recorded", recorded,
             "--max-block", max_block, "--threads", threads]
+    if receipts_and_traces:
+        argv.append("--receipts-and-traces")
     for n in also:
         argv += ["--also", n]
     for port in ports:
@@ -336,7 +343,8 @@ def write_body(name, obj):
 
 
 def batch_body(n, first=1, full=False):
-    return [{"jsonrpc": "2.0", "id": i + 1, "method": "eth_getBlockByNumber",
+    # Numbered from 0, as ethereum-etl (request_id=idx) and nodewatch-export number a batch.
+    return [{"jsonrpc": "2.0", "id": i, "method": "eth_getBlockByNumber",
              "params": [hex(first + i), full]} for i in range(n)]
 
 
@@ -737,6 +745,71 @@ def versions():
     }
 
 
+def job_cmds(url, end, workdir, tag):
+    """export_traces and export_all for both tools, each as argv with the same flags (batches
+    of 100, 5 in flight); outputs under `workdir/<tag>/<tool>-<command>`."""
+    cmds = []
+    for tool, exe in (("ethereumetl", ETHEREUMETL310), ("nodewatch-export", EXPORTER)):
+        if not Path(exe).exists():
+            continue
+        quiet = ["-q"] if tool == "nodewatch-export" else []
+        out = workdir / tag / f"{tool}-export_traces.csv"
+        cmds.append(("export_traces", tool, out, [exe, *quiet, "export_traces", "-s", 0, "-e", end,
+                                                  "-b", 100, "-w", 5, "-p", url, "-o", out]))
+        out = workdir / tag / f"{tool}-export_all"
+        cmds.append(("export_all", tool, out, [exe, *quiet, "export_all", "-s", 0, "-e", end,
+                                               "-b", (end + 1) // 2, "-B", 100, "-w", 5, "-p", url,
+                                               "-o", out]))
+    return cmds
+
+
+def sorted_lines(path):
+    """Every line of a file, or of each file under a directory (by relative path), sorted:
+    ethereumetl with 5 workers writes rows in completion order."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return {str(f.relative_to(path)) if path.is_dir() else "": sorted(f.read_bytes().splitlines())
+            for f in files if ".tmp" not in f.parts}
+
+
+def section_exporter_jobs(cfg, state, res):
+    """export_traces and export_all on anvil (node-bound: anvil serves full blocks at about
+    1,200/s) and on the replay upstream recording receipts, traces and code too."""
+    workdir = OUT / "export-jobs"
+    shutil.rmtree(workdir, ignore_errors=True)
+    anvil, anvil_url = start_anvil("anvil-export-jobs", load_state=state)
+    end = cfg["export_blocks"] - 1
+    runs, notes = [], []
+    replay = None
+    for upstream in ("anvil", "replay"):
+        if upstream == "replay":
+            replay, (url,) = start_replay([free_port()], anvil_url, end + 1, end, receipts_and_traces=True)
+        else:
+            url = anvil_url
+        cases = job_cmds(url, end, workdir, upstream)
+        for rep in range(cfg["export_repeats"]):
+            order = cases[rep % len(cases):] + cases[:rep % len(cases)]
+            for command, tool, out, argv in order:
+                if out.is_dir():
+                    shutil.rmtree(out)
+                out.unlink(missing_ok=True)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                log(f"exporter jobs ({upstream}): {tool} {command}, repeat {rep + 1}")
+                secs, rss = timed(argv)
+                runs.append({"upstream": upstream, "command": command, "tool": tool, "blocks": end + 1,
+                             "rep": rep, "secs": secs, "blocks_per_s": (end + 1) / secs, "max_rss_kib": rss})
+        for command in ("export_traces", "export_all"):
+            outs = {tool: out for c, tool, out, _ in cases if c == command}
+            if len(outs) == 2:
+                same = sorted_lines(outs["ethereumetl"]) == sorted_lines(outs["nodewatch-export"])
+                notes.append(f"{command} ({upstream}): nodewatch-export's output holds "
+                             + ("the same lines as ethereumetl's" if same else "DIFFERENT lines from ethereumetl's"))
+    replay.stop()
+    anvil.stop()
+    res["exporter_jobs"] = {"runs": runs, "notes": notes, "ethereumetl": str(ETHEREUMETL310),
+                            "exporter_found": EXPORTER.exists()}
+
+
 def pip_version(package):
     try:
         r = subprocess.run([str(TOOLS / "venv/bin/pip"), "show", package], capture_output=True, timeout=60)
@@ -762,7 +835,7 @@ def config(quick):
             "upstream_counts": [1, 3, 10], "scale_conns": 32, "scale_repeats": 2, "perf_secs": 5}
 
 
-SECTIONS = ["proxy", "failover", "exporter", "scaling", "profile"]
+SECTIONS = ["proxy", "failover", "exporter", "exporter_jobs", "scaling", "profile"]
 
 
 def main():

@@ -164,6 +164,12 @@ def section_proxy(doc, res, goals):
             goals["rps_batch"] = ratios(cells[("batch100", 32)], "nodewatch", "direct")
         if cells.get(("eth_blockNumber", 32)) and upstream == "replay":
             goals["rps_replay"] = ratios(cells[("eth_blockNumber", 32)], "nodewatch", "direct")
+        # Issue 11's goals: nodewatch against nginx in the same runs, on every upstream.
+        if cell:
+            goals.setdefault("vs_nginx", {})[upstream] = {
+                "rps": ratios(cell, "nodewatch", "nginx"),
+                "p99": ratios(cell, "nodewatch", "nginx", "p99_us"),
+            }
         # Plot: req/s over connections, one panel per shape.
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
         for ax, shape in zip(axes, ("eth_blockNumber", "getBlock_full", "batch100")):
@@ -269,6 +275,7 @@ def section_resources(doc, res, goals):
                 ratio = [a / b for a, b in zip(vals["nodewatch"], vals["nginx"]) if b]
                 rows.append([upstream, shape, spread(vals["nodewatch"], "{:.3f}"), spread(vals["nginx"], "{:.3f}"),
                              spread(ratio), spread(node, "{:.3f}")])
+                goals.setdefault("cpu_vs_nginx", {})[(upstream, shape)] = ratio
                 if upstream == "anvil" and shape == "eth_blockNumber":
                     goals["cpu_bn"] = vals["nodewatch"]
                     goals["cpu_bn_nginx"] = vals["nginx"]
@@ -435,6 +442,47 @@ def section_exporter(doc, res, goals):
         doc(f"![exporter range scaling]({path})", "")
 
 
+def section_exporter_jobs(doc, res, goals):
+    e = res.get("exporter_jobs")
+    if not e:
+        return
+    runs = e["runs"]
+    blocks = runs[0]["blocks"] if runs else 0
+    doc(f"**export_traces and export_all, blocks 0–{blocks - 1}** (the same chain; ethereumetl "
+        "2.4.2 on Python 3.10, `.tools/venv310`), on anvil and on the replay upstream started "
+        "with `--receipts-and-traces` (it then also serves the recorded blocks' receipts, "
+        "`trace_block`, logs and code from memory). Both tools get the same flags: "
+        "`-b 100 -w 5` for export_traces (`trace_block` per block, 100 to a batch), "
+        f"`-b {blocks // 2} -B 100 -w 5` for export_all (two partitions of blocks, transactions, "
+        "token transfers, receipts, logs, contracts and tokens). On anvil both tools wait on the "
+        "node's full blocks (see the table above); the replay shows the tools' own speed. "
+        "Runs interleaved; median [min–max].", "")
+    for note in e.get("notes", []):
+        doc(f"- Output check, {note}.")
+    if e.get("notes"):
+        doc("")
+    rows = []
+    for upstream in ("anvil", "replay"):
+        for command in ("export_traces", "export_all"):
+            rate = {}
+            for tool in ("nodewatch-export", "ethereumetl"):
+                rs = [r for r in runs if r["upstream"] == upstream and r["command"] == command and r["tool"] == tool]
+                if not rs:
+                    continue
+                rate[tool] = med([r["blocks_per_s"] for r in rs])
+                rows.append([upstream, command, tool, spread([r["secs"] for r in rs]),
+                             spread([r["blocks_per_s"] for r in rs], "{:,.0f}"),
+                             f"{max(r['max_rss_kib'] for r in rs) / 1024:.0f}"])
+            if len(rate) == 2:
+                ratio = rate["nodewatch-export"] / rate["ethereumetl"]
+                goals[f"{command}_vs_etl_{upstream}"] = ratio
+                rows[-2].append(f"{ratio:.1f}×")
+                rows[-1].append("")
+            elif rate:
+                rows[-1].append("n/a")
+    doc.table(["upstream", "command", "tool", "seconds", "blocks/s", "peak RSS MiB", "speed-up"], rows)
+
+
 # === section 5 ==============================================================================
 
 
@@ -535,35 +583,43 @@ def section_scaling(doc, res, goals):
 
 
 PROPOSALS = """\
-What was done, and what is left. The first run of this benchmark (commit 77187e5) named three
-hot-path costs; they were fixed before this run, and the figures above are after the fixes:
+What was done, and what is left. Earlier rounds made `parse_answers` keep results as slices
+of the upstream's `Bytes`, pre-sized the client body and counted request items per label set
+(`Tally`). This round (issue 11), each change measured with `NODEWATCH_BIN=<binary>
+bench/bench.py --only proxy` against the binary before it, in back-to-back runs on the same
+machine (figures at 32 connections, nodewatch ÷ nginx, median of 3 repeats):
 
-1. **Done — `src/jsonrpc.rs` `parse_answers` no longer copies results.** It deserialises
-   `RawAnswer<'a>` with borrowed `&'a RawValue` and keeps each `result`/`error` as a slice of
-   the upstream's `Bytes` (`RawJson`), so a 100-item batch costs no per-item allocation or copy
-   before the client body is written. The scan itself remains (serde_json must check every
-   byte to find the ids): JSON is still {json_batch:.0f}% of CPU samples under batch load. A
-   SIMD skipper (`sonic-rs`) is the next step if it stays on top.
-2. **Done — `src/jsonrpc.rs` `encode_client` pre-sizes the client body** from the raw answer
-   lengths (it grew from 256 bytes by doubling). memmove is now {memcpy_batch:.1f}% and the
-   allocator {alloc_batch:.1f}% of samples under batch load.
-3. **Done — `src/proxy.rs` counts request items per label set** (`Tally`) and calls `inc_by`
-   once per (method, upstream, outcome) instead of once per item. Prometheus is now
-   {prom_batch:.1f}% of samples under batch load, {prom_bn:.1f}% for single calls.
-4. **Left: single small calls are dominated by the two socket hops.** For `eth_blockNumber`,
-   the kernel (TCP on loopback, context switches, wake-ups) is {kernel_bn:.0f}% of nodewatch's
-   samples, hyper's codecs {hyper_bn:.0f}%, tokio {tokio_bn:.0f}%, the allocator
-   {alloc_bn:.1f}%; nodewatch's own code is {nw_bn:.1f}%. What can still shrink in user space:
-   (a) one `Instant::now()` per request instead of 4–5 (`__vdso_clock_gettime` is
-   {clock_bn:.1f}%); (b) a prebuilt per-upstream `HeaderMap` in `upstream::Upstream::exchange`;
-   (c) per-upstream metric children resolved once instead of `with_label_values` per attempt.
-   Scheduling was tried without a code change (`TOKIO_WORKER_THREADS=1`, section 5): no
-   consistent gain.
-5. **Left, to check: `src/router.rs` `select` with many upstreams.** With 10 configured
-   upstreams nodewatch used {cpu10:.3f} s of CPU per 10k `eth_blockNumber` requests against
-   {cpu1:.3f} s with one (section 5, 2 repeats: a lead, not a result). `select` sorts the
-   whole candidate list per request; caching the order in the published `Snapshot` would make
-   it free, if measurement shows it matters.
+1. **Done — one copy of an answer (`src/body.rs`).** The client body is a chain of `Bytes`:
+   the envelope copied, every value of 1 KiB or more a slice of the upstream's buffer. RSS
+   under 32-connection batch load fell from 35.6 to 27.3 MiB (replay) and 27.0 to 20.0 MiB
+   (anvil). It cost CPU: a 100-item batch became ~200 chunks, which hyper writes 16 at a time
+   (batch100 CPU ÷ nginx 5.3 → 6.9 on replay).
+2. **Done — the node's body passed on whole when it already is the answer
+   (`jsonrpc::encode_client`).** When the client numbers a batch 0, 1, … (ethereum-etl's
+   `request_id=idx`, nodewatch-export too) and the node writes the envelope as nodewatch
+   does, the client gets the upstream body itself: one chunk, no copy. This took back the cost
+   of 1. The benchmark's batch is now numbered from 0 like ethereum-etl's (before this round
+   it was numbered from 1).
+3. **Done — an in-flight answer budget (`src/budget.rs`, `proxy.max_inflight_bytes`).** Each
+   answer's buffer is reserved before it is filled and given back when the client has it;
+   `tests/answer_budget.rs` sends 64 × 3 MiB against a 24 MiB budget and checks the peak RSS.
+   Upstream connections buffer at most 64 KiB each (hyper's default is ~400 KiB).
+4. **Done — per-request overhead:** one timer per attempt instead of one per body chunk,
+   per-upstream metric children resolved once. Too small to separate from the noise here.
+5. **Tried and dropped:** mimalloc (CPU per small request −20%, but RSS under batch load
+   doubled, 20 → 39 MiB, past the 30 MiB goal); hyper's flattened writes (`writev(false)`:
+   batch CPU −22% against 1., RSS 47 MiB); a hand-written `memchr` envelope scanner, which
+   ran at 2.1 GB/s on a 292 KB batch answer against serde_json's 2.6 GB/s (serde_json already
+   skips strings 8 bytes at a time), so serde_json stays the scanner.
+6. **Left: the JSON and the socket hops.** JSON is {json_batch:.0f}% of CPU samples under
+   batch load: serde_json checks every byte to find the ids, which nginx never does. For
+   `eth_blockNumber`, the kernel (TCP on loopback, context switches, wake-ups) is
+   {kernel_bn:.0f}% of nodewatch's samples, hyper's codecs {hyper_bn:.0f}%, tokio
+   {tokio_bn:.0f}%, the allocator {alloc_bn:.1f}%; nodewatch's own code is {nw_bn:.1f}%. Each
+   proxied request crosses three tasks (client connection, request, pooled upstream
+   connection), where nginx's one event loop does both sides. `select` with many upstreams:
+   {cpu10:.3f} s of CPU per 10k `eth_blockNumber` requests with 10 upstreams against {cpu1:.3f} s
+   with one (section 5).
 """
 
 
@@ -655,6 +711,16 @@ def summary(doc, res, goals):
                 "fast in-memory node: the proxy's own cost shows")
         add("p99 ≤ 1.5× direct at 32 connections (eth_blockNumber, anvil)",
             spread(goals["p99"]) + "×", med(goals["p99"]) <= 1.5, "")
+    for upstream, v in goals.get("vs_nginx", {}).items():
+        add(f"nodewatch/nginx req/s ≥ 1.0 (eth_blockNumber, 32 connections, {upstream})",
+            spread(v["rps"]), med(v["rps"]) >= 1.0, "")
+        add(f"nodewatch/nginx p99 ≤ 1.0 (eth_blockNumber, 32 connections, {upstream})",
+            spread(v["p99"]) + "×", med(v["p99"]) <= 1.0, "")
+    for (upstream, shape), ratio in goals.get("cpu_vs_nginx", {}).items():
+        if ratio:
+            limit = 1.0 if shape == "eth_blockNumber" else 1.5
+            add(f"CPU per request ≤ {limit}× nginx ({shape}, 32 connections, {upstream})",
+                spread(ratio) + "×", med(ratio) <= limit, "")
     if "rss" in goals:
         limit = 30 * 1e6 / 2**20
         for shape, vals in goals.get("rss_by_shape", {}).items():
@@ -692,6 +758,12 @@ def summary(doc, res, goals):
             goals["export_vs_etl_replay"] >= 10, "")
     else:
         add("nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", "not built", None, "")
+    for command in ("export_traces", "export_all"):
+        if f"{command}_vs_etl_replay" in goals:
+            ratio = goals[f"{command}_vs_etl_replay"]
+            anvil = goals.get(f"{command}_vs_etl_anvil")
+            add(f"{command}: nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", f"{ratio:.1f}×", ratio >= 10,
+                f"on anvil: {anvil:.1f}×" if anvil else "")
     if "export_rss" in goals:
         add("nodewatch-export flat memory: RSS at 10k / 100k blocks",
             " / ".join(f"{goals['export_rss'].get(n, float('nan')):.0f} MiB" for n in (10000, 100000)), None, "")
@@ -715,6 +787,7 @@ def main():
     section_failover(body, res, goals)
     body("## 4. Exporter: nodewatch-export vs ethereumetl vs bare parallel batch fetch", "")
     section_exporter(body, res, goals)
+    section_exporter_jobs(body, res, goals)
     body("## 5. Scaling", "")
     section_scaling(body, res, goals)
     body("## 6. Profile of the proxy hot path", "")
@@ -757,6 +830,18 @@ def main():
     doc(*body.lines)
     doc("## Where goals are missed, plainly", "")
     missed = []
+    for upstream, v in goals.get("vs_nginx", {}).items():
+        if med(v["rps"]) < 1.0 or med(v["p99"]) > 1.0:
+            missed.append(f"- **nodewatch ÷ nginx at 32 connections ({upstream}, eth_blockNumber): req/s "
+                          f"{med(v['rps']):.2f} (goal ≥ 1.0), p99 {med(v['p99']):.2f}× (goal ≤ 1.0).** "
+                          "nginx relays bytes; nodewatch parses every request and answer envelope, "
+                          "tracks health and metrics per item, and hops between three tasks per request "
+                          "(section 6).")
+    for (upstream, shape), ratio in goals.get("cpu_vs_nginx", {}).items():
+        limit = 1.0 if shape == "eth_blockNumber" else 1.5
+        if ratio and med(ratio) > limit:
+            missed.append(f"- **CPU per request {med(ratio):.2f}× nginx ({shape}, {upstream}), goal ≤ {limit}×:** "
+                          f"{med(ratio) / limit:.1f} times the goal. See section 6 for where it goes.")
     if "rps" in goals and med(goals["rps"]) < 0.85:
         missed.append(f"- **Throughput vs direct at 32 connections: {med(goals['rps']):.2f}, goal 0.85.** "
                       f"nginx, measured in the same runs, reaches {med(goals['nginx_direct']):.2f}. On two "
@@ -769,11 +854,8 @@ def main():
         worst = {k: max(v) for k, v in goals.get("rss_by_shape", {}).items() if v}
         missed.append(f"- **RSS under 32-connection load: up to {max(goals['rss']):.1f} MiB, goal ≤ 30 MB** "
                       f"(worst per shape: " + ", ".join(f"{k} {v:.1f}" for k, v in worst.items()) + " MiB). "
-                      "Memory follows the bytes in flight: each in-flight 245 KB batch answer still exists "
-                      "twice, as the upstream `Bytes` (results are slices of it) and as the client body "
-                      "written from them; small calls stay near 10 MiB. nginx streams answers through "
-                      "fixed buffers and stays at ~19 MiB; writing the client body as a chain of slices "
-                      "of the upstream buffer would remove the second copy.")
+                      "Memory follows the bytes in flight (each answer is held once, from the upstream "
+                      "read until the client has it); nginx streams answers through fixed buffers.")
     if goals.get("failed"):
         missed.append(f"- **Failed requests during failover: {goals['failed']}, goal 0.**")
     if goals.get("slowest_stop") and max(goals["slowest_stop"]) > 1500:
@@ -787,6 +869,10 @@ def main():
         missed.append(f"- **nodewatch-export is {goals['export_vs_bare']:.2f}× the bare fetch time, goal ≤ 1.2×.**")
     if "export_vs_etl_replay" in goals and goals["export_vs_etl_replay"] < 10:
         missed.append(f"- **nodewatch-export is {goals['export_vs_etl_replay']:.1f}× ethereumetl on replay, goal ≥ 10×.**")
+    for command in ("export_traces", "export_all"):
+        if goals.get(f"{command}_vs_etl_replay", 10) < 10:
+            missed.append(f"- **{command}: nodewatch-export is {goals[f'{command}_vs_etl_replay']:.1f}× "
+                          "ethereumetl on replay, goal ≥ 10×.**")
     if cfg["quick"]:
         missed.append("- This is a **quick-mode** report: one short repeat per cell; do not quote it.")
     doc(*(missed or ["- None."]), "")

@@ -6,8 +6,11 @@
 //! chunk of its own costs more than copying a few hundred bytes); a value of
 //! [`SHARE_FROM`] bytes or more is kept as a slice of the upstream's buffer ([`Bytes`] are
 //! reference counted), which is what keeps a multi-MB answer in memory once instead of twice.
-//! The upstream buffer is freed, and its share of the in-flight answer budget given back
-//! ([`crate::budget`]), when hyper has written and dropped the last chunk that points into it.
+//! When the node's body already is the client's answer byte for byte (the client numbered a
+//! batch from 0, as ethereum-etl does), it is one chunk: the whole body, uncopied
+//! ([`crate::jsonrpc::encode_client`]). The upstream buffer is freed, and its share of the
+//! in-flight answer budget given back ([`crate::budget`]), when hyper has written and dropped
+//! the last chunk that points into it.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

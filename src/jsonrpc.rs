@@ -219,9 +219,18 @@ pub fn encode_upstream(calls: &[&Call<'_>], batch: bool) -> Vec<u8> {
     out
 }
 
-/// One raw JSON value: a slice of the upstream's answer body (no copy), or text made here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawJson(Bytes);
+/// One raw JSON value: a slice of the upstream's answer body (no copy), with that whole body,
+/// or text made here.
+#[derive(Debug, Clone)]
+pub struct RawJson(Bytes, Option<Bytes>);
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for RawJson {}
 
 impl RawJson {
     /// The JSON text's bytes.
@@ -251,14 +260,17 @@ impl RawJson {
     /// The slice of `body` that `raw` (parsed out of `body`) occupies.
     fn within(body: &Bytes, raw: &RawValue) -> Self {
         let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
-        Self(body.slice(start..start + raw.get().len()))
+        Self(
+            body.slice(start..start + raw.get().len()),
+            Some(body.clone()),
+        )
     }
 }
 
 impl From<String> for RawJson {
     /// Wraps JSON text made by nodewatch itself; the caller vouches that it is valid JSON.
     fn from(json: String) -> Self {
-        Self(Bytes::from(json))
+        Self(Bytes::from(json), None)
     }
 }
 
@@ -385,6 +397,14 @@ pub fn encode_client<'r>(
     replies: impl IntoIterator<Item = (Option<&'r RawValue>, Reply<'r>)>,
 ) -> ClientBody {
     let replies: Vec<_> = replies.into_iter().collect();
+    match upstream_body_as_is(batch, &replies) {
+        Some(whole) => ClientBody::from(whole),
+        None => encode_pieces(batch, replies),
+    }
+}
+
+/// [`encode_client`] piece by piece: the envelope copied, large values shared.
+fn encode_pieces(batch: bool, replies: Vec<(Option<&RawValue>, Reply<'_>)>) -> ClientBody {
     let copied: usize = replies
         .iter()
         .map(|(id, reply)| {
@@ -427,6 +447,57 @@ pub fn encode_client<'r>(
         out.copy(b"]");
     }
     out.finish()
+}
+
+/// The upstream's answer body itself, when it is byte for byte the client's answer: the client
+/// numbered its calls 0, 1, … as nodewatch numbers them upstream (ethereum-etl and
+/// nodewatch-export do), every call went to one upstream in one request, and the node wrote
+/// the envelope as nodewatch would (`{"jsonrpc":"2.0","id":N,"result":…}`, no spaces). Then the
+/// answer is passed on uncopied and in one piece; anything else is `None` and is written
+/// piece by piece. Trailing whitespace of the node's body (geth ends it with a newline) is
+/// left out, so the bytes are exactly the ones [`encode_client`] would write.
+fn upstream_body_as_is(batch: bool, replies: &[(Option<&RawValue>, Reply<'_>)]) -> Option<Bytes> {
+    let mut source: Option<&Bytes> = None;
+    let mut at = 0;
+    for (n, (id, reply)) in replies.iter().enumerate() {
+        let (key, value): (&[u8], _) = match reply {
+            Reply::Upstream(Answer::Result(r)) => (b"result", r),
+            Reply::Upstream(Answer::Error(e)) => (b"error", &e.raw),
+            Reply::Local(_) => return None,
+        };
+        let whole = value.1.as_ref()?;
+        if source.is_some_and(|s| s.as_ptr() != whole.as_ptr() || s.len() != whole.len()) {
+            return None;
+        }
+        source = Some(whole);
+        let start = (value.0.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+        let mut head = whole.get(at..start)?;
+        let opening: &[u8] = match (n, batch) {
+            (0, true) => b"[",
+            (0, false) => b"",
+            _ => b"},",
+        };
+        for piece in [
+            opening,
+            b"{\"jsonrpc\":\"2.0\",\"id\":",
+            id.map_or("null", RawValue::get).as_bytes(),
+            b",\"",
+            key,
+            b"\":",
+        ] {
+            head = head.strip_prefix(piece)?;
+        }
+        if !head.is_empty() {
+            return None;
+        }
+        at = start + value.0.len();
+    }
+    let whole = source?;
+    let closing: &[u8] = if batch { b"}]" } else { b"}" };
+    let rest = whole[at..].strip_prefix(closing)?;
+    rest.iter()
+        .all(|b| b.is_ascii_whitespace())
+        .then(|| whole.slice(..at + closing.len()))
 }
 
 /// A JSON-RPC error object as text.

@@ -258,3 +258,71 @@ fn method_names_are_escaped_upstream() {
     let v: serde_json::Value = serde_json::from_slice(&up).unwrap();
     assert_eq!(v["method"], "a\"b\u{0}");
 }
+
+/// The client answer for `client` (a request) from `upstream` (the node's body), both ways:
+/// as [`encode_client`] writes it, and piece by piece.
+fn both_ways(client: &[u8], upstream: &'static [u8]) -> (crate::body::ClientBody, Vec<u8>) {
+    let req = parse_request(client, 10).unwrap();
+    let n = req.items.len();
+    let answers = parse_answers(&Bytes::from_static(upstream), n, req.batch).unwrap();
+    let replies = || {
+        req.items.iter().zip(&answers).map(|(item, a)| match item {
+            Item::Call(c) => (c.id, Reply::Upstream(a)),
+            Item::Invalid { .. } => unreachable!(),
+        })
+    };
+    let fast = encode_client(req.batch, replies());
+    let slow = encode_pieces(req.batch, replies().collect()).to_vec();
+    (fast, slow)
+}
+
+#[test]
+fn an_answer_numbered_as_sent_is_passed_on_whole() {
+    let client =
+        br#"[{"jsonrpc":"2.0","id":0,"method":"m"},{"jsonrpc":"2.0","id":1,"method":"m"}]"#;
+    let big = r#"[{"jsonrpc":"2.0","id":0,"result":"0xaa"},{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"x"}}]
+"#;
+    let upstream: &'static [u8] = Box::leak(big.to_string().into_boxed_str()).as_bytes();
+    let (fast, slow) = both_ways(client, upstream);
+    assert_eq!(fast.to_vec(), slow, "the same bytes either way");
+    assert_eq!(fast.chunk_count(), 1, "one piece");
+    assert_eq!(
+        fast.to_vec(),
+        &upstream[..upstream.len() - 1],
+        "the node's newline left out"
+    );
+}
+
+#[test]
+fn other_ids_or_spacing_are_written_piece_by_piece() {
+    for (client, upstream) in [
+        // The client's ids differ from the positions sent upstream.
+        (
+            &br#"[{"jsonrpc":"2.0","id":1,"method":"m"},{"jsonrpc":"2.0","id":2,"method":"m"}]"#[..],
+            &br#"[{"jsonrpc":"2.0","id":0,"result":1},{"jsonrpc":"2.0","id":1,"result":2}]"#[..],
+        ),
+        // The node spaces its envelope or orders its fields otherwise.
+        (
+            br#"[{"jsonrpc":"2.0","id":0,"method":"m"}]"#,
+            br#"[{"jsonrpc": "2.0", "id": 0, "result": 1}]"#,
+        ),
+        (
+            br#"[{"jsonrpc":"2.0","id":0,"method":"m"}]"#,
+            br#"[{"id":0,"jsonrpc":"2.0","result":1}]"#,
+        ),
+        // Answered in another order.
+        (
+            br#"[{"jsonrpc":"2.0","id":0,"method":"m"},{"jsonrpc":"2.0","id":1,"method":"m"}]"#,
+            br#"[{"jsonrpc":"2.0","id":1,"result":2},{"jsonrpc":"2.0","id":0,"result":1}]"#,
+        ),
+    ] {
+        let (fast, slow) = both_ways(client, upstream);
+        assert_eq!(fast.to_vec(), slow);
+        assert_ne!(
+            fast.to_vec(),
+            upstream,
+            "{}",
+            String::from_utf8_lossy(upstream)
+        );
+    }
+}

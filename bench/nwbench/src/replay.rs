@@ -2,7 +2,14 @@
 //! `0..recorded` from a node once, then serves any block `n <= max_block` from memory as
 //! recorded block `n % recorded` with its `number` (and its transactions' `blockNumber`)
 //! rewritten to `n`. Also answers `eth_blockNumber` (= `max_block`), `eth_chainId`,
-//! `net_version` and `web3_clientVersion`; anything else gets -32601. Listens on every
+//! `net_version` and `web3_clientVersion`; anything else gets -32601. With
+//! `--receipts-and-traces` it also records, for the recorded blocks only (not renumbered: their
+//! hashes are unique once), every transaction's receipt, every block's `trace_block` and the
+//! code of every created contract, and serves `eth_getTransactionReceipt`, `trace_block`,
+//! `eth_getLogs` (block range, `address` and `topics[0]` filters; also as `eth_newFilter` +
+//! `eth_getFilterLogs`, which ethereumetl uses) and `eth_getCode` from them:
+//! what `export_traces` and `export_all` ask (`eth_call`, for token metadata, is not served: the
+//! benchmark chain has no tokens). Listens on every
 //! `--port` (one server per port: `--port` repeated makes several "upstreams" at the cost of
 //! one process). Prints `ready` on stdout once listening.
 
@@ -45,6 +52,9 @@ pub(crate) struct Args {
     /// Loopback port to serve on; repeatable.
     #[arg(long = "port", required = true)]
     ports: Vec<u16>,
+    /// Also record receipts, traces and contract code of the recorded blocks (see above).
+    #[arg(long)]
+    receipts_and_traces: bool,
     /// Runtime worker threads.
     #[arg(long, default_value_t = 1)]
     pub(crate) threads: usize,
@@ -73,6 +83,23 @@ struct Store {
     extra: HashMap<u64, (Template, Template)>,
     max_block: u64,
     chain_id: String,
+    /// `--receipts-and-traces`, else empty.
+    more: More,
+}
+
+/// What `--receipts-and-traces` records, as JSON text.
+#[derive(Default)]
+struct More {
+    /// Transaction hash (lower case) -> receipt.
+    receipts: HashMap<String, String>,
+    /// `trace_block` of each recorded block.
+    traces: Vec<String>,
+    /// Every log, in block order: (block, address, topic0, the log).
+    logs: Vec<(u64, String, String, String)>,
+    /// Created contract (lower case) -> code.
+    code: HashMap<String, String>,
+    /// `eth_newFilter` filters; the id is the index.
+    filters: std::sync::Mutex<Vec<Value>>,
 }
 
 const PLACEHOLDER: &str = "@@NWBENCH_NUMBER@@";
@@ -107,6 +134,7 @@ async fn record(args: &Args) -> anyhow::Result<Store> {
         .context("eth_chainId")?
         .to_owned();
     let mut full = Vec::with_capacity(args.recorded as usize);
+    let mut full_blocks = Vec::new();
     let mut hashes = Vec::with_capacity(args.recorded as usize);
     let mut first = 0;
     while first < args.recorded {
@@ -118,6 +146,9 @@ async fn record(args: &Args) -> anyhow::Result<Store> {
             for block in rpc::batch(&client, url, &calls).await? {
                 if block.is_null() {
                     bail!("the node has fewer than {} blocks", args.recorded);
+                }
+                if detail && args.receipts_and_traces {
+                    full_blocks.push(block.clone());
                 }
                 out.push(template(block)?);
             }
@@ -139,13 +170,78 @@ async fn record(args: &Args) -> anyhow::Result<Store> {
         }
         extra.insert(n, (template(f)?, template(h)?));
     }
+    let more = match args.receipts_and_traces {
+        true => record_more(&client, url, &full_blocks).await?,
+        false => More::default(),
+    };
     Ok(Store {
         full,
         hashes,
         extra,
         max_block: args.max_block,
         chain_id,
+        more,
     })
+}
+
+/// Receipts (and their logs), traces and created contracts' code of `blocks`.
+async fn record_more(
+    client: &rpc::HttpClient,
+    url: &Uri,
+    blocks: &[Value],
+) -> anyhow::Result<More> {
+    let mut more = More::default();
+    let lower = |v: &Value| v.as_str().unwrap_or_default().to_lowercase();
+    let tx_hashes: Vec<String> = blocks
+        .iter()
+        .flat_map(|b| b["transactions"].as_array().cloned().unwrap_or_default())
+        .map(|tx| lower(&tx["hash"]))
+        .collect();
+    let mut created = Vec::new();
+    for chunk in tx_hashes.chunks(100) {
+        let calls: Vec<(&str, Value)> = chunk
+            .iter()
+            .map(|h| ("eth_getTransactionReceipt", json!([h])))
+            .collect();
+        for (hash, receipt) in chunk.iter().zip(rpc::batch(client, url, &calls).await?) {
+            for log in receipt["logs"].as_array().into_iter().flatten() {
+                let block =
+                    u64::from_str_radix(lower(&log["blockNumber"]).trim_start_matches("0x"), 16)?;
+                more.logs.push((
+                    block,
+                    lower(&log["address"]),
+                    lower(&log["topics"][0]),
+                    log.to_string(),
+                ));
+            }
+            if receipt["contractAddress"].is_string() {
+                created.push(lower(&receipt["contractAddress"]));
+            }
+            more.receipts.insert(hash.clone(), receipt.to_string());
+        }
+    }
+    for first in (0..blocks.len()).step_by(100) {
+        let calls: Vec<(&str, Value)> = (first..(first + 100).min(blocks.len()))
+            .map(|n| ("trace_block", json!([quantity(n as u64)])))
+            .collect();
+        more.traces.extend(
+            rpc::batch(client, url, &calls)
+                .await?
+                .iter()
+                .map(Value::to_string),
+        );
+    }
+    for chunk in created.chunks(100) {
+        let calls: Vec<(&str, Value)> = chunk
+            .iter()
+            .map(|a| ("eth_getCode", json!([a, "latest"])))
+            .collect();
+        for (address, code) in chunk.iter().zip(rpc::batch(client, url, &calls).await?) {
+            more.code.insert(address.clone(), code.to_string());
+        }
+    }
+    more.logs.sort_by_key(|l| l.0);
+    Ok(more)
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -285,6 +381,91 @@ fn answer(store: &Store, call: &Call<'_>, out: &mut String) {
             }
             Err(_) => out.push_str(r#""error":{"code":-32602,"message":"invalid params"}}"#),
         },
+        "eth_getTransactionReceipt"
+        | "trace_block"
+        | "eth_getLogs"
+        | "eth_getCode"
+        | "eth_newFilter"
+        | "eth_getFilterLogs"
+        | "eth_uninstallFilter"
+            if !store.more.traces.is_empty() =>
+        {
+            answer_more(&store.more, call.method, params, out)
+        }
         _ => out.push_str(r#""error":{"code":-32601,"message":"method not found"}}"#),
     }
+}
+
+/// The `--receipts-and-traces` methods.
+fn answer_more(more: &More, method: &str, params: &str, out: &mut String) {
+    let params: Value = serde_json::from_str(params).unwrap_or(Value::Null);
+    let lower = |v: &Value| v.as_str().unwrap_or_default().to_lowercase();
+    let number = |v: &Value| u64::from_str_radix(lower(v).trim_start_matches("0x"), 16).ok();
+    let result = match method {
+        "eth_getTransactionReceipt" => Some(
+            more.receipts
+                .get(&lower(&params[0]))
+                .map_or("null", String::as_str)
+                .to_owned(),
+        ),
+        "eth_getCode" => Some(
+            more.code
+                .get(&lower(&params[0]))
+                .map_or("\"0x\"", String::as_str)
+                .to_owned(),
+        ),
+        "trace_block" => number(&params[0])
+            .and_then(|n| more.traces.get(n as usize))
+            .cloned(),
+        "eth_newFilter" => {
+            let mut filters = more.filters.lock().unwrap();
+            filters.push(params[0].clone());
+            Some(format!("\"0x{:x}\"", filters.len() - 1))
+        }
+        "eth_uninstallFilter" => Some("true".into()),
+        "eth_getFilterLogs" => {
+            let filter = number(&params[0])
+                .and_then(|i| more.filters.lock().unwrap().get(i as usize).cloned());
+            filter.and_then(|f| logs(more, &f))
+        }
+        _ => logs(more, &params[0]),
+    };
+    match result {
+        Some(r) => {
+            let _ = write!(out, r#""result":{r}}}"#);
+        }
+        None => {
+            out.push_str(r#""error":{"code":-32602,"message":"not recorded or invalid params"}}"#)
+        }
+    }
+}
+
+/// The recorded logs `filter` selects, as a JSON array.
+fn logs(more: &More, filter: &Value) -> Option<String> {
+    let lower = |v: &Value| v.as_str().unwrap_or_default().to_lowercase();
+    let number = |v: &Value| {
+        v.as_u64()
+            .or_else(|| u64::from_str_radix(lower(v).trim_start_matches("0x"), 16).ok())
+    };
+    let one_or_many = |v: &Value| -> Option<Vec<String>> {
+        match v {
+            Value::Array(items) => Some(items.iter().map(lower).collect()),
+            Value::String(_) => Some(vec![lower(v)]),
+            _ => None,
+        }
+    };
+    let addresses = one_or_many(&filter["address"]);
+    let topics = one_or_many(&filter["topics"][0]);
+    let (from, to) = (number(&filter["fromBlock"])?, number(&filter["toBlock"])?);
+    let logs: Vec<&str> = more
+        .logs
+        .iter()
+        .filter(|(b, a, t, _)| {
+            (from..=to).contains(b)
+                && addresses.as_ref().is_none_or(|s| s.contains(a))
+                && topics.as_ref().is_none_or(|s| s.contains(t))
+        })
+        .map(|l| l.3.as_str())
+        .collect();
+    Some(format!("[{}]", logs.join(",")))
 }

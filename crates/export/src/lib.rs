@@ -11,11 +11,12 @@
 //! - [`sink`] and [`input`]: files in ethereum-etl's CSV / JSON-lines dialects;
 //! - [`batch`] (what a batch is and how its answer is matched, ethereum-etl's retry rules)
 //!   and [`rpc`] (the batch client with retries, on `nodewatch-http`);
-//! - [`pipeline`]: ordered, bounded concurrency; [`progress`]: the progress bar;
+//! - [`pipeline`]: ordered, bounded concurrency, and the jobs' one way of writing
+//!   batches in order; [`progress`]: the progress bar;
 //! - [`mappers`]: RPC objects to ethereum-etl's rows;
 //! - [`jobs`]: the commands (blocks, receipts, token transfers, extract, `stream`);
 //! - [`round`]: what one `stream` round holds, and [`outputs`]: where `stream` writes it
-//!   (console, PostgreSQL, a directory);
+//!   (console, PostgreSQL with TLS as libpq's `sslmode`, a directory);
 //! - [`cli`]: flags and dispatch; [`error`]: typed errors and their exit codes.
 //!
 //! The binary (`src/main.rs`) only parses the command line and maps errors to exit codes.

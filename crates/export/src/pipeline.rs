@@ -3,6 +3,9 @@
 //! consumer strictly in batch order. At most `workers` batches are in flight
 //! or waiting, so memory stays bounded whatever the range; a failing batch
 //! stops the pipeline and the tasks still running are aborted.
+//!
+//! [`write_ordered`] is the export jobs' use of it: each batch's rows go to
+//! the job's files in batch order, then the progress bar advances.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +15,9 @@ use futures_util::stream::{self, StreamExt};
 use tokio::task::JoinHandle;
 
 use super::error::{ExportError, Result};
+use super::progress::Progress;
+use super::pyvalue::PyValue;
+use super::sink::ItemWriter;
 
 /// A spawned task that is aborted when dropped unfinished.
 struct AbortOnDrop<T>(JoinHandle<Result<T>>);
@@ -55,6 +61,75 @@ where
         consume(result?)?;
     }
     Ok(())
+}
+
+/// One fetched batch of an export job, ready to write.
+pub struct Batch {
+    /// Rows in the order they are written, each with the index of its output
+    /// (a block, then its transactions: one stdout gets them interleaved as
+    /// ethereum-etl writes them).
+    pub rows: Vec<(usize, Vec<PyValue>)>,
+    /// How far the batch moves the progress bar (its blocks, or its items).
+    pub units: u64,
+}
+
+impl Batch {
+    /// Rows for a job's only output; the progress bar counts them.
+    pub fn rows(rows: Vec<Vec<PyValue>>) -> Batch {
+        Batch {
+            units: rows.len() as u64,
+            rows: rows.into_iter().map(|r| (0, r)).collect(),
+        }
+    }
+
+    /// Items with rows of their own (a block and its transactions, a receipt
+    /// and its logs): each item's row (output 0), then its children's
+    /// (output 1); the progress bar counts the items.
+    pub fn with_children(
+        items: impl IntoIterator<Item = (Vec<PyValue>, Vec<Vec<PyValue>>)>,
+    ) -> Batch {
+        let mut batch = Batch {
+            rows: Vec::new(),
+            units: 0,
+        };
+        for (row, children) in items {
+            batch.rows.push((0, row));
+            batch.rows.extend(children.into_iter().map(|c| (1, c)));
+            batch.units += 1;
+        }
+        batch
+    }
+
+    /// The batch, moving the progress bar by `units` (its blocks) instead.
+    pub fn covering(self, units: u64) -> Batch {
+        Batch { units, ..self }
+    }
+}
+
+/// [`run_ordered`] writing each batch to `outputs` (by the rows' output
+/// index; `None` is an output not asked for) and then advancing `progress`.
+pub async fn write_ordered<I, F, Fut>(
+    batches: I,
+    workers: usize,
+    fetch: F,
+    outputs: &mut [Option<&mut ItemWriter>],
+    progress: &Progress,
+) -> Result<()>
+where
+    I: Iterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future<Output = Result<Batch>> + Send + 'static,
+{
+    run_ordered(batches, workers, fetch, |batch: Batch| {
+        for (output, row) in &batch.rows {
+            if let Some(Some(out)) = outputs.get_mut(*output) {
+                out.write(row)?;
+            }
+        }
+        progress.inc(batch.units);
+        Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -53,6 +53,8 @@ pub enum Signal {
     Cont,
     /// SIGQUIT: PostgreSQL's immediate shutdown.
     Quit,
+    /// SIGINT: PostgreSQL's fast shutdown (clients disconnected, then a checkpoint).
+    Int,
 }
 
 impl Signal {
@@ -64,6 +66,7 @@ impl Signal {
             Signal::Stop => libc::SIGSTOP,
             Signal::Cont => libc::SIGCONT,
             Signal::Quit => libc::SIGQUIT,
+            Signal::Int => libc::SIGINT,
         }
     }
 }

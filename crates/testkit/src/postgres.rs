@@ -15,6 +15,11 @@
 //! directory that user owns. The server is a direct child of the test process: it gets
 //! SIGKILL if the test process dies (PR_SET_PDEATHSIG, set after the uid switch), and Drop
 //! stops it (SIGQUIT: immediate shutdown) and removes the directory.
+//!
+//! [`Postgres::start_tls`] also turns on `ssl` with a certificate the test made
+//! ([`crate::tls::TestCa`]); [`Postgres::stop_fast`] and [`Postgres::restart`] take the server
+//! down (fast shutdown) and bring it back on the same port and data directory. Every server
+//! logs its connections (`log_connections`), which says whether each used TLS.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -23,14 +28,22 @@ use std::time::{Duration, Instant};
 
 use crate::binary::Signal;
 use crate::poll::poll_sync;
+use crate::tls::Issued;
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running server; stopped and deleted on drop.
 pub struct Postgres {
-    child: Child,
+    /// `None` between [`Postgres::stop_fast`] and [`Postgres::restart`].
+    child: Option<Child>,
     pub port: u16,
     log: PathBuf,
+    /// What a restart needs: the binaries, the OS user, the data directory, the `-c` settings.
+    bin_dir: PathBuf,
+    user: Option<(u32, u32)>,
+    data: PathBuf,
+    settings: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -67,6 +80,16 @@ fn command(bin: &Path, user: Option<(u32, u32)>) -> Command {
 impl Postgres {
     /// initdb + start; panics with the server log when it does not come up.
     pub async fn start(bin_dir: &Path) -> Postgres {
+        Postgres::start_with(bin_dir, None).await
+    }
+
+    /// As [`Postgres::start`], with `ssl=on` and `server` as the server's certificate and key
+    /// (plain-text connections are still accepted).
+    pub async fn start_tls(bin_dir: &Path, server: &Issued) -> Postgres {
+        Postgres::start_with(bin_dir, Some(server)).await
+    }
+
+    async fn start_with(bin_dir: &Path, tls: Option<&Issued>) -> Postgres {
         let user = run_as();
         let tmp = crate::target_dir().join("tmp");
         let base = tmp.join("pg");
@@ -95,16 +118,24 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let log = dir.path().join("postgres.log");
+        let mut settings = vec!["log_connections=on".to_string()];
+        if let Some(server) = tls {
+            settings.extend(server_tls_files(&data, server, user));
+        }
         // Another process may take the port between crate::free_port() and the bind: try a few.
         let mut last_log = String::new();
         for _ in 0..3 {
             let port = crate::free_port();
-            let mut child = start_server(bin_dir, user, &data, &log, port);
+            let mut child = start_server(bin_dir, user, &data, &log, port, &settings);
             if wait_ready(&mut child, port).await {
                 return Postgres {
-                    child,
+                    child: Some(child),
                     port,
                     log,
+                    bin_dir: bin_dir.to_owned(),
+                    user,
+                    data,
+                    settings,
                     _dir: dir,
                 };
             }
@@ -116,6 +147,35 @@ impl Postgres {
             }
         }
         panic!("PostgreSQL did not start:\n{last_log}");
+    }
+
+    /// Fast shutdown (SIGINT: open sessions are ended, as a DBA's `pg_ctl stop` does); waits
+    /// until the server has exited.
+    pub fn stop_fast(&mut self) {
+        let mut child = self.child.take().expect("the server is running");
+        crate::binary::signal(child.id(), Signal::Int);
+        let exited = poll_sync(STOP_TIMEOUT, || child.try_wait().ok().flatten());
+        assert!(
+            exited.is_some(),
+            "PostgreSQL did not stop within {STOP_TIMEOUT:?}:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Starts the server again after [`Postgres::stop_fast`]: same port, data and settings.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let mut child = start_server(
+            &self.bin_dir,
+            self.user,
+            &self.data,
+            &self.log,
+            self.port,
+            &self.settings,
+        );
+        let ready = wait_ready(&mut child, self.port).await;
+        assert!(ready, "PostgreSQL did not restart:\n{}", self.log_text());
+        self.child = Some(child);
     }
 
     /// The server log so far.
@@ -201,19 +261,46 @@ async fn wait_ready(child: &mut Child, port: u16) -> bool {
     false
 }
 
+/// Writes the server's certificate and key into the data directory (the key readable by the
+/// server's user only, as PostgreSQL demands); returns the settings that use them.
+fn server_tls_files(data: &Path, server: &Issued, user: Option<(u32, u32)>) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+    std::fs::write(&cert, &server.cert_pem).unwrap();
+    std::fs::write(&key, &server.key_pem).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if let Some((uid, gid)) = user {
+        for f in [&cert, &key] {
+            std::os::unix::fs::chown(f, Some(uid), Some(gid)).unwrap();
+        }
+    }
+    vec![
+        "ssl=on".into(),
+        format!("ssl_cert_file={}", cert.display()),
+        format!("ssl_key_file={}", key.display()),
+    ]
+}
+
 fn start_server(
     bin_dir: &Path,
     user: Option<(u32, u32)>,
     data: &Path,
     log: &Path,
     port: u16,
+    settings: &[String],
 ) -> Child {
-    let log_file = std::fs::File::create(log).unwrap();
+    // Appended to: a restart keeps the log of the runs before it.
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     let mut cmd = command(&bin_dir.join("postgres"), user);
     cmd.args(["-D", data.to_str().unwrap(), "-p", &port.to_string()])
         .args(["-c", "listen_addresses=127.0.0.1"])
         .args(["-c", "unix_socket_directories="])
         .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+        .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file);
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec. std runs
@@ -232,13 +319,15 @@ fn start_server(
 
 impl Drop for Postgres {
     fn drop(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
         // SIGQUIT: immediate shutdown (the data is thrown away anyway).
-        let _ = crate::binary::try_signal(self.child.id(), Signal::Quit);
-        let child = &mut self.child;
+        let _ = crate::binary::try_signal(child.id(), Signal::Quit);
         if poll_sync(Duration::from_secs(10), || child.try_wait().ok().flatten()).is_some() {
             return;
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::{ExportError, Result};
 use crate::mappers::blocks::{map_block, MappedBlock, BLOCK_FIELDS, TRANSACTION_FIELDS};
-use crate::pipeline::run_ordered;
+use crate::pipeline::{write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyvalue::PyValue;
 use crate::rpc::{Call, Failure, RpcClient};
@@ -54,27 +54,20 @@ pub async fn export_blocks_and_transactions(
     let include_transactions = txs_out.is_some();
     let progress = Progress::new(ui, Some(job.end_block - job.start_block + 1), "blocks");
 
-    run_ordered(
+    write_ordered(
         block_batches(job.start_block, job.end_block, job.batch_size),
         job.max_workers,
         |(lo, hi)| {
             let client = client.clone();
-            async move { fetch_blocks(&client, lo, hi, include_transactions).await }
-        },
-        |blocks: Vec<MappedBlock>| {
-            for block in &blocks {
-                if let Some(w) = blocks_out.as_mut() {
-                    w.write(&block.block)?;
-                }
-                if let Some(w) = txs_out.as_mut() {
-                    for tx in &block.transactions {
-                        w.write(tx)?;
-                    }
-                }
+            async move {
+                let blocks = fetch_blocks(&client, lo, hi, include_transactions).await?;
+                Ok(Batch::with_children(
+                    blocks.into_iter().map(|b| (b.block, b.transactions)),
+                ))
             }
-            progress.inc(blocks.len() as u64);
-            Ok(())
         },
+        &mut [blocks_out.as_mut(), txs_out.as_mut()],
+        &progress,
     )
     .await?;
     progress.finish();

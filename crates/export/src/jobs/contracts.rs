@@ -7,7 +7,7 @@ use crate::error::{ExportError, Result};
 use crate::hexnum::to_int_or_none;
 use crate::input;
 use crate::mappers::contracts::{contract_row, CONTRACT_FIELDS};
-use crate::pipeline::run_ordered;
+use crate::pipeline::{write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyvalue::PyValue;
 use crate::rpc::{Call, RpcClient};
@@ -63,20 +63,15 @@ pub async fn export_contracts(client: &RpcClient, job: &ContractsJob, ui: Ui) ->
     let stdout = SharedStdout::default();
     let mut out = ItemWriter::open(&job.output, CONTRACT_FIELDS, &stdout)?;
     let progress = Progress::new(ui, None, "contracts");
-    run_ordered(
+    write_ordered(
         chunked(addresses, job.batch_size),
         job.max_workers,
         |batch| {
             let client = client.clone();
-            async move { fetch_contracts(&client, batch?).await }
+            async move { fetch_contracts(&client, batch?).await.map(Batch::rows) }
         },
-        |rows: Vec<Vec<PyValue>>| {
-            for row in &rows {
-                out.write(row)?;
-            }
-            progress.inc(rows.len() as u64);
-            Ok(())
-        },
+        &mut [Some(&mut out)],
+        &progress,
     )
     .await?;
     progress.finish();

@@ -5,7 +5,7 @@
 use crate::error::{ExportError, Result};
 use crate::input;
 use crate::mappers::receipts::{map_receipt, MappedReceipt, LOG_FIELDS, RECEIPT_FIELDS};
-use crate::pipeline::run_ordered;
+use crate::pipeline::{write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyvalue::PyValue;
 use crate::rpc::{Call, Failure, RpcClient};
@@ -56,27 +56,20 @@ pub async fn export_receipts_and_logs(
         .transpose()?;
     let progress = Progress::new(ui, None, "receipts");
 
-    run_ordered(
+    write_ordered(
         chunked(hashes, job.batch_size),
         job.max_workers,
         |batch| {
             let client = client.clone();
-            async move { fetch_receipts(&client, batch?).await }
-        },
-        |receipts: Vec<MappedReceipt>| {
-            for r in &receipts {
-                if let Some(w) = receipts_out.as_mut() {
-                    w.write(&r.receipt)?;
-                }
-                if let Some(w) = logs_out.as_mut() {
-                    for log in &r.logs {
-                        w.write(log)?;
-                    }
-                }
+            async move {
+                let receipts = fetch_receipts(&client, batch?).await?;
+                Ok(Batch::with_children(
+                    receipts.into_iter().map(|r| (r.receipt, r.logs)),
+                ))
             }
-            progress.inc(receipts.len() as u64);
-            Ok(())
         },
+        &mut [receipts_out.as_mut(), logs_out.as_mut()],
+        &progress,
     )
     .await?;
     progress.finish();

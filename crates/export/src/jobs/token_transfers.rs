@@ -9,7 +9,7 @@ use crate::input;
 use crate::mappers::token_transfers::{
     extract_transfer, LogView, TOKEN_TRANSFER_FIELDS, TRANSFER_EVENT_TOPIC,
 };
-use crate::pipeline::run_ordered;
+use crate::pipeline::{write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyvalue::PyValue;
 use crate::rpc::{Call, Failure, RpcClient};
@@ -44,25 +44,19 @@ pub async fn export_token_transfers(
     let stdout = SharedStdout::default();
     let mut out = ItemWriter::open(&job.output, TOKEN_TRANSFER_FIELDS, &stdout)?;
     let progress = Progress::new(ui, Some(job.end_block - job.start_block + 1), "blocks");
-    run_ordered(
+    write_ordered(
         block_batches(job.start_block, job.end_block, job.batch_size),
         job.max_workers,
         |(lo, hi)| {
             let client = client.clone();
             let tokens = job.tokens.clone();
             async move {
-                fetch_transfers(&client, lo, hi, &tokens)
-                    .await
-                    .map(|rows| (rows, hi - lo + 1))
+                let rows = fetch_transfers(&client, lo, hi, &tokens).await?;
+                Ok(Batch::rows(rows).covering(hi - lo + 1))
             }
         },
-        |(rows, blocks): (Vec<Vec<PyValue>>, u64)| {
-            for row in &rows {
-                out.write(row)?;
-            }
-            progress.inc(blocks);
-            Ok(())
-        },
+        &mut [Some(&mut out)],
+        &progress,
     )
     .await?;
     progress.finish();

@@ -9,7 +9,7 @@ use crate::error::{ExportError, Result};
 use crate::input;
 use crate::mappers::tokens::{is_address, token_row, TokenAnswers, TOKEN_CALLS, TOKEN_FIELDS};
 use crate::mappers::traces::truthy;
-use crate::pipeline::run_ordered;
+use crate::pipeline::{run_ordered, write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyfmt::py_str;
 use crate::pyvalue::PyValue;
@@ -135,6 +135,16 @@ where
     .await
 }
 
+/// `--values-as-strings`: `decimals` and `total_supply` (columns 3 and 4 of
+/// [`TOKEN_FIELDS`]) as strings when they are numbers.
+fn decimals_and_supply_as_strings(row: &mut [PyValue]) {
+    for cell in &mut row[3..5] {
+        if let PyValue::Int(_) | PyValue::BigInt(_) = cell {
+            *cell = PyValue::Str(py_str(cell));
+        }
+    }
+}
+
 /// Looks up `tokens` and writes them in input order; returns the number written.
 async fn run_tokens<I>(client: &RpcClient, tokens: I, job: &TokensJob, ui: Ui) -> Result<u64>
 where
@@ -144,24 +154,22 @@ where
     let mut out = ItemWriter::open(&job.output, TOKEN_FIELDS, &stdout)?;
     let progress = Progress::new(ui, None, "tokens");
     let strings = job.values_as_strings;
-    lookup_tokens(
-        client,
-        tokens,
+    write_ordered(
+        chunked(tokens.map(|t| t.and_then(checked)), TOKENS_PER_BATCH),
         job.max_workers,
-        |rows: Vec<Vec<PyValue>>| {
-            for mut row in rows {
+        |batch| {
+            let client = client.clone();
+            async move {
+                let mut rows = fetch_tokens(&client, batch?).await?;
                 if strings {
-                    for cell in &mut row[3..5] {
-                        if let PyValue::Int(_) | PyValue::BigInt(_) = cell {
-                            *cell = PyValue::Str(py_str(cell));
-                        }
-                    }
+                    rows.iter_mut()
+                        .for_each(|row| decimals_and_supply_as_strings(row));
                 }
-                out.write(&row)?;
-                progress.inc(1);
+                Ok(Batch::rows(rows))
             }
-            Ok(())
         },
+        &mut [Some(&mut out)],
+        &progress,
     )
     .await?;
     progress.finish();

@@ -11,7 +11,7 @@ use crate::mappers::traces::{
     daofork_traces, genesis_traces, geth_trace_to_traces, map_parity_trace, Trace,
     DAOFORK_BLOCK_NUMBER, GETH_TRACE_FIELDS, TRACE_FIELDS,
 };
-use crate::pipeline::run_ordered;
+use crate::pipeline::{write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyvalue::PyValue;
 use crate::rpc::{Call, Failure, RpcClient};
@@ -152,20 +152,19 @@ pub async fn export_traces(client: &RpcClient, job: &TracesJob, ui: Ui) -> Resul
     let mut out = ItemWriter::open(&job.output, TRACE_FIELDS, &stdout)?;
     let progress = Progress::new(ui, Some(job.end_block - job.start_block + 1), "blocks");
     let special = (job.genesis_traces, job.daofork_traces);
-    run_ordered(
+    write_ordered(
         block_batches(job.start_block, job.end_block, job.batch_size),
         job.max_workers,
         |(lo, hi)| {
             let client = client.clone();
-            async move { fetch_traces(&client, lo, hi, special).await }
-        },
-        |blocks: Vec<Vec<Trace>>| {
-            progress.inc(blocks.len() as u64);
-            for t in blocks.into_iter().flatten() {
-                out.write(&t.into_row())?;
+            async move {
+                let blocks = fetch_traces(&client, lo, hi, special).await?;
+                let rows = blocks.into_iter().flatten().map(Trace::into_row).collect();
+                Ok(Batch::rows(rows).covering(hi - lo + 1))
             }
-            Ok(())
         },
+        &mut [Some(&mut out)],
+        &progress,
     )
     .await?;
     progress.finish();
@@ -210,20 +209,15 @@ pub async fn export_geth_traces(client: &RpcClient, job: &TracesJob, ui: Ui) -> 
     let stdout = SharedStdout::default();
     let mut out = ItemWriter::open(&job.output, GETH_TRACE_FIELDS, &stdout)?;
     let progress = Progress::new(ui, Some(job.end_block - job.start_block + 1), "blocks");
-    run_ordered(
+    write_ordered(
         block_batches(job.start_block, job.end_block, job.batch_size),
         job.max_workers,
         |(lo, hi)| {
             let client = client.clone();
-            async move { fetch_geth_traces(&client, lo, hi).await }
+            async move { fetch_geth_traces(&client, lo, hi).await.map(Batch::rows) }
         },
-        |rows: Vec<Vec<PyValue>>| {
-            for row in &rows {
-                out.write(row)?;
-            }
-            progress.inc(rows.len() as u64);
-            Ok(())
-        },
+        &mut [Some(&mut out)],
+        &progress,
     )
     .await?;
     progress.finish();

@@ -5,7 +5,8 @@
 //! * `console`: the JSON items `ethereumetl stream` prints ([`Console`]).
 //! * `postgresql://user:pass@host:port/db` or SQLAlchemy's
 //!   `postgresql+<driver>://...`: ethereum-etl's tables, one transaction per
-//!   round ([`postgres::PgOutput`], layout in [`tables`]).
+//!   round ([`postgres::PgOutput`], layout in [`tables`], TLS as libpq's
+//!   `sslmode` in [`pg_tls`]).
 //! * an existing directory, or a path ending in `/`: CSV (or JSON-lines)
 //!   files per entity and round, each the bytes the batch export of that
 //!   range writes ([`dir::DirOutput`]; a nodewatch-export extension).
@@ -16,6 +17,7 @@
 pub mod dir;
 #[cfg(test)]
 mod pg_throughput;
+pub mod pg_tls;
 pub mod postgres;
 pub mod tables;
 

@@ -8,16 +8,21 @@
 //! Differences from ethereum-etl, all on the safe side: its exporter commits
 //! each item type separately; missing tables are created here (with the DDL
 //! SQLAlchemy emits for ethereum-etl's table definitions) instead of failing;
-//! a connection lost mid-stream is re-opened at the next round. There is no
-//! TLS (`NoTls`): use it over loopback or a private network.
+//! a connection lost mid-stream is re-opened at the next round.
+//!
+//! TLS follows libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey` in the
+//! URL's query ([`super::pg_tls`]); the other query parameters are
+//! tokio-postgres's (`connect_timeout`, `application_name`, ...).
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
+use super::pg_tls::{Attempt, PgTls};
 use super::tables::{item_type, table_for, Table};
 use crate::error::{ExportError, Result};
 use crate::round::Entity;
@@ -44,7 +49,10 @@ impl Drop for Connection {
 
 /// Rows upserted into PostgreSQL.
 pub struct PgOutput {
+    /// Everything but TLS, which [`PgTls`] decides per attempt.
     config: tokio_postgres::Config,
+    /// `sslmode` and its certificates, as libpq reads them.
+    tls: PgTls,
     /// `user@host:port/database`, for messages (never the password).
     target: String,
     /// `None` before `open` and after a failed round.
@@ -70,6 +78,9 @@ impl PgOutput {
                 None => r.strip_prefix("://"),
             })
             .ok_or_else(|| bad("the scheme must be postgresql:// or postgresql+<driver>://"))?;
+        let (rest, tls) = split_tls_params(rest).map_err(|e| {
+            ExportError::Usage(format!("bad PostgreSQL URL {:?}: {e}", redact(url)))
+        })?;
         let mut config = tokio_postgres::Config::from_str(&format!("postgresql://{rest}"))
             .map_err(|e| bad(&e.to_string()))?;
         let user = config
@@ -84,8 +95,8 @@ impl PgOutput {
         }
         config.application_name("nodewatch-export");
         let host = match config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
         let port = config.get_ports().first().copied().unwrap_or(5432);
@@ -93,6 +104,7 @@ impl PgOutput {
         Ok(PgOutput {
             target: format!("{user}@{host}:{port}/{db}"),
             config,
+            tls,
             conn: None,
             tables: Vec::new(),
         })
@@ -124,15 +136,7 @@ impl PgOutput {
 
     async fn connect(&mut self) -> Result<()> {
         self.conn = None;
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| self.error("cannot connect to PostgreSQL", &e))?;
-        let task = tokio::spawn(async move {
-            // The error, if any, surfaces on the client's next call.
-            let _ = connection.await;
-        });
+        let (client, task) = self.open_client().await?;
         let mut conn = Connection {
             client,
             task,
@@ -156,18 +160,88 @@ impl PgOutput {
                 .prepare(&table.upsert_sql())
                 .await
                 .map_err(|e| {
-                    self.error(
-                        &format!(
-                        "table {} does not have ethereum-etl's layout (columns and primary key)",
-                        table.name
-                    ),
-                        &e,
-                    )
+                    // A server's refusal is about the table; anything else about the connection.
+                    let doing = match e.as_db_error() {
+                        Some(_) => format!(
+                            "table {} does not have ethereum-etl's layout (columns and primary key)",
+                            table.name
+                        ),
+                        None => format!("cannot prepare the upsert into table {}", table.name),
+                    };
+                    self.error(&doing, &e)
                 })?;
             conn.upserts.insert(table.name, stmt);
         }
         self.conn = Some(conn);
         Ok(())
+    }
+
+    /// A client from the sslmode's first attempt, or from its fallback.
+    async fn open_client(&self) -> Result<(Client, tokio::task::JoinHandle<()>)> {
+        let (first, fallback) = self.tls.attempts();
+        let e = match self.try_connect(first).await {
+            Ok(connected) => return Ok(connected),
+            Err(e) => e,
+        };
+        let first_failure = self.tls.explain(&e).unwrap_or_else(|| detail(&e));
+        let Some(fallback) = fallback else {
+            return Err(self.connect_error(first_failure, &e));
+        };
+        let e = match self.try_connect(fallback).await {
+            Ok(connected) => return Ok(connected),
+            Err(e) => e,
+        };
+        let mut message = self.tls.explain(&e).unwrap_or_else(|| detail(&e));
+        if message != first_failure {
+            let how = if first == Attempt::Plain {
+                "without"
+            } else {
+                "with"
+            };
+            message.push_str(&format!(" (and before that, {how} TLS: {first_failure})"));
+        }
+        Err(self.connect_error(message, &e))
+    }
+
+    /// "cannot connect" with what went wrong; retriable as the error's kind says.
+    fn connect_error(&self, message: String, e: &tokio_postgres::Error) -> ExportError {
+        ExportError::Database {
+            message: format!(
+                "PostgreSQL {}: cannot connect to PostgreSQL: {message}",
+                self.target
+            ),
+            retriable: retriable(e),
+        }
+    }
+
+    /// One connection attempt; the connection is driven by a spawned task.
+    async fn try_connect(
+        &self,
+        attempt: Attempt,
+    ) -> std::result::Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error> {
+        let mut config = self.config.clone();
+        // As libpq: no TLS over Unix-domain sockets.
+        let unix = config
+            .get_hosts()
+            .iter()
+            .all(|h| matches!(h, Host::Unix(_)));
+        let connector = self.tls.connector().filter(|_| !unix);
+        // The error, if any, surfaces on the client's next call.
+        match (attempt, connector) {
+            (Attempt::Plain, _) | (_, None) => {
+                config.ssl_mode(SslMode::Disable);
+                let (client, connection) = config.connect(NoTls).await?;
+                Ok((client, tokio::spawn(async move { drop(connection.await) })))
+            }
+            (tls, Some(connector)) => {
+                config.ssl_mode(match tls {
+                    Attempt::TlsIfOffered => SslMode::Prefer,
+                    _ => SslMode::Require,
+                });
+                let (client, connection) = config.connect(connector).await?;
+                Ok((client, tokio::spawn(async move { drop(connection.await) })))
+            }
+        }
     }
 
     /// Upserts the round's items and commits; returns the rows written.
@@ -265,7 +339,15 @@ fn columns_of(table: &Table, items: &[crate::round::Item], kind: &str) -> Vec<Ve
 
 /// A database error with its context; decides whether a retry may help.
 fn error(target: &str, doing: &str, e: &tokio_postgres::Error) -> ExportError {
-    let retriable = match e.code() {
+    ExportError::Database {
+        message: format!("PostgreSQL {target}: {doing}: {}", detail(e)),
+        retriable: retriable(e),
+    }
+}
+
+/// Whether a retry may help.
+fn retriable(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
         // Connection problems, serialization failures and deadlocks,
         // resource shortages, administrator shutdowns.
         Some(code) => {
@@ -274,23 +356,50 @@ fn error(target: &str, doing: &str, e: &tokio_postgres::Error) -> ExportError {
         }
         // Socket-level trouble (refused, reset, closed, timed out).
         None => true,
-    };
-    let detail = match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
-        }
-    };
-    ExportError::Database {
-        message: format!("PostgreSQL {target}: {doing}: {detail}"),
-        retriable,
     }
+}
+
+/// The error's text: the server's message, or the chain of causes (each
+/// shown once: tokio-postgres's text already ends with its cause's).
+fn detail(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(&format!(": {part}"));
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Splits libpq's TLS parameters (decoded) off the query of `rest` (the URL
+/// after `://`); returns the URL without them and the TLS settings.
+fn split_tls_params(rest: &str) -> std::result::Result<(String, PgTls), String> {
+    let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut others = Vec::new();
+    let mut ssl = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if PgTls::PARAMS.contains(&key) {
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|_| format!("{key}: not UTF-8 once decoded"))?;
+            ssl.push((key.to_owned(), value.into_owned()));
+        } else {
+            others.push(pair);
+        }
+    }
+    let tls = PgTls::from_params(&mut ssl)?;
+    let url = match others.is_empty() {
+        true => base.to_owned(),
+        false => format!("{base}?{}", others.join("&")),
+    };
+    Ok((url, tls))
 }
 
 /// The URL with any password replaced by `***`.
@@ -326,6 +435,23 @@ mod tests {
             let e = PgOutput::from_url(bad).err().expect(bad);
             assert_eq!(e.exit_code(), 2, "{bad}");
         }
+        let pg = PgOutput::from_url(
+            "postgresql+psycopg2://u@h/db?connect_timeout=3&sslmode=require&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(
+            pg.config.get_connect_timeout(),
+            Some(&Duration::from_secs(3))
+        );
+        assert_eq!(pg.tls.attempts(), (Attempt::Tls, None));
+        let e = PgOutput::from_url("postgresql://u:pw@h/db?sslmode=verify-ful")
+            .err()
+            .unwrap();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("invalid sslmode \"verify-ful\""),
+            "{e}"
+        );
         let e = PgOutput::from_url("postgresql://u:s3cret@h:x/db")
             .err()
             .unwrap();

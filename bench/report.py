@@ -597,8 +597,9 @@ machine (figures at 32 connections, nodewatch ÷ nginx, median of 3 repeats):
 2. **Done — the node's body passed on whole when it already is the answer
    (`jsonrpc::encode_client`).** When the client numbers a batch 0, 1, … (ethereum-etl's
    `request_id=idx`, nodewatch-export too) and the node writes the envelope as nodewatch
-   does, the client gets the upstream body itself: one chunk, no copy. This took back the cost
-   of 1. The benchmark's batch is now numbered from 0 like ethereum-etl's (before this round
+   does, the client gets the upstream body itself: one chunk, no copy. On anvil this took back
+   the cost of 1 (batch100 CPU ÷ nginx 3.15, against 3.30 before this round); on the replay
+   only part of it (5.70 against 5.31). The benchmark's batch is now numbered from 0 like ethereum-etl's (before this round
    it was numbered from 1).
 3. **Done — an in-flight answer budget (`src/budget.rs`, `proxy.max_inflight_bytes`).** Each
    answer's buffer is reserved before it is filled and given back when the client has it;

@@ -246,22 +246,13 @@ impl Airflow {
 
     /// Airflow's python with the settings and the DAG's environment.
     fn python(&self, extra_env: &[(&str, &str)]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.python);
+        // Proxy variables out, NO_PROXY=*, no __pycache__ in deploy/airflow/dags.
+        let mut cmd = tokio::process::Command::from(support::tools::scrubbed(&self.python));
         cmd.env("AIRFLOW_HOME", self.home.path())
             .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
             .env("AIRFLOW__CORE__DAGS_FOLDER", repo("deploy/airflow/dags"))
             .env("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
             .env("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
-            // No __pycache__ in deploy/airflow/dags.
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("NO_PROXY", "*")
-            .env("no_proxy", "*")
-            .env_remove("HTTP_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("https_proxy")
-            .env_remove("ALL_PROXY")
-            .env_remove("all_proxy")
             .env_remove("ETHEREUM_EXPORTER")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

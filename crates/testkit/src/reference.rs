@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::tools::is_ci;
+use crate::tools::{is_ci, scrubbed};
 
 pub const ETHEREUMETL310_ENV: &str = "NODEWATCH_ETHEREUMETL310";
 /// Relative to the workspace root; where `make tools` puts it.
@@ -45,21 +45,11 @@ pub fn require_ethereumetl310() -> Option<PathBuf> {
 /// took and its stdout. Panics with its stderr when it fails or runs past [`TIMEOUT`].
 pub async fn run(bin: &PathBuf, args: &[String]) -> (Duration, Vec<u8>) {
     let started = Instant::now();
-    let child = tokio::process::Command::new(bin)
+    let child = tokio::process::Command::from(scrubbed(bin))
         .args(args)
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .env("NO_PROXY", "*")
-        .env("no_proxy", "*")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
     let out = tokio::time::timeout(TIMEOUT, child.wait_with_output())

@@ -158,24 +158,34 @@ async fn catalogue() {
         rig.still_serves("warm-up").await;
     }
     let start = rig.nw.rss_kib().expect("nodewatch's VmRSS at the start");
-    // Passes over the catalogue. The first ones set the level (the allocator keeps the
-    // memory of the largest buffers, a 4 MB answer and 16 MB of a body over the limit, for
-    // reuse); the last pass must stay at that level: nothing any row does may leave memory
-    // behind.
+    // Passes over the catalogue. The first ones set the level: the allocator keeps the
+    // memory of the largest buffers (a 4 MB answer, 16 MB of a body over the limit, a
+    // 100k-item batch) for reuse, and gives some of it back to the system now and then, so
+    // RSS moves up and down within that level from row to row. A leak moves the level itself:
+    // whatever a row leaves behind adds up pass after pass, so the last pass must stay under
+    // the highest RSS of the passes before it.
     let mut level = 0;
     let mut peak = start;
+    let mut last_pass_peak = 0;
     let mut rows = 0;
     let passes: usize = std::env::var("NODEWATCH_CATALOGUE_PASSES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(3)
+        .max(2);
     for pass in 1..=passes {
+        if pass == passes {
+            level = peak;
+        }
         for (name, row) in ROWS {
             let started = Instant::now();
             row(&rig).await;
             rig.still_serves(name).await;
             let rss = rig.nw.rss_kib().expect("nodewatch's VmRSS after a row");
             peak = peak.max(rss);
+            if pass == passes {
+                last_pass_peak = last_pass_peak.max(rss);
+            }
             rows += 1;
             eprintln!(
                 "catalogue pass {pass}: {name:<40} ok in {:>6.2?}, RSS {rss} KiB",
@@ -183,28 +193,27 @@ async fn catalogue() {
             );
         }
         // The scenario: a pause between passes (idle connections time out, buffers are
-        // returned), then traffic again, before the level is read.
+        // returned), then traffic again.
         tokio::time::sleep(Duration::from_millis(500)).await;
         for _ in 0..50 {
             rig.still_serves("settle").await;
         }
-        if pass + 1 == passes {
-            level = rig
-                .nw
-                .rss_kib()
-                .expect("nodewatch's VmRSS before the last pass");
+        let rss = rig.nw.rss_kib().expect("nodewatch's VmRSS after a pass");
+        peak = peak.max(rss);
+        if pass == passes {
+            last_pass_peak = last_pass_peak.max(rss);
         }
     }
     let end = rig.nw.rss_kib().expect("nodewatch's VmRSS at the end");
     eprintln!(
         "FIGURE catalogue: {} rows x {passes} passes ({rows} inputs) answered, proxy serving \
-         after each; RSS start {start} KiB, before the last pass {level} KiB, peak {peak} KiB, \
-         end {end} KiB",
+         after each; RSS start {start} KiB, highest before the last pass {level} KiB, highest \
+         in the last pass {last_pass_peak} KiB, end {end} KiB",
         ROWS.len()
     );
     assert!(
-        end as f64 <= level as f64 * 1.10,
-        "memory grew over the last pass: {level} KiB -> {end} KiB"
+        last_pass_peak as f64 <= level as f64 * 1.10,
+        "memory grew over the last pass: highest {level} KiB before it, {last_pass_peak} KiB in it"
     );
     let mut nw = rig.nw;
     assert!(nw.is_running());

@@ -28,8 +28,8 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
-/// An id as the client writes it: raw text of every JSON type, the valid ones more often.
-fn any_id() -> impl Strategy<Value = String> {
+/// An id of a type JSON-RPC allows (number, string, null), as the client writes it.
+fn valid_id() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => any::<i64>().prop_map(|n| n.to_string()),
         1 => any::<u64>().prop_map(|n| n.to_string()),
@@ -37,6 +37,13 @@ fn any_id() -> impl Strategy<Value = String> {
         1 => (1u8..9, 0u8..20).prop_map(|(a, e)| format!("{a}e{e}")),
         4 => ".{0,10}".prop_map(|s| Value::from(s).to_string()),
         1 => Just("null".to_string()),
+    ]
+}
+
+/// An id as the client writes it: raw text of every JSON type, the valid ones more often.
+fn any_id() -> impl Strategy<Value = String> {
+    prop_oneof![
+        12 => valid_id(),
         1 => any::<bool>().prop_map(|b| b.to_string()),
         1 => any_json().prop_filter("container", |v| v.is_array() || v.is_object())
             .prop_map(|v| v.to_string()),
@@ -496,6 +503,162 @@ fn fuzz_encode_upstream_renumbers_and_keeps_params() {
                     item.params.as_ref().map(|r| r.get().to_string()),
                     p.as_ref().map(Value::to_string)
                 );
+            }
+            Ok(())
+        },
+    );
+}
+
+/// A raw JSON value as a node may write it: canonical text of any value, or one of the
+/// shapes a scanner gets wrong (escapes, huge numbers, spacing inside the value, duplicate
+/// keys), which must reach the client byte for byte.
+fn any_raw_value() -> impl Strategy<Value = String> {
+    let tricky = prop_oneof![
+        Just(r#""\"}],{\"id\":1,\"result\":""#.to_string()),
+        Just(r#""\u00e9\n\\\"\/""#.to_string()),
+        Just("123456789012345678901234567890123456789".to_string()),
+        Just("-0.0e-400".to_string()),
+        Just("1E+400".to_string()),
+        Just("[1 , 2 ,\n{ \"a\" : null }]".to_string()),
+        Just(r#"{"a":1,"a":2}"#.to_string()),
+        Just(r#"{"result":{"id":0},"error":null}"#.to_string()),
+        Just("null".to_string()),
+        (1usize..3000).prop_map(|n| format!("\"0x{}\"", "ab".repeat(n))),
+    ];
+    prop_oneof![2 => any_json().prop_map(|v| v.to_string()), 1 => tricky]
+}
+
+/// How a node writes the envelope of one answer item.
+#[derive(Debug, Clone, Copy)]
+enum Envelope {
+    /// `{"jsonrpc":"2.0","id":N,"result":…}`, as nodewatch writes it.
+    Canonical,
+    /// `{"jsonrpc": "2.0", "id": N, "result": …}`.
+    Spaced,
+    /// `{"id":N,"jsonrpc":"2.0","result":…}`.
+    Reordered,
+    /// A field nodewatch does not write.
+    Extra,
+}
+
+fn envelope_text(style: Envelope, id: usize, key: &str, value: &str) -> String {
+    match style {
+        Envelope::Canonical => format!(r#"{{"jsonrpc":"2.0","id":{id},"{key}":{value}}}"#),
+        Envelope::Spaced => format!(r#"{{"jsonrpc": "2.0", "id": {id}, "{key}": {value}}}"#),
+        Envelope::Reordered => format!(r#"{{"id":{id},"jsonrpc":"2.0","{key}":{value}}}"#),
+        Envelope::Extra => format!(r#"{{"jsonrpc":"2.0","id":{id},"{key}":{value},"x":1}}"#),
+    }
+}
+
+/// One answer item of the client body, raw, as serde_json reads it.
+#[derive(Deserialize)]
+struct ClientItem {
+    jsonrpc: String,
+    id: Box<RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Box<RawValue>>,
+}
+
+#[test]
+fn fuzz_client_answer_is_the_same_whether_passed_through_or_written() {
+    let style = prop_oneof![
+        4 => Just(Envelope::Canonical),
+        1 => Just(Envelope::Spaced),
+        1 => Just(Envelope::Reordered),
+        1 => Just(Envelope::Extra),
+    ];
+    let item = (any_raw_value(), prop::option::of(-33000i64..-32000), style).boxed();
+    let case = (1usize..8).prop_flat_map(move |n| {
+        (
+            prop::collection::vec(item.clone(), n),
+            prop_oneof![3 => Just(None), 1 => prop::collection::vec(valid_id(), n).prop_map(Some)],
+            prop_oneof![3 => Just((0..n).collect::<Vec<_>>()), 1 => Just((0..n).collect::<Vec<_>>()).prop_shuffle()],
+            any::<bool>(),
+            prop_oneof![Just(""), Just("\n"), Just(" \r\n\t")],
+        )
+    });
+    check(
+        "answers/pass-through",
+        case,
+        |(items, client_ids, order, batch, trailing)| {
+            let n = items.len();
+            let batch = batch || n > 1;
+            // The client's ids: the positions nodewatch sends upstream, or any others.
+            let ids: Vec<String> =
+                client_ids.unwrap_or_else(|| (0..n).map(|i| i.to_string()).collect());
+            let calls: Vec<String> = ids
+                .iter()
+                .map(|id| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"m"}}"#))
+                .collect();
+            let request = if batch {
+                format!("[{}]", calls.join(","))
+            } else {
+                calls[0].clone()
+            };
+            let values: Vec<(&str, String)> = items
+                .iter()
+                .map(|(value, error, _)| match error {
+                    Some(code) => (
+                        "error",
+                        format!(r#"{{"code":{code},"message":"m","data":{value}}}"#),
+                    ),
+                    None => ("result", value.clone()),
+                })
+                .collect();
+            let answered: Vec<String> = order
+                .iter()
+                .map(|&i| envelope_text(items[i].2, i, values[i].0, &values[i].1))
+                .collect();
+            let upstream = if batch {
+                format!("[{}]{trailing}", answered.join(","))
+            } else {
+                format!("{}{trailing}", answered[0])
+            };
+            let req = parse_request(request.as_bytes(), 10)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            // Ids of a type JSON-RPC forbids are answered locally: not this property's case.
+            prop_assume!(req.items.iter().all(|i| matches!(i, Item::Call(_))));
+            let answers = parse_answers(&bytes::Bytes::from(upstream.clone()), n, batch)
+                .map_err(|e| TestCaseError::fail(format!("{e}: {upstream}")))?;
+            let replies = || {
+                req.items.iter().zip(&answers).map(|(item, a)| match item {
+                    Item::Call(c) => (c.id, Reply::Upstream(a)),
+                    Item::Invalid { .. } => unreachable!("assumed away"),
+                })
+            };
+            let fast = encode_client(batch, replies());
+            let slow = encode_pieces(batch, replies().collect()).to_vec();
+            prop_assert_eq!(fast.to_vec(), slow.clone(), "upstream {}", upstream);
+            // The shortcut is taken exactly where the node's body is the client's answer.
+            let as_written = (0..n).all(|i| order[i] == i && ids[i] == i.to_string())
+                && items
+                    .iter()
+                    .all(|(_, _, s)| matches!(s, Envelope::Canonical));
+            let passed = upstream_body_as_is(batch, &replies().collect::<Vec<_>>()).is_some();
+            prop_assert_eq!(passed, as_written, "upstream {}", upstream);
+            if as_written {
+                prop_assert_eq!(fast.chunk_count(), 1);
+            }
+            // The oracle: serde_json reads back every id and value byte for byte.
+            let got: Vec<ClientItem> = if batch {
+                serde_json::from_slice(&slow)
+            } else {
+                serde_json::from_slice(&slow).map(|one| vec![one])
+            }
+            .map_err(|e| TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&slow))))?;
+            prop_assert_eq!(got.len(), n);
+            for (i, item) in got.iter().enumerate() {
+                prop_assert_eq!(&item.jsonrpc, "2.0");
+                prop_assert_eq!(item.id.get(), ids[i].as_str());
+                let value = item
+                    .result
+                    .as_ref()
+                    .or(item.error.as_ref())
+                    .map(|v| v.get());
+                prop_assert_eq!(value, Some(values[i].1.as_str()));
+                prop_assert_eq!(item.error.is_some(), values[i].0 == "error");
             }
             Ok(())
         },

@@ -119,14 +119,12 @@ impl AdminClient {
                 reason: e.to_string(),
             })?;
         let exchange = async {
-            let response =
-                self.client
-                    .request(request)
-                    .await
-                    .map_err(|e| ClientError::Unreachable {
-                        url: url.clone(),
-                        reason: innermost(&e),
-                    })?;
+            let response = self.client.pooled().request(request).await.map_err(|e| {
+                ClientError::Unreachable {
+                    url: url.clone(),
+                    reason: innermost(&e),
+                }
+            })?;
             let status = response.status();
             let body = Limited::new(response.into_body(), BODY_LIMIT)
                 .collect()

@@ -1,5 +1,7 @@
 //! The pooled HTTP(S) client: one per set of trusted roots, shared by every endpoint that
-//! trusts the same ones (hyper-util's pool keeps connections per scheme and authority).
+//! trusts the same ones. `http://` goes through [`crate::direct`]'s connections, driven by
+//! the task that sends; `https://` through hyper-util's pool (h2 by ALPN). Both keep
+//! connections per authority.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,18 +15,41 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 
+use crate::direct;
+pub use crate::direct::DEFAULT_READ_BUFFER_MAX;
+
 /// How long an idle pooled connection is kept.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per host.
 pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 256;
-/// The most an HTTP/1.1 connection buffers of what it reads (hyper's default is ~400 KiB): a
-/// bound on what an answer holds before its reader has room for it, per connection.
-pub const DEFAULT_READ_BUFFER_MAX: usize = 64 * 1024;
 /// TCP connect timeout (a dead host fails fast; the caller's timeout bounds the rest).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The client type: requests carry a whole body.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// hyper-util's client: requests carry a whole body.
+pub type PooledClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The client: cheap to clone (clones share the connections).
+#[derive(Clone)]
+pub struct HttpClient {
+    /// https (and any request not made by [`crate::send`]).
+    pub(crate) pooled: PooledClient,
+    /// Plain http.
+    pub(crate) direct: Arc<direct::Pool>,
+}
+
+impl HttpClient {
+    /// hyper-util's client, for requests other than [`crate::post`]'s (the status command's
+    /// GETs).
+    pub fn pooled(&self) -> &PooledClient {
+        &self.pooled
+    }
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").finish_non_exhaustive()
+    }
+}
 
 /// What a client is built with. `Default` is what the proxy uses for its upstreams.
 #[derive(Debug, Clone)]
@@ -82,11 +107,20 @@ pub fn build(options: &ClientOptions) -> HttpClient {
     } else {
         builder.wrap_connector(http)
     };
-    Client::builder(TokioExecutor::new())
+    let pooled = Client::builder(TokioExecutor::new())
         .http1_max_buf_size(DEFAULT_READ_BUFFER_MAX)
         .pool_idle_timeout(options.pool_idle_timeout)
         .pool_max_idle_per_host(options.pool_max_idle_per_host)
-        .build(https)
+        .build(https);
+    let direct = direct::Pool::new(
+        options.pool_idle_timeout,
+        options.pool_max_idle_per_host,
+        options.connect_timeout,
+    );
+    HttpClient {
+        pooled,
+        direct: Arc::new(direct),
+    }
 }
 
 /// Reads the CA certificates of a PEM file; at least one is required.

@@ -6,9 +6,14 @@
 //! - [`endpoint`]: a node's URL, checked once ([`Endpoint::parse`]): http or https with a
 //!   host; user info cut from the URI and sent as HTTP Basic credentials; extra headers kept
 //!   as sensitive values; a redacted display form (`scheme://host:port/…`) for every message.
-//! - [`client`]: the pooled hyper-util client ([`client::build`]): keep-alive pool, HTTP/1.1
-//!   and h2 by ALPN, rustls (ring) with the webpki roots plus a private CA, TCP_NODELAY, a
-//!   connect timeout; [`client::load_ca_file`] reads a PEM bundle.
+//! - [`client`]: the client ([`client::build`]): plain http through [`direct`]; https
+//!   through hyper-util's keep-alive pool, HTTP/1.1 and h2 by ALPN, rustls (ring) with the
+//!   webpki roots plus a private CA; TCP_NODELAY and a connect timeout for both;
+//!   [`client::load_ca_file`] reads a PEM bundle.
+//! - [`direct`]: plain-http HTTP/1.1 connections polled by the task that sends on them
+//!   (no connection task, no channel hops), and the [`AnswerBody`] that keeps them going
+//!   while the answer is read and gives them back at its end.
+//! - [`error`]: [`SendError`], what went wrong in an exchange, and whether to try again.
 //! - [`send`]: one POST of a JSON body through a client to an endpoint, bounded in time and
 //!   size, with a typed [`SendError`] saying what went wrong and nothing secret.
 //!
@@ -18,9 +23,13 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod client;
+pub mod direct;
 pub mod endpoint;
+pub mod error;
 pub mod send;
 
 pub use client::{ClientOptions, HttpClient};
+pub use direct::AnswerBody;
 pub use endpoint::{Endpoint, EndpointError};
-pub use send::{post, post_head, AnswerHead, SendError};
+pub use error::SendError;
+pub use send::{post, post_head, AnswerHead};

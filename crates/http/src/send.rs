@@ -3,48 +3,16 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::Authority;
 use http::Request;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 
+use crate::direct::AnswerBody;
+use crate::error::SendError;
 use crate::{Endpoint, HttpClient};
 
 /// How much of a non-200 answer's body is kept for the message.
 const ERROR_SNIPPET: usize = 200;
-
-/// Why an exchange gave no answer body. Messages name no URL (show the endpoint by its
-/// redacted form or name next to them).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// TCP/TLS connect failed, or the connection broke before the answer's head.
-    #[error("{0}")]
-    Connect(String),
-    /// No complete answer within the timeout.
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    /// An HTTP status other than 200, with the start of the body as the server wrote it.
-    #[error("HTTP {status}: {snippet}")]
-    Status {
-        /// The status code.
-        status: u16,
-        /// Up to 200 bytes of the body, lossily decoded.
-        snippet: String,
-    },
-    /// The answer is larger than the limit.
-    #[error("answer larger than {0} bytes")]
-    TooLarge(usize),
-    /// The body broke off after the head.
-    #[error("answer body broke off: {0}")]
-    Body(String),
-}
-
-impl SendError {
-    /// Every kind is worth another try (on this node later, or on another one): none says
-    /// the request itself is wrong.
-    pub fn is_retryable(&self) -> bool {
-        true
-    }
-}
 
 /// POSTs `body` (JSON) with the endpoint's headers and returns the answer body: 200 only, at
 /// most `limit` bytes, the whole exchange within `timeout`.
@@ -79,7 +47,7 @@ async fn exchange(
 #[derive(Debug)]
 pub struct AnswerHead {
     /// The body, unread.
-    pub body: Incoming,
+    pub body: AnswerBody,
     /// Its length as the Content-Length header declares it (`None`: chunked, or HTTP/2
     /// without one), already checked against the limit.
     pub declared: Option<usize>,
@@ -94,21 +62,16 @@ pub async fn post_head(
     body: Bytes,
     limit: usize,
 ) -> Result<AnswerHead, SendError> {
-    let mut request = Request::post(endpoint.uri().clone())
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json")
-        .body(Full::new(body))
-        .map_err(|e| SendError::Connect(e.to_string()))?;
-    request.headers_mut().extend(
-        endpoint
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| SendError::Connect(describe_client_error(&e)))?;
+    let (request, direct) = request(endpoint, body)?;
+    let response = match &direct {
+        Some(authority) => client.direct.send(authority, request).await?,
+        None => client
+            .pooled
+            .request(request)
+            .await
+            .map(|r| r.map(AnswerBody::pooled))
+            .map_err(|e| SendError::Connect(describe_client_error(&e)))?,
+    };
     let status = response.status();
     if status != http::StatusCode::OK {
         return Err(SendError::Status {
@@ -129,8 +92,42 @@ pub async fn post_head(
     })
 }
 
+/// The POST for `endpoint`, and the authority to reach it at when it goes through
+/// [`crate::direct`] (plain http: origin-form target, `Host` set here).
+fn request(
+    endpoint: &Endpoint,
+    body: Bytes,
+) -> Result<(Request<Full<Bytes>>, Option<Authority>), SendError> {
+    let uri = endpoint.uri();
+    let direct = match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(authority)) => Some(authority.clone()),
+        _ => None,
+    };
+    let target = match &direct {
+        Some(_) => uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        None => uri.to_string(),
+    };
+    let mut request = Request::post(target)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(body))
+        .map_err(|e| SendError::Connect(e.to_string()))?;
+    if let Some(authority) = &direct {
+        let host = http::HeaderValue::from_str(authority.as_str())
+            .map_err(|e| SendError::Connect(e.to_string()))?;
+        request.headers_mut().insert(http::header::HOST, host);
+    }
+    request.headers_mut().extend(
+        endpoint
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    Ok((request, direct))
+}
+
 /// The start of a body (up to [`ERROR_SNIPPET`] bytes, lossily decoded); the rest is not read.
-async fn snippet(mut body: Incoming) -> String {
+async fn snippet(mut body: AnswerBody) -> String {
     let mut head = Vec::new();
     while head.len() < ERROR_SNIPPET {
         match body.frame().await {

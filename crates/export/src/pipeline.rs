@@ -15,7 +15,7 @@ use futures_util::stream::{self, StreamExt};
 use tokio::task::JoinHandle;
 
 use super::error::{ExportError, Result};
-use super::progress::Progress;
+use super::progress::{Progress, Ui};
 use super::pyvalue::PyValue;
 use super::sink::ItemWriter;
 
@@ -130,6 +130,15 @@ where
         Ok(())
     })
     .await
+}
+
+/// The end of a job with one output: the progress bar closed, the output finished, and
+/// ethereum-etl's `<entity> items exported: N` line. Returns N.
+pub fn finish_one(progress: &Progress, out: ItemWriter, ui: &Ui, entity: &str) -> Result<u64> {
+    progress.finish();
+    let n = out.finish()?;
+    ui.summary(&format!("{entity} items exported: {n}"));
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::error::{ExportError, Result};
 use crate::hexnum::to_int_or_none;
 use crate::input;
 use crate::mappers::contracts::{contract_row, CONTRACT_FIELDS};
-use crate::pipeline::{write_ordered, Batch};
+use crate::pipeline::{finish_one, write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyvalue::PyValue;
 use crate::rpc::{Call, RpcClient};
@@ -74,10 +74,7 @@ pub async fn export_contracts(client: &RpcClient, job: &ContractsJob, ui: Ui) ->
         &progress,
     )
     .await?;
-    progress.finish();
-    let n = out.finish()?;
-    ui.summary(&format!("contract items exported: {n}"));
-    Ok(n)
+    finish_one(&progress, out, &ui, "contract")
 }
 
 /// ethereum-etl's filter: a `create` trace with a non-empty `to_address` and status 1.

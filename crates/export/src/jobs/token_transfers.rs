@@ -9,7 +9,7 @@ use crate::input;
 use crate::mappers::token_transfers::{
     extract_transfer, LogView, TOKEN_TRANSFER_FIELDS, TRANSFER_EVENT_TOPIC,
 };
-use crate::pipeline::{write_ordered, Batch};
+use crate::pipeline::{finish_one, write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyvalue::PyValue;
 use crate::rpc::{Call, Failure, RpcClient};
@@ -59,10 +59,7 @@ pub async fn export_token_transfers(
         &progress,
     )
     .await?;
-    progress.finish();
-    let n = out.finish()?;
-    ui.summary(&format!("token_transfer items exported: {n}"));
-    Ok(n)
+    finish_one(&progress, out, &ui, "token_transfer")
 }
 
 async fn fetch_transfers(

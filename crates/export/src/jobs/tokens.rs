@@ -9,7 +9,7 @@ use crate::error::{ExportError, Result};
 use crate::input;
 use crate::mappers::tokens::{is_address, token_row, TokenAnswers, TOKEN_CALLS, TOKEN_FIELDS};
 use crate::mappers::traces::truthy;
-use crate::pipeline::{run_ordered, write_ordered, Batch};
+use crate::pipeline::{finish_one, run_ordered, write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyfmt::py_str;
 use crate::pyvalue::PyValue;
@@ -172,10 +172,7 @@ where
         &progress,
     )
     .await?;
-    progress.finish();
-    let n = out.finish()?;
-    ui.summary(&format!("token items exported: {n}"));
-    Ok(n)
+    finish_one(&progress, out, &ui, "token")
 }
 
 /// Runs `export_tokens` on a file of token addresses, one per line.

@@ -11,7 +11,7 @@ use crate::mappers::traces::{
     daofork_traces, genesis_traces, geth_trace_to_traces, map_parity_trace, Trace,
     DAOFORK_BLOCK_NUMBER, GETH_TRACE_FIELDS, TRACE_FIELDS,
 };
-use crate::pipeline::{write_ordered, Batch};
+use crate::pipeline::{finish_one, write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyvalue::PyValue;
 use crate::rpc::{Call, Failure, RpcClient};
@@ -167,10 +167,7 @@ pub async fn export_traces(client: &RpcClient, job: &TracesJob, ui: Ui) -> Resul
         &progress,
     )
     .await?;
-    progress.finish();
-    let n = out.finish()?;
-    ui.summary(&format!("trace items exported: {n}"));
-    Ok(n)
+    finish_one(&progress, out, &ui, "trace")
 }
 
 /// Fetches the callTracer results of blocks `lo..=hi` as geth trace rows.
@@ -220,10 +217,7 @@ pub async fn export_geth_traces(client: &RpcClient, job: &TracesJob, ui: Ui) -> 
         &progress,
     )
     .await?;
-    progress.finish();
-    let n = out.finish()?;
-    ui.summary(&format!("geth_trace items exported: {n}"));
-    Ok(n)
+    finish_one(&progress, out, &ui, "geth_trace")
 }
 
 /// Runs `extract_geth_traces` on a geth traces file (JSON lines when it ends

@@ -12,6 +12,7 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::{StatusDoc, View};
+use nodewatch_http::error::innermost_cause;
 use nodewatch_http::{ClientOptions, HttpClient};
 
 /// Where the admin listener is when nothing says otherwise (`admin_listen`'s default).
@@ -122,7 +123,7 @@ impl AdminClient {
             let response = self.client.pooled().request(request).await.map_err(|e| {
                 ClientError::Unreachable {
                     url: url.clone(),
-                    reason: innermost(&e),
+                    reason: innermost_cause(&e),
                 }
             })?;
             let status = response.status();
@@ -227,14 +228,6 @@ fn normalise(admin: &str) -> Result<String, ClientError> {
     };
     let port = url.port_or_known_default().ok_or_else(|| bad("no port"))?;
     Ok(format!("{}://{host}:{port}", url.scheme()))
-}
-
-fn innermost(e: &hyper_util::client::legacy::Error) -> String {
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::error::SendError;
+use crate::error::{innermost_cause, SendError};
 
 /// The most an HTTP/1.1 connection buffers of what it reads (hyper's default is ~400 KiB): a
 /// bound on what an answer holds before its reader has room for it, per connection.
@@ -266,9 +266,5 @@ impl Body for AnswerBody {
 
 /// A hyper error as a [`SendError`]: its innermost cause, no URL (hyper's errors carry none).
 fn describe(e: &hyper::Error) -> SendError {
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    SendError::Connect(source.to_string())
+    SendError::Connect(innermost_cause(e))
 }

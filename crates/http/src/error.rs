@@ -35,3 +35,13 @@ impl SendError {
         true
     }
 }
+
+/// The innermost cause of an error chain, as text. hyper's and hyper-util's errors name no
+/// URL, and only their causes' messages are shown, so the text is safe to print.
+pub fn innermost_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut source = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}

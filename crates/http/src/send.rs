@@ -8,7 +8,7 @@ use http::Request;
 use http_body_util::{BodyExt, Full, Limited};
 
 use crate::direct::AnswerBody;
-use crate::error::SendError;
+use crate::error::{innermost_cause, SendError};
 use crate::{Endpoint, HttpClient};
 
 /// How much of a non-200 answer's body is kept for the message.
@@ -146,13 +146,10 @@ async fn snippet(mut body: AnswerBody) -> String {
 /// The innermost cause of a client error, without any URL (hyper's errors carry none, and
 /// only the cause chain's messages are printed).
 fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
+    let cause = innermost_cause(e);
     if e.is_connect() {
-        format!("connect: {source}")
+        format!("connect: {cause}")
     } else {
-        source.to_string()
+        cause
     }
 }

@@ -598,14 +598,14 @@ def section_scaling(cfg, state, res):
                              "p99_us": s["lat_us"]["p99"], "errors": s["errors_total"]})
     out["batch"] = {"runs": runs, "conns": cfg["scale_conns"]}
     nginx.stop()
-    # Runtime worker threads: tokio's default (one per core, 2 here) vs TOKIO_WORKER_THREADS=1,
-    # which `Runtime::new()` honours. Against anvil, 32 connections.
-    nw1, nw1_url = start_nodewatch("nodewatch-1-worker", [anvil_url], extra_env={"TOKIO_WORKER_THREADS": "1"})
+    # Serving threads: the default (proxy.threads = 0, one per core: 2 here) vs one.
+    # Against anvil, 32 connections.
+    nw1, nw1_url = start_nodewatch("nodewatch-1-thread", [anvil_url], extra_env={"NODEWATCH__PROXY__THREADS": "1"})
     time.sleep(1)
     runs = []
-    variants = [("direct", anvil_url, None), ("nodewatch (2 workers)", nw_url, nw), ("nodewatch (1 worker)", nw1_url, nw1)]
+    variants = [("direct", anvil_url, None), ("nodewatch (one thread per core)", nw_url, nw), ("nodewatch (1 thread)", nw1_url, nw1)]
     for shape, body in (("eth_blockNumber", OUT / "bodies/blockNumber.json"), ("batch100", OUT / "bodies/batch100.json")):
-        log(f"scaling: worker threads, {shape}")
+        log(f"scaling: serving threads, {shape}")
         for rep in range(cfg["scale_repeats"]):
             order = variants[rep % 3:] + variants[:rep % 3]
             for target, url, proc in order:

@@ -560,16 +560,15 @@ def section_scaling(doc, res, goals):
         doc(f"![upstream scaling]({path})", "")
     w = s.get("workers")
     if w:
-        doc(f"**Runtime worker threads** (experiment, no code change: `TOKIO_WORKER_THREADS=1`, "
-            f"which nodewatch's `Runtime::new()` honours, vs the default of one per core; anvil, "
-            f"{w['conns']} connections):", "")
+        doc(f"**Serving threads** (`proxy.threads`: the default, one per core, against "
+            f"`NODEWATCH__PROXY__THREADS=1`; anvil, {w['conns']} connections):", "")
         rows = []
         for shape in ("eth_blockNumber", "batch100"):
             cell = {}
             for r in w["runs"]:
                 if r["shape"] == shape:
                     cell.setdefault(r["target"], {})[r["rep"]] = r
-            for t in ("direct", "nodewatch (2 workers)", "nodewatch (1 worker)"):
+            for t in ("direct", "nodewatch (one thread per core)", "nodewatch (1 thread)"):
                 rs = list(cell.get(t, {}).values())
                 cpu = [r["proxy_cpu_s"] / r["requests"] * 1e4 for r in rs if r["proxy_cpu_s"] is not None and r["requests"]]
                 rows.append([shape, t, num(med([r["rps"] for r in rs])),

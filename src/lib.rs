@@ -14,8 +14,9 @@
 //! The request path, in the order a request travels:
 //!
 //! - [`server`]: accepts connections on the proxy and admin listeners, hands each to the
-//!   services (`server::conn`: first-byte and idle bounds, connection slots), drains on
-//!   shutdown.
+//!   services (`server::conn`: first-byte and idle bounds, connection slots), client ones
+//!   on the serving threads, each with a runtime of its own and the fewest connections
+//!   gets the next (`server::threads`, `proxy.threads`); drains on shutdown.
 //! - [`proxy`]: HTTP in; parse with [`jsonrpc`]; deny by [`policy`]; answer filter calls from
 //!   [`filters`]; hand the rest to [`forward`]; merge the answers in request order.
 //! - [`forward`]: per call, the block it needs ([`blocks`]) and its candidate order

@@ -40,6 +40,8 @@ pub struct Reloader {
     pub(crate) metrics: Metrics,
     /// Addresses bound at start; a reload cannot move them.
     pub(crate) listen: (SocketAddr, SocketAddr),
+    /// `proxy.threads` at start; the serving threads are not restarted.
+    pub(crate) threads: usize,
 }
 
 impl Reloader {
@@ -70,6 +72,13 @@ impl Reloader {
         let config = Config::load(source.path.as_deref(), source.overrides.clone())?;
         if (config.listen, config.admin_listen) != self.listen {
             warn!("listen addresses cannot change on reload; restart nodewatch to move them");
+        }
+        if config.proxy.threads != self.threads {
+            warn!(
+                running = self.threads,
+                configured = config.proxy.threads,
+                "proxy.threads cannot change on reload; restart nodewatch to change it"
+            );
         }
         let budget = self.proxy.answer_budget();
         if config.proxy.max_inflight_bytes != budget {

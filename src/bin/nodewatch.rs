@@ -112,7 +112,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    // This thread accepts connections, probes and serves the admin endpoints; clients are
+    // served on `proxy.threads` threads of their own (`server`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("nodewatch: cannot start the runtime: {e}");

@@ -61,6 +61,11 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most client connections served at once; further ones wait in the listen backlog.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Threads serving client connections: 0 is one per CPU the process may use
+/// (`std::thread::available_parallelism`, which counts a container's CPU limit).
+pub const DEFAULT_THREADS: usize = 0;
+/// The most `proxy.threads` accepted.
+pub const MAX_THREADS: usize = 256;
 /// Share of recent requests that may be retried on another upstream (tower's retry budget).
 pub const DEFAULT_RETRY_RATIO: f32 = 0.2;
 /// Retries per second always allowed, whatever the traffic.
@@ -204,6 +209,8 @@ pub struct ProxyConfig {
     pub header_read_timeout: Duration,
     /// Most client connections at once.
     pub max_connections: usize,
+    /// Threads serving client connections, 0 for one per CPU (read at start-up).
+    pub threads: usize,
     /// Longest wait for a slot at a concurrency- or rate-limited upstream.
     #[serde(with = "humantime_serde")]
     pub queue_timeout: Duration,
@@ -378,6 +385,16 @@ impl Default for HealthConfig {
     }
 }
 
+impl ProxyConfig {
+    /// How many threads serve clients: `threads`, or with 0 one per CPU the process may use.
+    pub fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+}
+
 impl Default for ProxyConfig {
     fn default() -> Self {
         Self {
@@ -394,6 +411,7 @@ impl Default for ProxyConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            threads: DEFAULT_THREADS,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
         }
     }

@@ -212,3 +212,24 @@ fn redaction_keeps_host_and_port_only() {
     );
     assert_eq!(redact_url("garbage"), "<unparseable URL>");
 }
+
+#[test]
+fn threads_zero_means_one_per_cpu_and_too_many_are_rejected() {
+    let config = load(
+        &format!("[proxy]\nthreads = 0\n{ONE}"),
+        &[],
+        Overrides::default(),
+    )
+    .unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(config.proxy.thread_count(), cpus);
+    let config = load(
+        ONE,
+        &[("NODEWATCH__PROXY__THREADS", "3")],
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.proxy.thread_count(), 3);
+    let e = rejected(&format!("[proxy]\nthreads = 257\n{ONE}"), &[]);
+    assert!(e.contains("proxy.threads: must be at most 256"), "{e}");
+}

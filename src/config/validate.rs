@@ -14,7 +14,8 @@ use nodewatch_http::{Endpoint, EndpointError};
 use rustls::pki_types::CertificateDer;
 
 use super::{
-    Config, ConfigError, UpstreamConfig, DEFAULT_DENY, MAX_INFLIGHT_BYTES_LIMIT, MAX_UPSTREAMS,
+    Config, ConfigError, UpstreamConfig, DEFAULT_DENY, MAX_INFLIGHT_BYTES_LIMIT, MAX_THREADS,
+    MAX_UPSTREAMS,
 };
 use crate::policy::{MethodPolicy, PolicyError};
 
@@ -83,6 +84,15 @@ impl Config {
                 format!(
                     "must be at most {MAX_INFLIGHT_BYTES_LIMIT} (got {})",
                     self.proxy.max_inflight_bytes
+                ),
+            ));
+        }
+        if self.proxy.threads > MAX_THREADS {
+            return Err(ConfigError::new(
+                "proxy.threads",
+                format!(
+                    "must be at most {MAX_THREADS}, or 0 for one per CPU (got {})",
+                    self.proxy.threads
                 ),
             ));
         }

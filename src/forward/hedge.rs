@@ -58,6 +58,11 @@ impl Forward<'_, '_> {
     pub(super) async fn hedged(&self, legs: &[usize], items: &[usize]) -> Legs {
         let calls: Vec<&Call<'_>> = items.iter().map(|&i| self.calls[i]).collect();
         let calls = &calls;
+        if let [only] = *legs {
+            // Nothing to hedge with: the one leg, without the race's bookkeeping.
+            let timeout = self.leg_timeout(only, items, calls);
+            return vec![(only, Some(self.leg(only, calls, timeout).await))];
+        }
         let delay = self.hedge_delay(legs[0], calls);
         let mut results: Legs = legs.iter().map(|&u| (u, None)).collect();
         let launch = |leg: usize| {

@@ -1,9 +1,11 @@
 //! Wiring: builds the upstreams, the monitor, the proxy and admin services, serves both
 //! listeners until the shutdown future completes, then drains in-flight requests (bounded
-//! by the shutdown grace). The binary and the end-to-end tests both start nodewatch here,
-//! the tests on `127.0.0.1:0`.
+//! by the shutdown grace). Client connections are served on the threads of `threads`; the
+//! accept loops, the admin endpoints and the monitor run on the caller's runtime. The
+//! binary and the end-to-end tests both start nodewatch here, the tests on `127.0.0.1:0`.
 
 mod conn;
+mod threads;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,6 +57,9 @@ pub enum ServerError {
     /// The configuration cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A thread serving clients could not be started.
+    #[error("cannot start the threads serving clients: {0}")]
+    Threads(#[source] std::io::Error),
 }
 
 /// A running nodewatch's shared state, for the binary (SIGHUP) and tests.
@@ -89,21 +94,45 @@ pub async fn run_with_handle(
     on_start: impl FnOnce(Handle),
 ) -> Result<(), ServerError> {
     let (parts, handle) = start(&config, source, &listeners);
+    let builder = connection_builder(&config);
+    let serving = threads::Serving {
+        proxy: parts.proxy.clone(),
+        builder: builder.clone(),
+        first_byte: config.proxy.header_read_timeout,
+        grace: config.proxy.shutdown_grace,
+    };
+    let threads = match threads::Threads::start(config.proxy.thread_count(), &serving) {
+        Ok(threads) => threads,
+        Err(e) => {
+            let _ = parts.stop_monitor.send(true);
+            return Err(ServerError::Threads(e));
+        }
+    };
     on_start(handle);
     let graceful = GracefulShutdown::new();
-    accept_until(&config, &listeners, &parts, &graceful, shutdown).await;
+    let accepting = Accepting {
+        builder,
+        graceful: &graceful,
+        threads: &threads,
+        connections: Arc::new(Semaphore::new(config.proxy.max_connections)),
+        first_byte: config.proxy.header_read_timeout,
+    };
+    accept_until(&listeners, &parts, &accepting, shutdown).await;
     info!("shutting down: no new connections, finishing in-flight requests");
     drop(listeners);
     let grace = config.proxy.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        warn!(
-            ?grace,
-            "in-flight requests still running after the grace period; closing"
-        );
-    }
+    let admin = async {
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            warn!(
+                ?grace,
+                "admin requests still running after the grace period"
+            );
+        }
+    };
+    tokio::join!(admin, threads.stop());
     let _ = parts.stop_monitor.send(true);
     let _ = parts.monitor.await;
     info!("nodewatch stopped");
@@ -151,6 +180,7 @@ fn start(
         snapshot: Arc::clone(&snapshot),
         metrics: metrics.clone(),
         listen: (config.listen, config.admin_listen),
+        threads: config.proxy.threads,
     };
     let admin = Admin::new(
         Arc::clone(&snapshot),
@@ -160,6 +190,7 @@ fn start(
     info!(
         listen = %local(&listeners.proxy),
         admin = %local(&listeners.admin),
+        threads = config.proxy.thread_count(),
         upstreams = ?upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
         "nodewatch started"
     );
@@ -178,27 +209,46 @@ fn start(
     (parts, handle)
 }
 
-/// Accepts on both listeners until `shutdown` completes, one task per connection.
-async fn accept_until(
-    config: &Config,
-    listeners: &Listeners,
-    parts: &Parts,
-    graceful: &GracefulShutdown,
-    shutdown: impl Future<Output = ()>,
-) {
+/// The HTTP/1.1 + h2 server settings every connection is served with.
+fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.proxy.header_read_timeout)
         .keep_alive(true);
-    let connections = Arc::new(Semaphore::new(config.proxy.max_connections));
-    let first_byte = config.proxy.header_read_timeout;
+    builder
+}
+
+/// What the accept loop hands connections to.
+struct Accepting<'a> {
+    /// For admin connections.
+    builder: auto::Builder<TokioExecutor>,
+    /// Drains the admin connections.
+    graceful: &'a GracefulShutdown,
+    /// Serve the client connections.
+    threads: &'a threads::Threads,
+    /// Client connection slots (`proxy.max_connections`).
+    connections: Arc<Semaphore>,
+    /// How long an admin client has for its first byte.
+    first_byte: Duration,
+}
+
+/// Accepts on both listeners until `shutdown` completes: client connections go to the
+/// serving threads, admin ones get a task here.
+async fn accept_until(
+    listeners: &Listeners,
+    parts: &Parts,
+    accepting: &Accepting<'_>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (accepted, permit): (_, Option<OwnedSemaphorePermit>) = tokio::select! {
             _ = &mut shutdown => return,
-            (permit, accepted) = next_client(&connections, &listeners.proxy) => (accepted, permit),
+            (permit, accepted) = next_client(&accepting.connections, &listeners.proxy) => {
+                (accepted, permit)
+            }
             accepted = listeners.admin.accept() => (accepted, None),
         };
         let stream = match accepted {
@@ -210,16 +260,18 @@ async fn accept_until(
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = conn::Conn {
-            stream,
-            builder: builder.clone(),
-            watcher: graceful.watcher(),
-            first_byte,
-        };
         match permit {
-            None => tokio::spawn(conn.serve_admin(parts.admin.clone())),
-            Some(permit) => tokio::spawn(conn.serve_client(parts.proxy.clone(), permit)),
-        };
+            Some(permit) => accepting.threads.serve(stream, permit),
+            None => {
+                let conn = conn::Conn {
+                    stream,
+                    builder: accepting.builder.clone(),
+                    watcher: accepting.graceful.watcher(),
+                    first_byte: accepting.first_byte,
+                };
+                tokio::spawn(conn.serve_admin(parts.admin.clone()));
+            }
+        }
     }
 }
 

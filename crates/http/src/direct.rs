@@ -8,12 +8,20 @@
 //! idle list once the body is read. An idle connection is polled once when it is taken out:
 //! one the server closed meanwhile shows as finished and is dropped, not used.
 //!
+//! A connection's socket is registered with the runtime that opened it, and is only driven
+//! by that runtime's I/O driver. A server that runs one current-thread runtime per thread
+//! calls [`keep_connections_per_thread`] on each of them, so connections are kept per
+//! thread and never used where their driver does not run; elsewhere (one multi-thread
+//! runtime, whose workers share a driver) every thread shares the same idle lists.
+//!
 //! Only `http://` goes this way. `https://` keeps hyper-util's pool, which negotiates h2 by
 //! ALPN and multiplexes on it.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future as _;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -35,6 +43,42 @@ use crate::error::{innermost_cause, SendError};
 pub const DEFAULT_READ_BUFFER_MAX: usize = 64 * 1024;
 
 type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// The last per-thread connection set handed out; 0 is the shared one.
+static LAST_THREAD_SET: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Which connections this thread may use: 0 (the shared ones) unless
+    /// [`keep_connections_per_thread`] gave it its own.
+    static THREAD_SET: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Gives the calling thread connections of its own: from now on, the connections it opens
+/// are reused only by it. For a thread that runs its own current-thread runtime (whose I/O
+/// driver is the only one that can drive what it opens). Calling it again changes nothing.
+pub fn keep_connections_per_thread() {
+    THREAD_SET.with(|set| {
+        if set.get() == 0 {
+            set.set(LAST_THREAD_SET.fetch_add(1, Ordering::Relaxed) + 1);
+        }
+    });
+}
+
+/// Where idle connections are kept: per host, and per thread set.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    thread_set: u64,
+    authority: Authority,
+}
+
+impl Key {
+    fn here(authority: &Authority) -> Self {
+        Self {
+            thread_set: THREAD_SET.with(Cell::get),
+            authority: authority.clone(),
+        }
+    }
+}
 
 /// One connection: the handle requests are sent with, and the future that does its I/O.
 struct Conn {
@@ -62,9 +106,9 @@ struct Idle {
     since: Instant,
 }
 
-/// Idle connections per host, most recently used last.
+/// Idle connections per host (and thread set), most recently used last.
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<Authority, Vec<Idle>>>,
+    idle: Mutex<HashMap<Key, Vec<Idle>>>,
     idle_timeout: Duration,
     max_idle_per_host: usize,
     connect_timeout: Option<Duration>,
@@ -92,7 +136,8 @@ impl Pool {
         authority: &Authority,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<AnswerBody>, SendError> {
-        let mut conn = match self.checkout(authority) {
+        let key = Key::here(authority);
+        let mut conn = match self.checkout(&key) {
             Some(conn) => conn,
             None => self.connect(authority).await?,
         };
@@ -109,16 +154,17 @@ impl Pool {
         })
         .await?;
         let (parts, body) = head.into_parts();
-        let body = AnswerBody::direct(body, conn, (Arc::clone(self), authority.clone()));
+        let body = AnswerBody::direct(body, conn, (Arc::clone(self), key));
         Ok(Response::from_parts(parts, body))
     }
 
-    /// The most recently used idle connection to `authority` that is still open.
-    fn checkout(&self, authority: &Authority) -> Option<Box<Conn>> {
+    /// The most recently used idle connection for `key` that is still open.
+    fn checkout(&self, key: &Key) -> Option<Box<Conn>> {
+        let authority = &key.authority;
         loop {
             let idle = {
                 let mut hosts = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-                let list = hosts.get_mut(authority)?;
+                let list = hosts.get_mut(key)?;
                 // Expired ones are closed here (the probes come by every few seconds).
                 let now = Instant::now();
                 list.retain(|i| now.duration_since(i.since) < self.idle_timeout);
@@ -135,7 +181,8 @@ impl Pool {
 
     /// Puts a connection whose answer was read in full back on the idle list, if it can
     /// carry another request (the server may have asked to close it).
-    fn checkin(&self, authority: Authority, mut conn: Box<Conn>) {
+    fn checkin(&self, key: Key, mut conn: Box<Conn>) {
+        let authority = &key.authority;
         if !conn.is_reusable() {
             tracing::trace!(%authority, "connection not reusable after its answer; closed");
             return;
@@ -143,7 +190,7 @@ impl Pool {
         tracing::trace!(%authority, "connection idle");
         let now = Instant::now();
         let mut hosts = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = hosts.entry(authority).or_default();
+        let list = hosts.entry(key).or_default();
         list.retain(|i| now.duration_since(i.since) < self.idle_timeout);
         if list.len() >= self.max_idle_per_host {
             list.remove(0);
@@ -192,7 +239,7 @@ enum Source {
         /// The connection (`None` once finished or given back).
         conn: Option<Box<Conn>>,
         /// Where the connection goes back to.
-        home: Option<(Arc<Pool>, Authority)>,
+        home: Option<(Arc<Pool>, Key)>,
     },
     /// From hyper-util's pool.
     Pooled(Incoming),
@@ -204,7 +251,7 @@ impl AnswerBody {
         Self(Source::Pooled(body))
     }
 
-    fn direct(body: Incoming, conn: Box<Conn>, home: (Arc<Pool>, Authority)) -> Self {
+    fn direct(body: Incoming, conn: Box<Conn>, home: (Arc<Pool>, Key)) -> Self {
         Self(Source::Direct {
             body,
             conn: Some(conn),
@@ -246,8 +293,8 @@ impl Body for AnswerBody {
                 // At the end, or past the last byte of a declared length (a reader that has
                 // all it was told to expect need not ask again), the connection is free.
                 if frame.is_none() || body.is_end_stream() {
-                    if let (Some(c), Some((pool, authority))) = (conn.take(), home.take()) {
-                        pool.checkin(authority, c);
+                    if let (Some(c), Some((pool, key))) = (conn.take(), home.take()) {
+                        pool.checkin(key, c);
                     }
                 }
                 Poll::Ready(frame)

@@ -12,7 +12,8 @@
 //!   [`client::load_ca_file`] reads a PEM bundle.
 //! - [`direct`]: plain-http HTTP/1.1 connections polled by the task that sends on them
 //!   (no connection task, no channel hops), and the [`AnswerBody`] that keeps them going
-//!   while the answer is read and gives them back at its end.
+//!   while the answer is read and gives them back at its end; kept per thread on threads
+//!   that run their own runtime ([`keep_connections_per_thread`]).
 //! - [`error`]: [`SendError`], what went wrong in an exchange, and whether to try again.
 //! - [`send`]: one POST of a JSON body through a client to an endpoint, bounded in time and
 //!   size, with a typed [`SendError`] saying what went wrong and nothing secret.
@@ -29,7 +30,7 @@ pub mod error;
 pub mod send;
 
 pub use client::{ClientOptions, HttpClient};
-pub use direct::AnswerBody;
+pub use direct::{keep_connections_per_thread, AnswerBody};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::SendError;
 pub use send::{post, post_head, AnswerHead};

@@ -223,3 +223,61 @@ async fn an_answer_dropped_before_its_end_takes_its_connection_with_it() {
         accepted_becomes(&s, n).await;
     }
 }
+
+/// A thread of its own with a current-thread runtime, as the proxy's serving threads run:
+/// makes two posts, then keeps its runtime (and the connection it opened) alive until
+/// `release` is dropped or sent.
+struct OwnThread {
+    release: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl OwnThread {
+    /// Starts the thread; returns it and the two answers.
+    async fn two_posts(c: &client::HttpClient, e: &Endpoint) -> (Self, Vec<Bytes>) {
+        let (c, e) = (c.clone(), e.clone());
+        let (answers, answered) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            nodewatch_http::keep_connections_per_thread();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let _ = answers.send(vec![ask(&c, &e).await, ask(&c, &e).await]);
+                let _ = released.await;
+            });
+        });
+        let answers = answered.await.expect("the thread's answers");
+        (Self { release, thread }, answers)
+    }
+
+    async fn stop(self) {
+        let _ = self.release.send(());
+        tokio::task::spawn_blocking(move || self.thread.join().unwrap())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_thread_with_its_own_runtime_uses_only_its_own_connections() {
+    let s = server(Script::KeepAlive).await;
+    let c = client::build(&ClientOptions::default());
+    let e = Endpoint::parse(&s.url).unwrap();
+    let first_two = vec![
+        Bytes::from_static(b"{\"n\":1}"),
+        Bytes::from_static(b"{\"n\":2}"),
+    ];
+    // While both threads run, each opens one connection and reuses it; neither takes the
+    // other's (whose I/O only the other's runtime drives), and the shared set is apart.
+    let (one, answers) = OwnThread::two_posts(&c, &e).await;
+    assert_eq!(answers, first_two, "first thread");
+    let (two, answers) = OwnThread::two_posts(&c, &e).await;
+    assert_eq!(answers, first_two, "second thread");
+    assert_eq!(ask(&c, &e).await, "{\"n\":1}", "the test's own runtime");
+    assert_eq!(s.accepted.load(Ordering::SeqCst), 3);
+    one.stop().await;
+    two.stop().await;
+}

@@ -616,14 +616,20 @@ machine (figures at 32 connections, nodewatch ÷ nginx, median of 3 repeats):
    100-item batch 4.30 → 3.80 s, batch RSS 23.6 → 18.6 MiB; `eth_blockNumber` 0.42 → 0.44 s,
    within its spread (0.41–0.49 against 0.42–0.44). `strace -c` counts 0.04 futex calls per
    request against 0.26 before.
-6. **Measured, left to the operator — one worker thread.** With `TOKIO_WORKER_THREADS=1`
-   (tokio reads it), `eth_blockNumber` costs 0.27 s of CPU per 10k requests against 0.38 s
-   with one thread per core, and is served 11% faster; the full block and the batch are
-   served 20% and 33% slower (`bench/ab.py 3 3 direct=<bin> wt1=<bin>:TOKIO_WORKER_THREADS=1`).
-   Worker threads that park and wake on a machine whose two cores also run the node and the
-   client are most of the kernel's share below. The default stays one per core.
-7. **Tried and dropped:** mimalloc (CPU per small request −20%, but RSS under batch load
-   doubled, 20 → 39 MiB, past the 30 MiB goal); hyper's flattened writes (`writev(false)`:
+6. **Done — client connections served on threads of their own (`server::threads`,
+   `proxy.threads`, default one per CPU).** One multi-thread runtime's workers park, wake
+   and steal tasks from each other; now each serving thread runs a current-thread runtime
+   with its own `epoll_wait`, the accept loop gives a new connection to the thread serving
+   the fewest, and the connection, its requests and the plain-http upstream connections
+   they open stay on that thread. An attempt with one candidate also skips the hedge race's
+   bookkeeping. `bench/ab.py 3 3 direct=<before> shard2=<after> shard2t1=<after>:NODEWATCH__PROXY__THREADS=1`
+   (replay, 32 connections, median of 3; CPU per 10k requests): `eth_blockNumber`
+   0.404 → 0.301 s (−25%) and 27.8k → 39.1k req/s; full block 1.112 → 0.915 s (−18%) and
+   11.3k → 13.6k req/s; 100-item batch 4.21 → 4.36 s, within its spread (3.9–5.0). One
+   thread: 0.267 s per 10k small calls, but full blocks 23% and batches 23% slower.
+7. **Tried and dropped:** mimalloc (CPU per small request −20% on the multi-thread
+   runtime, but RSS under batch load doubled, 20 → 39 MiB, past the 30 MiB goal; tried
+   again on the serving threads: CPU within the spread, batch RSS 16.8 → 30.8 MiB); hyper's flattened writes (`writev(false)`:
    batch CPU −22% against 1., RSS 47 MiB); a hand-written `memchr` envelope scanner, which
    ran at 2.1 GB/s on a 292 KB batch answer against serde_json's 2.6 GB/s (serde_json already
    skips strings 8 bytes at a time), so serde_json stays the scanner. Its place is taken by a
@@ -634,8 +640,10 @@ machine (figures at 32 connections, nodewatch ÷ nginx, median of 3 repeats):
    `eth_blockNumber`, the kernel (TCP on loopback, context switches, wake-ups) is
    {kernel_bn:.0f}% of nodewatch's samples, hyper's codecs {hyper_bn:.0f}%, tokio
    {tokio_bn:.0f}%, the allocator {alloc_bn:.1f}%; nodewatch's own code is {nw_bn:.1f}%.
-   nginx's two worker processes never hand work to each other; tokio's two worker threads
-   steal and wake each other. `select` with many upstreams:
+   With the serving threads, nodewatch makes the same four socket calls per small request
+   as nginx (`strace -c`: 2 `recvfrom`, 2 `writev`, 0.14 `epoll_wait`, no `futex`); what
+   is left is user-space work spread thin over hyper, tokio, the allocator and nodewatch.
+   `select` with many upstreams:
    {cpu10:.3f} s of CPU per 10k `eth_blockNumber` requests with 10 upstreams against {cpu1:.3f} s
    with one (section 5).
 """
@@ -853,7 +861,7 @@ def main():
             missed.append(f"- **nodewatch ÷ nginx at 32 connections ({upstream}, eth_blockNumber): req/s "
                           f"{med(v['rps']):.2f} (goal ≥ 1.0), p99 {med(v['p99']):.2f}× (goal ≤ 1.0).** "
                           "nginx relays bytes; nodewatch parses every request and answer envelope, "
-                          "tracks health and metrics per item, and its worker threads wake each other "
+                          "and tracks health and metrics per item "
                           "(section 6).")
     for (upstream, shape), ratio in goals.get("cpu_vs_nginx", {}).items():
         limit = 1.0 if shape == "eth_blockNumber" else 1.5

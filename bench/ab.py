@@ -1,13 +1,15 @@
 """A/B of nodewatch binaries: CPU per 10k requests, req/s, p99 and RSS of each binary (and of
-nginx beside them) against the in-memory replay upstream, at 32 connections, the binaries
-taking turns in every repeat so a busier moment of the machine hits all of them.
+nginx beside them) against the in-memory replay upstream (`AB_UPSTREAM=anvil`: against anvil
+itself), at 32 connections, the binaries taking turns in every repeat so a busier moment of
+the machine hits all of them.
 
     /usr/bin/python3 bench/ab.py SECS REPEATS NAME=BINARY[:ENV=VALUE,...] ...
 
 e.g. `bench/ab.py 3 3 before=/tmp/nodewatch-before after=target/release/nodewatch` or
-`after1=target/release/nodewatch:TOKIO_WORKER_THREADS=1`. Needs what `make bench` builds
+`after1=target/release/nodewatch:NODEWATCH__PROXY__THREADS=1`. Needs what `make bench` builds
 (anvil, the chain state, nwbench, nginx, wrk). For a change's effect only: BENCHMARKS.md's
 figures come from `make bench`."""
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -36,9 +38,12 @@ def main():
     wanted = variants(sys.argv[3:])
     state, _ = B.chain_state()
     anvil, anvil_url = B.start_anvil("anvil-ab", load_state=state)
-    node, (node_url,) = B.start_replay([B.free_port()], anvil_url, 200, 10_000_000, threads=1,
-                                       also=[B.BIG_BLOCK])
-    anvil.stop()
+    if os.environ.get("AB_UPSTREAM", "replay") == "anvil":
+        node, node_url = anvil, anvil_url
+    else:
+        node, (node_url,) = B.start_replay([B.free_port()], anvil_url, 200, 10_000_000,
+                                           threads=1, also=[B.BIG_BLOCK])
+        anvil.stop()
     shapes = {
         "eth_blockNumber": B.write_body("blockNumber", {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}),
         "getBlock_full": B.write_body("getBlock_full", {"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": [hex(B.BIG_BLOCK), True]}),

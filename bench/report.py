@@ -627,12 +627,22 @@ machine (figures at 32 connections, nodewatch ÷ nginx, median of 3 repeats):
    0.404 → 0.301 s (−25%) and 27.8k → 39.1k req/s; full block 1.112 → 0.915 s (−18%) and
    11.3k → 13.6k req/s; 100-item batch 4.21 → 4.36 s, within its spread (3.9–5.0). One
    thread: 0.267 s per 10k small calls, but full blocks 23% and batches 23% slower.
+   Against anvil (`AB_UPSTREAM=anvil bench/ab.py 2 5 before=<before> after=<after>`) the
+   CPU fell as much (`eth_blockNumber` 0.416 → 0.306 s, batch 5.17 → 4.30 s) and req/s rose
+   (24.3k → 30.8k), but the small call's p99 rose, 3.5 → 4.4 ms, as it did in the table
+   above; against the replay it did not (2.8–3.2 → 2.3–2.7 ms). Why is not established: a
+   serving thread the kernel takes off its core holds its own connections' requests, where
+   one runtime's other worker would have taken them.
 7. **Tried and dropped:** mimalloc (CPU per small request −20% on the multi-thread
    runtime, but RSS under batch load doubled, 20 → 39 MiB, past the 30 MiB goal; tried
    again on the serving threads: CPU within the spread, batch RSS 16.8 → 30.8 MiB); hyper's flattened writes (`writev(false)`:
    batch CPU −22% against 1., RSS 47 MiB); a hand-written `memchr` envelope scanner, which
    ran at 2.1 GB/s on a 292 KB batch answer against serde_json's 2.6 GB/s (serde_json already
-   skips strings 8 bytes at a time), so serde_json stays the scanner. Its place is taken by a
+   skips strings 8 bytes at a time), and, this round, a word-at-a-time (SWAR) envelope
+   scanner that left anything unusual to serde_json: 31 µs against serde_json's 35 µs on the
+   63 KB full block, 88 against 95 µs on the 245 KB batch (best of 15 × 200 parses), too
+   little for a second JSON parser to keep in step with the first. serde_json stays the
+   scanner. Its place is taken by a
    property test of the pass-through against the piece-by-piece answer, read back by
    serde_json (`fuzz_client_answer_is_the_same_whether_passed_through_or_written`).
 8. **Left: the JSON and the kernel.** JSON is {json_batch:.0f}% of CPU samples under

@@ -59,7 +59,7 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     /// A thread serving clients could not be started.
     #[error("cannot start the threads serving clients: {0}")]
-    Threads(#[source] std::io::Error),
+    Threads(std::io::Error),
 }
 
 /// A running nodewatch's shared state, for the binary (SIGHUP) and tests.

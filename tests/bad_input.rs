@@ -73,6 +73,9 @@ max_connections = 256
 response_limit = 8388608
 "#;
 
+/// `proxy.max_connections` in [`CONFIG`].
+const SLOTS: usize = 256;
+
 struct Rig {
     nw: Binary,
     _node: Anvil,
@@ -538,13 +541,14 @@ async fn earlier_connections_closed(rig: &Rig) {
 }
 
 /// Opens up to `most` connections to the proxy, writing `first` on each (nothing if
-/// empty), until three connects in a row have not completed within 500 ms: the connection
-/// slots and the listen backlog are full. One slow connect is not enough to tell: a connect
-/// took over 500 ms while the proxy had accepted every earlier one (its file descriptors
-/// said so), whatever the proxy's threads. The likely cause: the proxy closes idle
-/// connections first, which leaves thousands of TIME_WAIT entries on its port, and a connect
-/// that reuses one of their port pairs is answered only at its SYN's retry, a second later.
-async fn fill(addr: &str, most: usize, first: &[u8]) -> Vec<TcpStream> {
+/// empty), until a connect does not complete within 500 ms once more than `slots` are open:
+/// the connection slots are taken and the listen backlog is full. Before that, up to three
+/// slow connects in a row are waited out: a connect took over 500 ms while the proxy had
+/// accepted every earlier one (its file descriptors said so), whatever the proxy's threads.
+/// The likely cause: the proxy closes idle connections first, which leaves thousands of
+/// TIME_WAIT entries on its port, and a connect that reuses one of their port pairs is
+/// answered only at its SYN's retry, a second later.
+async fn fill(addr: &str, slots: usize, most: usize, first: &[u8]) -> Vec<TcpStream> {
     let mut open = Vec::new();
     let mut slow_in_a_row = 0;
     while open.len() < most && slow_in_a_row < 3 {
@@ -556,6 +560,7 @@ async fn fill(addr: &str, most: usize, first: &[u8]) -> Vec<TcpStream> {
                 }
             }
             Ok(Err(_)) => break,
+            Err(_) if open.len() > slots => break,
             Err(_) => slow_in_a_row += 1,
         }
     }
@@ -564,14 +569,14 @@ async fn fill(addr: &str, most: usize, first: &[u8]) -> Vec<TcpStream> {
 
 async fn thousands_of_idle_connections(rig: &Rig) {
     earlier_connections_closed(rig).await;
-    let idle = fill(&rig.nw.addr, 1000, b"").await;
+    let idle = fill(&rig.nw.addr, SLOTS, 1000, b"").await;
     let opened = idle.len();
     let started = Instant::now();
     let got = rig.post(call("1", "eth_chainId").as_bytes(), &[]).await;
     let waited = started.elapsed();
     drop(idle);
     assert!(
-        opened > 256,
+        opened > SLOTS,
         "opened only {opened} idle connections (max_connections is 256)"
     );
     assert!(
@@ -594,13 +599,13 @@ async fn thousands_of_idle_connections(rig: &Rig) {
 async fn idle_http_2_connections(rig: &Rig) {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
     earlier_connections_closed(rig).await;
-    let idle = fill(&rig.nw.addr, 300, PREFACE).await;
+    let idle = fill(&rig.nw.addr, SLOTS, 300, PREFACE).await;
     let opened = idle.len();
     let started = Instant::now();
     let got = rig.post(call("1", "eth_chainId").as_bytes(), &[]).await;
     let waited = started.elapsed();
     drop(idle);
-    assert!(opened > 256, "opened only {opened} idle h2 connections");
+    assert!(opened > SLOTS, "opened only {opened} idle h2 connections");
     assert!(
         matches!(got, Outcome::Response(200, _)),
         "{opened} idle h2: {}",

@@ -8,10 +8,10 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::admin::Admin;
 use crate::proxy::Proxy;
@@ -170,5 +170,19 @@ async fn sends_within(stream: &TcpStream, timeout: Duration) -> bool {
             debug!(?timeout, "connection sent nothing; closed");
             false
         }
+    }
+}
+
+/// Tells the connections `graceful` watches to finish, and waits for them at most `grace`;
+/// what still runs then is cut off by the caller. `what` names them in the warning.
+pub(super) async fn drain(graceful: GracefulShutdown, grace: Duration, what: &str) {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            ?grace,
+            "{what} still running after the grace period; closing"
+        );
     }
 }

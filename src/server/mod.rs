@@ -120,18 +120,7 @@ pub async fn run_with_handle(
     accept_until(&listeners, &parts, &accepting, shutdown).await;
     info!("shutting down: no new connections, finishing in-flight requests");
     drop(listeners);
-    let grace = config.proxy.shutdown_grace;
-    let admin = async {
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            warn!(
-                ?grace,
-                "admin requests still running after the grace period"
-            );
-        }
-    };
+    let admin = conn::drain(graceful, config.proxy.shutdown_grace, "admin requests");
     tokio::join!(admin, threads.stop());
     let _ = parts.stop_monitor.send(true);
     let _ = parts.monitor.await;

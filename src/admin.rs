@@ -14,6 +14,7 @@ use crate::reload::Reloader;
 use crate::router;
 use crate::status::history::{self, SharedHistory};
 use crate::status::{page, StatusDoc, View};
+use crate::sync::lock;
 use crate::upstream::breaker::BreakerState;
 use crate::upstream::{SharedSnapshot, Snapshot, UpstreamState};
 
@@ -105,12 +106,12 @@ impl Admin {
                     StatusDoc::of(&snapshot, serving),
                     &String::from_utf8_lossy(&self.metrics.encode()),
                 );
-                let history = self.lock_history();
+                let history = lock(&self.history);
                 let body = page::render(&view, &history, history::unix_ms_now());
                 respond(StatusCode::OK, "text/html; charset=utf-8", body.into())
             }
             "/history" => {
-                let body = serde_json::to_vec(&*self.lock_history()).expect("history serialises");
+                let body = serde_json::to_vec(&*lock(&self.history)).expect("history serialises");
                 respond(StatusCode::OK, "application/json", body.into())
             }
             "/healthz" => respond(StatusCode::OK, TEXT, "ok\n".into()),
@@ -142,13 +143,6 @@ impl Admin {
                 "not found: try /, /healthz, /readyz, /status, /history or /metrics\n".into(),
             ),
         }
-    }
-
-    fn lock_history(&self) -> std::sync::MutexGuard<'_, history::History> {
-        // A poisoned lock only means a panic elsewhere mid-push; the ring is still valid.
-        self.history
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

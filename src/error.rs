@@ -3,7 +3,8 @@
 //! [`UpstreamError`] is one failed attempt against one upstream; it knows whether the next
 //! candidate should be tried ([`UpstreamError::is_retryable`]) and whether it says something
 //! about the upstream's health ([`UpstreamError::is_health_failure`]). [`ClientError`] is what
-//! a client did wrong and maps to a JSON-RPC error object or an HTTP status.
+//! a client did wrong and maps to a JSON-RPC error object or an HTTP status. [`AnswerError`]
+//! says why an upstream's body is not an answer to what was sent.
 //!
 //! Messages name upstreams by their configured name only: URLs (paths, query keys) and header
 //! values never appear in an error.
@@ -36,9 +37,13 @@ pub struct UpstreamError {
 /// The ways one attempt fails.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamErrorKind {
-    /// TCP/TLS connect failed or the connection broke before an answer.
+    /// TCP/TLS connect failed or the connection broke before the answer's head.
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The answer's head came (200), then its body broke off mid-read: the node took the
+    /// request, and the connection or the node failed while answering.
+    #[error("answer body broke off: {0}")]
+    BodyBroken(String),
     /// No complete answer within the attempt timeout.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
@@ -47,7 +52,7 @@ pub enum UpstreamErrorKind {
     Status(u16),
     /// The body was not a JSON-RPC answer to what was sent (garbage, short batch, wrong ids).
     #[error("invalid answer: {0}")]
-    InvalidAnswer(String),
+    InvalidAnswer(#[source] AnswerError),
     /// The answer exceeded the response limit.
     #[error("answer larger than {0} bytes")]
     TooLarge(usize),
@@ -89,6 +94,7 @@ impl UpstreamError {
     pub fn is_retryable(&self) -> bool {
         match self.kind {
             UpstreamErrorKind::Connect(_)
+            | UpstreamErrorKind::BodyBroken(_)
             | UpstreamErrorKind::Timeout(_)
             | UpstreamErrorKind::Status(_)
             | UpstreamErrorKind::InvalidAnswer(_)
@@ -106,6 +112,7 @@ impl UpstreamError {
     pub fn is_breaker_failure(&self) -> bool {
         match self.kind {
             UpstreamErrorKind::Connect(_)
+            | UpstreamErrorKind::BodyBroken(_)
             | UpstreamErrorKind::Timeout(_)
             | UpstreamErrorKind::Status(_)
             | UpstreamErrorKind::InvalidAnswer(_)
@@ -119,10 +126,13 @@ impl UpstreamError {
     }
 
     /// Whether this attempt counts as a failed health observation (passive health): the node
-    /// could not be reached, did not answer in time, or answered with a server error.
+    /// could not be reached, broke off its answer, did not answer in time, or answered with a
+    /// server error.
     pub fn is_health_failure(&self) -> bool {
         match &self.kind {
-            UpstreamErrorKind::Connect(_) | UpstreamErrorKind::Timeout(_) => true,
+            UpstreamErrorKind::Connect(_)
+            | UpstreamErrorKind::BodyBroken(_)
+            | UpstreamErrorKind::Timeout(_) => true,
             UpstreamErrorKind::Status(code) => *code >= 500,
             UpstreamErrorKind::InvalidAnswer(_)
             | UpstreamErrorKind::TooLarge(_)
@@ -138,6 +148,7 @@ impl UpstreamError {
     pub fn outcome(&self) -> &'static str {
         match self.kind {
             UpstreamErrorKind::Connect(_) => "connect_error",
+            UpstreamErrorKind::BodyBroken(_) => "body_broken",
             UpstreamErrorKind::Timeout(_) => "timeout",
             UpstreamErrorKind::Status(_) => "http_error",
             UpstreamErrorKind::InvalidAnswer(_) | UpstreamErrorKind::TooLarge(_) => {
@@ -148,6 +159,78 @@ impl UpstreamError {
             UpstreamErrorKind::Busy(_) => "busy",
             UpstreamErrorKind::BreakerOpen => "breaker_open",
             UpstreamErrorKind::AnswerBudget(_) => "answer_budget",
+        }
+    }
+}
+
+/// Why [`crate::jsonrpc::parse_answers`] rejected an upstream's body. Such a body is never passed on:
+/// the attempt fails as [`UpstreamErrorKind::InvalidAnswer`] and the calls move
+/// on to the next candidate.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// Not JSON of the wanted shape (an array for a batch, an object for a single call).
+    #[error("expected {wanted} ({source}); body starts {head:?}")]
+    Malformed {
+        /// What was wanted: "a batch answer array" or "an answer object".
+        wanted: &'static str,
+        /// The JSON parser's reason.
+        source: serde_json::Error,
+        /// The body's first bytes, control characters blanked, for the log.
+        head: String,
+    },
+    /// Not one answer per call.
+    #[error("batch answer has {got} items for {expected} requests")]
+    Count {
+        /// Answers in the body.
+        got: usize,
+        /// Calls sent.
+        expected: usize,
+    },
+    /// An answer without a numeric id (nodewatch sends ids `0..n`).
+    #[error("answer without a numeric id")]
+    NoId,
+    /// An id that was not sent.
+    #[error("answer with unknown id {0}")]
+    UnknownId(u64),
+    /// Two answers for one call.
+    #[error("two answers with id {0}")]
+    DuplicateId(u64),
+    /// Neither or both of `result` and `error`.
+    #[error("answer {0} must have exactly one of result and error")]
+    NotResultOrError(u64),
+    /// An `error` member that is not an object with an integer `code`.
+    #[error("error object without an integer code")]
+    ErrorWithoutCode,
+    /// A well-formed answer whose `result` is not what the call asks for (a probe's
+    /// `eth_blockNumber` that is not a hex quantity).
+    #[error("not {wanted}: {got}")]
+    Unexpected {
+        /// What the call asks for.
+        wanted: &'static str,
+        /// The start of the result as the node wrote it.
+        got: String,
+    },
+}
+
+impl AnswerError {
+    /// A body that is not JSON of the `wanted` shape.
+    pub(crate) fn malformed(body: &[u8], wanted: &'static str, source: serde_json::Error) -> Self {
+        let head = String::from_utf8_lossy(&body[..body.len().min(64)])
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        Self::Malformed {
+            wanted,
+            source,
+            head,
+        }
+    }
+
+    /// A result that is not `wanted`: its first 40 characters are kept.
+    pub fn unexpected(wanted: &'static str, result: &str) -> Self {
+        Self::Unexpected {
+            wanted,
+            got: result.chars().take(40).collect(),
         }
     }
 }
@@ -296,7 +379,31 @@ mod tests {
         assert!(e(UpstreamErrorKind::Status(502)).is_health_failure());
         assert!(!e(UpstreamErrorKind::Status(429)).is_health_failure());
         assert!(e(UpstreamErrorKind::Status(429)).is_retryable());
-        assert!(!e(UpstreamErrorKind::InvalidAnswer("x".into())).is_health_failure());
+        let invalid = UpstreamErrorKind::InvalidAnswer(AnswerError::NoId);
+        assert!(!e(invalid).is_health_failure());
+    }
+
+    #[test]
+    fn an_unexpected_result_keeps_only_its_start() {
+        let e = AnswerError::unexpected("a hex quantity", &"\"ab".repeat(50));
+        assert!(matches!(&e, AnswerError::Unexpected { got, .. } if got.chars().count() == 40));
+        assert!(e.to_string().starts_with("not a hex quantity: \"ab\"ab"));
+    }
+
+    #[test]
+    fn a_broken_off_body_is_its_own_kind_and_still_fails_over() {
+        let broken = UpstreamError::new(
+            "a",
+            UpstreamErrorKind::BodyBroken("connection reset".into()),
+        );
+        assert_eq!(broken.outcome(), "body_broken");
+        assert!(broken.is_retryable());
+        assert!(broken.is_breaker_failure());
+        assert!(broken.is_health_failure());
+        assert_eq!(
+            broken.to_string(),
+            "upstream a: answer body broke off: connection reset"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::error::ClientError;
 use crate::forward::{Engine, Served};
 use crate::jsonrpc::{Answer, Call, RawJson};
+use crate::sync::lock;
 
 /// Most blocks one `eth_getFilterChanges` on a block filter reports.
 pub const MAX_BLOCKS_PER_POLL: u64 = 1000;
@@ -97,7 +98,7 @@ fn number(value: Option<&Value>) -> Option<u64> {
 impl Filters {
     /// Filters currently held.
     pub fn len(&self) -> usize {
-        self.table.lock().expect("filter table lock").len()
+        lock(&self.table).len()
     }
 
     /// Whether no filter is held.
@@ -129,12 +130,7 @@ impl Filters {
             }
             "eth_uninstallFilter" => {
                 let id = filter_id(&params)?;
-                let removed = self
-                    .table
-                    .lock()
-                    .expect("filter table lock")
-                    .remove(id)
-                    .is_some();
+                let removed = lock(&self.table).remove(id).is_some();
                 Ok(result(&json!(removed)))
             }
             "eth_getFilterLogs" => match self.kind(filter_id(&params)?)? {
@@ -156,7 +152,7 @@ impl Filters {
     }
 
     fn insert(&self, kind: Kind, max: usize) -> Result<Served, ClientError> {
-        let mut table = self.table.lock().expect("filter table lock");
+        let mut table = lock(&self.table);
         if table.len() >= max {
             return Err(ClientError::Limit(format!("{max} filters installed")));
         }
@@ -177,14 +173,14 @@ impl Filters {
     }
 
     fn kind(&self, id: &str) -> Result<Kind, ClientError> {
-        let mut table = self.table.lock().expect("filter table lock");
+        let mut table = lock(&self.table);
         let filter = table.get_mut(id).ok_or(ClientError::FilterNotFound)?;
         filter.used = Instant::now();
         Ok(filter.kind.clone())
     }
 
     fn advance(&self, id: &str, to: u64) {
-        if let Some(filter) = self.table.lock().expect("filter table lock").get_mut(id) {
+        if let Some(filter) = lock(&self.table).get_mut(id) {
             match &mut filter.kind {
                 Kind::Logs { next, .. } | Kind::Blocks { next } => *next = (*next).max(to),
             }
@@ -193,10 +189,7 @@ impl Filters {
 
     fn expire(&self, idle: std::time::Duration) {
         let now = Instant::now();
-        self.table
-            .lock()
-            .expect("filter table lock")
-            .retain(|_, f| now.saturating_duration_since(f.used) < idle);
+        lock(&self.table).retain(|_, f| now.saturating_duration_since(f.used) < idle);
     }
 
     /// The best head: from the snapshot, or asked when no probe has answered yet.

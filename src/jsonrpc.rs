@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::body::{ClientBody, Writer, SHARE_FROM};
-use crate::error::{is_node_trouble, ClientError};
+use crate::error::{is_node_trouble, AnswerError, ClientError};
 
 /// One client request: a single call or a batch, each item valid or answered with an error.
 #[derive(Debug)]
@@ -322,61 +322,51 @@ struct ErrorFields {
 /// order. Anything but exactly one answer per call (not an array, short, unknown, missing or
 /// duplicate ids, neither or both of result and error) is an error: never passed on.
 /// Results and errors are slices of `body`, not copies.
-pub fn parse_answers(body: &Bytes, expected: usize, batch: bool) -> Result<Vec<Answer>, String> {
+pub fn parse_answers(
+    body: &Bytes,
+    expected: usize,
+    batch: bool,
+) -> Result<Vec<Answer>, AnswerError> {
     let raw: Vec<RawAnswer<'_>> = if batch {
-        match serde_json::from_slice::<Vec<RawAnswer<'_>>>(body) {
-            Ok(items) => items,
-            Err(e) => return Err(describe_bad_body(body, "a batch answer array", &e)),
-        }
+        serde_json::from_slice::<Vec<RawAnswer<'_>>>(body)
+            .map_err(|e| AnswerError::malformed(body, "a batch answer array", e))?
     } else {
-        match serde_json::from_slice::<RawAnswer>(body) {
-            Ok(item) => vec![item],
-            Err(e) => return Err(describe_bad_body(body, "an answer object", &e)),
-        }
+        serde_json::from_slice::<RawAnswer>(body)
+            .map(|item| vec![item])
+            .map_err(|e| AnswerError::malformed(body, "an answer object", e))?
     };
     if raw.len() != expected {
-        return Err(format!(
-            "batch answer has {} items for {expected} requests",
-            raw.len()
-        ));
+        return Err(AnswerError::Count {
+            got: raw.len(),
+            expected,
+        });
     }
     let mut slots: Vec<Option<Answer>> = (0..expected).map(|_| None).collect();
     for item in raw {
-        let id = item.id.ok_or("answer without a numeric id")? as usize;
-        let slot = slots
-            .get_mut(id)
-            .ok_or_else(|| format!("answer with unknown id {id}"))?;
+        let id = item.id.ok_or(AnswerError::NoId)?;
+        let slot = usize::try_from(id)
+            .ok()
+            .and_then(|at| slots.get_mut(at))
+            .ok_or(AnswerError::UnknownId(id))?;
         if slot.is_some() {
-            return Err(format!("two answers with id {id}"));
+            return Err(AnswerError::DuplicateId(id));
         }
         *slot = Some(match (item.result, item.error) {
             (Some(result), None) => Answer::Result(RawJson::within(body, result)),
             (None, Some(raw)) => {
-                let fields: ErrorFields = serde_json::from_str(raw.get())
-                    .map_err(|_| "error object without an integer code".to_string())?;
+                let fields: ErrorFields =
+                    serde_json::from_str(raw.get()).map_err(|_| AnswerError::ErrorWithoutCode)?;
                 Answer::Error(RpcError {
                     code: fields.code,
                     message: fields.message,
                     raw: RawJson::within(body, raw),
                 })
             }
-            _ => {
-                return Err(format!(
-                    "answer {id} must have exactly one of result and error"
-                ))
-            }
+            _ => return Err(AnswerError::NotResultOrError(id)),
         });
     }
     // Lengths match and ids are unique and in range, so every slot is filled.
     Ok(slots.into_iter().flatten().collect())
-}
-
-fn describe_bad_body(body: &[u8], wanted: &str, e: &serde_json::Error) -> String {
-    let head: String = String::from_utf8_lossy(&body[..body.len().min(64)])
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    format!("expected {wanted} ({e}); body starts {head:?}")
 }
 
 /// What the client gets for one item.

@@ -18,13 +18,15 @@
 //!   on the serving threads, each with a runtime of its own and the fewest connections
 //!   gets the next (`server::threads`, `proxy.threads`); drains on shutdown.
 //! - [`proxy`]: HTTP in; parse with [`jsonrpc`]; deny by [`policy`]; answer filter calls from
-//!   [`filters`]; hand the rest to [`forward`]; merge the answers in request order.
-//! - [`forward`]: per call, the block it needs ([`blocks`]) and its candidate order
-//!   ([`router::select`]); rounds of grouped upstream requests through
-//!   [`upstream::Upstream::send`] (the shared `nodewatch-http` client; admission by
-//!   [`upstream::limit`], guarded by [`upstream::breaker`]) until each call has a
-//!   trustworthy answer; retries drawn from a retry budget; typed [`error`]s say what is
-//!   retryable. It reads the reloadable [`settings`].
+//!   [`filters`]; hand the rest to [`forward`]; merge the answers in request order into a
+//!   [`body`] of chunks that shares the upstream answers' bytes instead of copying them.
+//! - [`forward`]: per call, the block it needs ([`blocks`]), what its name says ([`method`]:
+//!   cost class, whether it may be hedged) and its candidate order ([`router::select`]);
+//!   rounds of grouped upstream requests through [`upstream::Upstream::send_within`] (the
+//!   shared `nodewatch-http` client; admission by [`upstream::limit`], guarded by
+//!   [`upstream::breaker`]; each answer's buffer held in the in-flight answer [`budget`])
+//!   until each call has a trustworthy answer; retries drawn from a retry budget; typed
+//!   [`error`]s say what is retryable. It reads the reloadable [`settings`].
 //! - [`jsonrpc`]: the envelope only: ids rewritten to positions upstream, `params`/`result`
 //!   kept raw and passed through byte for byte; short or mismatched batch answers rejected.
 //! - [`router`]: the pure candidate order (healthy, unknown, unhealthy or breaker-open; has the
@@ -35,7 +37,7 @@
 //! - [`upstream::monitor`]: probes every upstream ([`upstream::probe`]) each interval, feeds
 //!   probe results and passive failures into the pure state machine [`upstream::health`],
 //!   and publishes an immutable [`upstream::Snapshot`] through `ArcSwap`, so requests never
-//!   take a lock.
+//!   take a lock. Probes go through [`upstream::Upstream::send`] (no answer budget).
 //! - [`admin`]: `/healthz`, `/readyz`, `/status`, `/metrics` ([`metrics`]), and for people
 //!   the HTML status page at `/` and `/history`.
 //!
@@ -51,7 +53,9 @@
 //! the compiled [`policy`]) that the upstreams and the engine are built from; the `nodewatch`
 //! binary is only that plus [`server::run_with_handle`]. A reload ([`reload::Reloader`], on
 //! SIGHUP or `POST /reload`) re-reads it, swaps the request-path [`settings`] and hands the
-//! monitor the new upstream list. [`quantity`] is the one hex-quantity parser.
+//! monitor the new upstream list. [`quantity`] is the one hex-quantity parser; `sync` the one
+//! lock helper (a poisoned lock is taken anyway); `fuzzing` (tests only) drives the property
+//! tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
@@ -76,4 +80,6 @@ pub mod router;
 pub mod server;
 pub mod settings;
 pub mod status;
+mod sync;
 pub mod upstream;
+pub mod verify;

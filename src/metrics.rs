@@ -74,6 +74,24 @@ pub struct Metrics {
     pub hedges: IntCounterVec,
     /// Hedges whose answer was used, by the upstream that gave it.
     pub hedge_wins: IntCounterVec,
+    /// Answers that failed verification, by upstream, method and check.
+    pub wrong_answers: IntCounterVec,
+    /// Answers that failed verification, by upstream only: created at 0 for every upstream,
+    /// so an `increase()` alert fires on the first one.
+    pub upstream_wrong_answers: IntCounterVec,
+    /// Answers verified and served, by method.
+    pub verified: IntCounterVec,
+    /// Checks that could not run on an answer (an unknown transaction type, a node without
+    /// `eth_getBlockReceipts`), by method and check: the answer was served with the rest checked.
+    pub verify_skipped: IntCounterVec,
+    /// Calls verification had to ask upstreams for (headers, block receipts), by method.
+    pub verify_fetches: IntCounterVec,
+    /// Calls answered from the verification cache instead, by kind (`header`, `receipts`).
+    pub verify_cache_hits: IntCounterVec,
+    /// Bytes held by the verification cache.
+    pub verify_cache_bytes: IntGauge,
+    /// 1 while an upstream is quarantined for wrong answers.
+    pub upstream_quarantined: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -203,6 +221,12 @@ const IN_FLIGHT: Spec = Spec {
     labels: &[],
 };
 
+const VERIFY_CACHE_BYTES: Spec = Spec {
+    name: "nodewatch_verify_cache_bytes",
+    help: "Bytes of verified headers and receipt sets held (bounded by verify.cache_bytes).",
+    labels: &[],
+};
+
 const ANSWER_BYTES: Spec = Spec {
     name: "nodewatch_answer_bytes_in_flight",
     help: "Bytes of upstream answers held now (bounded by proxy.max_inflight_bytes).",
@@ -251,6 +275,41 @@ const UPSTREAM_SYNCING: Spec = Spec {
 const HEDGES: Spec = Spec {
     name: "nodewatch_hedges_total",
     help: "Hedged attempts: calls sent to this upstream too because another was slow.",
+    labels: &["upstream"],
+};
+const WRONG_ANSWERS: Spec = Spec {
+    name: "nodewatch_wrong_answers_total",
+    help: "Answers that failed verification against their block header, by upstream, method and check.",
+    labels: &["upstream", "method", "check"],
+};
+const UPSTREAM_WRONG_ANSWERS: Spec = Spec {
+    name: "nodewatch_upstream_wrong_answers_total",
+    help: "Answers of the upstream that failed verification (all methods and checks).",
+    labels: &["upstream"],
+};
+const VERIFIED: Spec = Spec {
+    name: "nodewatch_verified_answers_total",
+    help: "Answers verified against their block header and served, by method.",
+    labels: &["method"],
+};
+const VERIFY_SKIPPED: Spec = Spec {
+    name: "nodewatch_verify_skipped_total",
+    help: "Checks that could not run on an answer (the rest ran), by method and check.",
+    labels: &["method", "check"],
+};
+const VERIFY_FETCHES: Spec = Spec {
+    name: "nodewatch_verify_fetches_total",
+    help: "Calls verification sent upstream for headers and block receipts, by method.",
+    labels: &["method"],
+};
+const VERIFY_CACHE_HITS: Spec = Spec {
+    name: "nodewatch_verify_cache_hits_total",
+    help: "Verified headers and receipt sets found in the verification cache, by kind.",
+    labels: &["kind"],
+};
+const UPSTREAM_QUARANTINED: Spec = Spec {
+    name: "nodewatch_upstream_quarantined",
+    help: "1 while the upstream is quarantined for answering wrong data (last resort only).",
     labels: &["upstream"],
 };
 const HEDGE_WINS: Spec = Spec {
@@ -360,6 +419,14 @@ impl Metrics {
             upstream_syncing: f.gauge_vec(&UPSTREAM_SYNCING),
             hedges: f.counter_vec(&HEDGES),
             hedge_wins: f.counter_vec(&HEDGE_WINS),
+            wrong_answers: f.counter_vec(&WRONG_ANSWERS),
+            upstream_wrong_answers: f.counter_vec(&UPSTREAM_WRONG_ANSWERS),
+            verified: f.counter_vec(&VERIFIED),
+            verify_skipped: f.counter_vec(&VERIFY_SKIPPED),
+            verify_fetches: f.counter_vec(&VERIFY_FETCHES),
+            verify_cache_hits: f.counter_vec(&VERIFY_CACHE_HITS),
+            verify_cache_bytes: f.gauge(&VERIFY_CACHE_BYTES),
+            upstream_quarantined: f.gauge_vec(&UPSTREAM_QUARANTINED),
             registry,
         }
     }

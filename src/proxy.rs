@@ -25,6 +25,7 @@ use crate::metrics::{method_label, Metrics};
 use crate::settings::Settings;
 use crate::upstream::monitor::HealthReporter;
 use crate::upstream::SharedSnapshot;
+use crate::verify::cache::VerifiedCache;
 
 /// The proxy service state shared by every connection.
 #[derive(Debug, Clone)]
@@ -59,6 +60,10 @@ impl Proxy {
         settings: Settings,
     ) -> Self {
         let budget = forward::budget(&settings.retry);
+        let verified = VerifiedCache::new(
+            settings.verify.cache_bytes,
+            metrics.verify_cache_bytes.clone(),
+        );
         let answers = AnswerBudget::new(
             settings.proxy.max_inflight_bytes,
             metrics.answer_bytes.clone(),
@@ -74,6 +79,7 @@ impl Proxy {
                     settings: ArcSwap::from_pointee(settings),
                     budget: ArcSwap::from_pointee(budget),
                     answers,
+                    verified,
                 },
                 filters: Filters::default(),
             }),

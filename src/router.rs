@@ -2,8 +2,9 @@
 //! the breakers' states to the order in which upstreams are tried.
 //!
 //! One sort key, `(class, has_block, lagging, rank)`:
-//! - class: healthy, then not yet probed, then unhealthy or breaker-open as a last resort (an
-//!   answer from a node that failed its probes beats no answer);
+//! - class: healthy, then not yet probed, then unhealthy, breaker-open or quarantined for
+//!   wrong data as a last resort (an answer from a node that failed its probes beats no
+//!   answer; a quarantined node's answers are still verified);
 //! - for a request that needs block `n`: upstreams whose head is at least `n` first — a
 //!   lagging primary keeps serving the blocks it has;
 //! - otherwise: in sync before lagging (or syncing);
@@ -24,6 +25,7 @@ fn key(
         return None;
     }
     let class = match (state.status, breaker) {
+        _ if state.quarantined => 2,
         (_, BreakerState::Open) | (Status::Unhealthy, _) => 2,
         (Status::Unknown, _) => 1,
         (Status::Healthy, _) => 0,

@@ -1,8 +1,10 @@
 //! [`Settings`]: the part of the configuration the request path reads on every call and a
 //! reload may swap (limits, timeouts, the method policy, filter bookkeeping, the retry
-//! budget, hedging), taken from a validated configuration.
+//! budget, hedging, verification), taken from a validated configuration.
 
-use crate::config::{FiltersConfig, HedgeConfig, ProxyConfig, RetryConfig, ValidConfig};
+use crate::config::{
+    FiltersConfig, HedgeConfig, ProxyConfig, RetryConfig, ValidConfig, VerifyConfig,
+};
 use crate::policy::MethodPolicy;
 
 /// Request-path settings that a reload may change.
@@ -18,6 +20,8 @@ pub struct Settings {
     pub retry: RetryConfig,
     /// When slow attempts are hedged.
     pub hedge: HedgeConfig,
+    /// Which answers are verified, and the wrong-data quarantine.
+    pub verify: VerifyConfig,
 }
 
 impl Settings {
@@ -29,6 +33,7 @@ impl Settings {
             filters: config.filters,
             retry: config.retry,
             hedge: config.hedge,
+            verify: config.verify,
         }
     }
 }

@@ -157,7 +157,7 @@ async fn every_metric_in_the_rules_and_the_dashboard_exists_in_metrics() {
         return;
     };
     // A live nodewatch that has done everything once: rank 1 answers probes but garbles
-    // batches (so a batch fails over), rank 2 is a real node.
+    // batches (so a batch fails over), rank 2 is a real node; answers are verified.
     let node = Anvil::spawn(&anvil).await;
     let flaky = FaultServer::start(&node.url(), Fault::BatchGarbage).await;
     let nw = Nodewatch::start(&[flaky.url(), node.url()]).await;
@@ -169,6 +169,9 @@ async fn every_metric_in_the_rules_and_the_dashboard_exists_in_metrics() {
     let (status, _) = support::rpc::post(&nw.url, &batch.to_string()).await;
     assert_eq!(status, 200);
     support::rpc::call(&nw.url, "eth_blockNumber", json!([])).await;
+    // A verified block, and block receipts verified against a header fetched for them.
+    support::rpc::call(&nw.url, "eth_getBlockByNumber", json!(["0x0", false])).await;
+    support::rpc::call(&nw.url, "eth_getBlockReceipts", json!(["0x0"])).await;
     // Until what was just done shows in the metrics (the assertion below says what is not).
     let all_there = || {
         let text = String::from_utf8(nw.handle.metrics.encode()).unwrap();

@@ -5,19 +5,27 @@
 //!   others. A module using its own ancestors (a child reading its parent's types) is not a
 //!   cycle; test-only code (`#[cfg(test)]` blocks, `tests.rs`, `proptests.rs`) is left out;
 //! - every module opens with a `//!` doc saying its job;
-//! - each crate root has a `# Layout` section.
+//! - each crate root has a `# Layout` section naming every module the root declares.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The crates' source roots, relative to the workspace root.
-const CRATES: &[&str] = &[
-    "src",
-    "crates/http/src",
-    "crates/export/src",
-    "crates/testkit/src",
-];
+/// The library crates' source roots, relative to the workspace root: the proxy's `src` and
+/// every `crates/*/src` with a `lib.rs` (a new crate is covered as soon as it exists).
+fn crates() -> Vec<String> {
+    let dir = root().join("crates");
+    let mut roots = vec!["src".to_string()];
+    let mut found: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| dir.join(name).join("src/lib.rs").is_file())
+        .map(|name| format!("crates/{name}/src"))
+        .collect();
+    found.sort();
+    roots.extend(found);
+    roots
+}
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -270,7 +278,16 @@ fn no_module_imports_a_module_that_imports_it_back() {
     ] {
         assert!(proxy[from].contains(to), "the scan missed {from} -> {to}");
     }
-    for krate in CRATES {
+    let crates = crates();
+    for krate in [
+        "src",
+        "crates/http/src",
+        "crates/export/src",
+        "crates/testkit/src",
+    ] {
+        assert!(crates.iter().any(|c| c == krate), "{krate} not found");
+    }
+    for krate in &crates {
         let edges = graph(&root().join(krate));
         edges_seen += edges.values().map(BTreeSet::len).sum::<usize>();
         if let Some(cycle) = find_cycle(&edges) {
@@ -307,8 +324,8 @@ fn the_cycle_finder_finds_cycles() {
 
 #[test]
 fn every_module_says_its_job_and_every_crate_root_has_a_layout() {
-    for krate in CRATES {
-        let src = root().join(krate);
+    for krate in crates() {
+        let src = root().join(&krate);
         let mut files = Vec::new();
         rust_files(&src, &mut files);
         for file in &files {
@@ -320,6 +337,105 @@ fn every_module_says_its_job_and_every_crate_root_has_a_layout() {
             );
         }
         let lib = fs::read_to_string(src.join("lib.rs")).unwrap();
-        assert!(lib.contains("# Layout"), "{krate}/lib.rs has no # Layout");
+        match unnamed_in_layout(&lib) {
+            Err(why) => panic!("{krate}/lib.rs: {why}"),
+            Ok(unnamed) => assert!(
+                unnamed.is_empty(),
+                "{krate}/lib.rs: its # Layout does not name the module(s) {unnamed:?} \
+                 (name each as `x`, [`x`] or [`crate::x`], or a path into it)"
+            ),
+        }
+    }
+}
+
+/// The `//!` text of a crate root's `# Layout` section: from its heading to the next
+/// heading or the end of the crate doc.
+fn layout_section(lib: &str) -> Option<String> {
+    let doc = lib
+        .lines()
+        .map(str::trim_start)
+        .take_while(|l| l.starts_with("//!") || l.is_empty())
+        .map(|l| l.trim_start_matches("//!").trim());
+    let mut section = None::<Vec<&str>>;
+    for line in doc {
+        match &mut section {
+            None if line == "# Layout" => section = Some(Vec::new()),
+            None => {}
+            Some(_) if line.starts_with('#') => break,
+            Some(lines) => lines.push(line),
+        }
+    }
+    section.map(|lines| lines.join("\n"))
+}
+
+/// The modules a crate root declares (`mod x;`, `pub mod x;`, `pub(crate) mod x;`, behind
+/// attributes or not), outside comments.
+fn declared_modules(lib: &str) -> Vec<String> {
+    lib.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("//"))
+        .filter_map(|l| {
+            let l = l.rsplit_once(']').map_or(l, |(_, item)| item.trim());
+            let l = match l.strip_prefix("pub") {
+                Some(rest) if rest.starts_with('(') => rest.split_once(')')?.1.trim_start(),
+                Some(rest) => rest.trim_start(),
+                None => l,
+            };
+            let name = l.strip_prefix("mod ")?.strip_suffix(';')?.trim();
+            Some(name.to_string())
+        })
+        .collect()
+}
+
+/// The modules `lib` (a crate root's text) declares that its `# Layout` section does not
+/// name, in declaration order; an error when it has no `# Layout` section. A module is named
+/// by a code span holding it or a path into it: `x`, [`x`], [`crate::x`], [`x::Item`].
+fn unnamed_in_layout(lib: &str) -> Result<Vec<String>, String> {
+    let layout = layout_section(lib).ok_or("no # Layout section")?;
+    let named: BTreeSet<&str> = layout
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|span| span.trim_start_matches("crate::"))
+        .map(|path| path.split("::").next().unwrap_or(path))
+        .collect();
+    Ok(declared_modules(lib)
+        .into_iter()
+        .filter(|module| !named.contains(module.as_str()))
+        .collect())
+}
+
+#[test]
+fn the_layout_check_fails_on_a_module_left_out() {
+    let lib = "\
+//! The crate.
+//!
+//! # Layout
+//!
+//! - [`alpha`]: named as a link; [`crate::beta::Thing`] names `beta` through a path;
+//! - `gamma` as a plain code span; delta only in prose does not count.
+//!
+//! # Other
+//!
+//! `delta` under another heading does not count either.
+#![forbid(unsafe_code)]
+
+pub mod alpha;
+pub(crate) mod beta;
+mod gamma;
+#[cfg(test)]
+mod delta;
+// mod commented;
+pub use alpha::Alpha;
+";
+    assert_eq!(unnamed_in_layout(lib).unwrap(), ["delta"]);
+    let fixed = lib.replace("delta only in prose", "[`delta`] (tests only)");
+    assert_eq!(unnamed_in_layout(&fixed).unwrap(), Vec::<String>::new());
+    assert!(unnamed_in_layout("//! No layout.\npub mod alpha;\n").is_err());
+    // The proxy's own root is read the same way: every module it declares is found.
+    let proxy = fs::read_to_string(root().join("src/lib.rs")).unwrap();
+    let declared = declared_modules(&proxy);
+    for module in ["admin", "forward", "upstream", "fuzzing"] {
+        assert!(declared.iter().any(|m| m == module), "{module} not found");
     }
 }

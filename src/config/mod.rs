@@ -139,6 +139,8 @@ pub struct Config {
     pub hedge: HedgeConfig,
     /// The fork guard: upstreams whose blocks disagree with the majority are not used.
     pub fork: ForkConfig,
+    /// Answers checked against their block header before they are served.
+    pub verify: VerifyConfig,
     /// Whether `POST /reload` on the admin listener re-reads the configuration (SIGHUP always
     /// does).
     pub admin_reload: bool,
@@ -360,6 +362,7 @@ impl Default for Config {
             filters: FiltersConfig::default(),
             hedge: HedgeConfig::default(),
             fork: ForkConfig::default(),
+            verify: VerifyConfig::default(),
             admin_reload: false,
             upstreams: Vec::new(),
         }
@@ -419,11 +422,13 @@ impl Default for ProxyConfig {
 
 mod error;
 mod guard;
+mod verify;
 mod load;
 mod validate;
 
 pub use error::ConfigError;
 pub use guard::*;
+pub use verify::*;
 pub use load::Overrides;
 pub use nodewatch_http::endpoint::redact_url;
 pub use validate::{UpstreamSpec, ValidConfig};

@@ -171,7 +171,7 @@ impl Config {
     }
 
     fn check_durations(&self) -> Result<(), ConfigError> {
-        let durations: [(&str, Duration); 12] = [
+        let durations: [(&str, Duration); 14] = [
             ("probe.interval", self.probe.interval),
             ("probe.timeout", self.probe.timeout),
             ("proxy.request_timeout", self.proxy.request_timeout),
@@ -190,6 +190,8 @@ impl Config {
             ("breaker.cooldown", self.breaker.cooldown),
             ("retry.window", self.retry.window),
             ("filters.idle_timeout", self.filters.idle_timeout),
+            ("verify.quarantine_window", self.verify.quarantine_window),
+            ("verify.quarantine_for", self.verify.quarantine_for),
         ];
         match durations.into_iter().find(|(_, value)| value.is_zero()) {
             Some((key, _)) => Err(ConfigError::new(key, "must be longer than 0s (got 0s)")),
@@ -215,6 +217,12 @@ impl Config {
                     "must not exceed hedge.max_delay ({:?} > {:?})",
                     hedge.min_delay, hedge.max_delay
                 ),
+            ));
+        }
+        if self.verify.quarantine_after == 0 {
+            return Err(ConfigError::new(
+                "verify.quarantine_after",
+                "must be at least 1 (got 0)",
             ));
         }
         if self.fork.rejoin_after == 0 {

@@ -6,14 +6,19 @@
 //! upstream request, all groups at once. A group that fails as a whole (connect error,
 //! timeout, HTTP error, garbage, short batch) moves all its calls on; inside a good answer,
 //! only the items that are node trouble ("header not found") or a `null` the node should not
-//! have given move on — the rest are kept. Answers are merged back in call order. Retries
+//! have given move on — the rest are kept. Kept answers are then verified against their
+//! block header (`verdicts`, [`crate::verify`]): a wrong one moves on too, and is never
+//! served. Answers are merged back in call order. Retries
 //! beyond the first round draw on a retry budget (tower's `TpsBudget`), so an outage cannot
 //! multiply traffic onto the remaining nodes.
 
 mod attempt;
 mod hedge;
 mod plan;
+mod verdicts;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -31,6 +36,7 @@ use crate::settings::Settings;
 use crate::upstream::breaker::BreakerState;
 use crate::upstream::monitor::HealthReporter;
 use crate::upstream::{SharedSnapshot, Snapshot, Upstream};
+use crate::verify::cache::VerifiedCache;
 use hedge::Legs;
 use plan::{doubt, group, plan_calls, Plan};
 
@@ -73,6 +79,9 @@ pub struct Engine {
     pub budget: ArcSwap<TpsBudget>,
     /// The in-flight answer budget (sized at start-up).
     pub answers: AnswerBudget,
+    /// Verified headers and receipt sets that answers are checked against (sized at
+    /// start-up).
+    pub verified: VerifiedCache,
 }
 
 impl Engine {
@@ -84,6 +93,17 @@ impl Engine {
             round += 1;
         }
         forward.finish()
+    }
+
+    /// [`Engine::forward`] as a boxed future: what verification calls to fetch what an
+    /// answer is checked against (a fetch is a forward whose answers are judged in turn, so
+    /// the future must be boxed, and declared `Send` here where the compiler can prove it).
+    pub fn forward_boxed<'s>(
+        &'s self,
+        calls: &'s [&'s Call<'s>],
+        batch: bool,
+    ) -> Pin<Box<dyn Future<Output = Forwarded> + Send + 's>> {
+        Box::pin(self.forward(calls, batch))
     }
 }
 
@@ -169,6 +189,7 @@ impl<'a, 'c> Forward<'a, 'c> {
         for ((_, items), legs) in groups.into_iter().zip(results) {
             self.settle_legs(&items, legs);
         }
+        self.judge_answers().await;
         true
     }
 
@@ -287,7 +308,14 @@ impl<'a, 'c> Forward<'a, 'c> {
             .plans
             .into_iter()
             .map(|p| {
-                let served = p.answer.or(p.fallback);
+                let served = match (p.answer, p.wrong, p.unverifiable) {
+                    (Some(answer), _, _) => Some(answer),
+                    (None, Some((upstream, wrong)), _) => {
+                        Some(verdicts::no_verified_answer(&upstream, &wrong))
+                    }
+                    (None, None, Some(why)) => Some(verdicts::unverifiable(&why)),
+                    (None, None, None) => p.fallback,
+                };
                 missing |= served.is_none();
                 served
             })

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use crate::blocks::{self, BlockNeed};
 use crate::error::{is_node_trouble, METHOD_NOT_FOUND};
 use crate::jsonrpc::{Answer, Call, RawJson, RpcError};
+use nodewatch_verify::Wrong;
 use crate::method::is_unsupported;
 use crate::router;
 use crate::upstream::breaker::BreakerState;
@@ -29,6 +30,13 @@ pub(super) struct Plan {
     pub(super) answer: Option<Served>,
     /// The last doubtful answer (node trouble, `null`), returned if nothing better comes.
     pub(super) fallback: Option<Served>,
+    /// `answer` has been through verification (or needs none).
+    pub(super) judged: bool,
+    /// The last answer that failed verification: the upstream and the evidence. Never
+    /// served; when no right answer comes, the call's error names it.
+    pub(super) wrong: Option<(String, Wrong)>,
+    /// Why `answer` could not be verified, when that ended the call.
+    pub(super) unverifiable: Option<String>,
 }
 
 /// Each call's plan. Calls needing the same block share one candidate order, unless an
@@ -62,6 +70,9 @@ pub(super) fn plan_calls(
                 next: 0,
                 answer,
                 fallback: None,
+                judged: false,
+                wrong: None,
+                unverifiable: None,
             }
         })
         .collect()

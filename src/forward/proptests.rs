@@ -35,6 +35,9 @@ fn plans_of(states: &[(Vec<usize>, usize, bool)]) -> Vec<Plan> {
                 upstream: None,
             }),
             fallback: None,
+            judged: false,
+            wrong: None,
+            unverifiable: None,
         })
         .collect()
 }

@@ -36,6 +36,9 @@ fn plan(need: BlockNeed, candidates: &[usize], next: usize) -> Plan {
         next,
         answer: None,
         fallback: None,
+        judged: false,
+        wrong: None,
+        unverifiable: None,
     }
 }
 

@@ -156,46 +156,77 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
 
 #[test]
 fn short_or_mismatched_batch_answers_are_rejected() {
-    let bad: &[(&[u8], &str)] = &[
-        (br#"[{"id":0,"result":1}]"#, "1 items for 2"),
+    /// The variant, by name: each case must be told apart by type, not only by its text.
+    fn variant(e: &AnswerError) -> &'static str {
+        match e {
+            AnswerError::Malformed { .. } => "Malformed",
+            AnswerError::Count { .. } => "Count",
+            AnswerError::NoId => "NoId",
+            AnswerError::UnknownId(_) => "UnknownId",
+            AnswerError::DuplicateId(_) => "DuplicateId",
+            AnswerError::NotResultOrError(_) => "NotResultOrError",
+            AnswerError::ErrorWithoutCode => "ErrorWithoutCode",
+            AnswerError::Unexpected { .. } => "Unexpected",
+        }
+    }
+    let bad: &[(&[u8], &str, &str)] = &[
+        (br#"[{"id":0,"result":1}]"#, "Count", "1 items for 2"),
         (
             br#"[{"id":0,"result":1},{"id":0,"result":2}]"#,
+            "DuplicateId",
             "two answers with id 0",
         ),
         (
             br#"[{"id":0,"result":1},{"id":5,"result":2}]"#,
+            "UnknownId",
             "unknown id 5",
         ),
         (
+            br#"[{"id":0,"result":1},{"id":18446744073709551615,"result":2}]"#,
+            "UnknownId",
+            "unknown id 18446744073709551615",
+        ),
+        (
             br#"[{"id":0,"result":1},{"result":2}]"#,
+            "NoId",
             "without a numeric id",
         ),
         (
             br#"[{"id":0,"result":1},{"id":"1","result":2}]"#,
+            "Malformed",
             "expected a batch answer",
         ),
         (
             br#"[{"id":0,"result":1},{"id":1}]"#,
+            "NotResultOrError",
             "exactly one of result and error",
         ),
         (
             br#"[{"id":0,"result":1},{"id":1,"result":1,"error":{"code":1}}]"#,
+            "NotResultOrError",
             "exactly one",
         ),
         (
             br#"[{"id":0,"result":1},{"id":1,"error":{"message":"x"}}]"#,
+            "ErrorWithoutCode",
             "integer code",
         ),
         (
             br#"{"id":0,"error":{"code":-32005,"message":"rate limited"}}"#,
+            "Malformed",
             "expected a batch answer",
         ),
-        (b"<html>502 Bad Gateway</html>", "body starts \"<html>"),
-        (b"\x00\x01garbage", "expected a batch answer"),
+        (
+            b"<html>502 Bad Gateway</html>",
+            "Malformed",
+            "body starts \"<html>",
+        ),
+        (b"\x00\x01garbage", "Malformed", "expected a batch answer"),
     ];
-    for (body, why) in bad {
+    for (body, kind, why) in bad {
         let e = parse_answers(&Bytes::copy_from_slice(body), 2, true).unwrap_err();
-        assert!(e.contains(why), "{e} should contain {why}");
+        assert_eq!(variant(&e), *kind, "{e}");
+        assert!(e.to_string().contains(why), "{e} should contain {why}");
     }
     assert!(parse_answers(&Bytes::from_static(br#"{"id":1,"result":1}"#), 1, false).is_err());
     assert!(parse_answers(&Bytes::from_static(br#"[{"id":0,"result":1}]"#), 1, false).is_err());

@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 
 use crate::admin::Admin;
 use crate::proxy::Proxy;
+use crate::sync::lock;
 
 /// An accepted connection and what it is served with.
 pub(super) struct Conn {
@@ -99,7 +100,7 @@ struct Busy(Idle);
 
 impl Idle {
     fn begin(&self) -> Busy {
-        self.0.lock().expect("idle state").0 += 1;
+        lock(&self.0).0 += 1;
         Busy(self.clone())
     }
 
@@ -107,7 +108,7 @@ impl Idle {
     async fn expired(&self, timeout: Duration) {
         let started = tokio::time::Instant::now();
         loop {
-            let (in_flight, last) = *self.0.lock().expect("idle state");
+            let (in_flight, last) = *lock(&self.0);
             let deadline = last.unwrap_or(started) + timeout;
             if in_flight == 0 && tokio::time::Instant::now() >= deadline {
                 return;
@@ -124,7 +125,7 @@ impl Idle {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let mut state = self.0 .0.lock().expect("idle state");
+        let mut state = lock(&self.0 .0);
         state.0 -= 1;
         state.1 = Some(tokio::time::Instant::now());
     }

@@ -54,7 +54,7 @@ impl Sample {
                 .upstreams
                 .iter()
                 .map(|u| match u.status {
-                    _ if u.wrong_chain || u.forked => SampleState::Unhealthy,
+                    _ if u.wrong_chain || u.forked || u.quarantined => SampleState::Unhealthy,
                     Status::Unknown => SampleState::Unknown,
                     Status::Healthy if u.lagging || u.syncing => SampleState::Lagging,
                     Status::Healthy => SampleState::Healthy,
@@ -150,10 +150,7 @@ async fn sample(snapshot: SharedSnapshot, history: Weak<Mutex<History>>) {
         };
         let snapshot = snapshot.load();
         // A poisoned lock only means a panic elsewhere mid-push; the ring is still valid.
-        history
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .record(&snapshot, unix_ms_now());
+        crate::sync::lock(&history).record(&snapshot, unix_ms_now());
     }
 }
 

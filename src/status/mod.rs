@@ -67,10 +67,18 @@ pub struct UpstreamRow {
     pub forked: bool,
     /// Whether it says it is syncing.
     pub syncing: bool,
+    /// Its answers that failed verification since start.
+    pub wrong_answers: u64,
+    /// The last wrong answer's evidence and its age in seconds.
+    pub last_wrong: Option<(String, f64)>,
+    /// Quarantined for wrong answers: used only as a last resort.
+    pub quarantined: bool,
     /// Methods it answered "not available" for lately.
     pub unsupported_methods: Vec<String>,
     /// Last failure, redacted.
     pub last_error: Option<String>,
+    /// Seconds since the last failure was seen (absent from older nodewatch versions).
+    pub last_error_age_secs: Option<f64>,
     /// Seconds since the status last changed.
     pub status_age_secs: f64,
     /// When the status last changed, Unix seconds.
@@ -79,12 +87,14 @@ pub struct UpstreamRow {
 
 impl UpstreamRow {
     /// The one word an operator needs: `healthy`, `lagging`, `syncing`, `unhealthy`,
-    /// `unknown`, `wrong-chain` or `forked`.
+    /// `unknown`, `wrong-chain`, `forked` or `quarantined` (for wrong data).
     pub fn state(&self) -> &str {
         if self.wrong_chain {
             "wrong-chain"
         } else if self.forked {
             "forked"
+        } else if self.quarantined {
+            "quarantined"
         } else if self.status == "healthy" && self.syncing {
             "syncing"
         } else if self.status == "healthy" && self.lagging {
@@ -111,8 +121,12 @@ impl From<&UpstreamState> for UpstreamRow {
             wrong_chain: u.wrong_chain,
             forked: u.forked,
             syncing: u.syncing,
+            wrong_answers: u.wrong_answers,
+            last_wrong: u.last_wrong.clone(),
+            quarantined: u.quarantined,
             unsupported_methods: u.unsupported_methods.clone(),
             last_error: u.last_error.clone(),
+            last_error_age_secs: u.last_error_age_secs,
             status_age_secs: u.status_age_secs,
             since_unix: u.since_unix,
         }

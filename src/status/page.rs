@@ -9,8 +9,8 @@
 use std::fmt::Write as _;
 
 use super::history::{History, SampleState};
-use super::table::{duration, latency};
-use super::View;
+use super::table::{ago, duration, has_recovered, latency};
+use super::{UpstreamRow, View};
 
 /// Seconds between two refreshes of the page.
 pub const REFRESH_SECS: u64 = 2;
@@ -57,7 +57,7 @@ pub fn render(view: &View, history: &History, now_ms: u64) -> String {
             "<tr class=\"{state}\"><td>{rank}</td><td><span class=\"sw\" style=\"background:{colour}\">\
              </span>{name}{serving}</td><td><span class=\"st {state}\">{state}</span></td>\
              <td class=\"n\">{head}</td><td class=\"n\">{lag}</td><td class=\"n\">{latency}</td>\
-             <td class=\"n\">{served}</td><td>{age}</td><td class=\"err\">{error}</td></tr>",
+             <td class=\"n\">{served}</td><td>{age}</td>{error}</tr>",
             state = esc(u.state()),
             rank = u.rank,
             colour = colour(i),
@@ -72,7 +72,7 @@ pub fn render(view: &View, history: &History, now_ms: u64) -> String {
             latency = latency(u.latency_ms),
             served = view.served.get(&u.name).copied().unwrap_or(0),
             age = duration(u.status_age_secs),
-            error = esc(u.last_error.as_deref().unwrap_or("")),
+            error = error_cell(u),
         );
     }
     html.push_str("</tbody>\n</table>\n");
@@ -85,6 +85,22 @@ pub fn render(view: &View, history: &History, now_ms: u64) -> String {
     html.push_str(SCRIPT);
     html.push_str("</body>\n</html>\n");
     html
+}
+
+/// The `Last error` cell: the error with how long ago it was seen, in the alarming colour
+/// only while it is current (the upstream has not recovered since).
+fn error_cell(u: &UpstreamRow) -> String {
+    let Some(error) = u.last_error.as_deref() else {
+        return "<td class=\"err\"></td>".to_owned();
+    };
+    let class = if has_recovered(u) { "err" } else { "err now" };
+    let ago = u
+        .last_error_age_secs
+        .and_then(ago)
+        .map_or_else(String::new, |ago| {
+            format!("<span class=\"ago\">{ago}:</span> ")
+        });
+    format!("<td class=\"{class}\">{ago}{}</td>", esc(error))
 }
 
 /// The head chart and, under it, one state strip per upstream.
@@ -335,11 +351,12 @@ table{border-collapse:collapse;background:#fff;box-shadow:0 1px 2px #0002}
 th,td{padding:6px 12px;border-bottom:1px solid #e5e7eb;text-align:left;white-space:nowrap}
 th{background:#f3f4f6;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
 td.err{white-space:normal;max-width:360px;color:#6b7280;font-size:12px}
+td.err.now{color:#b91c1c}.ago{font-style:italic}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px}
 .serving{font-size:11px;color:#1d4ed8;margin-left:6px}
 .st{padding:1px 8px;border-radius:8px;font-size:12px}
 .st.healthy{background:#d1fae5;color:#065f46}.st.lagging,.st.syncing{background:#fef3c7;color:#92400e}
-.st.unhealthy,.st.wrong-chain,.st.forked{background:#fee2e2;color:#991b1b}.st.unknown{background:#e5e7eb;color:#374151}
+.st.unhealthy,.st.wrong-chain,.st.forked,.st.quarantined{background:#fee2e2;color:#991b1b}.st.unknown{background:#e5e7eb;color:#374151}
 svg{background:#fff;box-shadow:0 1px 2px #0002}.plot{fill:#fafafa;stroke:#e5e7eb}
 .axis{font-size:11px;fill:#6b7280}.head{fill:none;stroke-linejoin:round;stroke-linecap:round;opacity:.85}
 .strip.healthy{fill:#34d399}.strip.lagging{fill:#fbbf24}.strip.unhealthy{fill:#f87171}.strip.unknown{fill:#d1d5db}
@@ -430,6 +447,62 @@ mod tests {
         assert!(
             !html.contains("http://") && !html.contains("https://"),
             "no external assets"
+        );
+    }
+
+    #[test]
+    fn an_old_error_has_its_age_and_no_alarm_once_recovered() {
+        let row = |name: &str, status: &str, age: Option<f64>| UpstreamRow {
+            name: name.into(),
+            status: status.into(),
+            last_error: Some("connect: Connection refused".into()),
+            last_error_age_secs: age,
+            ..Default::default()
+        };
+        let view = View {
+            doc: StatusDoc {
+                upstreams: vec![
+                    row("back", "healthy", Some(30.0)),
+                    row("down", "unhealthy", Some(2.0)),
+                    row("old-version", "unhealthy", None),
+                    UpstreamRow {
+                        name: "fine".into(),
+                        status: "healthy".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let html = render(&view, &History::new(vec![], 1), 0);
+        let cell = |name: &str| {
+            let row = html
+                .split("<tr")
+                .find(|r| r.contains(&format!("</span>{name}<")))
+                .unwrap_or_else(|| panic!("row {name}: {html}"));
+            row[row.find("<td class=\"err").unwrap()..].to_owned()
+        };
+        assert_eq!(
+            cell("back"),
+            "<td class=\"err\"><span class=\"ago\">30 s ago:</span> connect: Connection \
+             refused</td></tr>\n"
+        );
+        assert!(
+            cell("down").starts_with("<td class=\"err now\"><span class=\"ago\">2 s ago:</span>"),
+            "{html}"
+        );
+        assert!(
+            cell("old-version").starts_with("<td class=\"err now\">connect:"),
+            "{html}"
+        );
+        assert!(
+            cell("fine").starts_with("<td class=\"err\"></td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("td.err.now{color:"),
+            "the alarm colour is for current errors"
         );
     }
 

@@ -4,11 +4,12 @@
 //! nodewatch http://127.0.0.1:9545  ready  chain 31337  best head 57  failed requests 0
 //!   RANK  UPSTREAM  STATE      HEAD  LAG  LATENCY  SERVED  FOR   LAST ERROR
 //! > 1     u1        healthy      57    0   0.4 ms     812  41s   -
-//!   2     u2        lagging      49    8   0.5 ms      96  3s    -
+//!   2     u2        lagging      49    8   0.5 ms      96  3s    30 s ago: timed out after 2s
 //! ```
 //!
-//! `>` marks the upstream requests go to first. Pure: no I/O, so it is unit-tested here and
-//! reused by `nodewatch status`, `--watch` and `make demo`.
+//! `>` marks the upstream requests go to first. The last error says how long ago it was
+//! seen: on a healthy upstream it is history, not a current fault. Pure: no I/O, so it is
+//! unit-tested here and reused by `nodewatch status`, `--watch` and `make demo`.
 
 use std::fmt::Write as _;
 
@@ -124,6 +125,27 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
+/// `just now`, `30 s ago`, `4 min ago`, `2 h ago`, `3 d ago`; `None` for a nonsense age.
+pub fn ago(secs: f64) -> Option<String> {
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    let s = secs as u64;
+    Some(match s {
+        0 => "just now".to_owned(),
+        1..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86_399 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    })
+}
+
+/// Whether `u`'s last error is history: the upstream answers its probes again. Only a
+/// current error is shown as a fault (the page's colour); an old one keeps its age.
+pub fn has_recovered(u: &UpstreamRow) -> bool {
+    u.status == "healthy"
+}
+
 fn last_error(u: &UpstreamRow) -> String {
     match &u.last_error {
         None if !u.unsupported_methods.is_empty() => {
@@ -132,11 +154,15 @@ fn last_error(u: &UpstreamRow) -> String {
         None => "-".to_owned(),
         Some(e) => {
             let one_line = e.replace(['\n', '\r'], " ");
-            if one_line.chars().count() > MAX_ERROR_CHARS {
+            let text = if one_line.chars().count() > MAX_ERROR_CHARS {
                 let cut: String = one_line.chars().take(MAX_ERROR_CHARS - 1).collect();
                 format!("{cut}…")
             } else {
                 one_line
+            };
+            match u.last_error_age_secs.and_then(ago) {
+                Some(ago) => format!("{ago}: {text}"),
+                None => text,
             }
         }
     }
@@ -200,6 +226,50 @@ mod tests {
         let head_end = lines[1].find("HEAD").unwrap() + 4;
         assert_eq!(&lines[2][head_end - 2..head_end], "57", "{text}");
         assert_eq!(&lines[4][head_end - 2..head_end], "40", "{text}");
+    }
+
+    #[test]
+    fn the_last_error_says_how_long_ago_it_was_seen() {
+        let mut recovered = row("u1", 1, "healthy", 57, 0);
+        recovered.last_error = Some("connect: Connection refused".into());
+        recovered.last_error_age_secs = Some(30.4);
+        let mut down = row("u2", 2, "unhealthy", 40, 17);
+        down.last_error = Some("timed out after 2s".into());
+        down.last_error_age_secs = Some(0.3);
+        let mut long = row("u3", 3, "unhealthy", 40, 17);
+        long.last_error = Some("x".repeat(200));
+        long.last_error_age_secs = Some(7300.0);
+        let view = View {
+            doc: StatusDoc {
+                serving: Some("u1".into()),
+                upstreams: vec![recovered, down, long],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let text = render(&view, "x");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[2].starts_with("> 1")
+                && lines[2].contains(" healthy ")
+                && lines[2].ends_with("  30 s ago: connect: Connection refused"),
+            "{text}"
+        );
+        assert!(
+            lines[3].ends_with("  just now: timed out after 2s"),
+            "{text}"
+        );
+        let cut = format!("  2 h ago: {}…", "x".repeat(MAX_ERROR_CHARS - 1));
+        assert!(lines[4].ends_with(&cut), "the age survives the cut: {text}");
+        let [recovered, down, _] = &view.doc.upstreams[..] else {
+            unreachable!()
+        };
+        assert!(has_recovered(recovered) && !has_recovered(down));
+        assert_eq!(ago(59.9).as_deref(), Some("59 s ago"));
+        assert_eq!(ago(61.0).as_deref(), Some("1 min ago"));
+        assert_eq!(ago(3.0 * 86_400.0).as_deref(), Some("3 d ago"));
+        assert_eq!(ago(f64::NAN), None);
+        assert_eq!(ago(-1.0), None);
     }
 
     #[test]

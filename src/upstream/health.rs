@@ -78,6 +78,9 @@ pub struct Health {
     lagging: bool,
     /// Last failure, redacted.
     last_error: Option<String>,
+    /// When the last failure was seen: an error long past on an upstream that has
+    /// recovered must not read as a current fault.
+    last_error_at: Option<Instant>,
     /// When `status` last changed.
     since: Instant,
 }
@@ -93,6 +96,7 @@ impl Health {
             latency: None,
             lagging: false,
             last_error: None,
+            last_error_at: None,
             since: now,
         }
     }
@@ -129,6 +133,7 @@ impl Health {
                 self.successes = 0;
                 self.failures = self.failures.saturating_add(1);
                 self.last_error = Some(error);
+                self.last_error_at = Some(now);
                 let down =
                     self.status != Status::Unhealthy && self.failures >= config.fail_threshold;
                 down.then(|| self.flip(Status::Unhealthy, now, Transition::Down))
@@ -184,6 +189,11 @@ impl Health {
     /// Last failure.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
+    }
+
+    /// When the last failure was seen.
+    pub fn last_error_at(&self) -> Option<Instant> {
+        self.last_error_at
     }
 
     /// When the status last changed.
@@ -281,6 +291,12 @@ mod tests {
         assert_eq!(h.observe(ok(9, 5), &CONFIG, at), Some(Transition::Up));
         assert_eq!(h.since(), at);
         assert_eq!(h.status(), Status::Healthy);
+        // The last error is kept after recovery, with when it was seen.
+        assert_eq!(h.last_error(), Some("connection refused"));
+        assert_eq!(
+            h.last_error_at().map(|t| at.duration_since(t)),
+            Some(Duration::from_secs(6))
+        );
     }
 
     #[tokio::test(start_paused = true)]

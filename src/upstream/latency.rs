@@ -37,9 +37,7 @@ struct Ring {
 impl LatencyHistory {
     /// Records one successful attempt's duration.
     pub fn record(&self, class: MethodClass, took: Duration) {
-        let mut ring = self.rings[class.index()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut ring = crate::sync::lock(&self.rings[class.index()]);
         if ring.samples.len() < LATENCY_SAMPLES {
             ring.samples.push(took);
         } else {
@@ -52,9 +50,7 @@ impl LatencyHistory {
 
     /// The `q` quantile (0..1) of the recent samples of `class`, once there are enough.
     pub fn quantile(&self, class: MethodClass, q: f64) -> Option<Duration> {
-        let mut ring = self.rings[class.index()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut ring = crate::sync::lock(&self.rings[class.index()]);
         if ring.samples.len() < MIN_LATENCY_SAMPLES {
             return None;
         }

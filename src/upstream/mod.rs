@@ -1,10 +1,12 @@
-//! Upstream nodes: how one is reached ([`Upstream::send`]) and the published view of all of
-//! them ([`Snapshot`]) that the request path reads without a lock.
+//! Upstream nodes: how one is reached (requests through [`Upstream::send_within`], probes
+//! through [`Upstream::send`]) and the published view of all of them ([`Snapshot`]) that the
+//! request path reads without a lock.
 //!
-//! All upstreams share one hyper-util client, whose pool keeps connections alive per
-//! scheme and authority; HTTPS goes through rustls with the webpki roots, HTTP/1.1 or h2 by
-//! ALPN. An upstream is known by its name everywhere: its URL and header values are never
-//! logged or shown.
+//! Upstreams share one `nodewatch-http` client (an upstream with a `ca_file` of its own gets
+//! its own): plain `http://` goes through `nodewatch_http::direct`, HTTP/1.1 connections kept
+//! per authority and polled by the task that sends on them; `https://` through hyper-util's
+//! pool, rustls with the webpki roots, HTTP/1.1 or h2 by ALPN. An upstream is known by its
+//! name everywhere: its URL and header values are never logged or shown.
 
 pub mod answer;
 pub mod breaker;
@@ -15,6 +17,7 @@ pub mod latency;
 pub mod limit;
 pub mod monitor;
 pub mod probe;
+pub mod wrong;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -33,6 +36,7 @@ use capability::Capabilities;
 use health::Status;
 use latency::LatencyHistory;
 use limit::Limits;
+use wrong::WrongGuard;
 
 /// One configured upstream node.
 #[derive(Debug)]
@@ -47,6 +51,8 @@ pub struct Upstream {
     pub capabilities: Capabilities,
     /// Recent attempt latencies per method class, for hedge delays.
     pub latency: LatencyHistory,
+    /// Its answers that failed verification, and its quarantine.
+    pub wrong: WrongGuard,
     /// The configuration it was built from: a reload keeps this upstream (and its health
     /// history) when the new entry is identical.
     spec: UpstreamSpec,
@@ -73,6 +79,7 @@ impl Upstream {
             ),
             capabilities: Capabilities::new(spec.methods.clone(), config.proxy.unsupported_ttl),
             latency: LatencyHistory::default(),
+            wrong: WrongGuard::default(),
             spec: spec.clone(),
             client,
             children: OnceLock::new(),
@@ -208,7 +215,7 @@ fn send_error_kind(e: SendError) -> UpstreamErrorKind {
         SendError::Timeout(t) => UpstreamErrorKind::Timeout(t),
         SendError::Status { status, .. } => UpstreamErrorKind::Status(status),
         SendError::TooLarge(n) => UpstreamErrorKind::TooLarge(n),
-        SendError::Body(why) => UpstreamErrorKind::Connect(format!("answer body broke off: {why}")),
+        SendError::Body(why) => UpstreamErrorKind::BodyBroken(why),
     }
 }
 
@@ -256,10 +263,18 @@ pub struct UpstreamState {
     pub fork_block: Option<(u64, String)>,
     /// Whether it says it is syncing (`eth_syncing`): not in sync, whatever its head.
     pub syncing: bool,
+    /// Its answers that failed verification since start.
+    pub wrong_answers: u64,
+    /// The last wrong answer's evidence (block, check, what differed) and its age in seconds.
+    pub last_wrong: Option<(String, f64)>,
+    /// Quarantined for answering wrong data repeatedly: used only as a last resort.
+    pub quarantined: bool,
     /// Methods it answered "not available" for lately (sent to other upstreams first).
     pub unsupported_methods: Vec<String>,
     /// Last failure (redacted: names and error kinds only).
     pub last_error: Option<String>,
+    /// Seconds since the last failure was seen (it stays shown after a recovery).
+    pub last_error_age_secs: Option<f64>,
     /// Circuit breaker state when published.
     pub breaker: BreakerState,
     /// Seconds since the status last changed.
@@ -284,8 +299,12 @@ impl UpstreamState {
             forked: false,
             fork_block: None,
             syncing: false,
+            wrong_answers: 0,
+            last_wrong: None,
+            quarantined: false,
             unsupported_methods: Vec::new(),
             last_error: None,
+            last_error_age_secs: None,
             breaker: BreakerState::Closed,
             status_age_secs: 0.0,
             since_unix: None,
@@ -294,9 +313,11 @@ impl UpstreamState {
 }
 
 impl UpstreamState {
-    /// Healthy, in sync, on the chain and not forked: what readiness asks of one upstream.
+    /// Healthy, in sync, on the chain, not forked and not quarantined: what readiness asks
+    /// of one upstream.
     pub fn is_serving(&self) -> bool {
         self.status == Status::Healthy
+            && !self.quarantined
             && !self.lagging
             && !self.syncing
             && !self.wrong_chain

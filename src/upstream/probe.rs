@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::Upstream;
-use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::error::{AnswerError, UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{parse_answers, Answer};
 use crate::quantity;
 
@@ -141,19 +141,25 @@ async fn ask_one(
     parse_answers(&answer, 1, false)
         .map_err(|why| invalid(upstream, why))?
         .pop()
-        .ok_or_else(|| invalid(upstream, "no answer".into()))
+        .ok_or_else(|| {
+            let none = AnswerError::Count {
+                got: 0,
+                expected: 1,
+            };
+            invalid(upstream, none)
+        })
 }
 
-fn invalid(upstream: &Upstream, why: String) -> UpstreamError {
+fn invalid(upstream: &Upstream, why: AnswerError) -> UpstreamError {
     UpstreamError::new(upstream.name.clone(), UpstreamErrorKind::InvalidAnswer(why))
 }
 
 /// A quantity answer, or why it is not one.
 fn quantity(upstream: &Upstream, answer: Answer) -> Result<u64, UpstreamError> {
-    let invalid = |why: String| invalid(upstream, why);
+    let invalid = |why| invalid(upstream, why);
     match Some(answer) {
         Some(Answer::Result(raw)) => quantity::parse_json(&raw.text())
-            .ok_or_else(|| invalid(format!("not a hex quantity: {:.40}", raw.text()))),
+            .ok_or_else(|| invalid(AnswerError::unexpected("a hex quantity", &raw.text()))),
         Some(Answer::Error(e)) => Err(UpstreamError::new(
             upstream.name.clone(),
             UpstreamErrorKind::NodeError {
@@ -161,7 +167,10 @@ fn quantity(upstream: &Upstream, answer: Answer) -> Result<u64, UpstreamError> {
                 message: e.message,
             },
         )),
-        None => Err(invalid("no answer".into())),
+        None => Err(invalid(AnswerError::Count {
+            got: 0,
+            expected: 1,
+        })),
     }
 }
 

@@ -18,7 +18,8 @@ use super::jobs::token_transfers::{
 };
 use super::outputs::StreamOutputs;
 use super::progress::Ui;
-use super::rpc::{RetryPolicy, RpcClient};
+use super::rpc::{provider_list, RetryPolicy, RpcClient};
+use super::verified::Verifier;
 use super::sink::Format;
 
 /// The default JSON-RPC endpoint.
@@ -33,13 +34,18 @@ pub struct Cli {
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 
-    /// Attempts per JSON-RPC batch before giving up (including the first).
+    /// Attempts per JSON-RPC batch and provider before giving up (including the first).
     #[arg(long, global = true, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
 
     /// Delay before the first retry in milliseconds; doubled for each further retry.
     #[arg(long, global = true, default_value_t = 1000)]
     pub retry_delay_ms: u64,
+
+    /// Write what the providers answer without checking it against the block headers
+    /// (header hash, transactions root, receipts root, blooms, positions, counts).
+    #[arg(long, global = true)]
+    pub no_verify: bool,
 
     /// The command to run.
     #[command(subcommand)]
@@ -108,7 +114,9 @@ pub enum Command {
 /// Options shared by the commands that talk to a node.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// The URI of the JSON-RPC provider, e.g. http://localhost:8545
+    /// The URI of the JSON-RPC provider, e.g. http://localhost:8545; a comma-separated list
+    /// adds fallbacks, asked in order when a provider fails or answers data that does not
+    /// verify.
     #[arg(short = 'p', long, default_value = DEFAULT_PROVIDER)]
     pub provider_uri: String,
     /// The maximum number of concurrent batches.
@@ -255,8 +263,8 @@ pub struct StreamArgs {
     #[arg(long, default_value_t = 0)]
     pub lag: u64,
     /// The URI of the JSON-RPC provider, e.g. http://localhost:8545; a comma-separated list
-    /// makes the stream use one of them, picked at random at start (as ethereum-etl does; no
-    /// failover: put nodewatch in front for that).
+    /// makes the stream start with one of them, picked at random (as ethereum-etl does), and
+    /// fall back to the others in order when it fails or answers data that does not verify.
     #[arg(short = 'p', long, default_value = DEFAULT_PROVIDER)]
     pub provider_uri: String,
     /// Where to write: console (default), postgresql://user:password@host:port/database
@@ -302,6 +310,29 @@ pub struct StreamArgs {
     pub end_block: Option<u64>,
 }
 
+/// How the commands reach their providers: the retry policy, and whether answers are
+/// verified (`--no-verify` turns it off).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Connect {
+    /// Attempts per provider and the back-off between rounds.
+    pub(crate) retry: RetryPolicy,
+    /// Whether answers about blocks are verified before they are written.
+    pub(crate) verify: bool,
+}
+
+impl Connect {
+    /// A client for `providers` (one URI or a comma-separated list).
+    pub(crate) fn client(&self, providers: &str) -> Result<RpcClient> {
+        self.client_for(&provider_list(providers)?)
+    }
+
+    /// A client for these URIs, asked in this order.
+    pub(crate) fn client_for(&self, uris: &[String]) -> Result<RpcClient> {
+        let client = RpcClient::from_uris(uris, self.retry)?;
+        Ok(client.with_verifier(self.verify.then(Verifier::default)))
+    }
+}
+
 fn usize_of(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
@@ -309,13 +340,16 @@ fn usize_of(n: u64) -> usize {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let ui = Ui { quiet: cli.quiet };
-    let retry = RetryPolicy {
-        max_attempts: cli.max_attempts,
-        base_delay: Duration::from_millis(cli.retry_delay_ms),
+    let net = Connect {
+        retry: RetryPolicy {
+            max_attempts: cli.max_attempts,
+            base_delay: Duration::from_millis(cli.retry_delay_ms),
+        },
+        verify: !cli.no_verify,
     };
     match cli.command {
         Command::ExportBlocksAndTransactions(a) => {
-            let client = RpcClient::new(&a.node.provider_uri, retry)?;
+            let client = net.client(&a.node.provider_uri)?;
             let job = BlocksJob {
                 start_block: a.start_block,
                 end_block: a.end_block,
@@ -329,7 +363,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .map(drop)
         }
         Command::ExportReceiptsAndLogs(a) => {
-            let client = RpcClient::new(&a.node.provider_uri, retry)?;
+            let client = net.client(&a.node.provider_uri)?;
             let job = ReceiptsJob {
                 transaction_hashes: a.transaction_hashes,
                 batch_size: usize_of(a.batch_size),
@@ -348,7 +382,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             extract_token_transfers(&job, ui).map(drop)
         }
         Command::ExportTokenTransfers(a) => {
-            let client = RpcClient::new(&a.node.provider_uri, retry)?;
+            let client = net.client(&a.node.provider_uri)?;
             let job = ExportTransfersJob {
                 start_block: a.start_block,
                 end_block: a.end_block,
@@ -370,10 +404,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             let mut outputs = StreamOutputs::parse(a.output.as_deref(), format)?;
             let (uri, all) = pick_provider_uri(&a.provider_uri)?;
-            for other in &all {
-                RpcClient::new(other, retry)?;
-            }
-            let client = RpcClient::new(&uri, retry)?;
+            // The chosen provider first, the others as fallbacks in their order.
+            let ordered: Vec<String> = std::iter::once(uri.clone())
+                .chain(all.into_iter().filter(|u| *u != uri))
+                .collect();
+            let client = net.client_for(&ordered)?;
             if !ui.quiet {
                 eprintln!("Using {}", without_password(&uri));
             }
@@ -392,17 +427,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             let _pid = a.pid_file.as_deref().map(PidFile::create).transpose()?;
             stream(&client, &job, &mut outputs, ui, shutdown).await
         }
-        Command::ExportTraces(a) => more::traces(a, retry, ui).await,
-        Command::ExportGethTraces(a) => more::geth_traces(a, retry, ui).await,
+        Command::ExportTraces(a) => more::traces(a, &net, ui).await,
+        Command::ExportGethTraces(a) => more::geth_traces(a, &net, ui).await,
         Command::ExtractGethTraces(a) => more::extract_geth(a, ui),
-        Command::ExportContracts(a) => more::contracts(a, retry, ui).await,
+        Command::ExportContracts(a) => more::contracts(a, &net, ui).await,
         Command::ExtractContracts(a) => more::extract_contracts_cmd(a, ui),
-        Command::ExportTokens(a) => more::tokens(a, retry, ui).await,
-        Command::ExtractTokens(a) => more::extract_tokens_cmd(a, retry, ui).await,
+        Command::ExportTokens(a) => more::tokens(a, &net, ui).await,
+        Command::ExtractTokens(a) => more::extract_tokens_cmd(a, &net, ui).await,
         Command::GetKeccakHash(a) => more::keccak_hash(a),
-        Command::ExportAll(a) => more::all(a, retry, ui).await,
-        Command::GetBlockRangeForDate(a) => more::date_range(a, retry).await,
-        Command::GetBlockRangeForTimestamps(a) => more::timestamp_range(a, retry).await,
+        Command::ExportAll(a) => more::all(a, &net, ui).await,
+        Command::GetBlockRangeForDate(a) => more::date_range(a, &net).await,
+        Command::GetBlockRangeForTimestamps(a) => more::timestamp_range(a, &net).await,
     }
 }
 

@@ -37,6 +37,18 @@ pub enum ExportError {
     #[error("{0}")]
     Rpc(String),
 
+    /// No provider gave an answer that passed verification, even after retries:
+    /// `verdict` names the block and the check that failed, with the evidence (one line).
+    #[error("{what}: no verified answer after {attempts} attempt{}: {verdict}", plural(*attempts))]
+    Wrong {
+        /// The batch concerned ("blocks 0..=99").
+        what: String,
+        /// Attempts made, over every provider.
+        attempts: u32,
+        /// The last verdict: "block N (0x…): <check> check failed: <evidence>".
+        verdict: String,
+    },
+
     /// The node does not have a method the export needs (`trace_block` on a
     /// node without the trace API): asking again cannot help.
     #[error("{0}")]
@@ -91,6 +103,14 @@ impl ExportError {
             path: path.into(),
             source,
         }
+    }
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 

@@ -37,5 +37,6 @@ pub(crate) mod pyvalue;
 pub(crate) mod round;
 pub(crate) mod rpc;
 pub(crate) mod sink;
+pub(crate) mod verified;
 
 pub use error::{ExportError, Result};

@@ -22,6 +22,8 @@
 //! * [`binary`]: the one launcher of the `nodewatch` binary (RSS, logs, subcommands) and the
 //!   signal helpers for every child; [`raw`]: raw HTTP/1.1 over TCP.
 //! * [`relay`]: the soak's seeded fault relay in front of an anvil node.
+//! * [`wrong`]: the wrong-data relay in front of an anvil node (heads and headers true, the
+//!   data wrong in a mode switched at run time), for the verified-data tests.
 //! * [`poll`]: `wait_for` a condition with a deadline, instead of sleeping.
 //! * [`wheels`]: the wheels `make wheel` writes (found, checked fresh, installed with pip).
 //!
@@ -46,6 +48,7 @@ pub mod scripted;
 pub mod tls;
 pub mod tools;
 pub mod wheels;
+pub mod wrong;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

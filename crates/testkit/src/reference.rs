@@ -1,10 +1,13 @@
-//! The reference for the trace, contract and token commands: ethereum-etl 2.4.2 on Python
-//! 3.10.13 (`.tools/venv310`, `make tools`), where it keeps parsimonious 0.8.1 and its
-//! contract calls work. (On Python 3.11 with parsimonious 0.10.0, the `.tools/venv` of
-//! [`crate::tools`], every contract call fails with a `VisitationError`.)
+//! The reference for the trace, contract and token commands: ethereum-etl 2.4.2 as `make
+//! tools` installs it (`.tools/venv`, the same venv as [`crate::tools`]'s), which runs every
+//! command, contract calls included: it keeps the parsimonious 0.8.1 that eth-abi 2.2.0 asks
+//! for, made to import on Python 3.11 by `scripts/ethereum_etl_py311_compat.py` (with
+//! parsimonious 0.10 every contract call fails with a `VisitationError`; that module's
+//! docstring says why).
 //!
-//! `$NODEWATCH_ETHEREUMETL310` overrides the location. Missing: a skip locally, a failure
-//! under `CI=true`, as for the other tools.
+//! `$NODEWATCH_ETHEREUMETL310` overrides the location (the name is from when this was a
+//! separate venv on Python 3.10). Missing: a skip locally, a failure under `CI=true`, as for
+//! the other tools.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -14,11 +17,11 @@ use crate::tools::{is_ci, scrubbed};
 
 pub const ETHEREUMETL310_ENV: &str = "NODEWATCH_ETHEREUMETL310";
 /// Relative to the workspace root; where `make tools` puts it.
-pub const DEFAULT_ETHEREUMETL310: &str = ".tools/venv310/bin/ethereumetl";
+pub const DEFAULT_ETHEREUMETL310: &str = ".tools/venv/bin/ethereumetl";
 /// Kill the reference and fail the test after this long.
 pub const TIMEOUT: Duration = Duration::from_secs(180);
 
-/// The Python 3.10 ethereumetl, or None (after a skip notice) outside CI; panics in CI.
+/// The reference ethereumetl, or None (after a skip notice) outside CI; panics in CI.
 pub fn require_ethereumetl310() -> Option<PathBuf> {
     let path = match std::env::var_os(ETHEREUMETL310_ENV) {
         Some(v) if !v.is_empty() => crate::workspace_root().join(PathBuf::from(v)),
@@ -29,13 +32,13 @@ pub fn require_ethereumetl310() -> Option<PathBuf> {
     }
     if is_ci() {
         panic!(
-            "ethereumetl (Python 3.10) not found at {} (set {ETHEREUMETL310_ENV} or run `make \
-             tools`); CI=true, so a missing tool is a failure, not a skip",
+            "ethereumetl (the reference) not found at {} (set {ETHEREUMETL310_ENV} or run \
+             `make tools`); CI=true, so a missing tool is a failure, not a skip",
             path.display()
         );
     }
     eprintln!(
-        "skipping: ethereumetl (Python 3.10) not installed, run make tools (looked at {})",
+        "skipping: ethereumetl (the reference) not installed, run make tools (looked at {})",
         path.display()
     );
     None

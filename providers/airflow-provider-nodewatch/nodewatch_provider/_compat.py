@@ -2,15 +2,27 @@
 
 Airflow 3 moved the authoring API to the Task SDK (``airflow.sdk``); Airflow 2.10 has it under
 ``airflow.models``, ``airflow.sensors`` and ``airflow.hooks``. Everything else imports from
-here, so the provider imports on both.
+here, so the provider imports on both. The type checker reads Airflow 3's names.
 """
 
-try:  # Airflow 3.x
-    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, PokeReturnValue
-except ImportError:  # Airflow 2.10
-    from airflow.hooks.base import BaseHook
-    from airflow.models import BaseOperator
-    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Context, PokeReturnValue
+else:
+    try:  # Airflow 3.x
+        from airflow.sdk import (
+            BaseHook,
+            BaseOperator,
+            BaseSensorOperator,
+            Context,
+            PokeReturnValue,
+        )
+    except ImportError:  # Airflow 2.10
+        from airflow.hooks.base import BaseHook
+        from airflow.models import BaseOperator
+        from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
+        from airflow.utils.context import Context
 
 from airflow.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -21,6 +33,7 @@ __all__ = [
     "BaseOperator",
     "BaseSensorOperator",
     "BaseTrigger",
+    "Context",
     "PokeReturnValue",
     "TriggerEvent",
 ]

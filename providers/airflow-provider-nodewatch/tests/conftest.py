@@ -6,6 +6,9 @@ The programs come from the environment (crates/export/tests/airflow_provider.rs 
 it, and fails them under ``CI=true``.
 """
 
+from __future__ import annotations
+
+import http.server
 import json
 import os
 import re
@@ -13,8 +16,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -23,7 +30,10 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 START_TIMEOUT = 30.0
 
 
-def _program(env):
+T = TypeVar("T")
+
+
+def _program(env: str) -> str:
     path = os.environ.get(env, "")
     if path and os.access(path, os.X_OK):
         return path
@@ -32,7 +42,9 @@ def _program(env):
     pytest.skip(f"${env} is not set to an executable")
 
 
-def wait_for(what, condition, timeout=START_TIMEOUT, interval=0.05):
+def wait_for(
+    what: str, condition: Callable[[], T], timeout: float = START_TIMEOUT, interval: float = 0.05
+) -> T:
     """Polls ``condition`` until it returns something true; fails after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -44,13 +56,14 @@ def wait_for(what, condition, timeout=START_TIMEOUT, interval=0.05):
         time.sleep(interval)
 
 
-def free_port():
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def rpc(url, method, params=()):
+def rpc(url: str, method: str, params: Sequence[Any] = ()) -> Any:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
     request = urllib.request.Request(
         url, data=body.encode(), headers={"Content-Type": "application/json"}
@@ -62,7 +75,7 @@ def rpc(url, method, params=()):
 class Anvil:
     """An anvil dev node on ``port`` (``extra``: more anvil flags)."""
 
-    def __init__(self, program, port, *extra):
+    def __init__(self, program: str, port: int, *extra: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [program, "--silent", "--host", "127.0.0.1", "--port", str(port), *extra],
@@ -70,7 +83,7 @@ class Anvil:
         )
         wait_for(f"anvil at {self.url}", self._answers)
 
-    def _answers(self):
+    def _answers(self) -> bool:
         if self.process.poll() is not None:
             pytest.fail(f"anvil exited with {self.process.returncode}")
         try:
@@ -78,14 +91,14 @@ class Anvil:
         except OSError:
             return False
 
-    def mine(self, blocks):
+    def mine(self, blocks: int) -> None:
         """``blocks`` blocks, each with one ETH transfer."""
         accounts = rpc(self.url, "eth_accounts")
         for i in range(blocks):
             tx = {"from": accounts[i % 10], "to": accounts[(i + 1) % 10], "value": hex(1000 + i)}
             rpc(self.url, "eth_sendTransaction", [tx])
 
-    def stop(self):
+    def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
@@ -94,7 +107,7 @@ class Anvil:
 class Nodewatch:
     """The real nodewatch in front of ``upstreams`` (URLs in rank order), probing every 100 ms."""
 
-    def __init__(self, program, upstreams):
+    def __init__(self, program: str, upstreams: Sequence[str]) -> None:
         self.dir = tempfile.mkdtemp(prefix="nodewatch-")
         config = os.path.join(self.dir, "nodewatch.toml")
         with open(config, "w") as f:
@@ -114,7 +127,7 @@ class Nodewatch:
         self.url = f"http://{listen}"
         self.admin = f"http://{admin}"
 
-    def _started(self):
+    def _started(self) -> tuple[str, str] | None:
         if self.process.poll() is not None:
             pytest.fail(f"nodewatch exited with {self.process.returncode}: {self.text()}")
         for line in self.text().splitlines():
@@ -123,11 +136,11 @@ class Nodewatch:
                 return fields["listen"], fields["admin"]
         return None
 
-    def text(self):
+    def text(self) -> str:
         with open(self.log) as f:
             return f.read()
 
-    def stop(self):
+    def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
         self.process.wait()

@@ -91,6 +91,9 @@ impl Monitor {
         m.upstream_wrong_chain
             .with_label_values(&[name])
             .set(i64::from(state.wrong_chain));
+        m.upstream_quarantined
+            .with_label_values(&[name])
+            .set(i64::from(state.quarantined));
         m.upstream_forked
             .with_label_values(&[name])
             .set(i64::from(state.forked));
@@ -101,7 +104,7 @@ impl Monitor {
             .with_label_values(&[name])
             .set(state.unsupported_methods.len() as i64);
         // Counters per upstream exist from the start (at 0), so rates work at once.
-        for counter in [&m.hedges, &m.hedge_wins] {
+        for counter in [&m.hedges, &m.hedge_wins, &m.upstream_wrong_answers] {
             let _ = counter.with_label_values(&[name]);
         }
         if let Some(head) = state.head {
@@ -123,6 +126,7 @@ fn on_chain(record: &Record, chain_id: Option<u64>) -> bool {
 fn state_of(record: &Record, rank: usize, best_head: Option<u64>, now: Instant) -> UpstreamState {
     let health = &record.health;
     let age = now.saturating_duration_since(health.since());
+    let wrong = record.upstream.wrong.state();
     UpstreamState {
         name: record.upstream.name.clone(),
         rank,
@@ -136,8 +140,16 @@ fn state_of(record: &Record, rank: usize, best_head: Option<u64>, now: Instant) 
         forked: record.fork.is_forked(),
         fork_block: record.fork.seen().cloned(),
         syncing: record.syncing,
+        wrong_answers: wrong.total(),
+        last_wrong: wrong
+            .last(now)
+            .map(|(ago, why)| (why.to_string(), ago.as_secs_f64())),
+        quarantined: wrong.is_quarantined(now),
         unsupported_methods: record.upstream.capabilities.unsupported(now),
         last_error: health.last_error().map(str::to_string),
+        last_error_age_secs: health
+            .last_error_at()
+            .map(|at| now.saturating_duration_since(at).as_secs_f64()),
         breaker: record.upstream.breaker.state(now),
         status_age_secs: age.as_secs_f64(),
         since_unix: SystemTime::now()

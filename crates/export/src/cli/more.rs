@@ -7,7 +7,7 @@ use std::ffi::OsString;
 
 use clap::Args;
 
-use super::{usize_of, NodeArgs};
+use super::{usize_of, Connect, NodeArgs};
 use crate::error::{ExportError, Result};
 use crate::jobs::block_range::{block_range_for_timestamps, day_timestamps, write_range};
 use crate::jobs::contracts::{export_contracts, extract_contracts, ContractsJob};
@@ -16,7 +16,6 @@ use crate::jobs::tokens::{export_tokens, extract_tokens, TokensJob};
 use crate::jobs::traces::{export_geth_traces, export_traces, extract_geth_traces, TracesJob};
 use crate::mappers::contracts::keccak256;
 use crate::progress::Ui;
-use crate::rpc::{RetryPolicy, RpcClient};
 use crate::sink::{Output, SharedStdout};
 
 /// Flags of `export_traces`.
@@ -256,7 +255,7 @@ pub fn rewrite_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
         .collect()
 }
 
-pub(super) async fn traces(a: TracesArgs, retry: RetryPolicy, ui: Ui) -> Result<()> {
+pub(super) async fn traces(a: TracesArgs, net: &Connect, ui: Ui) -> Result<()> {
     if a.chain == "classic" && a.daofork_traces {
         return Err(ExportError::Usage(
             "Classic chain does not include daofork traces. Disable daofork traces with \
@@ -264,7 +263,7 @@ pub(super) async fn traces(a: TracesArgs, retry: RetryPolicy, ui: Ui) -> Result<
                 .into(),
         ));
     }
-    let client = RpcClient::new(&a.node.provider_uri, retry)?
+    let client = net.client(&a.node.provider_uri)?
         .with_timeout(std::time::Duration::from_secs(a.timeout));
     let job = TracesJob {
         start_block: a.start_block,
@@ -278,8 +277,8 @@ pub(super) async fn traces(a: TracesArgs, retry: RetryPolicy, ui: Ui) -> Result<
     export_traces(&client, &job, ui).await.map(drop)
 }
 
-pub(super) async fn geth_traces(a: GethTracesArgs, retry: RetryPolicy, ui: Ui) -> Result<()> {
-    let client = RpcClient::new(&a.node.provider_uri, retry)?;
+pub(super) async fn geth_traces(a: GethTracesArgs, net: &Connect, ui: Ui) -> Result<()> {
+    let client = net.client(&a.node.provider_uri)?;
     let job = TracesJob {
         start_block: a.start_block,
         end_block: a.end_block,
@@ -296,8 +295,8 @@ pub(super) fn extract_geth(a: ExtractGethTracesArgs, ui: Ui) -> Result<()> {
     extract_geth_traces(&a.input, &a.output, ui).map(drop)
 }
 
-pub(super) async fn contracts(a: ContractsArgs, retry: RetryPolicy, ui: Ui) -> Result<()> {
-    let client = RpcClient::new(&a.node.provider_uri, retry)?;
+pub(super) async fn contracts(a: ContractsArgs, net: &Connect, ui: Ui) -> Result<()> {
+    let client = net.client(&a.node.provider_uri)?;
     let job = ContractsJob {
         contract_addresses: a.contract_addresses,
         batch_size: usize_of(a.batch_size),
@@ -311,8 +310,8 @@ pub(super) fn extract_contracts_cmd(a: ExtractContractsArgs, ui: Ui) -> Result<(
     extract_contracts(&a.traces, &a.output, ui).map(drop)
 }
 
-pub(super) async fn tokens(a: TokensArgs, retry: RetryPolicy, ui: Ui) -> Result<()> {
-    let client = RpcClient::new(&a.node.provider_uri, retry)?;
+pub(super) async fn tokens(a: TokensArgs, net: &Connect, ui: Ui) -> Result<()> {
+    let client = net.client(&a.node.provider_uri)?;
     let job = TokensJob {
         input: a.token_addresses,
         output: a.output,
@@ -324,10 +323,10 @@ pub(super) async fn tokens(a: TokensArgs, retry: RetryPolicy, ui: Ui) -> Result<
 
 pub(super) async fn extract_tokens_cmd(
     a: ExtractTokensArgs,
-    retry: RetryPolicy,
+    net: &Connect,
     ui: Ui,
 ) -> Result<()> {
-    let client = RpcClient::new(&a.node.provider_uri, retry)?;
+    let client = net.client(&a.node.provider_uri)?;
     let job = TokensJob {
         input: a.contracts,
         output: a.output,
@@ -337,8 +336,8 @@ pub(super) async fn extract_tokens_cmd(
     extract_tokens(&client, &job, ui).await.map(drop)
 }
 
-pub(super) async fn all(a: ExportAllArgs, retry: RetryPolicy, ui: Ui) -> Result<()> {
-    let client = RpcClient::new(&a.node.provider_uri, retry)?;
+pub(super) async fn all(a: ExportAllArgs, net: &Connect, ui: Ui) -> Result<()> {
+    let client = net.client(&a.node.provider_uri)?;
     let job = ExportAllJob {
         start: a.start,
         end: a.end,
@@ -350,17 +349,17 @@ pub(super) async fn all(a: ExportAllArgs, retry: RetryPolicy, ui: Ui) -> Result<
     export_all(&client, &job, ui).await
 }
 
-pub(super) async fn date_range(a: DateRangeArgs, retry: RetryPolicy) -> Result<()> {
+pub(super) async fn date_range(a: DateRangeArgs, net: &Connect) -> Result<()> {
     let (start, end) = day_timestamps(&a.date)?;
-    let client = RpcClient::new(&a.provider_uri, retry)?;
+    let client = net.client(&a.provider_uri)?;
     write_range(
         &a.output,
         block_range_for_timestamps(&client, start, end).await?,
     )
 }
 
-pub(super) async fn timestamp_range(a: TimestampRangeArgs, retry: RetryPolicy) -> Result<()> {
-    let client = RpcClient::new(&a.provider_uri, retry)?;
+pub(super) async fn timestamp_range(a: TimestampRangeArgs, net: &Connect) -> Result<()> {
+    let client = net.client(&a.provider_uri)?;
     let (start, end) = (a.start_timestamp.into(), a.end_timestamp.into());
     write_range(
         &a.output,

@@ -2,6 +2,7 @@
 //! family, plus the range and batching helpers they share.
 
 pub mod block_range;
+pub(crate) mod block_receipts;
 pub mod blocks;
 pub mod contracts;
 pub mod export_all;

@@ -13,11 +13,14 @@ Only the standard library is used, and never an HTTP proxy from the environment:
 runs beside the worker.
 """
 
+from __future__ import annotations
+
+import http.client
 import json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import IO, Any
 
 from nodewatch_provider._compat import AirflowException, BaseHook
 
@@ -27,6 +30,15 @@ DEFAULT_CONN_ID = "nodewatch_default"
 #: Seconds one HTTP call to nodewatch may take.
 DEFAULT_HTTP_TIMEOUT = 10.0
 
+#: What one HTTP exchange with nodewatch can raise: connection and timeout errors and HTTP error
+#: answers (``OSError``: ``URLError``, ``HTTPError``, ``RemoteDisconnected``), an answer cut
+#: short or garbled (``http.client.HTTPException``: ``IncompleteRead``, ``BadStatusLine``), a
+#: body that is not JSON or not UTF-8 (``ValueError``).
+HTTP_ERRORS = (OSError, http.client.HTTPException, ValueError)
+
+#: A ``/status`` summary (:func:`summarize`), as it goes to XCom.
+Summary = dict[str, Any]
+
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -35,13 +47,13 @@ class Readiness:
     """One readiness check: whether the export may start, and why not if it may not."""
 
     ready: bool
-    #: The ``/readyz`` answer, or why nodewatch could not be asked.
+    #: The ``/readyz`` answer, or why nodewatch is not ready or could not be asked.
     reason: str
     #: The ``/status`` summary (:func:`summarize`), when nodewatch answered.
-    summary: Optional[dict] = field(default=None)
+    summary: Summary | None = None
 
 
-def state(upstream: dict) -> str:
+def state(upstream: dict[str, Any]) -> str:
     """The one word for an upstream of ``/status``, as ``nodewatch status`` prints it."""
     if upstream.get("wrong_chain"):
         return "wrong-chain"
@@ -52,10 +64,10 @@ def state(upstream: dict) -> str:
         return "syncing"
     if status == "healthy" and upstream.get("lagging"):
         return "lagging"
-    return status
+    return str(status)
 
 
-def summarize(status: dict) -> dict:
+def summarize(status: dict[str, Any]) -> Summary:
     """The part of a ``/status`` document a DAG needs: who serves, every upstream's rank,
     state, head and lag, and the names of the upstreams that are not usable as they are."""
     upstreams = [
@@ -67,10 +79,11 @@ def summarize(status: dict) -> dict:
             "lag": u.get("lag"),
             "last_error": u.get("last_error"),
         }
-        for u in status.get("upstreams", [])
+        for u in status.get("upstreams") or []
+        if isinstance(u, dict)
     ]
 
-    def named(*states):
+    def named(*states: str) -> list[Any]:
         return [u["name"] for u in upstreams if u["state"] in states]
 
     return {
@@ -86,8 +99,11 @@ def summarize(status: dict) -> dict:
     }
 
 
-def _body(answer) -> str:
-    return answer.read().decode("utf-8", "replace").strip()
+def _body(answer: IO[bytes]) -> str:
+    try:
+        return answer.read().decode("utf-8", "replace").strip()
+    except HTTP_ERRORS as e:
+        return f"(body unreadable: {e})"
 
 
 class NodewatchHook(BaseHook):
@@ -104,8 +120,8 @@ class NodewatchHook(BaseHook):
     def __init__(
         self,
         nodewatch_conn_id: str = DEFAULT_CONN_ID,
-        admin_url: Optional[str] = None,
-        provider_uri: Optional[str] = None,
+        admin_url: str | None = None,
+        provider_uri: str | None = None,
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
         **kwargs: Any,
     ) -> None:
@@ -114,10 +130,11 @@ class NodewatchHook(BaseHook):
         self._admin_url = admin_url
         self._provider_uri = provider_uri
         self.http_timeout = http_timeout
-        self._resolved = None
+        self._resolved: tuple[str, str] | None = None
 
     @classmethod
-    def get_ui_field_behaviour(cls) -> dict:
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form: admin host and port, the provider URI in the extra."""
         return {
             "hidden_fields": ["schema", "login", "password"],
             "relabeling": {"host": "Admin host", "port": "Admin port"},
@@ -128,7 +145,7 @@ class NodewatchHook(BaseHook):
             },
         }
 
-    def _urls(self) -> tuple:
+    def _urls(self) -> tuple[str, str]:
         if self._resolved is None:
             admin, provider = self._admin_url, self._provider_uri
             if admin is None or provider is None:
@@ -138,7 +155,7 @@ class NodewatchHook(BaseHook):
             self._resolved = (admin.rstrip("/"), provider)
         return self._resolved
 
-    def _from_connection(self) -> tuple:
+    def _from_connection(self) -> tuple[str, str]:
         try:
             conn = self.get_connection(self.nodewatch_conn_id)
         except Exception as e:
@@ -156,36 +173,47 @@ class NodewatchHook(BaseHook):
             host = "http://" + host
         admin = f"{host}:{conn.port}" if conn.port else host
         extra = conn.extra_dejson or {}
-        return admin, extra.get("provider_uri", DEFAULT_PROVIDER_URI)
+        return admin, str(extra.get("provider_uri", DEFAULT_PROVIDER_URI))
 
     @property
     def admin_url(self) -> str:
+        """The admin listener's URL, without a trailing slash."""
         return self._urls()[0]
 
     @property
     def provider_uri(self) -> str:
+        """The JSON-RPC URL the export tasks use (nodewatch's listen address)."""
         return self._urls()[1]
 
-    def _get(self, path: str):
-        return _OPENER.open(self.admin_url + path, timeout=self.http_timeout)
+    def _get(self, path: str) -> http.client.HTTPResponse:
+        answer: http.client.HTTPResponse = _OPENER.open(
+            self.admin_url + path, timeout=self.http_timeout
+        )
+        return answer
 
-    def readyz(self) -> tuple:
+    def readyz(self) -> tuple[bool, str]:
         """``(True, body)`` when ``/readyz`` answers 200, else ``(False, why)``."""
         try:
             with self._get("/readyz") as answer:
                 return True, _body(answer)
         except urllib.error.HTTPError as e:
             return False, f"nodewatch is not ready ({e.code}): {_body(e)}"
-        except (OSError, ValueError) as e:
+        except HTTP_ERRORS as e:
             return False, f"cannot reach nodewatch at {self.admin_url}: {e}"
 
-    def status(self) -> dict:
-        """The ``/status`` document."""
+    def status(self) -> dict[str, Any]:
+        """The ``/status`` document. Raises :class:`AirflowException` when it cannot be read
+        (no answer, an HTTP error, a body that is not a JSON object)."""
         try:
             with self._get("/status") as answer:
-                return json.loads(answer.read())
-        except (OSError, ValueError) as e:
+                document = json.loads(answer.read())
+        except HTTP_ERRORS as e:
             raise AirflowException(f"cannot read {self.admin_url}/status: {e}") from e
+        if not isinstance(document, dict):
+            raise AirflowException(
+                f"cannot read {self.admin_url}/status: not a JSON object: {document!r:.100}"
+            )
+        return document
 
     def chain_id(self) -> int:
         """``eth_chainId`` through the provider URI: proves the URI reaches a node."""
@@ -197,26 +225,63 @@ class NodewatchHook(BaseHook):
             with _OPENER.open(request, timeout=self.http_timeout) as answer:
                 reply = json.loads(answer.read())
             return int(reply["result"], 16)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (*HTTP_ERRORS, KeyError, TypeError) as e:
             raise AirflowException(f"eth_chainId through {self.provider_uri} failed: {e}") from e
 
-    def check(self) -> Readiness:
-        """Ready when ``/readyz`` answers 200 and the provider URI serves nodewatch's chain.
+    def _other_chain(self, chain: int, summary: Summary) -> str | None:
+        """Why the provider URI is not this nodewatch's, or None when it may be."""
+        if summary["chain_id"] is None or chain == summary["chain_id"]:
+            return None
+        return (
+            f"{self.provider_uri} serves chain {chain}, but nodewatch at {self.admin_url} "
+            f"serves chain {summary['chain_id']}: provider_uri is not this nodewatch"
+        )
 
-        A provider URI that answers for another chain than nodewatch's is a configuration
-        error: it raises instead of waiting.
+    def check(self) -> Readiness:
+        """Ready when ``/readyz`` answers 200, ``/status`` can be read and the provider URI
+        serves nodewatch's chain.
+
+        Every failure to reach or read nodewatch is "not ready" (the sensor asks again), a
+        ``/status`` that fails after ``/readyz`` answered too (a restart, a proxy in between).
+        Only a provider URI that answers for another chain than nodewatch's raises: that is a
+        configuration error, which no waiting mends.
         """
         ready, reason = self.readyz()
         if not ready:
             return Readiness(False, reason)
-        summary = summarize(self.status())
+        try:
+            summary = summarize(self.status())
+        except AirflowException as e:
+            return Readiness(False, str(e))
         try:
             chain = self.chain_id()
         except AirflowException as e:
             return Readiness(False, str(e), summary)
-        if summary["chain_id"] is not None and chain != summary["chain_id"]:
-            raise AirflowException(
-                f"{self.provider_uri} serves chain {chain}, but nodewatch at {self.admin_url} "
-                f"serves chain {summary['chain_id']}: provider_uri is not this nodewatch"
-            )
+        other = self._other_chain(chain, summary)
+        if other is not None:
+            raise AirflowException(other)
         return Readiness(True, reason, summary)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The connection test of Airflow's UI ("Test") and of ``airflow connections test``:
+        ``(True, what answered)`` when the admin URL answers ``/status`` and the provider URI
+        answers ``eth_chainId`` for nodewatch's chain, else ``(False, why not)``.
+
+        Readiness is reported, not required: a nodewatch still waiting for its nodes is the
+        right connection all the same.
+        """
+        try:
+            summary = summarize(self.status())
+            chain = self.chain_id()
+        except Exception as e:  # the message is the answer: a missing connection, too
+            return False, str(e)
+        other = self._other_chain(chain, summary)
+        if other is not None:
+            return False, other
+        readiness = "ready" if summary["ready"] else "not ready yet"
+        return True, (
+            f"nodewatch at {self.admin_url} answers: {readiness}, serving "
+            f"{summary['serving']} at head {summary['best_head']}, "
+            f"{len(summary['healthy'])} of {len(summary['upstreams'])} upstreams healthy; "
+            f"{self.provider_uri} serves its chain {chain}"
+        )

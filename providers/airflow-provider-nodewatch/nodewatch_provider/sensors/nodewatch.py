@@ -8,15 +8,24 @@ the URI handed on is nodewatch's, which keeps routing around dead, lagging or fo
 for the whole export, not only at its start.
 """
 
-from datetime import timedelta
-from typing import Any, Optional, Sequence
+from __future__ import annotations
 
-from nodewatch_provider._compat import AirflowException, BaseSensorOperator, PokeReturnValue
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from nodewatch_provider._compat import (
+    AirflowException,
+    BaseSensorOperator,
+    Context,
+    PokeReturnValue,
+)
 from nodewatch_provider.hooks.nodewatch import (
     DEFAULT_CONN_ID,
     DEFAULT_HTTP_TIMEOUT,
     NodewatchHook,
     Readiness,
+    Summary,
 )
 from nodewatch_provider.triggers.nodewatch import NodewatchReadyTrigger
 
@@ -24,8 +33,11 @@ from nodewatch_provider.triggers.nodewatch import NodewatchReadyTrigger
 class NodewatchReadySensor(BaseSensorOperator):
     """Waits until nodewatch is ready, then pushes to XCom what later tasks need.
 
-    Ready: ``/readyz`` answers 200 and ``eth_chainId`` through the provider URI answers
-    nodewatch's chain. XCom on success:
+    Ready: ``/readyz`` answers 200, ``/status`` can be read and ``eth_chainId`` through the
+    provider URI answers nodewatch's chain. Anything short of that (nodewatch down or
+    restarting, an HTTP error, an answer cut short) is "not ready": the sensor waits, poking or
+    deferred, until its own ``timeout``. Only a provider URI on another chain than nodewatch's
+    fails the task at once. XCom on success:
 
     * ``provider_uri``: the JSON-RPC URL the export tasks should use;
     * ``status``: the ``/status`` summary (``serving``, ``best_head``, ``chain_id``,
@@ -49,8 +61,8 @@ class NodewatchReadySensor(BaseSensorOperator):
         self,
         *,
         nodewatch_conn_id: str = DEFAULT_CONN_ID,
-        admin_url: Optional[str] = None,
-        provider_uri: Optional[str] = None,
+        admin_url: str | None = None,
+        provider_uri: str | None = None,
         deferrable: bool = False,
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
         **kwargs: Any,
@@ -61,9 +73,10 @@ class NodewatchReadySensor(BaseSensorOperator):
         self.provider_uri = provider_uri
         self.deferrable = deferrable
         self.http_timeout = http_timeout
-        self._last_reason: Optional[str] = None
+        self._last_reason: str | None = None
 
     def hook(self) -> NodewatchHook:
+        """The hook for this sensor's connection and URLs."""
         return NodewatchHook(
             nodewatch_conn_id=self.nodewatch_conn_id,
             admin_url=self.admin_url or None,
@@ -71,20 +84,21 @@ class NodewatchReadySensor(BaseSensorOperator):
             http_timeout=self.http_timeout,
         )
 
-    def poke(self, context: Any) -> Any:
+    def poke(self, context: Context) -> bool | PokeReturnValue:
         hook = self.hook()
         result = hook.check()
-        if not result.ready:
+        if not result.ready or result.summary is None:
             self._log_waiting(result)
             return False
         return PokeReturnValue(True, self._publish(context, hook.provider_uri, result.summary))
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
+        """Pokes, or with ``deferrable=True`` checks once and defers to the triggerer."""
         if not self.deferrable:
             return super().execute(context)
         hook = self.hook()
         result = hook.check()
-        if result.ready:
+        if result.ready and result.summary is not None:
             return self._publish(context, hook.provider_uri, result.summary)
         self._log_waiting(result)
         self.defer(
@@ -98,7 +112,9 @@ class NodewatchReadySensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout),
         )
 
-    def execute_complete(self, context: Any, event: Optional[dict] = None) -> Any:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Where the deferred sensor resumes when its trigger fired."""
         if not event or event.get("status") != "ready":
             message = (event or {}).get("message", "the trigger fired without an event")
@@ -111,7 +127,7 @@ class NodewatchReadySensor(BaseSensorOperator):
             self.log.info("waiting: %s", result.reason)
             self._last_reason = result.reason
 
-    def _publish(self, context: Any, provider_uri: str, summary: dict) -> dict:
+    def _publish(self, context: Context, provider_uri: str, summary: Summary) -> dict[str, Any]:
         ti = context["ti"]
         ti.xcom_push(key="provider_uri", value=provider_uri)
         ti.xcom_push(key="status", value=summary)

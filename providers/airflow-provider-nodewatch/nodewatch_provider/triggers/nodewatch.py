@@ -4,8 +4,11 @@ Runs in the triggerer: asks nodewatch every ``poke_interval`` seconds (the block
 in a thread, so the triggerer's event loop never waits on it) and fires once it is ready.
 """
 
+from __future__ import annotations
+
 import asyncio
-from typing import Any, AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from typing import Any
 
 from nodewatch_provider._compat import AirflowException, BaseTrigger, TriggerEvent
 from nodewatch_provider.hooks.nodewatch import DEFAULT_HTTP_TIMEOUT, NodewatchHook
@@ -13,7 +16,9 @@ from nodewatch_provider.hooks.nodewatch import DEFAULT_HTTP_TIMEOUT, NodewatchHo
 
 class NodewatchReadyTrigger(BaseTrigger):
     """Fires ``{"status": "ready", "provider_uri": ..., "summary": ...}`` when nodewatch is
-    ready, or ``{"status": "error", "message": ...}`` on a configuration error."""
+    ready, or ``{"status": "error", "message": ...}`` on a configuration error (a provider URI
+    on another chain). Until then every failed check, ``/status`` errors included, is a wait
+    of ``poke_interval`` seconds."""
 
     def __init__(
         self,
@@ -28,7 +33,7 @@ class NodewatchReadyTrigger(BaseTrigger):
         self.poke_interval = poke_interval
         self.http_timeout = http_timeout
 
-    def serialize(self) -> tuple:
+    def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -39,13 +44,13 @@ class NodewatchReadyTrigger(BaseTrigger):
             },
         )
 
-    async def run(self) -> AsyncIterator[Any]:
+    async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = NodewatchHook(
             admin_url=self.admin_url,
             provider_uri=self.provider_uri,
             http_timeout=self.http_timeout,
         )
-        last: Optional[str] = None
+        last: str | None = None
         while True:
             try:
                 result = await asyncio.to_thread(hook.check)

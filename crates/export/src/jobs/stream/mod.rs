@@ -9,8 +9,9 @@
 //! does not have (`trace_block` for `-e trace`) stops the stream at once.
 //!
 //! `-p` may list several provider URIs: like ethereum-etl's
-//! `pick_random_provider_uri`, the stream uses one chosen at random when it
-//! starts ([`pick_provider_uri`]).
+//! `pick_random_provider_uri`, the stream starts with one chosen at random
+//! ([`pick_provider_uri`]); unlike it, the others are fallbacks, asked in order
+//! when that one fails or answers data that does not verify.
 
 mod fetch;
 
@@ -52,17 +53,11 @@ pub struct StreamJob {
 
 /// ethereum-etl's `pick_random_provider_uri`: the entries of a comma-separated
 /// `--provider-uri`, trimmed, and one of them chosen at random (uniformly, anew
-/// each time the stream starts; there is no failover between them). An empty
-/// entry is a usage error, where ethereum-etl would fail on it only when it
-/// happened to be chosen.
+/// each time the stream starts); the stream starts with it and falls back to the
+/// others in order. An empty entry is a usage error, where ethereum-etl would fail
+/// on it only when it happened to be chosen.
 pub fn pick_provider_uri(list: &str) -> Result<(String, Vec<String>)> {
-    let uris: Vec<String> = list.split(',').map(|u| u.trim().to_owned()).collect();
-    if let Some(i) = uris.iter().position(String::is_empty) {
-        return Err(ExportError::Usage(format!(
-            "--provider-uri {list:?}: entry {} of the comma-separated list is empty",
-            i + 1
-        )));
-    }
+    let uris = crate::rpc::provider_list(list)?;
     let chosen = uris[random_below(uris.len())].clone();
     Ok((chosen, uris))
 }

@@ -1,0 +1,196 @@
+//! What the exporter trusts and what it remembers. [`Verifier`] runs nodewatch-verify's
+//! checks on the raw JSON of each answer, before it is parsed and mapped to rows, and turns a
+//! verdict into [`Failure::Wrong`] (the next provider is asked); it keeps the verified headers
+//! and receipt sets of recent blocks, shared by the batches of a job and by the jobs of
+//! `export_all` and of a `stream` round, so a block split across two batches, or needed by
+//! two jobs, is fetched and verified once; and it remembers which providers lack
+//! `eth_getBlockReceipts`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use nodewatch_verify::{verify_block, BlockRef, Check, Checks, Header, Wrong};
+pub use nodewatch_verify::{VerifiedBlock, VerifiedReceipts, B256};
+use serde_json::value::RawValue;
+
+use crate::rpc::{Failure, Node};
+
+/// Headers kept (a few hundred bytes each): more than the blocks a `stream` round or a
+/// batch of `export_token_transfers` covers.
+const RECENT_HEADERS: usize = 4096;
+
+/// Receipt sets kept, by count: the blocks the batches in flight share.
+const RECENT_RECEIPT_SETS: usize = 256;
+
+/// Receipt sets kept, by size (their approximate bytes), whichever bound comes first.
+const RECENT_RECEIPT_BYTES: usize = 64 << 20;
+
+/// A verdict as the failure of the attempt that got it.
+pub(crate) fn wrong(w: Wrong) -> Failure {
+    Failure::Wrong(w.to_string())
+}
+
+/// A verdict about `block`: the answer is another block than the one asked for.
+pub(crate) fn not_the_block(asked: BlockRef, got: &Header) -> Failure {
+    wrong(Wrong::new(
+        asked,
+        Check::Position,
+        format!("asked for {asked}, the answer is {}", got.block_ref()),
+    ))
+}
+
+/// The checks, and the verified data of recent blocks. Shared by every task of an export.
+pub struct Verifier {
+    /// Which checks run (nodewatch-verify's defaults: all but the costly sender recovery).
+    checks: Checks,
+    /// Verified headers by block hash.
+    headers: Mutex<Recent<Header>>,
+    /// Verified receipt sets by block hash.
+    receipts: Mutex<Recent<Arc<VerifiedReceipts>>>,
+    /// Providers (by name) that answered `eth_getBlockReceipts` with "method not found":
+    /// they get the per-transaction fallback at once.
+    without_block_receipts: Mutex<HashSet<String>>,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier::new(Checks::default())
+    }
+}
+
+impl Verifier {
+    /// A verifier running `checks`.
+    pub fn new(checks: Checks) -> Self {
+        Verifier {
+            checks,
+            headers: Mutex::new(Recent::new(RECENT_HEADERS, usize::MAX)),
+            receipts: Mutex::new(Recent::new(RECENT_RECEIPT_SETS, RECENT_RECEIPT_BYTES)),
+            without_block_receipts: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The checks that run.
+    pub fn checks(&self) -> &Checks {
+        &self.checks
+    }
+
+    /// Verifies a block answer (`eth_getBlockBy*`, full or hashes-only) and remembers its
+    /// header.
+    pub fn block(&self, raw: &RawValue) -> Result<VerifiedBlock, Failure> {
+        let block = verify_block(raw.get().as_bytes(), &self.checks).map_err(wrong)?;
+        self.remember_header(&block.header);
+        Ok(block)
+    }
+
+    /// The remembered verified header of block `hash`.
+    pub fn header(&self, hash: &B256) -> Option<Header> {
+        lock(&self.headers).get(hash).cloned()
+    }
+
+    fn remember_header(&self, header: &Header) {
+        lock(&self.headers).insert(header.hash, header.clone(), 1);
+    }
+
+    /// The remembered verified receipts of block `hash`.
+    pub fn receipts(&self, hash: &B256) -> Option<Arc<VerifiedReceipts>> {
+        lock(&self.receipts).get(hash).cloned()
+    }
+
+    /// Remembers a block's verified receipts.
+    pub fn remember_receipts(&self, set: &Arc<VerifiedReceipts>) {
+        let weight = set.approx_bytes();
+        lock(&self.receipts).insert(set.block.1, Arc::clone(set), weight);
+    }
+
+    /// Whether `node` is known to lack `eth_getBlockReceipts`.
+    pub fn lacks_block_receipts(&self, node: &Node) -> bool {
+        lock(&self.without_block_receipts).contains(&node.name())
+    }
+
+    /// Notes that `node` lacks `eth_getBlockReceipts`.
+    pub fn note_lacks_block_receipts(&self, node: &Node) {
+        lock(&self.without_block_receipts).insert(node.name());
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A bounded map from block hash to value: the oldest entries go first once there are more
+/// than `max_entries`, or their weights add up to more than `max_weight`.
+struct Recent<V> {
+    map: HashMap<B256, (V, usize)>,
+    /// Insertion order, oldest first.
+    order: VecDeque<B256>,
+    weight: usize,
+    max_entries: usize,
+    max_weight: usize,
+}
+
+impl<V> Recent<V> {
+    fn new(max_entries: usize, max_weight: usize) -> Self {
+        Recent {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            weight: 0,
+            max_entries,
+            max_weight,
+        }
+    }
+
+    fn get(&self, key: &B256) -> Option<&V> {
+        self.map.get(key).map(|(v, _)| v)
+    }
+
+    fn insert(&mut self, key: B256, value: V, weight: usize) {
+        if let Some((_, old)) = self.map.insert(key, (value, weight)) {
+            self.weight -= old;
+        } else {
+            self.order.push_back(key);
+        }
+        self.weight += weight;
+        while self.map.len() > self.max_entries || self.weight > self.max_weight {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, w)) = self.map.remove(&oldest) {
+                self.weight -= w;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u8) -> B256 {
+        B256::repeat_byte(i)
+    }
+
+    #[test]
+    fn recent_drops_the_oldest_by_count_and_by_weight() {
+        let mut r = Recent::new(2, 100);
+        r.insert(key(1), "a", 10);
+        r.insert(key(2), "b", 10);
+        r.insert(key(3), "c", 10);
+        assert_eq!((r.get(&key(1)), r.get(&key(3))), (None, Some(&"c")));
+        r.insert(key(4), "d", 95);
+        assert_eq!(r.map.len(), 1, "weight 105 > 100 drops the older ones");
+        assert_eq!(r.get(&key(4)), Some(&"d"));
+        r.insert(key(4), "e", 5);
+        assert_eq!((r.get(&key(4)), r.weight, r.order.len()), (Some(&"e"), 5, 1));
+    }
+
+    #[test]
+    fn a_verdict_is_a_wrong_answer_naming_block_and_check() {
+        let at = BlockRef::new(5, key(0xab));
+        let f = wrong(Wrong::new(at, Check::TransactionsRoot, "evidence"));
+        let Failure::Wrong(line) = f else {
+            panic!("{f:?}")
+        };
+        assert!(line.starts_with("block 5 (0xabab"), "{line}");
+        assert!(line.ends_with("transactions root check failed: evidence"), "{line}");
+    }
+}

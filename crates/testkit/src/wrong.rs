@@ -1,0 +1,579 @@
+//! The wrong-data relay: a node that is up, in sync and on the right chain, and answers wrong
+//! or incomplete data (issue 19). It relays every JSON-RPC request to a real node (anvil) and,
+//! in the [`Mode`] set at run time ([`WrongRelay::set_mode`]), rewrites the *data* of the
+//! answers while heads, block hashes and headers stay true: the failures ETL users report
+//! from the field (a receipt missing its last log, `eth_getLogs` answering `[]`, a block with
+//! no transactions, ...), each one a mode.
+//!
+//! Single requests and batches are rewritten alike, item by item (matched by `id`), and every
+//! answer item it changed is counted by mode and method ([`WrongRelay::tampered_by`]), so a
+//! test can assert that the fault was really served, not only switched on. Modes that corrupt
+//! different data ([`Mode::corrupts`]) can be on together ([`WrongRelay::set_modes`]), so one
+//! round of exports exercises several. The transformations are pure functions on the JSON
+//! ([`tamper`]), unit-tested here on small answers; the server is a [`Scripted`] upstream and
+//! this module is its script.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use alloy_primitives::{hex, Bloom, BloomInput};
+use serde_json::{json, Value};
+
+use crate::scripted::{close, ok, Reply, Request, Scripted};
+
+/// What the relay gets wrong. Headers, hashes and heads are always left true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    /// Relay everything unchanged.
+    Honest,
+    /// (a) Each receipt loses its last log (`eth_getTransactionReceipt`,
+    /// `eth_getBlockReceipts`); the receipt's `logsBloom` is left as it was.
+    DropLastLog,
+    /// (b) As [`Mode::DropLastLog`], with the receipt's `logsBloom` recomputed from the logs
+    /// that are left, so the receipt is consistent in itself.
+    DropLastLogFixBloom,
+    /// (c) `eth_getLogs` (and the filter-log methods) answer `[]`.
+    EmptyLogs,
+    /// (d) Full blocks come with `"transactions": []`.
+    EmptyBlocks,
+    /// The last transaction of a full block (and any transaction answered alone) has another
+    /// `value` (its lowest bit flipped).
+    TxValue,
+    /// The same with the transaction's `input` (its last nibble changed, or `0x00` for `0x`).
+    TxInput,
+    /// The last receipt of each answer has its `status` flipped (success <-> failure).
+    ReceiptStatus,
+    /// Every log (in receipts and in `eth_getLogs`) has `logIndex` one too high.
+    LogIndex,
+    /// Every receipt (and its logs) says it is in the block before its own: a receipt from
+    /// another block, as a node with a stale transaction index answers.
+    ForeignReceipt,
+    /// The last log of each receipt, and of each block in an `eth_getLogs` answer, has other
+    /// `data`.
+    LogData,
+    /// A full block's last transaction is missing.
+    DropLastTx,
+    /// The last receipt of each answer has another `gasUsed` (`cumulativeGasUsed` kept).
+    GasUsed,
+    /// An `eth_getLogs` answer misses the logs of one block (the last block it has logs of).
+    LogsMissingBlock,
+    /// A block's last withdrawal has another amount (only on chains with withdrawals).
+    WithdrawalAmount,
+}
+
+/// Which exported data a mode corrupts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data {
+    /// Blocks and transactions (`eth_getBlockBy*`, `eth_getTransactionBy*`).
+    Blocks,
+    /// Receipts and their logs (`eth_getTransactionReceipt`, `eth_getBlockReceipts`).
+    Receipts,
+    /// Log queries (`eth_getLogs`, `eth_getFilterLogs`, `eth_getFilterChanges`).
+    Logs,
+}
+
+impl Mode {
+    /// Every mode that gets something wrong.
+    pub const WRONG: [Mode; 14] = [
+        Mode::DropLastLog,
+        Mode::DropLastLogFixBloom,
+        Mode::EmptyLogs,
+        Mode::EmptyBlocks,
+        Mode::TxValue,
+        Mode::TxInput,
+        Mode::ReceiptStatus,
+        Mode::LogIndex,
+        Mode::ForeignReceipt,
+        Mode::LogData,
+        Mode::DropLastTx,
+        Mode::GasUsed,
+        Mode::LogsMissingBlock,
+        Mode::WithdrawalAmount,
+    ];
+
+    /// A short name for messages and phase names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Honest => "honest",
+            Mode::DropLastLog => "drop_last_log",
+            Mode::DropLastLogFixBloom => "drop_last_log_fix_bloom",
+            Mode::EmptyLogs => "empty_logs",
+            Mode::EmptyBlocks => "empty_blocks",
+            Mode::TxValue => "tx_value",
+            Mode::TxInput => "tx_input",
+            Mode::ReceiptStatus => "receipt_status",
+            Mode::LogIndex => "log_index",
+            Mode::ForeignReceipt => "foreign_receipt",
+            Mode::LogData => "log_data",
+            Mode::DropLastTx => "drop_last_tx",
+            Mode::GasUsed => "gas_used",
+            Mode::LogsMissingBlock => "logs_missing_block",
+            Mode::WithdrawalAmount => "withdrawal_amount",
+        }
+    }
+
+    /// The data this mode corrupts (what an export of that data must catch).
+    pub fn corrupts(self) -> &'static [Data] {
+        match self {
+            Mode::Honest => &[],
+            Mode::EmptyBlocks
+            | Mode::TxValue
+            | Mode::TxInput
+            | Mode::DropLastTx
+            | Mode::WithdrawalAmount => &[Data::Blocks],
+            Mode::DropLastLog
+            | Mode::DropLastLogFixBloom
+            | Mode::ReceiptStatus
+            | Mode::ForeignReceipt
+            | Mode::GasUsed => &[Data::Receipts],
+            Mode::EmptyLogs | Mode::LogsMissingBlock => &[Data::Logs],
+            Mode::LogIndex | Mode::LogData => &[Data::Receipts, Data::Logs],
+        }
+    }
+}
+
+/// What kind of answer a method gives, for the rewriting.
+fn data_of(method: &str) -> Option<Data> {
+    match method {
+        "eth_getBlockByNumber"
+        | "eth_getBlockByHash"
+        | "eth_getTransactionByHash"
+        | "eth_getTransactionByBlockNumberAndIndex"
+        | "eth_getTransactionByBlockHashAndIndex" => Some(Data::Blocks),
+        "eth_getTransactionReceipt" | "eth_getBlockReceipts" => Some(Data::Receipts),
+        "eth_getLogs" | "eth_getFilterLogs" | "eth_getFilterChanges" => Some(Data::Logs),
+        _ => None,
+    }
+}
+
+/// Block hashes by number, for [`Mode::ForeignReceipt`] (which relabels a receipt into the
+/// block before its own and needs that block's true hash).
+pub type Hashes = BTreeMap<u64, String>;
+
+// === the transformations ===
+
+/// Rewrites `result`, the answer to one `method` call, as `mode` says; true when it changed
+/// anything. `hashes` must hold the blocks [`foreign_blocks`] names.
+pub fn tamper(mode: Mode, method: &str, result: &mut Value, hashes: &Hashes) -> bool {
+    if mode == Mode::Honest || result.is_null() {
+        return false;
+    }
+    match data_of(method) {
+        Some(Data::Blocks) if result.get("transactions").is_some() => tamper_block(mode, result),
+        Some(Data::Blocks) => {
+            matches!(mode, Mode::TxValue | Mode::TxInput) && tamper_tx(mode, result)
+        }
+        Some(Data::Receipts) => {
+            let receipts: Vec<&mut Value> = match result {
+                Value::Array(items) => items.iter_mut().collect(),
+                receipt @ Value::Object(_) => vec![receipt],
+                _ => return false,
+            };
+            tamper_receipts(mode, receipts, hashes)
+        }
+        Some(Data::Logs) => match result {
+            Value::Array(logs) if logs.iter().all(Value::is_object) => tamper_logs(mode, logs),
+            _ => false,
+        },
+        None => false,
+    }
+}
+
+/// The block numbers whose hashes [`tamper`] needs for this answer.
+pub fn foreign_blocks(mode: Mode, method: &str, result: &Value) -> Vec<u64> {
+    if mode != Mode::ForeignReceipt || data_of(method) != Some(Data::Receipts) {
+        return Vec::new();
+    }
+    let receipts: Vec<&Value> = match result {
+        Value::Array(items) => items.iter().collect(),
+        receipt => vec![receipt],
+    };
+    let mut blocks: Vec<u64> = receipts
+        .iter()
+        .filter_map(|r| quantity(&r["blockNumber"])?.checked_sub(1))
+        .collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    blocks
+}
+
+fn tamper_block(mode: Mode, block: &mut Value) -> bool {
+    if mode == Mode::WithdrawalAmount {
+        return match block.get_mut("withdrawals").and_then(Value::as_array_mut) {
+            Some(w) => w.last_mut().is_some_and(|w| flip_low_bit(&mut w["amount"])),
+            None => false,
+        };
+    }
+    let Some(txs) = block["transactions"].as_array_mut() else {
+        return false;
+    };
+    // Hashes-only blocks are "headers": left true.
+    if !txs.first().is_some_and(Value::is_object) {
+        return false;
+    }
+    match mode {
+        Mode::EmptyBlocks => {
+            txs.clear();
+            true
+        }
+        Mode::DropLastTx => txs.pop().is_some(),
+        Mode::TxValue | Mode::TxInput => txs.last_mut().is_some_and(|tx| tamper_tx(mode, tx)),
+        _ => false,
+    }
+}
+
+fn tamper_tx(mode: Mode, tx: &mut Value) -> bool {
+    match mode {
+        Mode::TxValue => flip_low_bit(&mut tx["value"]),
+        Mode::TxInput => change_bytes(&mut tx["input"]),
+        _ => false,
+    }
+}
+
+fn tamper_receipts(mode: Mode, mut receipts: Vec<&mut Value>, hashes: &Hashes) -> bool {
+    let mut changed = false;
+    match mode {
+        Mode::DropLastLog | Mode::DropLastLogFixBloom => {
+            for receipt in receipts {
+                let Some(logs) = receipt["logs"].as_array_mut() else {
+                    continue;
+                };
+                if logs.pop().is_none() {
+                    continue;
+                }
+                if mode == Mode::DropLastLogFixBloom {
+                    receipt["logsBloom"] = json!(bloom_of(logs));
+                }
+                changed = true;
+            }
+        }
+        Mode::ReceiptStatus => {
+            if let Some(r) = receipts.last_mut() {
+                changed = match r["status"].as_str() {
+                    Some("0x1") => set(&mut r["status"], "0x0"),
+                    Some("0x0") => set(&mut r["status"], "0x1"),
+                    _ => false,
+                };
+            }
+        }
+        Mode::GasUsed => {
+            if let Some(r) = receipts.last_mut() {
+                changed = add(&mut r["gasUsed"], 1);
+            }
+        }
+        Mode::LogIndex => {
+            for log in receipts.iter_mut().flat_map(|r| logs_of(r)) {
+                changed |= add(&mut log["logIndex"], 1);
+            }
+        }
+        Mode::LogData => {
+            for receipt in receipts {
+                if let Some(log) = receipt["logs"].as_array_mut().and_then(|l| l.last_mut()) {
+                    changed |= change_bytes(&mut log["data"]);
+                }
+            }
+        }
+        Mode::ForeignReceipt => {
+            for receipt in receipts {
+                let Some(before) = quantity(&receipt["blockNumber"]).and_then(|n| n.checked_sub(1))
+                else {
+                    continue;
+                };
+                let Some(hash) = hashes.get(&before) else {
+                    continue;
+                };
+                receipt["blockNumber"] = json!(format!("{before:#x}"));
+                receipt["blockHash"] = json!(hash);
+                for log in logs_of(receipt) {
+                    log["blockNumber"] = json!(format!("{before:#x}"));
+                    log["blockHash"] = json!(hash);
+                }
+                changed = true;
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+fn tamper_logs(mode: Mode, logs: &mut Vec<Value>) -> bool {
+    if logs.is_empty() {
+        return false;
+    }
+    match mode {
+        Mode::EmptyLogs => {
+            logs.clear();
+            true
+        }
+        Mode::LogsMissingBlock => {
+            let last = logs.last().map(|l| l["blockNumber"].clone());
+            logs.retain(|l| Some(&l["blockNumber"]) != last.as_ref());
+            true
+        }
+        Mode::LogIndex => {
+            let mut changed = false;
+            for log in logs.iter_mut() {
+                changed |= add(&mut log["logIndex"], 1);
+            }
+            changed
+        }
+        Mode::LogData => {
+            // The last log of each block in the answer.
+            let mut changed = false;
+            for i in 0..logs.len() {
+                let next = logs.get(i + 1).map(|l| &l["blockNumber"]);
+                if next != Some(&logs[i]["blockNumber"]) {
+                    changed |= change_bytes(&mut logs[i]["data"]);
+                }
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+fn logs_of(receipt: &mut Value) -> impl Iterator<Item = &mut Value> {
+    receipt["logs"].as_array_mut().into_iter().flatten()
+}
+
+/// The 2048-bit bloom of these logs (keccak256 of the address and of each topic, 3 bits
+/// each), as a `0x…` hex string of 256 bytes.
+pub fn bloom_of(logs: &[Value]) -> String {
+    let mut bloom = Bloom::default();
+    for log in logs {
+        let topics = log["topics"].as_array().into_iter().flatten();
+        for item in std::iter::once(&log["address"]).chain(topics) {
+            let bytes = hex::decode(item.as_str().unwrap_or_default()).unwrap_or_default();
+            bloom.accrue(BloomInput::Raw(&bytes));
+        }
+    }
+    hex::encode_prefixed(bloom.as_slice())
+}
+
+// === hex helpers ===
+
+fn quantity(v: &Value) -> Option<u64> {
+    u64::from_str_radix(v.as_str()?.strip_prefix("0x")?, 16).ok()
+}
+
+fn set(v: &mut Value, to: &str) -> bool {
+    *v = json!(to);
+    true
+}
+
+/// Adds `n` to a hex quantity (false when it is not one).
+fn add(v: &mut Value, n: u64) -> bool {
+    match quantity(v) {
+        Some(q) => set(v, &format!("{:#x}", q + n)),
+        None => false,
+    }
+}
+
+/// Flips the lowest bit of a hex quantity of any size ("0x0" -> "0x1", "0x10" -> "0x11").
+fn flip_low_bit(v: &mut Value) -> bool {
+    let Some(digits) = v.as_str().and_then(|s| s.strip_prefix("0x")) else {
+        return false;
+    };
+    let Some(last) = digits.chars().last().and_then(|c| c.to_digit(16)) else {
+        return false;
+    };
+    // Only the last digit changes, so the quantity stays canonical ("0x1" -> "0x0").
+    set(
+        v,
+        &format!("0x{}{:x}", &digits[..digits.len() - 1], last ^ 1),
+    )
+}
+
+/// Changes hex data: its last nibble (lowest bit flipped), or `0x` becomes `0x00`.
+fn change_bytes(v: &mut Value) -> bool {
+    let Some(digits) = v.as_str().and_then(|s| s.strip_prefix("0x")) else {
+        return false;
+    };
+    match digits.chars().last().and_then(|c| c.to_digit(16)) {
+        None => set(v, "0x00"),
+        Some(last) => {
+            let changed = format!("0x{}{:x}", &digits[..digits.len() - 1], last ^ 1);
+            set(v, &changed)
+        }
+    }
+}
+
+// === impl WrongRelay ===
+
+struct State {
+    /// The real node behind the relay.
+    target: String,
+    /// The modes in force, applied in order (empty: honest).
+    modes: Mutex<Vec<Mode>>,
+    /// Answer items changed, by mode and method: the proof a fault was served.
+    tampered: Mutex<BTreeMap<(Mode, String), u64>>,
+    /// Answer items relayed (changed or not), by method.
+    relayed: Mutex<BTreeMap<String, u64>>,
+    /// Block hashes learned from the node for [`Mode::ForeignReceipt`] (blocks do not change
+    /// under a test chain).
+    hashes: Mutex<Hashes>,
+}
+
+/// A running wrong-data relay in front of one node; stops when dropped.
+pub struct WrongRelay {
+    state: Arc<State>,
+    server: Scripted,
+}
+
+impl WrongRelay {
+    /// Starts an honest relay to `target` (a node's URL).
+    pub async fn start(target: &str) -> WrongRelay {
+        let state = Arc::new(State {
+            target: target.to_string(),
+            modes: Mutex::default(),
+            tampered: Mutex::default(),
+            relayed: Mutex::default(),
+            hashes: Mutex::default(),
+        });
+        let shared = Arc::clone(&state);
+        let server = Scripted::start(move |req| {
+            let state = Arc::clone(&shared);
+            async move { handle(&state, req).await }
+        })
+        .await;
+        WrongRelay { state, server }
+    }
+
+    /// Where clients should send requests.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Switches what the relay gets wrong, from the next request on.
+    pub fn set_mode(&self, mode: Mode) {
+        self.set_modes(&[mode]);
+    }
+
+    /// Several modes at once, from the next request on. Each must corrupt other data than
+    /// the rest ([`Mode::corrupts`]), so that every fault stays what its mode says.
+    pub fn set_modes(&self, modes: &[Mode]) {
+        let mut seen: Vec<Data> = Vec::new();
+        for data in modes.iter().flat_map(|m| m.corrupts()) {
+            assert!(
+                !seen.contains(data),
+                "two modes corrupt {data:?}: {modes:?}"
+            );
+            seen.push(*data);
+        }
+        *self.state.modes.lock().unwrap() = modes.to_vec();
+    }
+
+    /// The modes in force (empty when honest).
+    pub fn modes(&self) -> Vec<Mode> {
+        self.state.modes.lock().unwrap().clone()
+    }
+
+    /// Answer items changed so far, all modes and methods.
+    pub fn tampered(&self) -> u64 {
+        self.state.tampered.lock().unwrap().values().sum()
+    }
+
+    /// Answer items changed so far by `mode`, all methods.
+    pub fn tampered_by(&self, mode: Mode) -> u64 {
+        let counts = self.state.tampered.lock().unwrap();
+        counts
+            .iter()
+            .filter(|((m, _), _)| *m == mode)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Answer items changed so far, by method (all modes).
+    pub fn tampered_by_method(&self) -> BTreeMap<String, u64> {
+        let mut by_method = BTreeMap::new();
+        for ((_, method), n) in self.state.tampered.lock().unwrap().iter() {
+            *by_method.entry(method.clone()).or_default() += n;
+        }
+        by_method
+    }
+
+    /// Answer items relayed so far (changed or not), by method.
+    pub fn relayed_by_method(&self) -> BTreeMap<String, u64> {
+        self.state.relayed.lock().unwrap().clone()
+    }
+
+    /// Requests (HTTP) received so far.
+    pub fn requests(&self) -> usize {
+        self.server.requests()
+    }
+}
+
+async fn handle(state: &State, req: Request) -> Reply {
+    let Some((status, text)) = crate::scripted::forward(&state.target, &req).await else {
+        return close("the node did not answer");
+    };
+    let modes = state.modes.lock().unwrap().clone();
+    let (Some(calls), Ok(mut answer)) = (req.json(), serde_json::from_str::<Value>(&text)) else {
+        return ok(status, text);
+    };
+    let calls: Vec<&Value> = match &calls {
+        Value::Array(calls) => calls.iter().collect(),
+        call => vec![call],
+    };
+    let items: Vec<&mut Value> = match &mut answer {
+        Value::Array(items) => items.iter_mut().collect(),
+        item => vec![item],
+    };
+    let mut changed = false;
+    for item in items {
+        let Some(method) = calls
+            .iter()
+            .find(|c| c["id"] == item["id"])
+            .and_then(|c| c["method"].as_str())
+        else {
+            continue;
+        };
+        *state
+            .relayed
+            .lock()
+            .unwrap()
+            .entry(method.into())
+            .or_default() += 1;
+        let Some(result) = item.get_mut("result") else {
+            continue;
+        };
+        for &mode in &modes {
+            let hashes = hashes_for(state, &foreign_blocks(mode, method, result)).await;
+            if tamper(mode, method, result, &hashes) {
+                let key = (mode, method.to_string());
+                *state.tampered.lock().unwrap().entry(key).or_default() += 1;
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return ok(status, text);
+    }
+    ok(status, answer.to_string())
+}
+
+/// The true hashes of these blocks, asked of the node once each.
+async fn hashes_for(state: &State, blocks: &[u64]) -> Hashes {
+    let mut found = Hashes::new();
+    for &n in blocks {
+        let known = state.hashes.lock().unwrap().get(&n).cloned();
+        let hash = match known {
+            Some(hash) => Some(hash),
+            None => {
+                let params = json!([format!("{n:#x}"), false]);
+                crate::rpc::try_call(&state.target, "eth_getBlockByNumber", params)
+                    .await
+                    .ok()
+                    .and_then(|b| b["hash"].as_str().map(str::to_owned))
+            }
+        };
+        if let Some(hash) = hash {
+            state.hashes.lock().unwrap().insert(n, hash.clone());
+            found.insert(n, hash);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests;

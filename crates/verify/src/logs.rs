@@ -1,0 +1,257 @@
+//! `eth_getLogs` answers as a sans-IO check the caller drives with its own I/O: the answer
+//! and params are read ([`LogsCheck::new`]); the caller fetches and verifies the headers
+//! asked for ([`LogsCheck::headers_needed`]), then the receipts of the blocks that matter
+//! ([`LogsCheck::receipts_needed`]: blocks the answer has logs from, and blocks whose header
+//! bloom may match the filter), and [`LogsCheck::finish`] compares the answer, block by
+//! block, with the verified logs that match the filter.
+
+use std::collections::HashMap;
+
+use alloy_primitives::{Log, B256};
+use serde::Deserialize;
+
+use crate::facts::{read_log, Claimed};
+use crate::filter::{LogFilter, OneOrMany, TopicEntry};
+use crate::header::Header;
+use crate::hex::{self, BadField};
+use crate::receipts::VerifiedReceipts;
+use crate::rpc::{self, RpcLog};
+use crate::verdict::{BlockRef, Check, Wrong};
+
+/// The headers a [`LogsCheck`] needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadersNeeded {
+    /// Every block of a numeric range, both ends included.
+    Range(u64, u64),
+    /// The one block of a `blockHash` filter.
+    Hash(B256),
+    /// Only the blocks the answer has logs from (the range had tags such as "latest", so
+    /// completeness cannot be judged): (number, hash) as the answer states them.
+    Blocks(Vec<(u64, B256)>),
+}
+
+/// The `eth_getLogs` filter object.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RpcFilter<'a> {
+    from_block: Option<&'a str>,
+    to_block: Option<&'a str>,
+    block_hash: Option<&'a str>,
+    #[serde(borrow)]
+    address: Option<OneOrMany<'a>>,
+    #[serde(borrow)]
+    topics: Option<Vec<Option<TopicEntry<'a>>>>,
+}
+
+/// A log of the answer with every position it must state.
+#[derive(Clone, Debug)]
+struct AnswerLog {
+    log: Log,
+    block_hash: B256,
+    block_number: u64,
+    transaction_hash: B256,
+    transaction_index: u64,
+    log_index: u64,
+    removed: bool,
+}
+
+/// An `eth_getLogs` verification in progress.
+#[derive(Clone, Debug)]
+pub struct LogsCheck {
+    /// The filter the answer must obey.
+    filter: LogFilter,
+    /// Which headers the range needs (fixed by the params, or by the answer for tags).
+    headers: HeadersNeeded,
+    /// The answer's logs, in answer order.
+    answer: Vec<AnswerLog>,
+}
+
+impl LogsCheck {
+    /// Reads `params` (the `eth_getLogs` params array) and `answer` (the result array); an
+    /// answer log that does not match the filter, lies outside the range, or is out of order
+    /// is `Check::Logs` already here.
+    pub fn new(params: &[u8], answer: &[u8]) -> Result<Self, Wrong> {
+        let malformed = |e: String| Wrong::malformed(BlockRef::UNKNOWN, e);
+        let (f,): (RpcFilter<'_>,) = rpc::parse(params).map_err(|e| malformed(format!("params: {e}")))?;
+        let filter = LogFilter::read(f.address.as_ref(), f.topics.as_deref())
+            .map_err(|e| malformed(format!("params: {e}")))?;
+        let logs: Vec<RpcLog<'_>> = rpc::parse(answer).map_err(malformed)?;
+        let answer = logs
+            .iter()
+            .enumerate()
+            .map(|(k, l)| answer_log(l).map_err(|e| malformed(format!("log {k}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let headers = headers_needed(&f, &answer).map_err(|e| malformed(format!("params: {e}")))?;
+        let check = LogsCheck { filter, headers, answer };
+        check.check_answer_alone()?;
+        Ok(check)
+    }
+
+    /// The filter of the params.
+    pub fn filter(&self) -> &LogFilter {
+        &self.filter
+    }
+
+    /// Whether the answer has no logs.
+    pub fn is_empty_answer(&self) -> bool {
+        self.answer.is_empty()
+    }
+
+    /// The blocks the answer has logs from, as (number, hash), ascending: what a caller
+    /// checks when the range is too wide to judge completeness over.
+    pub fn answer_blocks(&self) -> Vec<(u64, B256)> {
+        let mut blocks: Vec<(u64, B256)> =
+            self.answer.iter().map(|l| (l.block_number, l.block_hash)).collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        blocks
+    }
+
+    /// The headers the check needs (see [`HeadersNeeded`]).
+    pub fn headers_needed(&self) -> HeadersNeeded {
+        self.headers.clone()
+    }
+
+    /// Given the verified headers, checks each answer log's block against them and returns
+    /// the blocks whose receipts are needed, ascending: those the answer has logs from, and
+    /// those whose bloom may match the filter. A block of a range without a header is taken
+    /// as not existing (yet): an answer log from it is `Check::Logs`.
+    pub fn receipts_needed(&self, headers: &[Header]) -> Result<Vec<(u64, B256)>, Wrong> {
+        let by_number: HashMap<u64, &Header> = headers.iter().map(|h| (h.number, h)).collect();
+        let mut needed: Vec<(u64, B256)> = Vec::new();
+        for (k, l) in self.answer.iter().enumerate() {
+            let at = BlockRef::new(l.block_number, l.block_hash);
+            match by_number.get(&l.block_number) {
+                Some(h) if h.hash == l.block_hash => needed.push((h.number, h.hash)),
+                Some(h) => {
+                    let detail = format!("log {k} claims block hash {}, the verified header's is {}", l.block_hash, h.hash);
+                    return Err(Wrong::new(at, Check::Logs, detail));
+                }
+                None => return Err(Wrong::new(at, Check::Logs, format!("log {k}: no verified header for its block"))),
+            }
+        }
+        let in_scope = |h: &&Header| match self.headers {
+            HeadersNeeded::Range(from, to) => (from..=to).contains(&h.number),
+            HeadersNeeded::Hash(hash) => h.hash == hash,
+            HeadersNeeded::Blocks(_) => false,
+        };
+        let blooming = headers.iter().filter(in_scope).filter(|h| self.filter.may_match(&h.logs_bloom));
+        needed.extend(blooming.map(|h| (h.number, h.hash)));
+        needed.sort_unstable();
+        needed.dedup();
+        Ok(needed)
+    }
+
+    /// Given those blocks' verified receipts: per block, the answer's logs must be exactly
+    /// the verified logs that match the filter (same order, every field). A missing one is
+    /// `Check::LogsMissing`; a different or extra one `Check::Logs`. An answer log whose
+    /// block has no receipts given is `Check::Malformed` (the caller skipped a block).
+    pub fn finish(&self, receipts: &[&VerifiedReceipts]) -> Result<(), Wrong> {
+        for (k, l) in self.answer.iter().enumerate() {
+            if !receipts.iter().any(|set| set.block == (l.block_number, l.block_hash)) {
+                let at = BlockRef::new(l.block_number, l.block_hash);
+                return Err(Wrong::malformed(at, format!("log {k}: no verified receipts given for its block")));
+            }
+        }
+        receipts.iter().try_for_each(|set| self.finish_block(set))
+    }
+
+    /// One block: the answer's logs from it against the verified matching logs.
+    fn finish_block(&self, set: &VerifiedReceipts) -> Result<(), Wrong> {
+        let block = set.block_ref();
+        let mut got = self.answer.iter().filter(|l| (l.block_number, l.block_hash) == set.block);
+        let expected = set.receipts.iter().flat_map(|r| r.logs()).filter(|l| self.filter.matches(l.log));
+        for want in expected {
+            let Some(g) = got.next() else {
+                let detail = format!("the answer lacks log {} (transaction {})", want.log_index, want.transaction_hash);
+                return Err(Wrong::new(block, Check::LogsMissing, detail));
+            };
+            if g.log_index > want.log_index {
+                let detail = format!("the answer lacks log {} (transaction {})", want.log_index, want.transaction_hash);
+                return Err(Wrong::new(block, Check::LogsMissing, detail));
+            }
+            let same = g.log_index == want.log_index
+                && g.log == *want.log
+                && g.transaction_hash == want.transaction_hash
+                && g.transaction_index == want.transaction_index
+                && !g.removed;
+            if !same {
+                let detail = format!("answer log {} differs from the verified log {}", g.log_index, want.log_index);
+                return Err(Wrong::new(block, Check::Logs, detail));
+            }
+        }
+        if let Some(extra) = got.next() {
+            let detail = format!("answer log {} matches no verified log of the filter", extra.log_index);
+            return Err(Wrong::new(block, Check::Logs, detail));
+        }
+        Ok(())
+    }
+
+    /// What the answer alone shows: each log matches the filter, lies in scope, and the logs
+    /// ascend by (block, log index).
+    fn check_answer_alone(&self) -> Result<(), Wrong> {
+        let mut last: Option<(u64, u64)> = None;
+        for (k, l) in self.answer.iter().enumerate() {
+            let at = BlockRef::new(l.block_number, l.block_hash);
+            let wrong = |detail: String| Err(Wrong::new(at, Check::Logs, format!("log {k}: {detail}")));
+            if !self.filter.matches(&l.log) {
+                return wrong("does not match the filter".into());
+            }
+            match self.headers {
+                HeadersNeeded::Range(from, to) if !(from..=to).contains(&l.block_number) => {
+                    return wrong(format!("block {} is outside {from}..={to}", l.block_number));
+                }
+                HeadersNeeded::Hash(hash) if hash != l.block_hash => {
+                    return wrong(format!("block hash is not the filter's {hash}"));
+                }
+                _ => {}
+            }
+            let here = (l.block_number, l.log_index);
+            if last.is_some_and(|before| before >= here) {
+                return wrong("out of order".into());
+            }
+            last = Some(here);
+        }
+        Ok(())
+    }
+}
+
+/// An answer log with every position required.
+fn answer_log(l: &RpcLog<'_>) -> Result<AnswerLog, BadField> {
+    let read = read_log(l)?;
+    let Claimed { block_hash, block_number, transaction_hash, transaction_index, log_index } = read.at;
+    Ok(AnswerLog {
+        log: read.log,
+        block_hash: block_hash.ok_or(BadField::missing("blockHash"))?,
+        block_number: block_number.ok_or(BadField::missing("blockNumber"))?,
+        transaction_hash: transaction_hash.ok_or(BadField::missing("transactionHash"))?,
+        transaction_index: transaction_index.ok_or(BadField::missing("transactionIndex"))?,
+        log_index: log_index.ok_or(BadField::missing("logIndex"))?,
+        removed: read.removed,
+    })
+}
+
+/// A block bound: a number, or a tag ("earliest" is block 0; others are unknown numbers).
+fn bound(field: &'static str, text: Option<&str>) -> Result<Option<u64>, BadField> {
+    match text {
+        None | Some("latest" | "pending" | "safe" | "finalized") => Ok(None),
+        Some("earliest") => Ok(Some(0)),
+        Some(n) => hex::u64q(field, n).map(Some),
+    }
+}
+
+/// The headers the params need; for tags, the answer's blocks.
+fn headers_needed(f: &RpcFilter<'_>, answer: &[AnswerLog]) -> Result<HeadersNeeded, BadField> {
+    if let Some(hash) = f.block_hash {
+        return Ok(HeadersNeeded::Hash(hex::fixed::<32>("blockHash", hash)?));
+    }
+    match (bound("fromBlock", f.from_block)?, bound("toBlock", f.to_block)?) {
+        (Some(from), Some(to)) => Ok(HeadersNeeded::Range(from, to)),
+        _ => {
+            let mut blocks: Vec<(u64, B256)> = answer.iter().map(|l| (l.block_number, l.block_hash)).collect();
+            blocks.sort_unstable();
+            blocks.dedup();
+            Ok(HeadersNeeded::Blocks(blocks))
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! `eth_getBlockReceipts` answers against a verified header: the receipts root (post-state
+//! root and status receipts, every typed receipt), each receipt's bloom from its logs, the
+//! header bloom as their union, counts, positions, gas used, and — given the block's full
+//! transactions — each receipt against its transaction.
+
+use alloy_consensus::proofs::ordered_trie_root_encoded;
+use alloy_consensus::ReceiptWithBloom;
+use alloy_primitives::{Bloom, B256};
+use alloy_rlp::Encodable;
+
+use crate::bloom::BloomCache;
+use crate::block::VerifiedBlock;
+use crate::facts::{read_receipt, ReadReceipt, ReceiptFacts};
+use crate::header::Header;
+use crate::rpc::{self, RpcReceipt};
+use crate::verdict::{BlockRef, Check, Checks, Skipped, Wrong};
+use crate::{against, positions};
+
+/// Highest receipt type this crate can encode (EIP-7702).
+const MAX_KNOWN_TYPE: u8 = 4;
+/// Room reserved per receipt in the shared encoding buffer (bloom plus a few logs).
+const RECEIPT_BYTES_GUESS: usize = 512;
+
+/// A block's verified receipts: what single receipts and `eth_getLogs` answers are
+/// compared against, and what a cache keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedReceipts {
+    /// The block (number, hash) they belong to.
+    pub block: (u64, B256),
+    /// The receipts, in transaction order.
+    pub receipts: Vec<ReceiptFacts>,
+    /// Checks that could not run (e.g. the root, for a receipt type this crate cannot encode).
+    pub skipped: Vec<Skipped>,
+}
+
+impl VerifiedReceipts {
+    /// Number of receipts.
+    pub fn len(&self) -> usize {
+        self.receipts.len()
+    }
+
+    /// Whether the block has no receipts.
+    pub fn is_empty(&self) -> bool {
+        self.receipts.is_empty()
+    }
+
+    /// The receipt at transaction index `index`.
+    pub fn get(&self, index: u64) -> Option<&ReceiptFacts> {
+        usize::try_from(index).ok().and_then(|i| self.receipts.get(i))
+    }
+
+    /// Roughly the bytes this set holds, for a byte-bounded cache.
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.receipts.iter().map(ReceiptFacts::approx_bytes).sum::<usize>()
+    }
+
+    /// The block, for verdicts.
+    pub fn block_ref(&self) -> BlockRef {
+        BlockRef::new(self.block.0, self.block.1)
+    }
+}
+
+/// Checks a block's receipts (`eth_getBlockReceipts` result array, in order) against its
+/// verified header; with `block`, also the count and each receipt against its transaction.
+/// See the crate docs for the order of checks.
+pub fn verify_block_receipts(
+    json: &[u8],
+    header: &Header,
+    block: Option<&VerifiedBlock>,
+    checks: &Checks,
+) -> Result<VerifiedReceipts, Wrong> {
+    let at = header.block_ref();
+    let list: Vec<RpcReceipt<'_>> = rpc::parse(json).map_err(|e| Wrong::malformed(at, e))?;
+    if let Some(b) = block.filter(|_| checks.receipts) {
+        if b.transaction_count != list.len() {
+            let detail = format!("{} receipts for {} transactions", list.len(), b.transaction_count);
+            return Err(Wrong::new(at, Check::Count, detail));
+        }
+    }
+    let mut read = Vec::with_capacity(list.len());
+    for (i, r) in list.iter().enumerate() {
+        let one = read_receipt(r).map_err(|e| Wrong::malformed(at, format!("receipt {i}: {e}")))?;
+        read.push(one);
+    }
+    let mut skipped = Vec::new();
+    if checks.receipts {
+        check_blooms(&read, header)?;
+        check_root(&read, header, &mut skipped)?;
+    }
+    positions::check_block(&mut read, header, checks)?;
+    let receipts: Vec<ReceiptFacts> = read.into_iter().map(|r| r.facts).collect();
+    if checks.receipts {
+        against::check_gas(&receipts, header)?;
+        if let Some(txs) = block.and_then(|b| b.transactions.as_deref()) {
+            against::check_transactions(&receipts, txs, header)?;
+        }
+    }
+    Ok(VerifiedReceipts { block: (header.number, header.hash), receipts, skipped })
+}
+
+/// Each receipt's bloom is the bloom of its logs; the header's bloom is their union.
+fn check_blooms(read: &[ReadReceipt], header: &Header) -> Result<(), Wrong> {
+    let mut cache = BloomCache::default();
+    let mut union = Bloom::ZERO;
+    for (i, r) in read.iter().enumerate() {
+        let computed = cache.bloom_of(&r.facts.receipt.logs);
+        if computed != r.facts.logs_bloom {
+            let detail = format!(
+                "receipt {i}: its {} logs give a different bloom than its logsBloom",
+                r.facts.receipt.logs.len()
+            );
+            return Err(Wrong::new(header.block_ref(), Check::ReceiptBloom, detail));
+        }
+        union |= computed;
+    }
+    if union != header.logs_bloom {
+        let detail = "the union of the receipts' blooms differs from the header's logsBloom";
+        return Err(Wrong::new(header.block_ref(), Check::LogsBloom, detail));
+    }
+    Ok(())
+}
+
+/// The receipts build the header's receipts root (skipped for a type this crate cannot encode).
+fn check_root(read: &[ReadReceipt], header: &Header, skipped: &mut Vec<Skipped>) -> Result<(), Wrong> {
+    if let Some((i, r)) = read.iter().enumerate().find(|(_, r)| r.facts.tx_type > MAX_KNOWN_TYPE) {
+        let reason = format!("receipt {i} has type {:#x}, which this verifier cannot encode", r.facts.tx_type);
+        skipped.push(Skipped { check: Check::ReceiptsRoot, reason });
+        return Ok(());
+    }
+    let mut buf = Vec::with_capacity(read.len() * RECEIPT_BYTES_GUESS);
+    let mut ends = Vec::with_capacity(read.len());
+    for r in read {
+        encode_receipt(&r.facts, &mut buf);
+        ends.push(buf.len());
+    }
+    let mut start = 0;
+    let encodings: Vec<&[u8]> = ends
+        .iter()
+        .map(|&end| {
+            let piece = &buf[start..end];
+            start = end;
+            piece
+        })
+        .collect();
+    let root = ordered_trie_root_encoded(&encodings);
+    if root != header.receipts_root {
+        let detail = format!("{} receipts build {root}, header has {}", read.len(), header.receipts_root);
+        return Err(Wrong::new(header.block_ref(), Check::ReceiptsRoot, detail));
+    }
+    Ok(())
+}
+
+/// The EIP-2718 encoding of a receipt, as `ReceiptEnvelope::encode_2718` writes it: the type
+/// byte (none for legacy), then the receipt with its bloom.
+pub(crate) fn encode_receipt(facts: &ReceiptFacts, buf: &mut Vec<u8>) {
+    if facts.tx_type != 0 {
+        buf.push(facts.tx_type);
+    }
+    ReceiptWithBloom { receipt: &facts.receipt, logs_bloom: facts.logs_bloom }.encode(buf);
+}

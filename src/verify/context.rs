@@ -1,0 +1,186 @@
+//! What an answer is checked against, had from the cache or asked of the upstreams: verified
+//! headers (by hash or by number) and verified block receipt sets (by block hash).
+//!
+//! A miss is asked through the engine like any client call, so it is routed, failed over and
+//! itself verified (a header against its own hash, a receipt set against its header) before
+//! it is used; a wrong answer to such a call is caught and counted there. Many misses of one
+//! judgement go out as one batch.
+
+use std::sync::Arc;
+
+use nodewatch_verify::{verify_block, verify_block_receipts, Checks, Header, VerifiedReceipts, B256};
+use serde_json::value::RawValue;
+
+use crate::forward::Engine;
+use crate::jsonrpc::{Answer, Call, RawJson};
+use crate::metrics::method_label;
+
+use super::cache::VerifiedCache;
+
+/// A block to get the header of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Want {
+    /// By hash (the cache may have it).
+    Hash(B256),
+    /// By number (asked afresh: a number's block changes in a reorg).
+    Number(u64),
+}
+
+/// Why what an answer is checked against could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Missing {
+    /// Every upstream asked answered `null`: no such block (yet).
+    Unknown,
+    /// No upstream gave a usable answer.
+    Failed(String),
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Missing::Unknown => f.write_str("no upstream knows that block"),
+            Missing::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// The engine and cache one judgement fetches through.
+pub(super) struct Context<'e> {
+    /// Routes the fetches.
+    pub(super) engine: &'e Engine,
+    /// Verified headers and receipt sets.
+    pub(super) cache: &'e VerifiedCache,
+    /// The checks in force.
+    pub(super) checks: Checks,
+}
+
+impl Context<'_> {
+    /// The verified headers of `wants`, in order.
+    pub(super) async fn headers(&self, wants: &[Want]) -> Vec<Result<Arc<Header>, Missing>> {
+        let mut out: Vec<Option<Result<Arc<Header>, Missing>>> = wants
+            .iter()
+            .map(|w| match w {
+                Want::Hash(h) => self.cache.header(h).map(Ok),
+                Want::Number(_) => None,
+            })
+            .collect();
+        self.hits("header", out.iter().filter(|o| o.is_some()).count());
+        let misses: Vec<usize> = (0..wants.len()).filter(|&i| out[i].is_none()).collect();
+        let params = misses.iter().map(|&i| match wants[i] {
+            Want::Hash(h) => ("eth_getBlockByHash", format!("[\"{h}\",false]")),
+            Want::Number(n) => ("eth_getBlockByNumber", format!("[\"{n:#x}\",false]")),
+        });
+        let fetched = self.fetch(params.collect()).await;
+        for (&i, answer) in misses.iter().zip(fetched) {
+            out[i] = Some(answer.and_then(|raw| self.header_of(&raw)));
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Missing::Failed("no answer".into()))))
+            .collect()
+    }
+
+    /// The verified receipts of each block (by hash), in order.
+    pub(super) async fn receipts(&self, blocks: &[B256]) -> Vec<Result<Arc<VerifiedReceipts>, Missing>> {
+        let mut out: Vec<Option<Result<Arc<VerifiedReceipts>, Missing>>> =
+            blocks.iter().map(|h| self.cache.receipts(h).map(Ok)).collect();
+        self.hits("receipts", out.iter().filter(|o| o.is_some()).count());
+        let misses: Vec<usize> = (0..blocks.len()).filter(|&i| out[i].is_none()).collect();
+        let params = misses
+            .iter()
+            .map(|&i| ("eth_getBlockReceipts", format!("[\"{}\"]", blocks[i])));
+        let fetched = self.fetch(params.collect()).await;
+        for (&i, answer) in misses.iter().zip(fetched) {
+            let set = match answer {
+                Err(e) => Err(e),
+                // Verified and kept when it was served; verified again if the cache let it go.
+                Ok(raw) => match self.cache.receipts(&blocks[i]) {
+                    Some(set) => Ok(set),
+                    None => self.receipts_of(blocks[i], &raw).await,
+                },
+            };
+            out[i] = Some(set);
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Missing::Failed("no answer".into()))))
+            .collect()
+    }
+
+    /// A served block answer's verified header (kept in the cache).
+    fn header_of(&self, raw: &RawJson) -> Result<Arc<Header>, Missing> {
+        let checks = Checks {
+            transactions: false,
+            withdrawals: false,
+            ..self.checks
+        };
+        let block = verify_block(raw.as_bytes(), &checks).map_err(|e| Missing::Failed(e.to_string()))?;
+        let header = Arc::new(block.header);
+        self.cache.put_header(Arc::clone(&header));
+        Ok(header)
+    }
+
+    /// A served receipt set, verified against its block's header.
+    async fn receipts_of(&self, block: B256, raw: &RawJson) -> Result<Arc<VerifiedReceipts>, Missing> {
+        let header = self.headers(&[Want::Hash(block)]).await.remove(0)?;
+        let set = verify_block_receipts(raw.as_bytes(), &header, None, &self.checks)
+            .map_err(|e| Missing::Failed(e.to_string()))?;
+        let set = Arc::new(set);
+        self.cache.put_receipts(Arc::clone(&set));
+        Ok(set)
+    }
+
+    /// Counts cache hits of one kind.
+    fn hits(&self, kind: &str, n: usize) {
+        if n > 0 {
+            self.engine
+                .metrics
+                .verify_cache_hits
+                .with_label_values(&[kind])
+                .inc_by(n as u64);
+        }
+    }
+
+    /// Sends `(method, params)` calls through the engine (as one batch when several) and
+    /// returns each one's non-null result.
+    async fn fetch(&self, calls: Vec<(&'static str, String)>) -> Vec<Result<RawJson, Missing>> {
+        if calls.is_empty() {
+            return Vec::new();
+        }
+        let params: Vec<Box<RawValue>> = calls
+            .iter()
+            .map(|(_, p)| RawValue::from_string(p.clone()).expect("params written as JSON"))
+            .collect();
+        let owned: Vec<Call<'_>> = calls
+            .iter()
+            .zip(&params)
+            .map(|((method, _), p)| Call {
+                id: None,
+                method: (*method).to_string(),
+                params: Some(p),
+            })
+            .collect();
+        for (method, _) in &calls {
+            self.engine
+                .metrics
+                .verify_fetches
+                .with_label_values(&[method_label(method)])
+                .inc();
+        }
+        let refs: Vec<&Call<'_>> = owned.iter().collect();
+        // A fetch is a forward, whose answers are judged, which may fetch again (a receipt
+        // needs its block's receipts, which need its header): two levels at most.
+        let forwarded = self.engine.forward_boxed(&refs, refs.len() > 1).await;
+        let failure = forwarded.failure.as_ref().map(ToString::to_string);
+        forwarded
+            .served
+            .into_iter()
+            .map(|served| match served.map(|s| s.answer) {
+                Some(Answer::Result(raw)) if !raw.is_null() => Ok(raw),
+                Some(Answer::Result(_)) => Err(Missing::Unknown),
+                Some(Answer::Error(e)) => Err(Missing::Failed(e.message)),
+                None => Err(Missing::Failed(
+                    failure.clone().unwrap_or_else(|| "no answer".into()),
+                )),
+            })
+            .collect()
+    }
+}

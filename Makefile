@@ -139,7 +139,7 @@ NODEWATCH_PG_BIN ?= $(PG_BIN)
 export NODEWATCH_ANVIL NODEWATCH_ETHEREUMETL NODEWATCH_ETHEREUMETL310 NODEWATCH_AIRFLOW_PYTHON \
 	NODEWATCH_AIRFLOW3_PYTHON NODEWATCH_PG_BIN
 
-.PHONY: all tools python-tools pg-tools debian-tools demo test wheel wheel-tools lint lint-docker py-lint fmt fmt-check clippy cargo-test \
+.PHONY: all tools python-tools npm-tools pg-tools debian-tools demo test wheel wheel-tools lint lint-docker py-lint fmt fmt-check clippy cargo-test \
 	clean-tools FORCE bench bench-tools bench-build bench-run bench-report bench-lint \
 	deny deny-tool soak fuzz load load-tools
 
@@ -175,6 +175,19 @@ python-tools:
 	apt-get update -qq; \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv > /dev/null; \
 	$(PYTHON) -c 'import ensurepip, venv'
+
+# npm for anvil: Debian's (with its Node.js) when there is none, installed with apt-get as root;
+# without root, an error that says so. Instant when it is there.
+npm-tools:
+	@if command -v $(NPM) > /dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get > /dev/null; then \
+	  echo "error: $(NPM) not found: install npm (apt-get install npm, as root), then run make again" >&2; \
+	  exit 1; \
+	fi; \
+	echo "==> installing Debian packages: npm"; \
+	apt-get update -qq; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm > /dev/null; \
+	command -v $(NPM) > /dev/null || { echo "error: $(NPM) still not found after apt-get install npm" >&2; exit 1; }
 
 # `apt-get update` runs once, and only when something is missing.
 debian-tools:
@@ -268,7 +281,7 @@ wheel: wheel-tools
 # The recipes run only when their stamp is missing (or, for ethereum-etl, older than the
 # constraints files or the compat module); a stamp whose binary has disappeared forces a clean
 # re-install too.
-$(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE)
+$(ANVIL_STAMP): $(if $(wildcard $(ANVIL)),,FORCE) | npm-tools
 	@echo "==> installing anvil $(ANVIL_VERSION) into .tools/"
 	mkdir -p $(TOOLS)
 	@# Start clean: npm would call a package whose binary went missing "up to date".

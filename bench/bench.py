@@ -18,6 +18,12 @@ Sections (all by default; `--only a,b` for some):
              upstream that also serves their receipts, traces and logs, with RSS
   scaling    batch size, upstream count (1/3/10), range length
   profile    perf record of nodewatch under load, top symbols and cost groups
+  verify     verified data (issue 19): `cargo bench -p nodewatch-verify`'s FIGURE lines;
+             nodewatch's CPU per full block, per 100-receipt batch and per 100-full-block
+             batch with verification on and off (NODEWATCH__VERIFY__ENABLED=false), and the
+             upstream calls verification adds; ethereumetl vs nodewatch-export with and
+             without --no-verify on every command verification touches. On a chain of its own:
+             120 blocks x 150 transactions with logs (target/bench-cache/verify-chain-*.json)
 
 Writes target/bench/results.json (plus raw logs and CSVs under target/bench/); report.py
 turns it into BENCHMARKS.md and bench/plots/*.png.
@@ -28,6 +34,7 @@ BENCH_QUICK=1 (or --quick): shorter runs, fewer repeats and points (~3 minutes).
 import argparse
 import atexit
 import gzip
+import http.client
 import json
 import os
 import platform
@@ -110,6 +117,20 @@ class Proc:
                 total += int(fields[11]) + int(fields[12])  # utime + stime
             except (OSError, IndexError):
                 pass
+        return total
+
+    def cpu_ns(self):
+        """CPU time of every live thread, in ns (/proc/<pid>/task/*/schedstat): the same as
+        utime+stime but not rounded to clock ticks, for figures of a few ms."""
+        total = 0
+        try:
+            for task in os.listdir(f"/proc/{self.pid}/task"):
+                try:
+                    total += int(Path(f"/proc/{self.pid}/task/{task}/schedstat").read_text().split()[0])
+                except (OSError, IndexError, ValueError):
+                    pass
+        except OSError:
+            pass
         return total
 
     def rss_kib(self):
@@ -503,6 +524,9 @@ def timed(argv, env=None):
     return secs, int(rss_file.read_text().split()[-1])
 
 
+NO_VERIFY = "nodewatch-export --no-verify"
+
+
 def export_cmds(url, start, end, workdir, which, tag):
     """The exporters, each as argv; the same request pattern (eth_getBlockByNumber(n, true)
     in batches of 100, 5 in flight). Output files are named `<tag>-<tool>-...csv`."""
@@ -514,11 +538,13 @@ def export_cmds(url, start, end, workdir, which, tag):
                                "-b", 100, "-w", 5, "-p", url,
                                "--blocks-output", workdir / "etl-blocks.csv",
                                "--transactions-output", workdir / "etl-txs.csv"]
-    if "nodewatch-export" in which and EXPORTER.exists():
-        cmds["nodewatch-export"] = [EXPORTER, "-q", "export_blocks_and_transactions", "-s", start, "-e", end,
-                                    "-b", 100, "-w", 5, "-p", url,
-                                    "--blocks-output", workdir / "nwx-blocks.csv",
-                                    "--transactions-output", workdir / "nwx-txs.csv"]
+    # nodewatch-export verifies every block it writes by default; `--no-verify` beside it.
+    for tool, flags, tag_ in (("nodewatch-export", [], "nwx"), (NO_VERIFY, ["--no-verify"], "nwxnv")):
+        if tool in which and EXPORTER.exists():
+            cmds[tool] = [EXPORTER, "-q", *flags, "export_blocks_and_transactions", "-s", start, "-e", end,
+                          "-b", 100, "-w", 5, "-p", url,
+                          "--blocks-output", workdir / f"{tag_}-blocks.csv",
+                          "--transactions-output", workdir / f"{tag_}-txs.csv"]
     if "bare" in which:
         cmds["bare"] = [NWBENCH, "fetch", "--url", url, "-s", start, "-e", end, "-b", 100, "-w", 5]
     return cmds
@@ -534,7 +560,7 @@ def section_exporter(cfg, state, res):
     runs = []
     cases = []
     for via, url in (("direct", anvil_url), ("nodewatch", nw_url)):
-        for tool, argv in export_cmds(url, 0, end, workdir, {"ethereumetl", "nodewatch-export", "bare"},
+        for tool, argv in export_cmds(url, 0, end, workdir, {"ethereumetl", "nodewatch-export", NO_VERIFY, "bare"},
                                       f"anvil-{via}").items():
             cases.append((tool, via, argv))
     for rep in range(cfg["export_repeats"]):
@@ -549,11 +575,13 @@ def section_exporter(cfg, state, res):
     notes = []
     for via in ("direct", "nodewatch"):
         d = workdir / f"anvil-{via}"
-        if (d / "nwx-blocks.csv").exists():
-            same = all((d / f"nwx-{f}.csv").read_bytes() == (d / f"etl-{f}.csv").read_bytes() for f in ("blocks", "txs"))
-            same_sorted = all(sorted((d / f"nwx-{f}.csv").read_bytes().splitlines())
+        for tool, tag_ in (("nodewatch-export", "nwx"), (NO_VERIFY, "nwxnv")):
+            if not (d / f"{tag_}-blocks.csv").exists():
+                continue
+            same = all((d / f"{tag_}-{f}.csv").read_bytes() == (d / f"etl-{f}.csv").read_bytes() for f in ("blocks", "txs"))
+            same_sorted = all(sorted((d / f"{tag_}-{f}.csv").read_bytes().splitlines())
                               == sorted((d / f"etl-{f}.csv").read_bytes().splitlines()) for f in ("blocks", "txs"))
-            notes.append(f"anvil via {via}: nodewatch-export's blocks and transactions CSVs are "
+            notes.append(f"anvil via {via}: {tool}'s blocks and transactions CSVs are "
                          + ("byte-identical to ethereumetl's" if same else
                             "the same rows as ethereumetl's in another order" if same_sorted else
                             "DIFFERENT from ethereumetl's"))
@@ -563,7 +591,10 @@ def section_exporter(cfg, state, res):
     replay, (rurl,) = start_replay([free_port()], anvil_url, CHAIN_BLOCKS, 10_000_000, threads=1)
     anvil.stop()
     for blocks in cfg["ranges"]:
-        which = {"bare", "nodewatch-export"} | ({"ethereumetl"} if blocks <= cfg["etl_max_range"] else set())
+        # Past the recorded blocks the replay renumbers them, so their hashes no longer match
+        # their headers: nodewatch-export rightly refuses them unless told not to verify.
+        which = ({"bare", NO_VERIFY} | ({"nodewatch-export"} if blocks <= CHAIN_BLOCKS else set())
+                 | ({"ethereumetl"} if blocks <= cfg["etl_max_range"] else set()))
         for rep in range(cfg["range_repeats"]):
             for tool, argv in export_cmds(rurl, 0, blocks - 1, workdir, which, f"replay-{blocks}").items():
                 log(f"exporter (replay): {tool}, {blocks} blocks, repeat {rep + 1}")
@@ -717,6 +748,383 @@ def section_profile(cfg, state, res):
     res["profile"] = out
 
 
+# === verified data (issue 19) ================================================================
+
+# The verification chain, built once and cached like the benchmark chain: block 1 deploys a
+# contract, then VERIFY_BLOCKS blocks carry VERIFY_TXS transactions each (mainnet-sized).
+# Two thirds call the contract, which logs an ERC-20 `Transfer` (3 topics, so ethereum-etl
+# reads a token transfer) and an `Approval`; the rest are ETH transfers. Legacy, EIP-2930 and
+# EIP-1559 transactions are mixed.
+VERIFY_BLOCKS, VERIFY_TXS = 120, 150
+VERIFY_FIRST = 2
+TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+APPROVAL_TOPIC = "8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925"
+# mstore(0, calldata[0:32]); log3(0, 32, Transfer, caller, calldata[32:64]); log1(0, 32, Approval); stop
+EMITTER_RUNTIME = ("600035600052602035337f" + TRANSFER_TOPIC + "60206000a3"
+                   + "7f" + APPROVAL_TOPIC + "60206000a1" + "00")
+# codecopy(0, 12, len); return(0, len)
+EMITTER_INIT = (f"60{len(EMITTER_RUNTIME) // 2:02x}600c600039"
+                f"60{len(EMITTER_RUNTIME) // 2:02x}6000f3") + EMITTER_RUNTIME
+
+
+def rpc_batch(url, calls, timeout=120):
+    body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                       for i, (m, p) in enumerate(calls)]).encode()
+    answers = sorted(post(url, body, timeout), key=lambda a: a["id"])
+    for a in answers:
+        if "error" in a:
+            raise RuntimeError(f"{calls[a['id']][0]}: {a['error']}")
+    return [a["result"] for a in answers]
+
+
+def verify_chain_state():
+    """The verification chain as an anvil state file, built once and cached."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"verify-chain-{VERIFY_BLOCKS}x{VERIFY_TXS}.json"
+    if path.exists():
+        return path, False
+    log(f"building the verification chain ({VERIFY_BLOCKS} blocks x {VERIFY_TXS} txs with logs); "
+        f"cached in {path.relative_to(ROOT)} for later runs")
+    t0 = time.time()
+    anvil, url = start_anvil("anvil-verify-build")
+    accounts = rpc(url, "eth_accounts")["result"]
+    deployed = rpc(url, "eth_sendTransaction", [{"from": accounts[0], "data": "0x" + EMITTER_INIT,
+                                                 "gas": hex(200_000)}])["result"]
+    contract = rpc(url, "eth_getTransactionReceipt", [deployed])["result"]["contractAddress"]
+    if rpc(url, "eth_getCode", [contract, "latest"])["result"] != "0x" + EMITTER_RUNTIME:
+        raise RuntimeError("the log emitter did not deploy as written")
+    rpc(url, "evm_setAutomine", [False])
+    nonces = [int(rpc(url, "eth_getTransactionCount", [a, "latest"])["result"], 16) for a in accounts]
+    serial = 0
+    for block in range(VERIFY_FIRST, VERIFY_FIRST + VERIFY_BLOCKS):
+        calls = []
+        for i in range(VERIFY_TXS):
+            sender = i % len(accounts)
+            serial += 1
+            to = f"0x{0x2000_0000 + serial:040x}"
+            tx = {"from": accounts[sender], "nonce": hex(nonces[sender])}
+            nonces[sender] += 1
+            if i % 3 == 0:  # ETH transfer, legacy
+                tx.update(to=to, value=hex(serial), gas=hex(21_000), gasPrice=hex(10_000_000_000))
+            else:  # a call that logs Transfer + Approval: EIP-2930 or EIP-1559
+                tx.update(to=contract, gas=hex(80_000),
+                          data="0x" + f"{serial:064x}" + f"{0x2000_0000 + serial:064x}")
+                if i % 6 == 2:
+                    tx.update(gasPrice=hex(10_000_000_000), accessList=[{"address": contract, "storageKeys": []}])
+                else:
+                    # The same tip as the legacy ones: anvil drops a sender's later transaction that pays
+                    # less than its earlier ones when it mines them together.
+                    tx.update(maxFeePerGas=hex(10_000_000_000), maxPriorityFeePerGas=hex(10_000_000_000))
+            calls.append(("eth_sendTransaction", [tx]))
+        rpc_batch(url, calls)
+        rpc(url, "evm_mine")
+    rpc(url, "evm_setAutomine", [True])
+    counts = rpc_batch(url, [("eth_getBlockTransactionCountByNumber", [hex(n)])
+                             for n in range(VERIFY_FIRST, VERIFY_FIRST + VERIFY_BLOCKS)])
+    if any(int(c, 16) != VERIFY_TXS for c in counts):
+        raise RuntimeError(f"verification chain: blocks hold {sorted(set(int(c, 16) for c in counts))} "
+                           f"transactions, expected {VERIFY_TXS}")
+    dump = rpc(url, "anvil_dumpState", timeout=300)["result"]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(gzip.decompress(bytes.fromhex(dump[2:])))
+    tmp.rename(path)
+    anvil.stop()
+    log(f"verification chain built in {time.time() - t0:.0f}s")
+    return path, True
+
+
+def verify_chain_info(url):
+    """The chain's blocks and transaction hashes, with the shape of what is served."""
+    blocks = list(range(VERIFY_FIRST, VERIFY_FIRST + VERIFY_BLOCKS))
+    headers = rpc_batch(url, [("eth_getBlockByNumber", [hex(n), False]) for n in blocks])
+    hashes = [h for b in headers for h in b["transactions"]]
+    sample = rpc_batch(url, [("eth_getBlockReceipts", [hex(blocks[0])])])[0]
+    full = rpc_batch(url, [("eth_getBlockByNumber", [hex(blocks[0]), True])])[0]
+    return {"blocks": blocks, "hashes": hashes, "txs_per_block": VERIFY_TXS,
+            "logs_per_block": sum(len(r["logs"]) for r in sample),
+            "tx_types": sorted({t["type"] for t in full["transactions"]}),
+            "full_block_bytes": len(json.dumps(full, separators=(",", ":"))),
+            "receipts_bytes": len(json.dumps(sample, separators=(",", ":"))),
+            "head_fields": sorted(k for k in full if k != "transactions")}
+
+
+def cargo_figures(text):
+    """`FIGURE name value unit` lines of a bench's output, as {name: {value, unit}}."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^FIGURE\s+(\S+)\s+(\S+)\s+(\S+)\s*$", line)
+        if m:
+            try:
+                out[m.group(1)] = {"value": float(m.group(2)), "unit": m.group(3)}
+            except ValueError:
+                pass
+    return out
+
+
+def verify_crate_bench(cfg):
+    """`cargo bench -p nodewatch-verify` (release, one thread): built first, then run under
+    /usr/bin/time so the share of the wall time it had a core for is known."""
+    out = {"command": "cargo bench -p nodewatch-verify", "runs": []}
+    build = subprocess.run(["cargo", "bench", "-p", "nodewatch-verify", "--no-run"], cwd=ROOT,
+                           capture_output=True, timeout=3600)
+    if build.returncode != 0:
+        out["error"] = "build failed: " + build.stderr.decode(errors="replace")[-1500:]
+        log("verify: cargo bench -p nodewatch-verify does not build; crate figures skipped")
+        return out
+    times = OUT / "verify-crate-time.txt"
+    for rep in range(cfg["verify_crate_repeats"]):
+        log(f"verify: cargo bench -p nodewatch-verify, run {rep + 1}")
+        load0 = loadavg()
+        r = subprocess.run(["/usr/bin/time", "-o", str(times), "-f", "%e %U %S",
+                            "cargo", "bench", "-p", "nodewatch-verify"], cwd=ROOT,
+                           capture_output=True, timeout=1800)
+        text = r.stdout.decode(errors="replace")
+        (OUT / f"verify-crate-{rep}.txt").write_text(text + r.stderr.decode(errors="replace"))
+        if r.returncode != 0:
+            out["error"] = f"cargo bench failed ({r.returncode}): " + r.stderr.decode(errors="replace")[-1500:]
+            return out
+        wall, user, system = (float(x) for x in times.read_text().split()[-3:])
+        figures = cargo_figures(text)
+        if not figures:
+            out["error"] = "cargo bench printed no FIGURE lines: " + text[-1500:]
+            return out
+        out["runs"].append({"rep": rep, "figures": figures, "wall_s": wall, "cpu_s": user + system,
+                            "cpu_share": (user + system) / wall if wall else None,
+                            "loadavg": [load0, loadavg()]})
+    return out
+
+
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection to a JSON-RPC server on 127.0.0.1."""
+
+    def __init__(self, url):
+        host, port = url.split("//", 1)[1].rstrip("/").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=600)
+
+    def post(self, body):
+        self.conn.request("POST", "/", body, {"Content-Type": "application/json"})
+        r = self.conn.getresponse()
+        data = r.read()
+        if r.status != 200:
+            raise RuntimeError(f"HTTP {r.status}: {data[:300]!r}")
+        return data
+
+    def close(self):
+        self.conn.close()
+
+
+def metric_values(admin, prefixes):
+    """{name{labels}: value} of the /metrics lines starting with one of `prefixes`."""
+    with urllib.request.urlopen(admin + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(prefixes):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+VERIFY_METRICS = ("nodewatch_verify_fetches_total", "nodewatch_upstream_attempts_total",
+                  "nodewatch_verified_answers_total", "nodewatch_verify_cache_hits_total",
+                  "nodewatch_wrong_answers_total", "nodewatch_verify_skipped_total")
+
+
+def metric_delta(before, after):
+    """Per metric name: {labels: increase} and the total increase."""
+    out = {}
+    for key, value in after.items():
+        d = value - before.get(key, 0.0)
+        if d:
+            name, _, labels = key.partition("{")
+            out.setdefault(name, {"total": 0.0, "by": {}})
+            out[name]["total"] += d
+            out[name]["by"]["{" + labels if labels else ""] = d
+    return out
+
+
+def verify_kinds(cfg, chain):
+    """The request bodies of each kind, the same for both nodewatch instances. Every request
+    asks for blocks and receipts in chain order, as an ETL job does: the receipts are cold
+    (nothing cached) on their first pass."""
+    blocks, hashes = chain["blocks"], chain["hashes"]
+
+    def env(items):
+        return json.dumps(items, separators=(",", ":")).encode()
+
+    def call(i, method, params):
+        return {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
+
+    n_full = cfg["verify_full_requests"]
+    n_receipts = min(cfg["verify_receipt_batches"], len(hashes) // 100)
+    n_blocks = cfg["verify_block_batches"]
+    return {
+        "full_block": {"items": 1, "bodies": [env(call(1, "eth_getBlockByNumber", [hex(blocks[i % len(blocks)]), True]))
+                                               for i in range(n_full)]},
+        "receipts100": {"items": 100, "bodies": [env([call(j, "eth_getTransactionReceipt", [hashes[i * 100 + j]])
+                                                       for j in range(100)]) for i in range(n_receipts)]},
+        "full_blocks100": {"items": 100, "bodies": [env([call(j, "eth_getBlockByNumber",
+                                                              [hex(blocks[(i * 100 + j) % len(blocks)]), True])
+                                                         for j in range(100)]) for i in range(n_blocks)]},
+    }
+
+
+def verify_run(client, proc, admin, bodies):
+    """Sends `bodies` one after the other on one connection; nodewatch's CPU and wall time
+    over them, and what its metrics counted."""
+    m0 = metric_values(admin, VERIFY_METRICS)
+    ns0, ticks0 = proc.cpu_ns(), proc.cpu_ticks()
+    t0 = time.perf_counter()
+    size = errors = nulls = 0
+    first = None
+    for body in bodies:
+        raw = client.post(body)
+        if first is None:
+            first = raw
+        size += len(raw)
+        errors += raw.count(b'"error":')
+        nulls += raw.count(b'"result":null')
+    wall = time.perf_counter() - t0
+    ns1, ticks1 = proc.cpu_ns(), proc.cpu_ticks()
+    deltas = metric_delta(m0, metric_values(admin, VERIFY_METRICS))
+    return {"requests": len(bodies), "cpu_s": (ns1 - ns0) / 1e9, "cpu_ticks_s": (ticks1 - ticks0) / CLK_TCK,
+            "wall_s": wall, "bytes": size, "errors": errors, "nulls": nulls, "metrics": deltas}, first
+
+
+def verify_proxy(cfg, anvil, anvil_url, chain):
+    """Proxy CPU per request with verification on (the default) and off
+    (NODEWATCH__VERIFY__ENABLED=false): two fresh nodewatch instances per repeat, against the
+    same anvil, the same requests to each, one at a time on a keep-alive connection."""
+    kinds = verify_kinds(cfg, chain)
+    runs, checks = [], []
+    for rep in range(cfg["verify_repeats"]):
+        nws = {}
+        for on in (True, False):
+            env = {} if on else {"NODEWATCH__VERIFY__ENABLED": "false"}
+            proc, url = start_nodewatch(f"nodewatch-verify-{'on' if on else 'off'}-{rep}", [anvil_url], extra_env=env)
+            nws[on] = (proc, url, KeepAlive(url))
+        time.sleep(0.5)
+        for k, (kind, spec) in enumerate(kinds.items()):
+            order = [True, False] if (rep + k) % 2 == 0 else [False, True]
+            firsts = {}
+            for on in order:
+                proc, url, client = nws[on]
+                log(f"verify: proxy, {kind} x {len(spec['bodies'])}, verification {'on' if on else 'off'} "
+                    f"(repeat {rep + 1})")
+                anvil0 = anvil.cpu_ticks()
+                r, firsts[on] = verify_run(client, proc, proc.admin, spec["bodies"])
+                r.update(kind=kind, verify=on, rep=rep, items=spec["items"], order=order.index(on),
+                         node_cpu_s=(anvil.cpu_ticks() - anvil0) / CLK_TCK, loadavg=loadavg())
+                runs.append(r)
+            if rep == 0:
+                same = json.loads(firsts[True]) == json.loads(firsts[False])
+                checks.append({"kind": kind, "same_answer": same})
+                if not same:
+                    log(f"verify: {kind}: the answers with verification on and off differ")
+        for proc, _, client in nws.values():
+            client.close()
+            proc.stop()
+    return {"runs": runs, "checks": checks,
+            "requests": {k: len(v["bodies"]) for k, v in kinds.items()}}
+
+
+def verify_export_cmds(url, first, last, hashes_file, workdir, etl):
+    """Every exporter command verification touches, for ethereumetl, nodewatch-export
+    (verifying, its default) and nodewatch-export --no-verify, with the same flags
+    (`-b 100 -w 5`, export_all: two partitions, `-B 100`). Each: (command, tool, output, argv)."""
+    tools = [("ethereumetl", [etl])]
+    if EXPORTER.exists():
+        tools += [("nodewatch-export", [EXPORTER, "-q"]), ("nodewatch-export --no-verify", [EXPORTER, "-q", "--no-verify"])]
+    cmds = []
+    for tool, exe in tools:
+        d = workdir / tool.replace(" --", "-")
+        rng = ["-s", first, "-e", last]
+        cmds.append(("export_blocks_and_transactions", tool, d / "blocks",
+                     [*exe, "export_blocks_and_transactions", *rng, "-b", 100, "-w", 5, "-p", url,
+                      "--blocks-output", d / "blocks/blocks.csv", "--transactions-output", d / "blocks/transactions.csv"]))
+        cmds.append(("export_receipts_and_logs", tool, d / "receipts",
+                     [*exe, "export_receipts_and_logs", "--transaction-hashes", hashes_file, "-b", 100, "-w", 5,
+                      "-p", url, "--receipts-output", d / "receipts/receipts.csv", "--logs-output", d / "receipts/logs.csv"]))
+        cmds.append(("export_token_transfers", tool, d / "token_transfers",
+                     [*exe, "export_token_transfers", *rng, "-b", 100, "-w", 5, "-p", url,
+                      "-o", d / "token_transfers/token_transfers.csv"]))
+        cmds.append(("export_all", tool, d / "all",
+                     [*exe, "export_all", *rng, "-b", (last - first) // 2 + 1, "-B", 100, "-w", 5, "-p", url,
+                      "-o", d / "all"]))
+    return cmds
+
+
+def verify_exporter(cfg, anvil_url, chain):
+    """ethereumetl vs nodewatch-export with and without verification, on every command that
+    verification touches, over the verification chain (receipts with logs, token transfers),
+    straight at anvil (the node sets the pace) and at the replay upstream (answers from
+    memory: the tools' own speed)."""
+    workdir = OUT / "verify-export"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    blocks = chain["blocks"][:cfg["verify_export_blocks"]]
+    first, last = blocks[0], blocks[-1]
+    hashes_file = workdir / "transaction_hashes.txt"
+    hashes_file.write_text("\n".join(chain["hashes"][:len(blocks) * VERIFY_TXS]) + "\n")
+    etl = ETHEREUMETL310 if ETHEREUMETL310.exists() else ETHEREUMETL
+    runs, notes, failures = [], [], []
+    upstreams = [("anvil", anvil_url, None)]
+    if NWBENCH.exists():
+        replay, (rurl,) = start_replay([free_port()], anvil_url, last + 1, last, receipts_and_traces=True)
+        upstreams.append(("replay", rurl, replay))
+    for upstream, url, proc in upstreams:
+        cases = verify_export_cmds(url, first, last, hashes_file, workdir / upstream, etl)
+        for rep in range(cfg["verify_export_repeats"]):
+            order = cases[rep % len(cases):] + cases[:rep % len(cases)]
+            for command, tool, out, argv in order:
+                if (upstream, command, tool) in failures:
+                    continue
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir(parents=True, exist_ok=True)
+                log(f"verify: exporter ({upstream}): {tool} {command}, repeat {rep + 1}")
+                try:
+                    secs, rss = timed(argv)
+                except RuntimeError as e:
+                    failures.append((upstream, command, tool))
+                    notes.append(f"{command} ({upstream}): {tool} failed: {str(e)[-400:]}")
+                    log(f"verify: {tool} {command} failed: {str(e)[-400:]}")
+                    continue
+                runs.append({"upstream": upstream, "command": command, "tool": tool, "blocks": len(blocks),
+                             "txs": len(blocks) * VERIFY_TXS, "rep": rep, "secs": secs,
+                             "blocks_per_s": len(blocks) / secs, "max_rss_kib": rss, "loadavg": loadavg()})
+        for command in dict.fromkeys(c for c, *_ in cases):
+            outs = {tool: out for c, tool, out, _ in cases if c == command}
+            ref = sorted_lines(outs["ethereumetl"]) if (upstream, command, "ethereumetl") not in failures else None
+            for tool, out in outs.items():
+                if tool == "ethereumetl" or ref is None or (upstream, command, tool) in failures:
+                    continue
+                got = sorted_lines(out)
+                notes.append(f"{command} ({upstream}): {tool}'s output holds "
+                             + ("the same lines as ethereumetl's" if got == ref else "DIFFERENT lines from ethereumetl's"))
+        if proc:
+            proc.stop()
+    return {"runs": runs, "notes": notes, "ethereumetl": str(etl), "exporter_found": EXPORTER.exists(),
+            "blocks": [first, last], "txs": len(blocks) * VERIFY_TXS,
+            "failures": [list(f) for f in failures]}
+
+
+def section_verify(cfg, state, res):
+    """Issue 19's figures: the verification crate's own speed, the proxy's CPU per request
+    with verification on and off, and the exporters on every command it touches."""
+    out = {"loadavg_start": loadavg(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    out["crate"] = verify_crate_bench(cfg)
+    vstate, built = verify_chain_state()
+    anvil, anvil_url = start_anvil("anvil-verify", load_state=vstate)
+    chain = verify_chain_info(anvil_url)
+    out["chain"] = {k: v for k, v in chain.items() if k not in ("blocks", "hashes")}
+    out["chain"].update(blocks=len(chain["blocks"]), first=chain["blocks"][0], built_now=built)
+    out["proxy"] = verify_proxy(cfg, anvil, anvil_url, chain)
+    out["exporter"] = verify_exporter(cfg, anvil_url, chain)
+    anvil.stop()
+    out["loadavg_end"] = loadavg()
+    res["verify"] = out
+
+
 # === main ===================================================================================
 
 
@@ -749,14 +1157,15 @@ def job_cmds(url, end, workdir, tag):
     """export_traces and export_all for both tools, each as argv with the same flags (batches
     of 100, 5 in flight); outputs under `workdir/<tag>/<tool>-<command>`."""
     cmds = []
-    for tool, exe in (("ethereumetl", ETHEREUMETL310), ("nodewatch-export", EXPORTER)):
+    for tool, exe in (("ethereumetl", ETHEREUMETL310), ("nodewatch-export", EXPORTER), (NO_VERIFY, EXPORTER)):
         if not Path(exe).exists():
             continue
-        quiet = ["-q"] if tool == "nodewatch-export" else []
-        out = workdir / tag / f"{tool}-export_traces.csv"
+        quiet = {"nodewatch-export": ["-q"], NO_VERIFY: ["-q", "--no-verify"]}.get(tool, [])
+        name = tool.replace(" --", "-")
+        out = workdir / tag / f"{name}-export_traces.csv"
         cmds.append(("export_traces", tool, out, [exe, *quiet, "export_traces", "-s", 0, "-e", end,
                                                   "-b", 100, "-w", 5, "-p", url, "-o", out]))
-        out = workdir / tag / f"{tool}-export_all"
+        out = workdir / tag / f"{name}-export_all"
         cmds.append(("export_all", tool, out, [exe, *quiet, "export_all", "-s", 0, "-e", end,
                                                "-b", (end + 1) // 2, "-B", 100, "-w", 5, "-p", url,
                                                "-o", out]))
@@ -800,10 +1209,14 @@ def section_exporter_jobs(cfg, state, res):
                              "rep": rep, "secs": secs, "blocks_per_s": (end + 1) / secs, "max_rss_kib": rss})
         for command in ("export_traces", "export_all"):
             outs = {tool: out for c, tool, out, _ in cases if c == command}
-            if len(outs) == 2:
-                same = sorted_lines(outs["ethereumetl"]) == sorted_lines(outs["nodewatch-export"])
-                notes.append(f"{command} ({upstream}): nodewatch-export's output holds "
-                             + ("the same lines as ethereumetl's" if same else "DIFFERENT lines from ethereumetl's"))
+            if "ethereumetl" not in outs:
+                continue
+            ref = sorted_lines(outs["ethereumetl"])
+            for tool in ("nodewatch-export", NO_VERIFY):
+                if tool in outs:
+                    same = sorted_lines(outs[tool]) == ref
+                    notes.append(f"{command} ({upstream}): {tool}'s output holds "
+                                 + ("the same lines as ethereumetl's" if same else "DIFFERENT lines from ethereumetl's"))
     replay.stop()
     anvil.stop()
     res["exporter_jobs"] = {"runs": runs, "notes": notes, "ethereumetl": str(ETHEREUMETL310),
@@ -826,16 +1239,26 @@ def config(quick):
                 "failover_secs": 5, "stop_secs": 14, "failover_repeats": 1, "failover_conns": 8,
                 "export_blocks": 500, "export_repeats": 1, "export_via_repeats": 1, "ranges": [1000, 10000], "etl_max_range": 1000,
                 "range_repeats": 1, "batch_sizes": [1, 100], "upstream_counts": [1, 10],
-                "scale_conns": 32, "scale_repeats": 1, "perf_secs": 3}
+                "scale_conns": 32, "scale_repeats": 1, "perf_secs": 3,
+                "verify_crate_repeats": 1, "verify_repeats": 1, "verify_full_requests": 30,
+                "verify_receipt_batches": 30, "verify_block_batches": 1, "verify_export_blocks": 30,
+                "verify_export_repeats": 1}
     return {"quick": False, "secs": 2, "secs_big": 3, "repeats": 3, "conns": [1, 8, 32, 128],
             "proxy_upstreams": ["anvil", "replay"],
             "failover_secs": 5, "stop_secs": 15, "failover_repeats": 3, "failover_conns": 8,
             "export_blocks": CHAIN_BLOCKS, "export_repeats": 3, "export_via_repeats": 2, "ranges": [1000, 10000, 100000],
             "etl_max_range": 10000, "range_repeats": 1, "batch_sizes": [1, 10, 100, 1000],
-            "upstream_counts": [1, 3, 10], "scale_conns": 32, "scale_repeats": 2, "perf_secs": 5}
+            "upstream_counts": [1, 3, 10], "scale_conns": 32, "scale_repeats": 2, "perf_secs": 5,
+            # anvil takes ~0.1 s per 150-transaction full block: the request counts keep the
+            # section at a few minutes.
+            "verify_crate_repeats": 2, "verify_repeats": 2, "verify_full_requests": 60,
+            "verify_receipt_batches": 90, "verify_block_batches": 2,
+            "verify_export_blocks": 60, "verify_export_repeats": 2}
 
 
-SECTIONS = ["proxy", "failover", "exporter", "exporter_jobs", "scaling", "profile"]
+SECTIONS = ["proxy", "failover", "exporter", "exporter_jobs", "scaling", "profile", "verify"]
+# The sections that run on the benchmark chain (`verify` builds a chain of its own).
+ON_CHAIN = {"proxy", "failover", "exporter", "exporter_jobs", "scaling", "profile"}
 
 
 def main():
@@ -857,15 +1280,23 @@ def main():
     res["started"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     res["loadavg_start"] = loadavg()
     t0 = time.time()
-    state, built = chain_state()
-    res["chain"] = {"blocks": CHAIN_BLOCKS, "txs": CHAIN_TXS, "big_blocks": BIG_BLOCKS, "big_txs": BIG_TXS,
-                    "big_block": BIG_BLOCK, "built_now": built}
+    state = None
+    if ON_CHAIN & set(only):
+        state, built = chain_state()
+        res["chain"] = {"blocks": CHAIN_BLOCKS, "txs": CHAIN_TXS, "big_blocks": BIG_BLOCKS, "big_txs": BIG_TXS,
+                        "big_block": BIG_BLOCK, "built_now": built}
     timings = res.setdefault("section_secs", {})
+    # When and how each section was last measured: a partial run keeps the others' figures.
+    measured = res.setdefault("section_runs", {})
     for name in SECTIONS:
         if name in only:
             s0 = time.time()
+            load0 = loadavg()
             globals()[f"section_{name}"](cfg, state, res)
             timings[name] = time.time() - s0
+            measured[name] = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(s0)),
+                              "commit": res["machine"]["nodewatch_commit"], "quick": cfg["quick"],
+                              "secs": timings[name], "loadavg": [load0, loadavg()]}
             results_path.write_text(json.dumps(res, indent=1))
     res["total_secs"] = time.time() - t0
     res["loadavg_end"] = loadavg()

@@ -21,8 +21,11 @@ RESULTS = ROOT / "target/bench/results.json"
 PLOTS = ROOT / "bench/plots"
 OUT_MD = ROOT / "BENCHMARKS.md"
 
+NO_VERIFY = "nodewatch-export --no-verify"
 COLORS = {"direct": "#4c72b0", "nginx": "#55a868", "nodewatch": "#c44e52",
-          "ethereumetl": "#8172b2", "bare": "#4c72b0", "nodewatch-export": "#c44e52"}
+          "ethereumetl": "#8172b2", "bare": "#4c72b0", "nodewatch-export": "#c44e52",
+          NO_VERIFY: "#dd8452", "verify on": "#c44e52", "verify off": "#4c72b0"}
+EXPORT_TOOLS = ("bare", "nodewatch-export", NO_VERIFY, "ethereumetl")
 SHAPE_TITLE = {"eth_blockNumber": "eth_blockNumber",
                "getBlock_full": "eth_getBlockByNumber, full txs",
                "batch100": "batch of 100 eth_getBlockByNumber"}
@@ -383,7 +386,7 @@ def section_exporter(doc, res, goals):
         blocks = anvil[0]["blocks"]
         bare = [r["secs"] for r in anvil if r["tool"] == "bare" and r["via"] == "direct"]
         rows = []
-        for tool in ("bare", "nodewatch-export", "ethereumetl"):
+        for tool in EXPORT_TOOLS:
             for via in ("direct", "nodewatch"):
                 rs = [r for r in anvil if r["tool"] == tool and r["via"] == via]
                 if not rs:
@@ -394,6 +397,8 @@ def section_exporter(doc, res, goals):
                              f"{max(r['max_rss_kib'] for r in rs) / 1024:.0f}"])
                 if via == "direct" and tool == "nodewatch-export":
                     goals["export_vs_bare"] = med(secs) / med(bare)
+                if via == "direct" and tool == NO_VERIFY:
+                    goals["export_noverify_vs_bare"] = med(secs) / med(bare)
                 if via == "direct" and tool == "ethereumetl":
                     goals["etl_vs_bare"] = med(secs) / med(bare)
         doc(f"**anvil, blocks 0–{blocks - 1}** ({res['chain']['txs']} transfers per block)", "")
@@ -403,28 +408,39 @@ def section_exporter(doc, res, goals):
         rows = []
         sizes = sorted({r["blocks"] for r in replay})
         for n in sizes:
-            for tool in ("bare", "nodewatch-export", "ethereumetl"):
+            for tool in EXPORT_TOOLS:
                 rs = [r for r in replay if r["tool"] == tool and r["blocks"] == n]
                 if rs:
                     rows.append([f"{n:,}", tool, spread([r["secs"] for r in rs], "{:.2f}"),
                                  spread([r["blocks_per_s"] for r in rs], "{:,.0f}"),
                                  f"{max(r['max_rss_kib'] for r in rs) / 1024:.0f}"])
+        verified_max = max((r["blocks"] for r in replay if r["tool"] == "nodewatch-export"), default=0)
         doc("**Replay upstream** (`nwbench replay`: 2,000 recorded blocks served from memory, "
             "renumbered, so any range exists; ethereumetl only up to "
-            f"{res['config']['etl_max_range']:,} blocks to keep the run bounded)", "")
+            f"{res['config']['etl_max_range']:,} blocks to keep the run bounded"
+            + (f"; nodewatch-export verifying only up to {verified_max:,} blocks: past the recorded "
+               "ones the renumbered blocks' hashes no longer match their headers, which it rightly "
+               "refuses, so longer ranges run `--no-verify`" if any(r["tool"] == NO_VERIFY for r in replay) else "")
+            + ")", "")
         doc.table(["blocks", "tool", "seconds", "blocks/s", "peak RSS MiB"], rows)
         etl = {r["blocks"]: r["blocks_per_s"] for r in replay if r["tool"] == "ethereumetl"}
-        nwx = {r["blocks"]: r["blocks_per_s"] for r in replay if r["tool"] == "nodewatch-export"}
-        common = sorted(set(etl) & set(nwx))
-        if common:
-            goals["export_vs_etl_replay"] = nwx[common[-1]] / etl[common[-1]]
+        for tool, key in (("nodewatch-export", "export_vs_etl_replay"), (NO_VERIFY, "export_noverify_vs_etl_replay")):
+            nwx = {r["blocks"]: r["blocks_per_s"] for r in replay if r["tool"] == tool}
+            common = sorted(set(etl) & set(nwx))
+            if common:
+                goals[key] = nwx[common[-1]] / etl[common[-1]]
+                goals[key + "_blocks"] = common[-1]
         rss = {r["blocks"]: r["max_rss_kib"] / 1024 for r in replay if r["tool"] == "nodewatch-export"}
+        for r in replay:
+            if r["tool"] == NO_VERIFY and r["blocks"] not in rss:
+                rss[r["blocks"]] = r["max_rss_kib"] / 1024
+                goals["export_rss_noverify"] = True
         if rss:
             goals["export_rss"] = rss
         goals["bare_rss"] = {r["blocks"]: r["max_rss_kib"] / 1024 for r in replay if r["tool"] == "bare"}
         # Range plot.
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-        for tool in ("bare", "nodewatch-export", "ethereumetl"):
+        for tool in EXPORT_TOOLS:
             pts = sorted((r["blocks"], r["secs"], r["max_rss_kib"] / 1024) for r in replay if r["tool"] == tool)
             if pts:
                 axes[0].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=tool, color=COLORS[tool])
@@ -456,7 +472,8 @@ def section_exporter_jobs(doc, res, goals):
         f"`-b {blocks // 2} -B 100 -w 5` for export_all (two partitions of blocks, transactions, "
         "token transfers, receipts, logs, contracts and tokens). On anvil both tools wait on the "
         "node's full blocks (see the table above); the replay shows the tools' own speed. "
-        "Runs interleaved; median [min–max].", "")
+        "nodewatch-export verifies what it writes by default; `--no-verify` is measured beside it. "
+        "Runs interleaved; median [min–max]; speed-up = blocks/s ÷ ethereumetl's.", "")
     for note in e.get("notes", []):
         doc(f"- Output check, {note}.")
     if e.get("notes"):
@@ -464,22 +481,23 @@ def section_exporter_jobs(doc, res, goals):
     rows = []
     for upstream in ("anvil", "replay"):
         for command in ("export_traces", "export_all"):
-            rate = {}
-            for tool in ("nodewatch-export", "ethereumetl"):
+            rate, cells = {}, []
+            for tool in ("nodewatch-export", NO_VERIFY, "ethereumetl"):
                 rs = [r for r in runs if r["upstream"] == upstream and r["command"] == command and r["tool"] == tool]
                 if not rs:
                     continue
                 rate[tool] = med([r["blocks_per_s"] for r in rs])
-                rows.append([upstream, command, tool, spread([r["secs"] for r in rs]),
-                             spread([r["blocks_per_s"] for r in rs], "{:,.0f}"),
-                             f"{max(r['max_rss_kib'] for r in rs) / 1024:.0f}"])
-            if len(rate) == 2:
-                ratio = rate["nodewatch-export"] / rate["ethereumetl"]
-                goals[f"{command}_vs_etl_{upstream}"] = ratio
-                rows[-2].append(f"{ratio:.1f}×")
-                rows[-1].append("")
-            elif rate:
-                rows[-1].append("n/a")
+                cells.append((tool, [upstream, command, tool, spread([r["secs"] for r in rs]),
+                                     spread([r["blocks_per_s"] for r in rs], "{:,.0f}"),
+                                     f"{max(r['max_rss_kib'] for r in rs) / 1024:.0f}"]))
+            for tool, row in cells:
+                if tool != "ethereumetl" and "ethereumetl" in rate:
+                    ratio = rate[tool] / rate["ethereumetl"]
+                    goals[f"{command}_{'noverify_' if tool == NO_VERIFY else ''}vs_etl_{upstream}"] = ratio
+                    row.append(f"{ratio:.1f}×")
+                else:
+                    row.append("" if tool == "ethereumetl" else "n/a")
+                rows.append(row)
     doc.table(["upstream", "command", "tool", "seconds", "blocks/s", "peak RSS MiB", "speed-up"], rows)
 
 
@@ -723,6 +741,325 @@ def section_profile(doc, res, goals):
     goals["json_batch"] = json_batch
 
 
+# === section 7 ==============================================================================
+
+VERIFY_KIND_TITLE = {"full_block": "eth_getBlockByNumber(n, true)",
+                     "receipts100": "100 × eth_getTransactionReceipt (batch)",
+                     "full_blocks100": "100 × eth_getBlockByNumber(n, true) (batch)"}
+VERIFY_COMMANDS = ("export_blocks_and_transactions", "export_receipts_and_logs", "export_token_transfers", "export_all")
+
+
+def crate_figures(crate):
+    """{name: [value per run]} and {name: unit} of the crate bench's FIGURE lines."""
+    values, units = {}, {}
+    for run in crate.get("runs", []):
+        for name, f in run["figures"].items():
+            values.setdefault(name, []).append(f["value"])
+            units[name] = f["unit"]
+    return values, units
+
+
+def verify_cells(runs):
+    """{kind: {verify on?: [runs]}}"""
+    cells = {}
+    for r in runs:
+        cells.setdefault(r["kind"], {}).setdefault(r["verify"], []).append(r)
+    return cells
+
+
+def per_request(rs, key, scale=1e3):
+    return [r[key] / r["requests"] * scale for r in rs if r["requests"]]
+
+
+def metric_per_request(rs, name):
+    return [r["metrics"].get(name, {}).get("total", 0.0) / r["requests"] for r in rs if r["requests"]]
+
+
+def section_verify(doc, res, goals):
+    v = res.get("verify")
+    if not v:
+        doc("_Not run._", "")
+        return
+    run = res.get("section_runs", {}).get("verify", {})
+    chain = v.get("chain", {})
+    doc(f"Measured on {v.get('started', run.get('started', '?'))} (nodewatch commit `{run.get('commit', '?')}`"
+        f"{', quick mode' if run.get('quick') else ''}), 1-minute load average "
+        f"{v['loadavg_start']:.1f} at the start and {v['loadavg_end']:.1f} at the end: the 2 cores were "
+        "shared with other builds and tests, so these are upper bounds of CPU and lower bounds of speed. "
+        "Verification is on by default in both the proxy (`[verify] enabled = true`) and the exporter; "
+        "each figure is measured beside the same work with it off.", "")
+    rows = []
+
+    def add(goal, measured, ok, note=""):
+        rows.append([goal, measured, "n/a" if ok is None else verdict(ok), note])
+        goals.setdefault("verify_summary", []).append(("verified data: " + goal, measured, ok, note))
+
+    # --- the crate
+    crate = v.get("crate", {})
+    values, units = crate_figures(crate)
+    share = [r["cpu_share"] for r in crate.get("runs", []) if r.get("cpu_share")]
+    if "blocks_per_s_150tx" in values:
+        bps = values["blocks_per_s_150tx"]
+        add("verification keeps up: ≥ 1,000 mainnet-sized blocks/s per core (150 txs with receipts and logs)",
+            spread(bps, "{:,.0f}") + " blocks/s", med(bps) >= 1000,
+            f"{1e6 / med(bps):,.0f} µs per block; `cargo bench -p nodewatch-verify`, default checks")
+        goals["verify_bps"] = med(bps)
+        if "blocks_per_s_150tx_senders" in values:
+            add("the same with senders recovered (`senders = true`, off by default)",
+                spread(values["blocks_per_s_150tx_senders"], "{:,.0f}") + " blocks/s",
+                None, f"ecrecover: {spread(values.get('senders_us_per_tx', []), '{:.1f}')} µs per transaction")
+    elif crate.get("error"):
+        add("verification keeps up: ≥ 1,000 mainnet-sized blocks/s per core", "not measured", None,
+            crate["error"].splitlines()[0][:120])
+    # --- the proxy
+    p = v.get("proxy", {})
+    cells = verify_cells(p.get("runs", []))
+    for kind in ("full_block", "receipts100", "full_blocks100"):
+        c = cells.get(kind)
+        if not c or True not in c or False not in c:
+            continue
+        on, off = per_request(c[True], "cpu_s"), per_request(c[False], "cpu_s")
+        add(f"proxy CPU per request, verification on vs off: {VERIFY_KIND_TITLE[kind]}",
+            f"{spread(on, '{:.2f}')} ms vs {spread(off, '{:.2f}')} ms", None,
+            f"+{med(on) - med(off):.2f} ms ({med(on) / med(off):.1f}×)" if med(off) else "")
+    c = cells.get("receipts100", {})
+    if c.get(True):
+        fetches = metric_per_request(c[True], "nodewatch_verify_fetches_total")
+        add("a 100-receipt batch costs far fewer than 100 extra upstream calls",
+            spread(fetches, "{:.1f}") + " extra calls per batch", med(fetches) < 100,
+            "`nodewatch_verify_fetches_total`: one `eth_getBlockReceipts` and one header per block not seen before")
+    wrong = sum(r["metrics"].get("nodewatch_wrong_answers_total", {}).get("total", 0) for r in p.get("runs", []))
+    errors = sum(r["errors"] + r["nulls"] for r in p.get("runs", []))
+    if p.get("runs"):
+        add("no false alarms against an honest node: wrong answers counted, errors and nulls served",
+            f"{wrong:.0f} wrong, {errors} errors/nulls", wrong == 0 and errors == 0, "")
+    # --- the exporters
+    e = v.get("exporter", {})
+    ratios_by = {}
+    for upstream in ("replay", "anvil"):
+        for command in VERIFY_COMMANDS:
+            rate = {t: med([r["blocks_per_s"] for r in e.get("runs", [])
+                            if r["upstream"] == upstream and r["command"] == command and r["tool"] == t])
+                    for t in ("ethereumetl", "nodewatch-export", NO_VERIFY)}
+            if rate["ethereumetl"]:
+                ratios_by[(upstream, command)] = {t: rate[t] / rate["ethereumetl"] if rate[t] else None
+                                                  for t in ("nodewatch-export", NO_VERIFY)}
+    main_upstream = "replay" if any(u == "replay" for u, _ in ratios_by) else "anvil"
+    for command in VERIFY_COMMANDS:
+        r = ratios_by.get((main_upstream, command))
+        if not r:
+            continue
+        failed = [t for u, c, t in e.get("failures", []) if u == main_upstream and c == command]
+        if r["nodewatch-export"] is None:
+            add(f"exporter verifying ≥ 10× ethereumetl: {command} ({main_upstream})",
+                "failed" if "nodewatch-export" in failed else "n/a", False if failed else None, "")
+            continue
+        anvil = ratios_by.get(("anvil", command), {}) if main_upstream == "replay" else {}
+        note = [f"--no-verify: {r[NO_VERIFY]:.1f}×" if r.get(NO_VERIFY) else "",
+                f"on anvil: {anvil['nodewatch-export']:.1f}× (--no-verify {anvil[NO_VERIFY]:.1f}×)"
+                if anvil.get("nodewatch-export") and anvil.get(NO_VERIFY) else ""]
+        add(f"exporter verifying ≥ 10× ethereumetl: {command} ({main_upstream})",
+            f"{r['nodewatch-export']:.1f}×", r["nodewatch-export"] >= 10, "; ".join(x for x in note if x))
+        goals.setdefault("verify_export", {})[command] = r["nodewatch-export"]
+    goals["verify_export_upstream"] = main_upstream
+    doc.table(["goal", "measured (median [min–max])", "verdict", "note"], rows)
+
+    # --- details: the crate
+    doc("### The verification crate",
+        "",
+        f"`{crate.get('command', 'cargo bench -p nodewatch-verify')}` (release, one thread; "
+        f"{len(crate.get('runs', []))} run(s), median [min–max]): real mainnet blocks with their receipts "
+        "from `crates/verify/tests/fixtures/`, each verified whole (header hash, every transaction "
+        "re-encoded and hashed, transactions and withdrawals roots; receipts root, every bloom, "
+        "positions and counts). The bench times with the wall clock, so a core taken by another "
+        "process counts against it: it had a core for "
+        + (spread([x * 100 for x in share], "{:.0f}") + "% of its wall time" if share else "an unknown share of its time")
+        + " (user+system ÷ elapsed of the whole `cargo bench`).", "")
+    if crate.get("error") and not values:
+        doc(f"_Not measured: {crate['error'][:300]}_", "")
+    fixtures = sorted({n.split(".", 1)[1] for n in values if "." in n})
+    if fixtures:
+        trows = []
+        for f in fixtures:
+            def cell(name, fmt="{:,.0f}"):
+                return spread(values[f"{name}.{f}"], fmt) if f"{name}.{f}" in values else "–"
+            trows.append([f"`{f}`", cell("verify_block_us", "{:,.1f}"), cell("verify_receipts_us", "{:,.1f}"),
+                          cell("blocks_per_s"), cell("block_with_senders_us", "{:,.1f}")])
+        doc.table(["fixture", "block µs", "block receipts µs", "block + receipts per s",
+                   "block (senders too) + receipts µs"], trows)
+    other = [n for n in values if "." not in n]
+    if other:
+        doc.table(["figure", "value", "unit"],
+                  [[f"`{n}`", spread(values[n], "{:,.1f}"), units[n]] for n in other])
+
+    # --- details: the proxy
+    if cells:
+        doc("### The proxy: CPU per request with verification on and off",
+            "",
+            f"anvil serving a chain of its own ({chain.get('blocks', '?')} blocks × "
+            f"{chain.get('txs_per_block', '?')} transactions, {chain.get('logs_per_block', '?')} logs per block, "
+            f"transaction types {', '.join(chain.get('tx_types', []))}; a full block is "
+            f"{num(chain.get('full_block_bytes'))} bytes of JSON, its receipts {num(chain.get('receipts_bytes'))}), "
+            "two fresh nodewatch processes per repeat against it: one as configured by default "
+            "(verification on), one with `NODEWATCH__VERIFY__ENABLED=false`. Each gets the same "
+            "requests, one at a time on one keep-alive connection, in chain order as an ETL job "
+            "asks (so every block's receipts are new to the verifier's cache when first asked). "
+            "CPU is nodewatch's user+system time over the requests (`/proc/<pid>/task/*/schedstat`, "
+            "cross-checked with `/proc/<pid>/stat`); extra upstream calls are "
+            "`nodewatch_verify_fetches_total` from its `/metrics`. "
+            f"{max((r['rep'] for r in p['runs']), default=0) + 1} repeat(s), "
+            "the order of on and off alternating; median [min–max].", "")
+        prows = []
+        for kind in ("full_block", "receipts100", "full_blocks100"):
+            c = cells.get(kind)
+            if not c:
+                continue
+            for on in (True, False):
+                rs = c.get(on, [])
+                if not rs:
+                    continue
+                fetches = {}
+                for r in rs:
+                    for labels, n in r["metrics"].get("nodewatch_verify_fetches_total", {}).get("by", {}).items():
+                        fetches.setdefault(labels.replace('{method="', "").rstrip('"}'), []).append(n / r["requests"])
+                prows.append([VERIFY_KIND_TITLE[kind] if on else "", "on" if on else "off", rs[0]["requests"],
+                              spread(per_request(rs, "cpu_s"), "{:.3f}"),
+                              spread(per_request(rs, "cpu_ticks_s"), "{:.2f}"),
+                              spread(per_request(rs, "wall_s"), "{:.1f}"),
+                              spread(metric_per_request(rs, "nodewatch_upstream_attempts_total"), "{:.2f}"),
+                              ", ".join(f"{m} {med(x):.2f}" for m, x in sorted(fetches.items())) or "0",
+                              f"{med([r['bytes'] / r['requests'] for r in rs]) / 1024:,.0f}"])
+        doc.table(["request", "verify", "requests", "nodewatch CPU ms / request", "(from /proc/stat ticks)",
+                   "wall ms / request", "upstream attempts / request", "verification fetches / request",
+                   "KiB / answer"], prows)
+        for check in p.get("checks", []):
+            doc(f"- {VERIFY_KIND_TITLE[check['kind']]}: the answer with verification on is "
+                + ("the same JSON as with it off." if check["same_answer"] else "**DIFFERENT** from the one with it off."))
+        doc("")
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+        for ax, kind in zip(axes, ("full_block", "receipts100", "full_blocks100")):
+            c = cells.get(kind, {})
+            for x, on in enumerate((True, False)):
+                vals = per_request(c.get(on, []), "cpu_s")
+                if not vals:
+                    continue
+                m = statistics.median(vals)
+                ax.bar(x, m, 0.6, yerr=[[m - min(vals)], [max(vals) - m]], capsize=4,
+                       color=COLORS["verify on" if on else "verify off"])
+                ax.text(x, m, f"{m:.2f}", ha="center", va="bottom", fontsize=8)
+            ax.set_xticks([0, 1], ["verification on", "off"])
+            ax.set_ylabel("nodewatch CPU ms per request")
+            ax.set_title(VERIFY_KIND_TITLE[kind], fontsize=9)
+            ax.grid(alpha=0.3, axis="y")
+        fig.suptitle(f"nodewatch CPU per request, verification on vs off ({chain.get('txs_per_block', 150)}-transaction "
+                     "blocks with logs, anvil; median, bars = min/max)", fontsize=10)
+        path = savefig(fig, "verify.png")
+        doc(f"![CPU per request, verification on vs off]({path})", "")
+
+    # --- details: the exporters
+    if e.get("runs") or e.get("notes"):
+        b0, b1 = e.get("blocks", [0, 0])
+        doc("### The exporters: ethereumetl vs nodewatch-export verifying vs `--no-verify`",
+            "",
+            f"Blocks {b0}–{b1} of the same chain ({num(e.get('txs'))} transactions, their receipts and "
+            "logs, a token transfer per contract call), every command that verification touches, "
+            f"with the same flags for all three (`-b 100 -w 5`; export_all: two partitions, `-B 100`; "
+            f"export_receipts_and_logs from the list of the range's transaction hashes); ethereumetl is "
+            f"`{Path(e.get('ethereumetl', 'ethereumetl')).relative_to(ROOT) if str(e.get('ethereumetl', '')).startswith(str(ROOT)) else e.get('ethereumetl')}`. "
+            "Straight at anvil (it sets the pace: ~0.1 s per full block) and at the replay upstream "
+            "(`nwbench replay --receipts-and-traces`, recorded from that anvil, answers from memory: "
+            "the tools' own speed; it has no `eth_getBlockReceipts`, so nodewatch-export verifies from "
+            "the full blocks and single receipts there). Runs interleaved; median [min–max]; "
+            "speed-up = blocks/s ÷ ethereumetl's.", "")
+        for note in e.get("notes", []):
+            doc(f"- Output check, {note}.")
+        if e.get("notes"):
+            doc("")
+        erows = []
+        for upstream in ("anvil", "replay"):
+            for command in VERIFY_COMMANDS:
+                for tool in ("ethereumetl", "nodewatch-export", NO_VERIFY):
+                    rs = [r for r in e.get("runs", []) if r["upstream"] == upstream and r["command"] == command
+                          and r["tool"] == tool]
+                    if not rs:
+                        continue
+                    ratio = ratios_by.get((upstream, command), {}).get(tool)
+                    erows.append([upstream, command, tool, spread([r["secs"] for r in rs]),
+                                  spread([r["blocks_per_s"] for r in rs], "{:,.0f}"),
+                                  f"{med([r['txs'] / r['secs'] for r in rs]):,.0f}",
+                                  f"{ratio:.1f}×" if ratio else "",
+                                  f"{max(r['max_rss_kib'] for r in rs) / 1024:.0f}"])
+        doc.table(["upstream", "command", "tool", "seconds", "blocks/s", "transactions/s", "speed-up",
+                   "peak RSS MiB"], erows)
+
+
+# === carried over from the previous BENCHMARKS.md ===========================================
+
+# The numbered sections: the results keys that feed each, its heading, its renderers.
+PARTS = [
+    ("proxy", "## 1. Proxy overhead: direct vs nginx vs nodewatch", ["section_proxy"]),
+    ("proxy", "## 2. Resource use", ["section_resources"]),
+    ("failover", "## 3. Failover", ["section_failover"]),
+    ("exporter", "## 4. Exporter: nodewatch-export vs ethereumetl vs bare parallel batch fetch",
+     ["section_exporter", "section_exporter_jobs"]),
+    ("scaling", "## 5. Scaling", ["section_scaling"]),
+    ("profile", "## 6. Profile of the proxy hot path", ["section_profile"]),
+    ("verify", "## 7. Verified data", ["section_verify"]),
+]
+CARRIED = "_Carried over from the earlier BENCHMARKS.md"
+
+
+def row_section(text):
+    """The section a headline row or a 'missed' bullet of this report belongs to."""
+    t = text.lower()
+    if "verif" in t:
+        return "verify"
+    if "failover" in t or "sigkill" in t or "sigstop" in t or "hung" in t:
+        return "failover"
+    if "nodewatch-export" in t or "export_" in t or "exporter" in t:
+        return "exporter"
+    if "quick-mode" in t or t.strip() == "- none.":
+        return None
+    return "proxy"
+
+
+def previous_report():
+    """The previous BENCHMARKS.md in parts: its numbered sections by number, its headline
+    rows, its 'missed' bullets, its chain bullet and the run it came from."""
+    if not OUT_MD.exists():
+        return None
+    text = OUT_MD.read_text()
+    parts, current = {}, None
+    lines = text.splitlines()
+    for line in lines:
+        if line.startswith("## "):
+            current = line
+            parts[current] = []
+        elif current:
+            parts[current].append(line)
+    numbered = {}
+    for heading, body in parts.items():
+        head = heading.split()[1] if len(heading.split()) > 1 else ""
+        if head[:-1].isdigit() and head.endswith("."):
+            numbered[int(head[:-1])] = (heading, body)
+    headline = [l for l in parts.get("## Headline vs goals", []) if l.startswith("| ") and not l.startswith("| goal |")]
+    missed = [l for l in parts.get("## Where goals are missed, plainly", []) if l.startswith("- ")]
+    chain = next((l for l in parts.get("## Machine and method", []) if l.startswith("- Chain:")), None)
+    import re
+    m = re.search(r"on (\d{4}-\d\d-\d\d [\d:]+ \S+), nodewatch commit `(\w+)`", text)
+    origin = f"the run of {m.group(1)}, commit `{m.group(2)}`" if m else "an earlier run"
+    # A section carried before keeps naming the run it came from.
+    return {"numbered": numbered, "headline": headline, "missed": missed, "chain": chain, "origin": origin}
+
+
+def carried_note(body, origin):
+    """The carried-over note of a section body (kept if it has one), else a new one."""
+    old = next((l for l in body if l.startswith(CARRIED)), None)
+    return old or (f"{CARRIED} ({origin}): the last `bench/bench.py` run (`--only …`) did not measure this "
+                   "section, so its text, figures and plots are the earlier run's._")
+
+
+
 # === summary ================================================================================
 
 
@@ -782,76 +1119,134 @@ def summary(doc, res, goals):
                 slowest <= 1500,
                 f"before hedging ({HUNG_BEFORE['commit']}): {HUNG_BEFORE['slowest_ms']:,} ms; a hedge goes to rank 2 "
                 "after the hung node's recent p95 (clamped to hedge.min_delay–max_delay, 50 ms–1 s)")
-    blocks = res.get("exporter", {}).get("anvil_blocks", 2000)
-    if "export_vs_bare" in goals:
-        add(f"nodewatch-export ≤ 1.2× bare fetch time (anvil, {blocks:,} blocks)", f"{goals['export_vs_bare']:.2f}×",
-            goals["export_vs_bare"] <= 1.2, "")
-    else:
-        add(f"nodewatch-export ≤ 1.2× bare fetch time (anvil, {blocks:,} blocks)", "not built", None,
-            f"ethereumetl: {goals['etl_vs_bare']:.2f}× bare" if "etl_vs_bare" in goals else "")
-    if "export_vs_etl_replay" in goals:
-        add("nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", f"{goals['export_vs_etl_replay']:.1f}×",
-            goals["export_vs_etl_replay"] >= 10, "")
-    else:
-        add("nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", "not built", None, "")
+    if res.get("exporter"):
+        blocks = res["exporter"].get("anvil_blocks", 2000)
+        if "export_vs_bare" in goals:
+            add(f"nodewatch-export ≤ 1.2× bare fetch time (anvil, {blocks:,} blocks)", f"{goals['export_vs_bare']:.2f}×",
+                goals["export_vs_bare"] <= 1.2,
+                f"--no-verify: {goals['export_noverify_vs_bare']:.2f}×" if "export_noverify_vs_bare" in goals else "")
+        else:
+            add(f"nodewatch-export ≤ 1.2× bare fetch time (anvil, {blocks:,} blocks)", "not built", None,
+                f"ethereumetl: {goals['etl_vs_bare']:.2f}× bare" if "etl_vs_bare" in goals else "")
+        if "export_vs_etl_replay" in goals:
+            add("nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", f"{goals['export_vs_etl_replay']:.1f}×",
+                goals["export_vs_etl_replay"] >= 10,
+                f"verifying, {goals['export_vs_etl_replay_blocks']:,} blocks"
+                + (f"; --no-verify: {goals['export_noverify_vs_etl_replay']:.1f}× "
+                   f"({goals['export_noverify_vs_etl_replay_blocks']:,} blocks)"
+                   if "export_noverify_vs_etl_replay" in goals else ""))
+        else:
+            add("nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", "not built", None, "")
     for command in ("export_traces", "export_all"):
         if f"{command}_vs_etl_replay" in goals:
             ratio = goals[f"{command}_vs_etl_replay"]
             anvil = goals.get(f"{command}_vs_etl_anvil")
+            plain = goals.get(f"{command}_noverify_vs_etl_replay")
             add(f"{command}: nodewatch-export ≥ 10× ethereumetl blocks/s (replay)", f"{ratio:.1f}×", ratio >= 10,
-                f"on anvil: {anvil:.1f}×" if anvil else "")
-    if "export_rss" in goals:
-        add("nodewatch-export flat memory: RSS at 10k / 100k blocks",
-            " / ".join(f"{goals['export_rss'].get(n, float('nan')):.0f} MiB" for n in (10000, 100000)), None, "")
-    else:
-        add("nodewatch-export flat memory: RSS at 10k / 100k blocks", "not built", None,
-            "bare fetch: " + " / ".join(f"{goals.get('bare_rss', {}).get(n, float('nan')):.0f} MiB" for n in (10000, 100000)))
-    doc.table(["goal", "measured (median [min–max])", "verdict", "note"], rows)
+                "; ".join(x for x in (f"on anvil: {anvil:.1f}×" if anvil else "",
+                                      f"--no-verify: {plain:.1f}×" if plain else "") if x))
+    if res.get("exporter"):
+        if "export_rss" in goals:
+            add("nodewatch-export flat memory: RSS at 10k / 100k blocks",
+                " / ".join(f"{goals['export_rss'].get(n, float('nan')):.0f} MiB" for n in (10000, 100000)), None,
+                "--no-verify (the replay renumbers blocks past 2,000)" if goals.get("export_rss_noverify") else "")
+        else:
+            add("nodewatch-export flat memory: RSS at 10k / 100k blocks", "not built", None,
+                "bare fetch: " + " / ".join(f"{goals.get('bare_rss', {}).get(n, float('nan')):.0f} MiB" for n in (10000, 100000)))
+    for goal, measured, ok, note in goals.get("verify_summary", []):
+        add(goal, measured, ok, note)
+    return rows
 
 
 def main():
+    if not RESULTS.exists():
+        sys.exit(f"report: {RESULTS.relative_to(ROOT)} is missing: run bench/bench.py first (make bench-run)")
     res = json.loads(RESULTS.read_text())
     cfg = res["config"]
     m = res["machine"]
+    prev = previous_report()
     goals = {}
     body = Doc()
-    body("## 1. Proxy overhead: direct vs nginx vs nodewatch", "")
-    section_proxy(body, res, goals)
-    body("## 2. Resource use", "")
-    section_resources(body, res, goals)
-    body("## 3. Failover", "")
-    section_failover(body, res, goals)
-    body("## 4. Exporter: nodewatch-export vs ethereumetl vs bare parallel batch fetch", "")
-    section_exporter(body, res, goals)
-    section_exporter_jobs(body, res, goals)
-    body("## 5. Scaling", "")
-    section_scaling(body, res, goals)
-    body("## 6. Profile of the proxy hot path", "")
-    section_profile(body, res, goals)
+    # A section the results do not hold (a partial run on a fresh results file) keeps the
+    # previous BENCHMARKS.md's text for it, marked as such, rather than losing its figures.
+    carried = set()
+    for n, (key, heading, renderers) in enumerate(PARTS, 1):
+        old = prev["numbered"].get(n) if prev else None
+        if key not in res and old:
+            carried.add(key)
+            lines = [l for l in old[1] if not l.startswith(CARRIED)]
+            while lines and not lines[0].strip():
+                lines.pop(0)
+            while lines and not lines[-1].strip():
+                lines.pop()
+            body(heading, "", carried_note(old[1], prev["origin"]), "", *lines, "")
+            continue
+        body(heading, "")
+        for renderer in renderers:
+            globals()[renderer](body, res, goals)
 
+    runs = res.get("section_runs", {})
+    measured = [key for key, *_ in PARTS if key in res]
     doc = Doc()
-    doc("# nodewatch benchmarks", "",
-        f"Generated by `make bench{' BENCH_QUICK=1' if cfg['quick'] else ''}` "
-        f"({'quick mode: short runs, one repeat, fewer points — for iteration, not for quoting' if cfg['quick'] else 'full mode'}) "
-        f"on {res['started']}, nodewatch commit `{m['nodewatch_commit']}`, in "
-        f"{res.get('total_secs', 0) / 60:.1f} minutes. Raw figures: `target/bench/results.json`; "
-        "scripts: [`bench/`](bench/).", "")
+    doc("# nodewatch benchmarks", "")
+    if carried:
+        doc("Generated by `bench/report.py` from `target/bench/results.json` and, for the sections "
+            f"it does not hold, the previous BENCHMARKS.md ({prev['origin']}). Measured by the last run "
+            f"(`bench/bench.py --only …`, started {res['started']}, nodewatch commit `{m['nodewatch_commit']}`, "
+            f"{res.get('total_secs', 0) / 60:.1f} minutes): "
+            + ", ".join(f"`{k}`" + (f" ({runs[k]['started']}{', quick mode' if runs[k].get('quick') else ''})"
+                                    if k in runs else "") for k in dict.fromkeys(measured))
+            + "; carried over: " + ", ".join(f"`{k}`" for k in dict.fromkeys(carried))
+            + ". Scripts: [`bench/`](bench/).", "")
+    else:
+        doc(f"Generated by `make bench{' BENCH_QUICK=1' if cfg['quick'] else ''}` "
+            f"({'quick mode: short runs, one repeat, fewer points — for iteration, not for quoting' if cfg['quick'] else 'full mode'}) "
+            f"on {res['started']}, nodewatch commit `{m['nodewatch_commit']}`, in "
+            f"{res.get('total_secs', 0) / 60:.1f} minutes. Raw figures: `target/bench/results.json`; "
+            "scripts: [`bench/`](bench/).", "")
     doc("## Headline vs goals", "")
-    summary(doc, res, goals)
+    rows = summary(doc, res, goals)
+    if carried:
+        merged = []
+        old_rows = [[c.strip() for c in line.strip().strip("|").split(" | ")] for line in prev["headline"]]
+        for key in ("proxy", "failover", "exporter", "verify"):
+            if key in carried:
+                for r in old_rows:
+                    if row_section(r[0]) == key:
+                        if "earlier run" not in r[-1]:
+                            r[-1] = (r[-1] + "; " if r[-1] else "") + "_earlier run_"
+                        merged.append(r)
+            else:
+                merged += [r for r in rows if row_section(r[0]) == key]
+        rows = merged
+    doc.table(["goal", "measured (median [min–max])", "verdict", "note"], rows)
     doc("## Machine and method", "")
+    chain = res.get("chain")
+    if chain and "proxy" not in carried:
+        chain_line = (f"- Chain: anvil with {chain['blocks']:,} blocks × {chain['txs']} ETH transfers, "
+                      f"then {chain['big_blocks']} blocks × {chain['big_txs']} transfers (the large "
+                      f"answer is block {chain['big_block']}); built once by `nwbench chain` and cached as "
+                      "an anvil state file in `target/bench-cache/` (first run: about 30–60 s more).")
+    else:
+        chain_line = prev["chain"] if prev and prev["chain"] else "- Chain: see the earlier run."
+    verify_chain = res.get("verify", {}).get("chain")
     doc(f"- {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, Linux {m['kernel']} (a Firecracker VM).",
         f"- **Shared and noisy:** other sessions' builds and tests run on the same 2 cores; the "
         f"1-minute load average was {res['loadavg_start']:.1f} at the start and "
-        f"{res.get('loadavg_end', float('nan')):.1f} at the end of this run (each run's load "
-        "average is in results.json). wrk, the node and the proxy also share the 2 cores, so "
+        f"{res.get('loadavg_end', float('nan')):.1f} at the end of "
+        + ("the last run (" + ", ".join(f"`{k}`" for k in dict.fromkeys(measured)) + "; the carried-over "
+           "sections' own figures are in their text)" if carried else "this run")
+        + " (each run's load average is in results.json). wrk, the node and the proxy also share the 2 cores, so "
         "a proxy's CPU is taken from the node: throughput ratios include that. This is why every "
         "figure is a ratio within one repeat, reported with its spread.",
         f"- {m['rustc']}; {m['anvil']}; {m['nginx']}; {m['wrk']}; {m['ethereumetl']}; {m['perf']}; "
         f"Python {m['python']} with matplotlib.",
-        f"- Chain: anvil with {res['chain']['blocks']:,} blocks × {res['chain']['txs']} ETH transfers, "
-        f"then {res['chain']['big_blocks']} blocks × {res['chain']['big_txs']} transfers (the large "
-        f"answer is block {res['chain']['big_block']}); built once by `nwbench chain` and cached as "
-        "an anvil state file in `target/bench-cache/` (first run: about 30–60 s more).",
+        chain_line,
+        *([f"- Verification chain (section 7): anvil with {verify_chain['blocks']} blocks × "
+           f"{verify_chain['txs_per_block']} transactions (legacy, EIP-2930, EIP-1559), two thirds of them "
+           f"calls to a contract that logs an ERC-20 `Transfer` and an `Approval` ({verify_chain['logs_per_block']} "
+           "logs per block), after block 1 deploys it; built once by `bench/bench.py` and cached in "
+           "`target/bench-cache/verify-chain-*.json`."] if verify_chain else []),
         "- nodewatch: release build, default configuration, one upstream unless stated "
         "(`nodewatch --upstream URL --listen … --admin-listen …`). nginx: `worker_processes "
         "auto`, `upstream { keepalive 256; }`, `proxy_http_version 1.1`, `Connection \"\"`, "
@@ -861,7 +1256,9 @@ def main():
         "needs no compile). Every target's answer is checked to be the same JSON, without errors, "
         "before it is loaded.",
         "- Commands: `make bench` (full, < 15 minutes), `make bench BENCH_QUICK=1` (≈ 3 minutes), "
-        "`make bench-report` (re-render this file and the plots from the last results).",
+        "`make bench-report` (re-render this file and the plots from the last results); one "
+        "section: `python3 bench/bench.py --only verify` (or any of proxy, failover, exporter, "
+        "exporter_jobs, scaling, profile, verify), then `make bench-report`.",
         "")
     doc(*body.lines)
     doc("## Where goals are missed, plainly", "")
@@ -898,7 +1295,9 @@ def main():
         missed.append(f"- A **hung** primary (SIGSTOP) still costs up to "
                       f"{max(goals['slowest_stop']) / 1000:.1f} s per request, goal ≤ 1.5 s: the hedge "
                       "delay or the retry budget did not cover every request caught on the hung node.")
-    if "export_vs_bare" not in goals:
+    if not res.get("exporter"):
+        pass
+    elif "export_vs_bare" not in goals:
         missed.append("- **Exporter goals not measured:** `nodewatch-export` is not on this branch yet; "
                       "its rows appear automatically once it is built.")
     elif goals["export_vs_bare"] > 1.2:
@@ -909,8 +1308,19 @@ def main():
         if goals.get(f"{command}_vs_etl_replay", 10) < 10:
             missed.append(f"- **{command}: nodewatch-export is {goals[f'{command}_vs_etl_replay']:.1f}× "
                           "ethereumetl on replay, goal ≥ 10×.**")
+    if "verify_bps" in goals and goals["verify_bps"] < 1000:
+        missed.append(f"- **Verified data: the verification crate does {goals['verify_bps']:,.0f} mainnet-sized "
+                      "blocks per second per core, goal ≥ 1,000** (section 7; measured on shared, loaded cores).")
+    for command, ratio in goals.get("verify_export", {}).items():
+        if ratio < 10:
+            missed.append(f"- **Verified data: nodewatch-export verifying is {ratio:.1f}× ethereumetl on "
+                          f"{command} ({goals.get('verify_export_upstream')}), goal ≥ 10×** (section 7).")
+    if carried:
+        old = [l for l in prev["missed"] if row_section(l)]
+        missed = [l for key in ("proxy", "failover", "exporter", "verify")
+                  for l in (old if key in carried else missed) if row_section(l) == key]
     if cfg["quick"]:
-        missed.append("- This is a **quick-mode** report: one short repeat per cell; do not quote it.")
+        missed.append("- The last run was in **quick mode**: one short repeat per cell; do not quote its figures.")
     doc(*(missed or ["- None."]), "")
     OUT_MD.write_text(doc.text())
     print(f"wrote {OUT_MD.relative_to(ROOT)} and {PLOTS.relative_to(ROOT)}/*.png", file=sys.stderr)

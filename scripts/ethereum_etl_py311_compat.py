@@ -1,4 +1,4 @@
-"""Lets ethereum-etl 2.4.2 run every command, contract calls included, on Python 3.11.
+"""Lets ethereum-etl 2.4.2 run every command, contract calls included, on Python 3.11 and 3.12.
 
 `make tools` copies this module into the ethereum-etl venv's site-packages (``.tools/venv``)
 with a one-line ``ethereum_etl_py311_compat.pth`` beside it, so it runs at interpreter start

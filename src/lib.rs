@@ -8,7 +8,8 @@
 //! # Layout
 //!
 //! This crate is the proxy; the exporter (`crates/export`), the HTTP client both use
-//! (`crates/http`, `nodewatch-http`) and the test toolkit (`crates/testkit`) are crates of
+//! (`crates/http`, `nodewatch-http`), the verification both use (`crates/verify`,
+//! `nodewatch-verify`: pure, no I/O) and the test toolkit (`crates/testkit`) are crates of
 //! their own in the same workspace.
 //!
 //! The request path, in the order a request travels:
@@ -27,10 +28,15 @@
 //!   [`upstream::breaker`]; each answer's buffer held in the in-flight answer [`budget`])
 //!   until each call has a trustworthy answer; retries drawn from a retry budget; typed
 //!   [`error`]s say what is retryable. It reads the reloadable [`settings`].
+//! - [`verify`]: every kept block, transaction, receipt and log answer checked against its
+//!   block header (the `nodewatch-verify` crate's checks) before it is served; what it is
+//!   checked against comes from a bounded cache of verified headers and receipt sets or is
+//!   fetched through the engine. A wrong answer moves on like node trouble, is counted and
+//!   may quarantine its upstream ([`upstream::wrong`]); it is never served.
 //! - [`jsonrpc`]: the envelope only: ids rewritten to positions upstream, `params`/`result`
 //!   kept raw and passed through byte for byte; short or mismatched batch answers rejected.
-//! - [`router`]: the pure candidate order (healthy, unknown, unhealthy or breaker-open; has the
-//!   block, or in sync; by rank).
+//! - [`router`]: the pure candidate order (healthy, unknown, unhealthy, breaker-open or
+//!   quarantined; has the block, or in sync; by rank).
 //!
 //! The background, off the request path:
 //!
@@ -58,6 +64,8 @@
 //! tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
+// `std::time::Instant` is banned here (clippy.toml): timing is tested on tokio's paused clock.
+#![warn(clippy::disallowed_types, clippy::disallowed_methods)]
 
 pub mod admin;
 pub mod blocks;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::anvil::Anvil;
 use support::binary::Binary;
+use support::poll::poll_until;
 use support::raw::{self, Outcome};
 use support::rpc;
 use support::scripted::{self, Scripted};
@@ -526,18 +527,15 @@ fn open_at(addr: &str) -> usize {
 /// slot and the backlog starts from empty ones (closing hundreds of connections takes the
 /// proxy a moment on a busy machine).
 async fn earlier_connections_closed(rig: &Rig) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let open = open_at(&rig.nw.addr);
-        if open <= 16 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{open} connections to the proxy still open 10 s after their clients left"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let addr = rig.nw.addr.clone();
+    let closed = poll_until(Duration::from_secs(10), async move || {
+        (open_at(&addr) <= 16).then_some(())
+    });
+    assert!(
+        closed.await.is_some(),
+        "{} connections to the proxy still open 10 s after their clients left",
+        open_at(&rig.nw.addr)
+    );
 }
 
 /// Opens up to `most` connections to the proxy, writing `first` on each (nothing if

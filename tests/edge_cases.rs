@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use support::anvil::Anvil;
 use support::fault::{Fault, FaultServer};
 use support::nodewatch::{test_config, Nodewatch};
+use support::poll::wait_until;
 use support::rpc;
 
 async fn proxy(anvil: &std::path::Path) -> (Anvil, Nodewatch) {
@@ -235,9 +236,14 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let in_flight = tokio::spawn(async move {
         rpc::try_post(&url, r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#).await
     });
-    // A head start, so the request is in flight (held 700 ms) when the stop begins: the
-    // upstream cannot tell it from the probes it holds too, so there is nothing to poll.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The request is in flight (held 700 ms upstream) when the stop begins: the proxy counts
+    // its attempts (probes are not attempts).
+    wait_until(
+        "the request in flight upstream",
+        Duration::from_secs(5),
+        async || nw.metric("nodewatch_upstream_in_flight_requests{upstream=\"u1\"}") >= 1.0,
+    )
+    .await;
     let url = nw.url.clone();
     nw.stop().await;
     let (status, text) = in_flight

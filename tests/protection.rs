@@ -6,6 +6,7 @@ mod support;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+use nodewatch::upstream::breaker::BreakerState;
 use serde_json::{json, Value};
 use support::anvil::Anvil;
 use support::binary::{Binary, Signal};
@@ -152,8 +153,11 @@ async fn the_breaker_opens_on_failing_forwards_and_closes_after_a_good_trial() {
         f1.requests() - tried
     );
     f1.set(Fault::Pass);
-    // The scenario: the cooldown (500 ms) passes, so the next batch is the breaker's trial.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The cooldown (500 ms) passes: the breaker is half-open, so the next batch is its trial.
+    nw.wait_for("u1's breaker half-open", Duration::from_secs(5), |s| {
+        s.upstreams[0].breaker == BreakerState::HalfOpen
+    })
+    .await;
     rpc::post(&nw.url, batch).await;
     assert_eq!(
         nw.metric("nodewatch_breaker_transitions_total{to=\"closed\",upstream=\"u1\"}"),
@@ -347,9 +351,14 @@ async fn client_connections_are_capped_and_slow_headers_are_cut_off() {
     slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    // Not a wait for a condition (the proxy shows no count of accepted connections): a head
-    // start, so the slow client is the one holding the slot.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The proxy has accepted it: the slow client is the one holding the slot.
+    let slow_port = slow.local_addr().unwrap().port();
+    wait_until(
+        "the slow client accepted",
+        Duration::from_secs(5),
+        async || accepted(&addr, slow_port),
+    )
+    .await;
     // ...so a second client waits in the backlog,
     let url = nw.url.clone();
     let started = Instant::now();
@@ -373,4 +382,23 @@ async fn client_connections_are_capped_and_slow_headers_are_cut_off() {
     assert!(waited >= Duration::from_millis(300), "{waited:?}");
     eprintln!("FIGURE connection-cap: second client served {:.0} ms later, after the slow one was cut off", waited.as_secs_f64() * 1000.0);
     nw.stop().await;
+}
+
+/// Whether the listener at `addr` has accepted the connection from local port `client`, from
+/// `/proc/net/tcp`: a connection still in the listen backlog has no socket inode yet.
+fn accepted(addr: &str, client: u16) -> bool {
+    let port = |a: &str| {
+        a.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    let listener: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 9
+            && port(fields[1]) == Some(listener)
+            && port(fields[2]) == Some(client)
+            && fields[9] != "0"
+    })
 }

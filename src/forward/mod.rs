@@ -37,6 +37,7 @@ use crate::upstream::breaker::BreakerState;
 use crate::upstream::monitor::HealthReporter;
 use crate::upstream::{SharedSnapshot, Snapshot, Upstream};
 use crate::verify::cache::VerifiedCache;
+use crate::verify::Fetch;
 use hedge::Legs;
 use plan::{doubt, group, plan_calls, Plan};
 
@@ -95,15 +96,24 @@ impl Engine {
         forward.finish()
     }
 
-    /// [`Engine::forward`] as a boxed future: what verification calls to fetch what an
-    /// answer is checked against (a fetch is a forward whose answers are judged in turn, so
-    /// the future must be boxed, and declared `Send` here where the compiler can prove it).
-    pub fn forward_boxed<'s>(
+}
+
+/// Verification fetches what answers are checked against through the engine: a fetch is a
+/// forward whose answers are judged in turn, so the future is boxed (and declared `Send`
+/// here, where the compiler can prove it).
+impl Fetch for Engine {
+    fn fetch<'s>(
         &'s self,
         calls: &'s [&'s Call<'s>],
-        batch: bool,
-    ) -> Pin<Box<dyn Future<Output = Forwarded> + Send + 's>> {
-        Box::pin(self.forward(calls, batch))
+    ) -> Pin<Box<dyn Future<Output = Vec<Option<Answer>>> + Send + 's>> {
+        Box::pin(async move {
+            let forwarded = self.forward(calls, calls.len() > 1).await;
+            forwarded
+                .served
+                .into_iter()
+                .map(|s| s.map(|s| s.answer))
+                .collect()
+        })
     }
 }
 

@@ -16,13 +16,25 @@ use crate::metrics::method_label;
 use crate::upstream::wrong::{Quarantine, WrongTransition};
 use crate::upstream::Upstream;
 use crate::verify::subject::subject;
-use crate::verify::{judge, Item, Verdict};
+use crate::verify::{judge, Item, Verdict, Verifier};
 use nodewatch_verify::Wrong;
 
 use super::{Forward, Served};
 
 /// The doubt recorded in `nodewatch_failovers_total` for a wrong answer.
 const WRONG_ANSWER: &str = "wrong_answer";
+
+/// One upstream's wrong answers in one judgement.
+struct Blamed {
+    /// The upstream.
+    upstream: Arc<Upstream>,
+    /// The first wrong answer's method.
+    method: &'static str,
+    /// The first wrong answer's call.
+    first: usize,
+    /// How many of its answers were wrong.
+    count: usize,
+}
 
 impl Forward<'_, '_> {
     /// Judges every answer kept since the last judgement.
@@ -57,15 +69,35 @@ impl Forward<'_, '_> {
         if items.is_empty() {
             return;
         }
-        let verdicts = judge(self.engine, &items).await;
+        let verifier = Verifier {
+            fetch: self.engine,
+            cache: &self.engine.verified,
+            metrics: &self.engine.metrics,
+            config: &self.settings.verify,
+        };
+        let verdicts = judge(verifier, &items).await;
         drop(items);
+        let mut blamed: Vec<Blamed> = Vec::new();
         for (i, verdict) in which.into_iter().zip(verdicts) {
-            self.judged(i, verdict);
+            if let Some((upstream, method)) = self.judged(i, verdict) {
+                match blamed.iter_mut().find(|b| Arc::ptr_eq(&b.upstream, &upstream)) {
+                    Some(b) => b.count += 1,
+                    None => blamed.push(Blamed {
+                        upstream,
+                        method,
+                        first: i,
+                        count: 1,
+                    }),
+                }
+            }
+        }
+        for b in blamed {
+            self.blame(&b);
         }
     }
 
-    /// Takes call `i`'s verdict into its plan.
-    fn judged(&mut self, i: usize, verdict: Verdict) {
+    /// Takes call `i`'s verdict into its plan; for a wrong answer, the upstream to blame.
+    fn judged(&mut self, i: usize, verdict: Verdict) -> Option<(Arc<Upstream>, &'static str)> {
         let metrics = &self.engine.metrics;
         let method = method_label(&self.calls[i].method);
         let plan = &mut self.plans[i];
@@ -87,9 +119,7 @@ impl Forward<'_, '_> {
                 plan.unverifiable = Some(why);
             }
             Verdict::Wrong(wrong) => {
-                let Some(upstream) = plan.answer.take().and_then(|s| s.upstream) else {
-                    return;
-                };
+                let upstream = plan.answer.take().and_then(|s| s.upstream)?;
                 let at = plan.candidates.iter().position(|&c| {
                     Arc::ptr_eq(&self.snapshot.handles[c], &upstream)
                 });
@@ -100,34 +130,45 @@ impl Forward<'_, '_> {
                         .with_label_values(&[upstream.name.as_str(), WRONG_ANSWER])
                         .inc();
                 }
-                self.blame(&upstream, method, &wrong);
+                metrics
+                    .wrong_answers
+                    .with_label_values(&[upstream.name.as_str(), method, wrong.check.label()])
+                    .inc();
+                metrics
+                    .upstream_wrong_answers
+                    .with_label_values(&[upstream.name.as_str()])
+                    .inc();
                 self.plans[i].wrong = Some((upstream.name.clone(), wrong));
+                return Some((upstream, method));
             }
         }
+        None
     }
 
-    /// Counts, logs and perhaps quarantines an upstream that answered wrong data.
-    fn blame(&self, upstream: &Upstream, method: &'static str, wrong: &Wrong) {
-        let name = upstream.name.as_str();
-        self.engine
-            .metrics
-            .wrong_answers
-            .with_label_values(&[name, method, wrong.check.label()])
-            .inc();
-        self.engine
-            .metrics
-            .upstream_wrong_answers
-            .with_label_values(&[name])
-            .inc();
-        warn!(upstream = name, method, check = wrong.check.label(), evidence = %wrong, "wrong answer; asking the next upstream");
+    /// Logs one line for an upstream's wrong answers in one round (with the first one's
+    /// evidence) and records them as one wrong-data event, which may quarantine it: a batch
+    /// of a hundred wrong receipts is one event, not a hundred.
+    fn blame(&self, b: &Blamed) {
+        let name = b.upstream.name.as_str();
+        let Some((_, wrong)) = &self.plans[b.first].wrong else {
+            return;
+        };
+        warn!(
+            upstream = name,
+            method = b.method,
+            check = wrong.check.label(),
+            wrong_answers = b.count,
+            evidence = %wrong,
+            "wrong answer; asking the next upstream"
+        );
         let verify = &self.settings.verify;
         let quarantine = Quarantine {
             after: verify.quarantine_after,
             window: verify.quarantine_window,
             duration: verify.quarantine_for,
         };
-        let evidence = format!("{method}: {wrong}");
-        if upstream.wrong.record(evidence, &quarantine, Instant::now())
+        let evidence = format!("{}: {wrong}", b.method);
+        if b.upstream.wrong.record(evidence, &quarantine, Instant::now())
             == Some(WrongTransition::Quarantined)
         {
             warn!(

@@ -140,6 +140,8 @@ mod tests {
             logs_bloom: Bloom::ZERO,
             withdrawals_root: None,
             base_fee: None,
+            gas_used: 0,
+            timestamp: 0,
         })
     }
 

@@ -6,16 +6,30 @@
 //! it is used; a wrong answer to such a call is caught and counted there. Many misses of one
 //! judgement go out as one batch.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use nodewatch_verify::{verify_block, verify_block_receipts, Checks, Header, VerifiedReceipts, B256};
 use serde_json::value::RawValue;
 
-use crate::forward::Engine;
 use crate::jsonrpc::{Answer, Call, RawJson};
-use crate::metrics::method_label;
+use crate::method::is_unsupported;
+use crate::metrics::{method_label, Metrics};
 
 use super::cache::VerifiedCache;
+
+/// What verification fetches through: the forwarding engine, whose fetched answers are
+/// routed, failed over and themselves verified. A trait so that this module does not import
+/// the engine that imports it.
+pub trait Fetch: Sync {
+    /// Sends `calls` (as one batch when several) and returns each one's answer, or `None`
+    /// where no upstream could give one.
+    fn fetch<'s>(
+        &'s self,
+        calls: &'s [&'s Call<'s>],
+    ) -> Pin<Box<dyn Future<Output = Vec<Option<Answer>>> + Send + 's>>;
+}
 
 /// A block to get the header of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +45,8 @@ pub(super) enum Want {
 pub(super) enum Missing {
     /// Every upstream asked answered `null`: no such block (yet).
     Unknown,
+    /// No upstream serves the method asked (e.g. a node without `eth_getBlockReceipts`).
+    Unsupported(String),
     /// No upstream gave a usable answer.
     Failed(String),
 }
@@ -39,6 +55,7 @@ impl std::fmt::Display for Missing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Missing::Unknown => f.write_str("no upstream knows that block"),
+            Missing::Unsupported(method) => write!(f, "no upstream serves {method}"),
             Missing::Failed(why) => f.write_str(why),
         }
     }
@@ -46,8 +63,10 @@ impl std::fmt::Display for Missing {
 
 /// The engine and cache one judgement fetches through.
 pub(super) struct Context<'e> {
-    /// Routes the fetches.
-    pub(super) engine: &'e Engine,
+    /// Routes the fetches (the forwarding engine).
+    pub(super) engine: &'e dyn Fetch,
+    /// Counts fetches and cache hits.
+    pub(super) metrics: &'e Metrics,
     /// Verified headers and receipt sets.
     pub(super) cache: &'e VerifiedCache,
     /// The checks in force.
@@ -131,8 +150,7 @@ impl Context<'_> {
     /// Counts cache hits of one kind.
     fn hits(&self, kind: &str, n: usize) {
         if n > 0 {
-            self.engine
-                .metrics
+            self.metrics
                 .verify_cache_hits
                 .with_label_values(&[kind])
                 .inc_by(n as u64);
@@ -159,8 +177,7 @@ impl Context<'_> {
             })
             .collect();
         for (method, _) in &calls {
-            self.engine
-                .metrics
+            self.metrics
                 .verify_fetches
                 .with_label_values(&[method_label(method)])
                 .inc();
@@ -168,18 +185,18 @@ impl Context<'_> {
         let refs: Vec<&Call<'_>> = owned.iter().collect();
         // A fetch is a forward, whose answers are judged, which may fetch again (a receipt
         // needs its block's receipts, which need its header): two levels at most.
-        let forwarded = self.engine.forward_boxed(&refs, refs.len() > 1).await;
-        let failure = forwarded.failure.as_ref().map(ToString::to_string);
-        forwarded
-            .served
+        let answers = self.engine.fetch(&refs).await;
+        answers
             .into_iter()
-            .map(|served| match served.map(|s| s.answer) {
+            .zip(&calls)
+            .map(|(answer, (method, _))| match answer {
                 Some(Answer::Result(raw)) if !raw.is_null() => Ok(raw),
                 Some(Answer::Result(_)) => Err(Missing::Unknown),
+                Some(Answer::Error(e)) if is_unsupported(e.code, &e.message) => {
+                    Err(Missing::Unsupported((*method).to_string()))
+                }
                 Some(Answer::Error(e)) => Err(Missing::Failed(e.message)),
-                None => Err(Missing::Failed(
-                    failure.clone().unwrap_or_else(|| "no answer".into()),
-                )),
+                None => Err(Missing::Failed("no upstream could answer".into())),
             })
             .collect()
     }

@@ -12,9 +12,11 @@ use nodewatch_verify::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::forward::Engine;
+use crate::config::VerifyConfig;
+use crate::metrics::Metrics;
 
-use super::context::{Context, Missing, Want};
+use super::cache::VerifiedCache;
+use super::context::{Context, Fetch, Missing, Want};
 use super::subject::{Asked, Subject};
 use super::Verdict;
 
@@ -29,13 +31,26 @@ pub struct Item<'a> {
     pub result: &'a [u8],
 }
 
+/// What one judgement works with.
+#[derive(Clone, Copy)]
+pub struct Verifier<'e> {
+    /// Fetches what answers are checked against (the forwarding engine).
+    pub fetch: &'e dyn Fetch,
+    /// Verified headers and receipt sets.
+    pub cache: &'e VerifiedCache,
+    /// Counts fetches and cache hits.
+    pub metrics: &'e Metrics,
+    /// `[verify]` as in force for the request.
+    pub config: &'e VerifyConfig,
+}
+
 /// A verdict per item, in order.
-pub async fn judge(engine: &Engine, items: &[Item<'_>]) -> Vec<Verdict> {
-    let settings = engine.settings.load_full();
+pub async fn judge(verifier: Verifier<'_>, items: &[Item<'_>]) -> Vec<Verdict> {
     let ctx = Context {
-        engine,
-        cache: &engine.verified,
-        checks: settings.verify.checks(),
+        engine: verifier.fetch,
+        metrics: verifier.metrics,
+        cache: verifier.cache,
+        checks: verifier.config.checks(),
     };
     let mut out = vec![Verdict::RIGHT; items.len()];
     let (mut sets, mut receipts, mut logs) = (Vec::new(), Vec::new(), Vec::new());
@@ -51,7 +66,7 @@ pub async fn judge(engine: &Engine, items: &[Item<'_>]) -> Vec<Verdict> {
     block_receipts(&ctx, items, &sets, &mut out).await;
     single_receipts(&ctx, items, &receipts, &mut out).await;
     for i in logs {
-        out[i] = get_logs(&ctx, &items[i], settings.verify.max_log_range).await;
+        out[i] = get_logs(&ctx, &items[i], verifier.config.max_log_range).await;
     }
     out
 }
@@ -182,6 +197,12 @@ fn unknown_block(missing: Missing, want: Want, what: &str) -> Verdict {
             Check::Position,
             format!("{what} name a block no upstream knows"),
         )),
+        // Nodes that do not serve `eth_getBlockReceipts` (geth before 1.13, some providers):
+        // the answer is served with that check counted as skipped, not withheld.
+        (Missing::Unsupported(method), _) => skipped(
+            Check::ReceiptsRoot,
+            &format!("no upstream serves {method}"),
+        ),
         (missing, _) => Verdict::Unverifiable(format!(
             "the block {what} are checked against could not be had: {missing}"
         )),

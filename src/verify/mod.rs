@@ -7,8 +7,8 @@
 //! their block's verified receipt set, block receipts against the verified header, logs
 //! against the verified receipts of every block whose header bloom may match the filter
 //! (which also proves no block is missing). What they are checked against comes from the
-//! [`cache::VerifiedCache`] or is asked of the upstreams through the engine
-//! (`context`), itself verified on the way.
+//! [`cache::VerifiedCache`] or is asked of the upstreams through the engine (`context`,
+//! behind the [`Fetch`] trait the engine implements), itself verified on the way.
 //!
 //! - [`subject`]: which calls are verified and what each asked for;
 //! - `context`: the headers and receipt sets answers are checked against;
@@ -22,7 +22,8 @@ pub mod subject;
 
 use nodewatch_verify::{Skipped, Wrong};
 
-pub use judge::{judge, Item};
+pub use context::Fetch;
+pub use judge::{judge, Item, Verifier};
 
 /// What verification says of one answer.
 #[derive(Debug, Clone)]

@@ -82,16 +82,20 @@ pub(crate) fn parse_answer<R: DeserializeOwned>(
 ) -> std::result::Result<Vec<Response<R>>, Failure> {
     match serde_json::from_slice::<Vec<Response<R>>>(bytes) {
         Ok(responses) => Ok(responses),
-        Err(e) => Err(Failure::Retriable(match serde_json::from_slice::<PyValue>(bytes) {
-            Ok(other @ (PyValue::Dict(_) | PyValue::Str(_) | PyValue::Int(_) | PyValue::None)) => {
-                format!(
-                    "expected a JSON-RPC batch answer (array) for {}, got {}",
-                    span(calls),
-                    truncate(&json_dumps(&other))
-                )
-            }
-            _ => format!("garbled JSON-RPC answer ({e}) for {}", span(calls)),
-        })),
+        Err(e) => Err(Failure::Retriable(
+            match serde_json::from_slice::<PyValue>(bytes) {
+                Ok(
+                    other @ (PyValue::Dict(_) | PyValue::Str(_) | PyValue::Int(_) | PyValue::None),
+                ) => {
+                    format!(
+                        "expected a JSON-RPC batch answer (array) for {}, got {}",
+                        span(calls),
+                        truncate(&json_dumps(&other))
+                    )
+                }
+                _ => format!("garbled JSON-RPC answer ({e}) for {}", span(calls)),
+            },
+        )),
     }
 }
 
@@ -230,7 +234,8 @@ mod tests {
         assert!(matches!(fatal, Err(Failure::Fatal(m)) if m.contains("block 0")));
         let calls = calls(1);
         let text = r#"[{"id":0,"error":{"code":3,"message":"reverted"},"result":null}]"#;
-        let items = match_batch_items::<PyValue>(&calls, parse_answer(&calls, text.as_bytes()).unwrap());
+        let items =
+            match_batch_items::<PyValue>(&calls, parse_answer(&calls, text.as_bytes()).unwrap());
         assert!(matches!(&items.unwrap()[0], Err(e) if e.get("code") == Some(&PyValue::Int(3))));
     }
 }

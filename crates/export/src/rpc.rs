@@ -8,21 +8,20 @@
 //! run out the error names the block or transaction concerned (and, for a wrong answer, the
 //! check that failed), so a gap is never silent.
 
+mod node;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use nodewatch_http::{ClientOptions, Endpoint, EndpointError, HttpClient, SendError};
-use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
+use nodewatch_http::ClientOptions;
 
-use super::batch::{match_batch, match_batch_items, parse_answer};
 pub use super::batch::{Call, Failure};
 use super::error::{ExportError, Result};
-use super::pyfmt::json_dumps;
 use super::pyvalue::PyValue;
 use super::verified::Verifier;
+use node::NodeInner;
+pub use node::{parse_raw, Node};
 
 /// How often and how patiently a failed batch is retried.
 #[derive(Debug, Clone, Copy)]
@@ -42,117 +41,8 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Per-request timeout, as ethereum-etl's provider uses.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The largest answer accepted (a batch of full blocks with traces is tens of MB on mainnet).
-const RESPONSE_LIMIT: usize = 1024 * 1024 * 1024;
-
 /// The longest back-off between two rounds of attempts.
 const MAX_DELAY: Duration = Duration::from_secs(30);
-
-/// One provider of the list: where one attempt sends its batches. Cheap to clone.
-#[derive(Clone)]
-pub struct Node(Arc<NodeInner>);
-
-struct NodeInner {
-    client: HttpClient,
-    endpoint: Endpoint,
-    /// Per-request timeout (`export_traces -t`).
-    timeout: Duration,
-}
-
-impl Node {
-    fn new(uri: &str, client: &HttpClient) -> Result<Node> {
-        let endpoint = Endpoint::parse(uri).map_err(|e| match e {
-            EndpointError::Scheme(scheme) if scheme == "file" => ExportError::Usage(format!(
-                "IPC providers are not supported ({uri}); use an http:// or https:// URI"
-            )),
-            EndpointError::Scheme(other) => ExportError::Usage(format!(
-                "unknown URI scheme {other:?} in provider URI {uri:?}"
-            )),
-            EndpointError::NoHost => {
-                ExportError::Usage(format!("provider URI {uri:?} has no host"))
-            }
-            other => ExportError::Usage(format!("invalid provider URI {uri:?}: {other}")),
-        })?;
-        Ok(Node(Arc::new(NodeInner {
-            client: client.clone(),
-            endpoint,
-            timeout: REQUEST_TIMEOUT,
-        })))
-    }
-
-    /// The provider's URI without credentials, for messages.
-    pub fn name(&self) -> String {
-        self.0.endpoint.redacted().to_string()
-    }
-
-    async fn post(&self, body: String) -> std::result::Result<Bytes, Failure> {
-        let at = self.0.endpoint.redacted();
-        nodewatch_http::post(
-            &self.0.client,
-            &self.0.endpoint,
-            Bytes::from(body),
-            self.0.timeout,
-            RESPONSE_LIMIT,
-        )
-        .await
-        .map_err(|e| {
-            Failure::Retriable(match e {
-                SendError::Connect(why) => format!("HTTP request to {at} failed: {why}"),
-                SendError::Timeout(t) => format!("no answer from {at} within {}s", t.as_secs()),
-                SendError::Body(why) => format!("reading the answer from {at} failed: {why}"),
-                SendError::Status { status, snippet } => {
-                    format!("HTTP {status} from {at}: {snippet}")
-                }
-                SendError::TooLarge(n) => format!("answer from {at} larger than {n} bytes"),
-            })
-        })
-    }
-
-    /// Sends `calls` as one JSON-RPC batch; each call's result as `R`, or its error object.
-    pub async fn answers<R: DeserializeOwned>(
-        &self,
-        calls: &[Call],
-    ) -> std::result::Result<Vec<std::result::Result<R, PyValue>>, Failure> {
-        let answer = self.post(batch_body(calls)).await?;
-        match_batch_items(calls, parse_answer(calls, &answer)?)
-    }
-
-    /// Sends `calls` as one JSON-RPC batch and returns their results in request order (a
-    /// JSON-RPC error fails the batch). One attempt, no retries.
-    pub async fn batch_once(&self, calls: &[Call]) -> std::result::Result<Vec<PyValue>, Failure> {
-        let answer = self.post(batch_body(calls)).await?;
-        match_batch(calls, parse_answer(calls, &answer)?)
-    }
-
-    /// [`Self::batch_once`] with each result as its raw JSON text, for verification.
-    pub async fn raw_once(
-        &self,
-        calls: &[Call],
-    ) -> std::result::Result<Vec<Box<RawValue>>, Failure> {
-        let answer = self.post(batch_body(calls)).await?;
-        match_batch(calls, parse_answer(calls, &answer)?)
-    }
-}
-
-/// The JSON-RPC batch request for `calls`, ids numbered from 0 as ethereum-etl does.
-fn batch_body(calls: &[Call]) -> String {
-    let mut body = String::from("[");
-    for (id, call) in calls.iter().enumerate() {
-        if id > 0 {
-            body.push(',');
-        }
-        body.push_str(&format!(
-            "{{\"jsonrpc\":\"2.0\",\"method\":\"{}\",\"params\":{},\"id\":{id}}}",
-            call.method,
-            json_dumps(&call.params)
-        ));
-    }
-    body.push(']');
-    body
-}
 
 /// The JSON-RPC providers of an export, in order of preference, with the retry policy
 /// and (unless `--no-verify`) the verifier every answer about a block goes through.
@@ -264,7 +154,10 @@ impl RpcClient {
         state: &mut Retrying,
     ) -> Result<()> {
         let n = state.tries;
-        let limit = self.retry.max_attempts.saturating_mul(self.nodes.len() as u32);
+        let limit = self
+            .retry
+            .max_attempts
+            .saturating_mul(self.nodes.len() as u32);
         let msg = match failure {
             Failure::Fatal(msg) => return Err(ExportError::Rpc(format!("{what}: {msg}"))),
             Failure::Wrong(verdict) if n >= limit => {
@@ -289,8 +182,9 @@ impl RpcClient {
             }
             Failure::Retriable(msg) => msg,
         };
-        if n as usize % self.nodes.len() != 0 {
-            let next = &self.nodes[n as usize % self.nodes.len()];
+        let next = n as usize % self.nodes.len();
+        if next != 0 {
+            let next = &self.nodes[next];
             eprintln!(
                 "warning: {what}: attempt {n} failed, asking {} next: {msg}",
                 next.name()
@@ -430,7 +324,11 @@ mod tests {
 
     /// Runs attempts that answer wrong on the providers named in `liars`; returns the
     /// providers asked, in order, and the outcome.
-    async fn ask(providers: &str, liars: &[&str], policy: RetryPolicy) -> (Vec<String>, Result<String>) {
+    async fn ask(
+        providers: &str,
+        liars: &[&str],
+        policy: RetryPolicy,
+    ) -> (Vec<String>, Result<String>) {
         let client = RpcClient::new(providers, policy).unwrap();
         let asked = std::sync::Mutex::new(Vec::new());
         let outcome = client
@@ -458,7 +356,11 @@ mod tests {
         let (asked, outcome) = ask("http://liar:1,http://honest:2", &["liar"], quick(3)).await;
         assert_eq!(asked.len(), 2, "{asked:?}");
         assert!(outcome.unwrap().contains("honest"));
-        assert_eq!(started.elapsed(), Duration::ZERO, "no back-off before the next provider");
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "no back-off before the next provider"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -466,13 +368,19 @@ mod tests {
         let (asked, outcome) = ask("http://liar:1", &["liar"], quick(3)).await;
         assert_eq!(asked.len(), 3, "one provider: the retry policy's attempts");
         let err = outcome.unwrap_err();
-        assert!(matches!(err, ExportError::Wrong { attempts: 3, .. }), "{err:?}");
+        assert!(
+            matches!(err, ExportError::Wrong { attempts: 3, .. }),
+            "{err:?}"
+        );
         let line = err.to_string();
         assert!(!line.contains('\n'), "{line}");
         assert!(line.contains("block 5") && line.contains("transactions root check failed"));
         let (asked, outcome) = ask("http://liar:1,http://liar:2", &["liar"], quick(2)).await;
         assert_eq!(asked.len(), 4, "each provider gets max_attempts: {asked:?}");
-        assert!(matches!(outcome, Err(ExportError::Wrong { attempts: 4, .. })));
+        assert!(matches!(
+            outcome,
+            Err(ExportError::Wrong { attempts: 4, .. })
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -492,6 +400,9 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("connection refused") && err.contains("receipts root"), "{err}");
+        assert!(
+            err.contains("connection refused") && err.contains("receipts root"),
+            "{err}"
+        );
     }
 }

@@ -180,7 +180,10 @@ mod tests {
         assert_eq!(r.map.len(), 1, "weight 105 > 100 drops the older ones");
         assert_eq!(r.get(&key(4)), Some(&"d"));
         r.insert(key(4), "e", 5);
-        assert_eq!((r.get(&key(4)), r.weight, r.order.len()), (Some(&"e"), 5, 1));
+        assert_eq!(
+            (r.get(&key(4)), r.weight, r.order.len()),
+            (Some(&"e"), 5, 1)
+        );
     }
 
     #[test]
@@ -191,6 +194,74 @@ mod tests {
             panic!("{f:?}")
         };
         assert!(line.starts_with("block 5 (0xabab"), "{line}");
-        assert!(line.ends_with("transactions root check failed: evidence"), "{line}");
+        assert!(
+            line.ends_with("transactions root check failed: evidence"),
+            "{line}"
+        );
+    }
+
+    /// Two ways to verify the raw JSON of a batch of full blocks, against the unverified
+    /// parse: split the answer into raw results, verify, then parse each (what the exporter
+    /// does), or parse to `PyValue` and `json_dumps` each result back for verification.
+    /// A mainnet block (22196189: 274 transactions) 20 times in one batch answer.
+    /// `cargo test --release -p nodewatch-export --lib -- --ignored --nocapture raw_results`
+    #[test]
+    #[ignore = "measurement; run by hand"]
+    fn raw_results_cost_less_than_dumping_parsed_ones() {
+        use crate::batch::{match_batch, parse_answer, Call};
+        use crate::pyfmt::json_dumps;
+        use crate::pyvalue::PyValue;
+        use std::time::Instant;
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../verify/tests/fixtures/cancun-22196189/block.json"
+        );
+        let block = std::fs::read_to_string(fixture).unwrap();
+        let n = 20;
+        let items: Vec<String> = (0..n)
+            .map(|i| format!("{{\"jsonrpc\":\"2.0\",\"id\":{i},\"result\":{block}}}"))
+            .collect();
+        let answer = format!("[{}]", items.join(","));
+        let calls: Vec<Call> = (0..n)
+            .map(|i| Call {
+                method: "eth_getBlockByNumber",
+                params: PyValue::List(vec![]),
+                label: format!("block {i}"),
+            })
+            .collect();
+        let v = Verifier::default();
+        let time = |what: &str, f: &dyn Fn()| {
+            f();
+            let reps = 10;
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            let per_block = t.elapsed() / (reps * n as u32);
+            eprintln!("FIGURE verify-raw {what}: {per_block:?} per block");
+        };
+        time("unverified (parse to PyValue)", &|| {
+            let r: Vec<PyValue> =
+                match_batch(&calls, parse_answer(&calls, answer.as_bytes()).unwrap()).unwrap();
+            assert_eq!(r.len(), n);
+        });
+        time("raw split + verify + parse", &|| {
+            let raws: Vec<Box<RawValue>> =
+                match_batch(&calls, parse_answer(&calls, answer.as_bytes()).unwrap()).unwrap();
+            for raw in &raws {
+                v.block(raw).unwrap();
+                crate::rpc::parse_raw(raw).unwrap();
+            }
+        });
+        time("parse + json_dumps + verify", &|| {
+            let r: Vec<PyValue> =
+                match_batch(&calls, parse_answer(&calls, answer.as_bytes()).unwrap()).unwrap();
+            for value in &r {
+                verify_block(json_dumps(value).as_bytes(), v.checks()).unwrap();
+            }
+        });
+        time("verify alone", &|| {
+            verify_block(block.as_bytes(), v.checks()).unwrap();
+        });
     }
 }

@@ -45,6 +45,7 @@ use serde_json::{json, Value};
 use support::anvil::Anvil;
 use support::binary::Binary;
 use support::chain::{build_chain, transfer_calldata, ChainInfo, TOKEN_INIT_CODE};
+use support::poll::poll_until;
 use support::postgres::Postgres;
 use support::rpc::call;
 
@@ -83,7 +84,6 @@ const COMMANDS: [&str; 8] = [
     "extract_tokens",
 ];
 const AIRFLOW_TIMEOUT: Duration = Duration::from_secs(150);
-const POLL: Duration = Duration::from_millis(20);
 
 fn repo(path: &str) -> PathBuf {
     support::workspace_root().join(path)
@@ -719,20 +719,23 @@ async fn dags_test_with_rank_1_killed(
     let args = ["dags", "test", DAG_ID, day];
     let t = Instant::now();
     let mut child = airflow.command(&args, &test_env).spawn().unwrap();
-    let deadline = Instant::now() + AIRFLOW_TIMEOUT;
-    while !(day_dir.join("blocks.csv").is_file() && day_dir.join("transactions.csv").is_file()) {
-        if let Some(status) = child.try_wait().unwrap() {
+    // The first files are written (`None`), or the DAG test ended before (its status).
+    let started = poll_until(AIRFLOW_TIMEOUT, async || {
+        if day_dir.join("blocks.csv").is_file() && day_dir.join("transactions.csv").is_file() {
+            return Some(None);
+        }
+        child.try_wait().unwrap().map(Some)
+    });
+    match started.await {
+        None => panic!("airflow {label}: no blocks.csv within {AIRFLOW_TIMEOUT:?}"),
+        Some(Some(status)) => {
             let out = airflow.finish(child, &args).await;
             panic!(
                 "airflow {label} dags test ended ({status}) before blocks.csv: {}",
                 tail(&out.stdout)
             );
         }
-        assert!(
-            Instant::now() < deadline,
-            "airflow {label}: no blocks.csv within {AIRFLOW_TIMEOUT:?}"
-        );
-        tokio::time::sleep(POLL).await;
+        Some(None) => {}
     }
     rank1.kill_now();
     assert!(!rank1.is_running());

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use export_common::stream::{
-    assert_dir_matches_batch, read_state, run_with_kills, spawn, stream_files, wait_exit,
-    wait_state, KINDS,
+    assert_dir_matches_batch, read_state, run_with_kills, spawn, spawn_announcing, stream_files,
+    wait_exit, wait_idle, wait_state, KINDS,
 };
 use export_common::{args, ours, s, Fixture};
 
@@ -142,12 +142,10 @@ async fn sigterm_finishes_the_round_in_flight_and_exits_0() {
             "{kind}: files match the state"
         );
     }
-    // Idle: the signal cuts the 30 s sleep short.
-    let mut child = spawn(&a, &f.path("err2"));
+    // Idle: the signal cuts the 30 s sleep short. Not quiet, so it says when it is idle.
+    let mut child = spawn_announcing(&a, &f.path("err2"));
     wait_state(&state, f.head as i64, Duration::from_secs(30)).await;
-    // A margin, so the stream is in its 30 s period sleep when signalled (it shows no "idle"
-    // the test could poll for).
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_idle(&f.path("err2"), f.head, Duration::from_secs(30)).await;
     let signalled = Instant::now();
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(10)).await;

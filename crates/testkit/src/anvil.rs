@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::binary::Signal;
+use crate::poll::{poll_until, wait_for_sync};
 use crate::{chain, rpc};
 
 pub const DEFAULT_CHAIN_ID: u64 = 31337;
@@ -42,7 +43,6 @@ pub const DEFAULT_CHAIN_ID: u64 = 31337;
 pub const DEFAULT_GENESIS_TIMESTAMP: u64 = 1_700_000_000;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(20);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -291,14 +291,11 @@ impl Anvil {
         self.signal(Signal::Stop);
         self.paused = true;
         let pid = self.pid().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !all_threads_stopped(pid) {
-            assert!(
-                Instant::now() < deadline,
-                "anvil (pid {pid}) did not stop after SIGSTOP"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_sync(
+            &format!("anvil (pid {pid}) to stop after SIGSTOP"),
+            Duration::from_secs(10),
+            || all_threads_stopped(pid).then_some(()),
+        );
     }
 
     /// Undo [`Anvil::pause`] (SIGCONT).
@@ -409,27 +406,22 @@ async fn wait_ready(
     want_port: u16,
     deadline: Instant,
 ) -> Result<u16, StartError> {
-    loop {
+    let within = deadline.saturating_duration_since(Instant::now());
+    let ready = poll_until(within, async || {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(StartError::Exited(status));
+            return Some(Err(StartError::Exited(status)));
         }
-        if let Some(port) = listening_port(child.id()) {
-            if want_port != 0 && port != want_port {
-                return Err(StartError::WrongPort(port));
-            }
-            let url = format!("http://127.0.0.1:{port}");
-            if rpc::try_call_timeout(&url, "eth_blockNumber", json!([]), PROBE_TIMEOUT)
-                .await
-                .is_ok()
-            {
-                return Ok(port);
-            }
+        let port = listening_port(child.id())?;
+        if want_port != 0 && port != want_port {
+            return Some(Err(StartError::WrongPort(port)));
         }
-        if Instant::now() >= deadline {
-            return Err(StartError::Timeout);
-        }
-        tokio::time::sleep(POLL).await;
-    }
+        let url = format!("http://127.0.0.1:{port}");
+        rpc::try_call_timeout(&url, "eth_blockNumber", json!([]), PROBE_TIMEOUT)
+            .await
+            .ok()
+            .map(|_| Ok(port))
+    });
+    ready.await.unwrap_or(Err(StartError::Timeout))
 }
 
 /// The TCP port process `pid` listens on, from /proc/<pid>/fd and /proc/<pid>/net/tcp{,6}.

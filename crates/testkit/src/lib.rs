@@ -28,7 +28,10 @@
 //! * [`wheels`]: the wheels `make wheel` writes (found, checked fresh, installed with pip).
 //!
 //! Everything here talks to 127.0.0.1 only.
+// A dev-dependency only: every module says its job (tests/layout.rs), and its items are read
+// beside the tests that use them, so undocumented fields and getters are allowed here.
 #![allow(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod anvil;
 pub mod binary;

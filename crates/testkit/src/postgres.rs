@@ -24,10 +24,10 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::binary::Signal;
-use crate::poll::poll_sync;
+use crate::poll::{poll_sync, poll_until};
 use crate::tls::Issued;
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -245,20 +245,14 @@ impl Postgres {
 /// Waits until the server accepts connections; false if it exits or never does.
 async fn wait_ready(child: &mut Child, port: u16) -> bool {
     let url = format!("postgresql://postgres@127.0.0.1:{port}/postgres");
-    let started = Instant::now();
-    while started.elapsed() < START_TIMEOUT {
+    let ready = poll_until(START_TIMEOUT, async || {
         if let Ok(Some(_)) = child.try_wait() {
-            return false;
+            return Some(false);
         }
-        if tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .is_ok()
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+        let connected = tokio_postgres::connect(&url, tokio_postgres::NoTls).await;
+        connected.is_ok().then_some(true)
+    });
+    ready.await.unwrap_or(false)
 }
 
 /// Writes the server's certificate and key into the data directory (the key readable by the

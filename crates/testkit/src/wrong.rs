@@ -21,11 +21,10 @@ use serde_json::{json, Value};
 
 use crate::scripted::{close, ok, Reply, Request, Scripted};
 
-/// What the relay gets wrong. Headers, hashes and heads are always left true.
+/// What the relay gets wrong (with no mode set it relays everything unchanged). Headers,
+/// hashes and heads are always left true.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Mode {
-    /// Relay everything unchanged.
-    Honest,
     /// (a) Each receipt loses its last log (`eth_getTransactionReceipt`,
     /// `eth_getBlockReceipts`); the receipt's `logsBloom` is left as it was.
     DropLastLog,
@@ -73,8 +72,8 @@ pub enum Data {
 }
 
 impl Mode {
-    /// Every mode that gets something wrong.
-    pub const WRONG: [Mode; 14] = [
+    /// Every mode.
+    pub const ALL: [Mode; 14] = [
         Mode::DropLastLog,
         Mode::DropLastLogFixBloom,
         Mode::EmptyLogs,
@@ -91,31 +90,9 @@ impl Mode {
         Mode::WithdrawalAmount,
     ];
 
-    /// A short name for messages and phase names.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Honest => "honest",
-            Mode::DropLastLog => "drop_last_log",
-            Mode::DropLastLogFixBloom => "drop_last_log_fix_bloom",
-            Mode::EmptyLogs => "empty_logs",
-            Mode::EmptyBlocks => "empty_blocks",
-            Mode::TxValue => "tx_value",
-            Mode::TxInput => "tx_input",
-            Mode::ReceiptStatus => "receipt_status",
-            Mode::LogIndex => "log_index",
-            Mode::ForeignReceipt => "foreign_receipt",
-            Mode::LogData => "log_data",
-            Mode::DropLastTx => "drop_last_tx",
-            Mode::GasUsed => "gas_used",
-            Mode::LogsMissingBlock => "logs_missing_block",
-            Mode::WithdrawalAmount => "withdrawal_amount",
-        }
-    }
-
     /// The data this mode corrupts (what an export of that data must catch).
     pub fn corrupts(self) -> &'static [Data] {
         match self {
-            Mode::Honest => &[],
             Mode::EmptyBlocks
             | Mode::TxValue
             | Mode::TxInput
@@ -155,7 +132,7 @@ pub type Hashes = BTreeMap<u64, String>;
 /// Rewrites `result`, the answer to one `method` call, as `mode` says; true when it changed
 /// anything. `hashes` must hold the blocks [`foreign_blocks`] names.
 pub fn tamper(mode: Mode, method: &str, result: &mut Value, hashes: &Hashes) -> bool {
-    if mode == Mode::Honest || result.is_null() {
+    if result.is_null() {
         return false;
     }
     match data_of(method) {

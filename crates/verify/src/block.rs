@@ -48,7 +48,12 @@ pub fn verify_block(json: &[u8], checks: &Checks) -> Result<VerifiedBlock, Wrong
     if checks.withdrawals {
         verify_withdrawals(b.withdrawals.as_deref(), &header)?;
     }
-    Ok(VerifiedBlock { header, transactions, transaction_count: b.transactions.len(), skipped })
+    Ok(VerifiedBlock {
+        header,
+        transactions,
+        transaction_count: b.transactions.len(),
+        skipped,
+    })
 }
 
 /// The full transactions of a block (None for a hashes-only answer), checked.
@@ -61,7 +66,10 @@ fn transactions(
     let block = header.block_ref();
     if items.iter().any(|t| matches!(t, TxItem::Hash)) {
         return match items.iter().position(|t| matches!(t, TxItem::Full(_))) {
-            Some(i) => Err(Wrong::malformed(block, format!("transaction {i} is an object among hashes"))),
+            Some(i) => Err(Wrong::malformed(
+                block,
+                format!("transaction {i} is an object among hashes"),
+            )),
             None => Ok(None),
         };
     }
@@ -73,9 +81,16 @@ fn transactions(
         let TxItem::Full(rpc_tx) = item else { continue };
         let bad = |e: BadField| Wrong::malformed(block, format!("transaction {i}: {e}"));
         match tx::read_tx(rpc_tx, &mut buf).map_err(bad)? {
-            ReadTx::Known { facts: f, claimed, envelope } => {
+            ReadTx::Known {
+                facts: f,
+                claimed,
+                envelope,
+            } => {
                 if checks.transactions && f.hash != claimed {
-                    let detail = format!("transaction {i}: fields hash to {}, answer claims {claimed}", f.hash);
+                    let detail = format!(
+                        "transaction {i}: fields hash to {}, answer claims {claimed}",
+                        f.hash
+                    );
                     return Err(Wrong::new(block, Check::TransactionHash, detail));
                 }
                 if checks.senders {
@@ -92,12 +107,19 @@ fn transactions(
     }
     if let Some((i, ty)) = unknown {
         let reason = format!("transaction {i} has type {ty:#x}, which this verifier cannot encode");
-        skipped.push(Skipped { check: Check::TransactionsRoot, reason });
+        skipped.push(Skipped {
+            check: Check::TransactionsRoot,
+            reason,
+        });
     } else if checks.transactions {
         let encodings: Vec<&[u8]> = slices(&buf, &ends);
         let root = ordered_trie_root_encoded(&encodings);
         if root != header.transactions_root {
-            let detail = format!("{} transactions build {root}, header has {}", facts.len(), header.transactions_root);
+            let detail = format!(
+                "{} transactions build {root}, header has {}",
+                facts.len(),
+                header.transactions_root
+            );
             return Err(Wrong::new(block, Check::TransactionsRoot, detail));
         }
     }
@@ -154,10 +176,19 @@ fn tx_position(tx: &RpcTx<'_>, header: &Header, i: usize) -> Result<(), Wrong> {
 }
 
 /// The signer recovered from the signature is the stated `from`.
-pub(crate) fn check_sender(envelope: &tx::Envelope, f: &TxFacts, i: usize, block: BlockRef) -> Result<(), Wrong> {
-    let signer = tx::recover(envelope).map_err(|e| Wrong::new(block, Check::Sender, format!("transaction {i}: {e}")))?;
+pub(crate) fn check_sender(
+    envelope: &tx::Envelope,
+    f: &TxFacts,
+    i: usize,
+    block: BlockRef,
+) -> Result<(), Wrong> {
+    let signer = tx::recover(envelope)
+        .map_err(|e| Wrong::new(block, Check::Sender, format!("transaction {i}: {e}")))?;
     if signer != f.from {
-        let detail = format!("transaction {i}: signature recovers {signer}, answer says from {}", f.from);
+        let detail = format!(
+            "transaction {i}: signature recovers {signer}, answer says from {}",
+            f.from
+        );
         return Err(Wrong::new(block, Check::Sender, detail));
     }
     Ok(())
@@ -169,17 +200,29 @@ fn verify_withdrawals(list: Option<&[RpcWithdrawal<'_>]>, header: &Header) -> Re
     let (list, root) = match (list, header.withdrawals_root) {
         (None, None) => return Ok(()),
         (Some(list), Some(root)) => (list, root),
-        (Some(_), None) => return Err(Wrong::malformed(block, "withdrawals without withdrawalsRoot")),
+        (Some(_), None) => {
+            return Err(Wrong::malformed(
+                block,
+                "withdrawals without withdrawalsRoot",
+            ))
+        }
         // A block answer may leave its withdrawals out: nothing to check then.
         (None, Some(_)) => return Ok(()),
     };
     let read = |(i, w): (usize, &RpcWithdrawal<'_>)| {
         withdrawal(w).map_err(|e| Wrong::malformed(block, format!("withdrawal {i}: {e}")))
     };
-    let withdrawals: Vec<Withdrawal> = list.iter().enumerate().map(read).collect::<Result<_, _>>()?;
+    let withdrawals: Vec<Withdrawal> = list
+        .iter()
+        .enumerate()
+        .map(read)
+        .collect::<Result<_, _>>()?;
     let computed = calculate_withdrawals_root(&withdrawals);
     if computed != root {
-        let detail = format!("{} withdrawals build {computed}, header has {root}", withdrawals.len());
+        let detail = format!(
+            "{} withdrawals build {computed}, header has {root}",
+            withdrawals.len()
+        );
         return Err(Wrong::new(block, Check::WithdrawalsRoot, detail));
     }
     Ok(())
@@ -217,14 +260,18 @@ mod tests {
     fn anvil_blocks_verify_full_and_hashes_only() {
         for fork in FORKS {
             for file in ["block.json", "block1.json"] {
-                let block = check(&anvil(fork, file)).unwrap_or_else(|e| panic!("{fork} {file}: {e}"));
+                let block =
+                    check(&anvil(fork, file)).unwrap_or_else(|e| panic!("{fork} {file}: {e}"));
                 let txs = block.transactions.expect("full transactions");
                 assert_eq!(txs.len(), block.transaction_count);
                 assert!(block.skipped.is_empty());
             }
             let hashes = check(&anvil(fork, "block_hashes.json")).unwrap();
             assert!(hashes.transactions.is_none());
-            assert_eq!(hashes.transaction_count, if fork == "prague" { 6 } else { 6 });
+            assert_eq!(
+                hashes.transaction_count,
+                if fork == "prague" { 6 } else { 6 }
+            );
         }
     }
 
@@ -235,7 +282,10 @@ mod tests {
             ("/stateRoot", json!(format!("0x{}", "11".repeat(32)))),
             ("/gasUsed", json!("0x1")),
             ("/requestsHash", json!(format!("0x{}", "22".repeat(32)))),
-            ("/parentBeaconBlockRoot", json!(format!("0x{}", "33".repeat(32)))),
+            (
+                "/parentBeaconBlockRoot",
+                json!(format!("0x{}", "33".repeat(32))),
+            ),
             ("/excessBlobGas", json!("0x1")),
             ("/extraData", json!("0x00")),
         ] {
@@ -247,22 +297,44 @@ mod tests {
     #[test]
     fn transaction_tampering_is_caught() {
         let json = anvil("prague", "block.json");
-        fails(&set(&json, "/transactions/1/value", json!("0x1235")), Check::TransactionHash);
-        fails(&set(&json, "/transactions/2/accessList", json!([])), Check::TransactionHash);
-        fails(&set(&json, "/transactions/0/maxPriorityFeePerGas", json!("0x1")), Check::TransactionHash);
+        fails(
+            &set(&json, "/transactions/1/value", json!("0x1235")),
+            Check::TransactionHash,
+        );
+        fails(
+            &set(&json, "/transactions/2/accessList", json!([])),
+            Check::TransactionHash,
+        );
+        fails(
+            &set(&json, "/transactions/0/maxPriorityFeePerGas", json!("0x1")),
+            Check::TransactionHash,
+        );
         fails(&remove(&json, "/transactions/3"), Check::TransactionsRoot);
-        fails(&set(&json, "/transactions/2/transactionIndex", json!("0x5")), Check::Position);
-        fails(&set(&json, "/transactions/2/blockNumber", json!("0x3")), Check::Position);
+        fails(
+            &set(&json, "/transactions/2/transactionIndex", json!("0x5")),
+            Check::Position,
+        );
+        fails(
+            &set(&json, "/transactions/2/blockNumber", json!("0x3")),
+            Check::Position,
+        );
         let other = anvil("prague", "block1.json");
         let moved: serde_json::Value = serde_json::from_slice(&other).unwrap();
         let foreign = moved["transactions"][0]["hash"].clone();
-        fails(&set(&json, "/transactions/0/hash", foreign), Check::TransactionHash);
+        fails(
+            &set(&json, "/transactions/0/hash", foreign),
+            Check::TransactionHash,
+        );
     }
 
     #[test]
     fn a_wrong_sender_is_caught_only_with_senders_on() {
         let json = anvil("prague", "block.json");
-        let lie = set(&json, "/transactions/1/from", json!("0x0000000000000000000000000000000000000001"));
+        let lie = set(
+            &json,
+            "/transactions/1/from",
+            json!("0x0000000000000000000000000000000000000001"),
+        );
         fails(&lie, Check::Sender);
         assert!(verify_block(&lie, &Checks::default()).is_ok());
     }
@@ -290,7 +362,10 @@ mod tests {
             fails(&bad, Check::Malformed);
         }
         for v in ["0x1c0", "0x1c"] {
-            fails(&set(&json, "/transactions/1/v", json!(v)), Check::TransactionHash);
+            fails(
+                &set(&json, "/transactions/1/v", json!(v)),
+                Check::TransactionHash,
+            );
         }
     }
 }

@@ -19,8 +19,9 @@ pub struct ReceiptFacts {
     pub tx_type: u8,
     /// Sender as the receipt states it (compared with the block's transaction when known).
     pub from: Option<Address>,
-    /// Recipient as the receipt states it (`None` for a creation).
-    pub to: Option<Address>,
+    /// Recipient as the receipt states it: `Some(None)` for a creation, `None` when the
+    /// answer left `to` out (old nodes).
+    pub to: Option<Option<Address>>,
     /// Status or post-state root, cumulative gas and logs: what the receipts root covers.
     pub receipt: Receipt<Log>,
     /// The receipt's bloom (recomputed from its logs).
@@ -54,12 +55,16 @@ impl ReceiptFacts {
     /// The logs with their block-wide log indexes.
     pub fn logs(&self) -> impl Iterator<Item = LogFacts<'_>> + '_ {
         let first = self.first_log_index;
-        self.receipt.logs.iter().enumerate().map(move |(j, log)| LogFacts {
-            log_index: first + j as u64,
-            transaction_index: self.transaction_index,
-            transaction_hash: self.transaction_hash,
-            log,
-        })
+        self.receipt
+            .logs
+            .iter()
+            .enumerate()
+            .map(move |(j, log)| LogFacts {
+                log_index: first + j as u64,
+                transaction_index: self.transaction_index,
+                transaction_hash: self.transaction_hash,
+                log,
+            })
     }
 
     /// Roughly the heap and inline bytes this receipt holds (for byte-bounded caches).
@@ -107,7 +112,11 @@ pub(crate) struct ReadLog {
 /// Reads a log: address, topics, data and its claimed positions.
 pub(crate) fn read_log(l: &RpcLog<'_>) -> Result<ReadLog, BadField> {
     let address: Address = hex::fixed::<20>("address", need("address", l.address)?)?.into();
-    let topics = l.topics.iter().map(|t| hex::fixed::<32>("topics", t)).collect::<Result<Vec<_>, _>>()?;
+    let topics = l
+        .topics
+        .iter()
+        .map(|t| hex::fixed::<32>("topics", t))
+        .collect::<Result<Vec<_>, _>>()?;
     let data: Bytes = hex::bytes("data", need("data", l.data)?)?;
     let at = Claimed {
         block_hash: opt_fixed("blockHash", l.block_hash)?,
@@ -120,7 +129,11 @@ pub(crate) fn read_log(l: &RpcLog<'_>) -> Result<ReadLog, BadField> {
         field: "topics",
         reason: format!("{} topics, at most 4 allowed", l.topics.len()),
     })?;
-    Ok(ReadLog { log: Log { address, data }, at, removed: l.removed })
+    Ok(ReadLog {
+        log: Log { address, data },
+        at,
+        removed: l.removed,
+    })
 }
 
 /// A receipt read from an answer: its facts (bloom as claimed, gas used as stated, first
@@ -141,30 +154,55 @@ pub(crate) fn read_receipt(r: &RpcReceipt<'_>) -> Result<ReadReceipt, BadField> 
     let mut logs = Vec::with_capacity(r.logs.len());
     let mut log_at = Vec::with_capacity(r.logs.len());
     for (j, l) in r.logs.iter().enumerate() {
-        let read = read_log(l).map_err(|e| BadField { field: e.field, reason: format!("log {j}: {}", e.reason) })?;
+        let read = read_log(l).map_err(|e| BadField {
+            field: e.field,
+            reason: format!("log {j}: {}", e.reason),
+        })?;
         logs.push(read.log);
         log_at.push(read.at);
     }
-    let cumulative_gas_used = hex::u64q("cumulativeGasUsed", need("cumulativeGasUsed", r.cumulative_gas_used)?)?;
+    let cumulative_gas_used = hex::u64q(
+        "cumulativeGasUsed",
+        need("cumulativeGasUsed", r.cumulative_gas_used)?,
+    )?;
     let at = Claimed {
         block_hash: opt_fixed("blockHash", r.block_hash)?,
         block_number: opt_u64("blockNumber", r.block_number)?,
-        transaction_hash: Some(hex::fixed("transactionHash", need("transactionHash", r.transaction_hash)?)?),
-        transaction_index: Some(hex::u64q("transactionIndex", need("transactionIndex", r.transaction_index)?)?),
+        transaction_hash: Some(hex::fixed(
+            "transactionHash",
+            need("transactionHash", r.transaction_hash)?,
+        )?),
+        transaction_index: Some(hex::u64q(
+            "transactionIndex",
+            need("transactionIndex", r.transaction_index)?,
+        )?),
         log_index: None,
     };
     let facts = ReceiptFacts {
         transaction_hash: at.transaction_hash.unwrap_or_default(),
         transaction_index: at.transaction_index.unwrap_or_default(),
-        tx_type: r.tx_type.map(|t| hex::u8q("type", t)).transpose()?.unwrap_or(0),
+        tx_type: r
+            .tx_type
+            .map(|t| hex::u8q("type", t))
+            .transpose()?
+            .unwrap_or(0),
         from: opt_fixed::<20>("from", r.from)?.map(Address::from),
-        to: opt_fixed::<20>("to", r.to)?.map(Address::from),
-        receipt: Receipt { status, cumulative_gas_used, logs },
+        to: r
+            .to
+            .map(|to| opt_fixed::<20>("to", to))
+            .transpose()?
+            .map(|to| to.map(Address::from)),
+        receipt: Receipt {
+            status,
+            cumulative_gas_used,
+            logs,
+        },
         logs_bloom: Bloom(hex::fixed("logsBloom", need("logsBloom", r.logs_bloom)?)?),
         first_log_index: log_at.first().and_then(|a| a.log_index).unwrap_or(0),
         gas_used: hex::u64q("gasUsed", need("gasUsed", r.gas_used)?)?,
         effective_gas_price: opt_u128("effectiveGasPrice", r.effective_gas_price)?,
-        contract_address: opt_fixed::<20>("contractAddress", r.contract_address)?.map(Address::from),
+        contract_address: opt_fixed::<20>("contractAddress", r.contract_address)?
+            .map(Address::from),
         blob_gas_used: opt_u64("blobGasUsed", r.blob_gas_used)?,
         blob_gas_price: opt_u128("blobGasPrice", r.blob_gas_price)?,
         l2_fees: l2_fees(r),

@@ -44,25 +44,36 @@ impl LogFilter {
         let addresses = match address {
             None => Vec::new(),
             Some(OneOrMany::One(a)) => vec![hex::fixed::<20>("address", a)?.into()],
-            Some(OneOrMany::Many(list)) => {
-                list.iter().map(|a| hex::fixed::<20>("address", a).map(Address::from)).collect::<Result<_, _>>()?
-            }
+            Some(OneOrMany::Many(list)) => list
+                .iter()
+                .map(|a| hex::fixed::<20>("address", a).map(Address::from))
+                .collect::<Result<_, _>>()?,
         };
         let topics = topics.unwrap_or_default();
         if topics.len() > MAX_TOPIC_POSITIONS {
-            return Err(BadField { field: "topics", reason: format!("{} positions, at most 4", topics.len()) });
+            return Err(BadField {
+                field: "topics",
+                reason: format!("{} positions, at most 4", topics.len()),
+            });
         }
         let position = |entry: &Option<TopicEntry<'_>>| -> Result<Option<Vec<B256>>, BadField> {
             Ok(match entry {
                 None => None,
                 Some(TopicEntry::One(t)) => Some(vec![hex::fixed::<32>("topics", t)?]),
                 Some(TopicEntry::Many(list)) => {
-                    let list: Vec<B256> = list.iter().flatten().map(|t| hex::fixed::<32>("topics", t)).collect::<Result<_, _>>()?;
+                    let list: Vec<B256> = list
+                        .iter()
+                        .flatten()
+                        .map(|t| hex::fixed::<32>("topics", t))
+                        .collect::<Result<_, _>>()?;
                     (!list.is_empty()).then_some(list)
                 }
             })
         };
-        Ok(LogFilter { addresses, topics: topics.iter().map(position).collect::<Result<_, _>>()? })
+        Ok(LogFilter {
+            addresses,
+            topics: topics.iter().map(position).collect::<Result<_, _>>()?,
+        })
     }
 
     /// Whether `log` matches (geth's rule: a log with fewer topics than the filter has
@@ -75,7 +86,10 @@ impl LogFilter {
         if self.topics.len() > topics.len() {
             return false;
         }
-        self.topics.iter().zip(topics).all(|(wanted, got)| wanted.as_ref().is_none_or(|list| list.contains(got)))
+        self.topics
+            .iter()
+            .zip(topics)
+            .all(|(wanted, got)| wanted.as_ref().is_none_or(|list| list.contains(got)))
     }
 
     /// Whether a block with header bloom `bloom` may hold a matching log.
@@ -84,7 +98,10 @@ impl LogFilter {
         if !self.addresses.is_empty() && !self.addresses.iter().any(|a| has(a.as_slice())) {
             return false;
         }
-        self.topics.iter().flatten().all(|list| list.iter().any(|t| has(t.as_slice())))
+        self.topics
+            .iter()
+            .flatten()
+            .all(|list| list.iter().any(|t| has(t.as_slice())))
     }
 }
 
@@ -95,7 +112,10 @@ mod tests {
 
     fn log(address: u8, topics: &[u8]) -> Log {
         let topics = topics.iter().map(|t| B256::repeat_byte(*t)).collect();
-        Log { address: Address::repeat_byte(address), data: LogData::new(topics, Bytes::new()).unwrap() }
+        Log {
+            address: Address::repeat_byte(address),
+            data: LogData::new(topics, Bytes::new()).unwrap(),
+        }
     }
 
     fn filter(json: &str) -> LogFilter {
@@ -119,7 +139,11 @@ mod tests {
         let one = filter(&format!(r#"{{"address":"{}"}}"#, Address::repeat_byte(1)));
         assert!(one.matches(&log(1, &[])));
         assert!(!one.matches(&log(2, &[])));
-        let many = filter(&format!(r#"{{"address":["{}","{}"]}}"#, Address::repeat_byte(1), Address::repeat_byte(2)));
+        let many = filter(&format!(
+            r#"{{"address":["{}","{}"]}}"#,
+            Address::repeat_byte(1),
+            Address::repeat_byte(2)
+        ));
         assert!(many.matches(&log(2, &[])) && !many.matches(&log(3, &[])));
         assert!(filter("{}").matches(&log(9, &[1, 2])));
     }
@@ -141,9 +165,15 @@ mod tests {
         bloom.accrue_log(&log(1, &[7]));
         assert!(filter(&format!(r#"{{"topics":["{}"]}}"#, h(7))).may_match(&bloom));
         assert!(!filter(&format!(r#"{{"topics":["{}"]}}"#, h(8))).may_match(&bloom));
-        let addr = format!(r#"{{"address":["{}","{}"]}}"#, Address::repeat_byte(2), Address::repeat_byte(1));
+        let addr = format!(
+            r#"{{"address":["{}","{}"]}}"#,
+            Address::repeat_byte(2),
+            Address::repeat_byte(1)
+        );
         assert!(filter(&addr).may_match(&bloom));
-        assert!(!filter(&format!(r#"{{"address":"{}"}}"#, Address::repeat_byte(3))).may_match(&bloom));
+        assert!(
+            !filter(&format!(r#"{{"address":"{}"}}"#, Address::repeat_byte(3))).may_match(&bloom)
+        );
         assert!(filter("{}").may_match(&Bloom::ZERO));
     }
 }

@@ -47,7 +47,10 @@ impl Header {
 pub(crate) fn verify_header(b: &RpcBlock<'_>, check: bool) -> Result<Header, Wrong> {
     let number = need("number", b.number).and_then(|s| hex::u64q("number", s));
     let hash = need("hash", b.hash).and_then(|s| hex::fixed::<32>("hash", s));
-    let block = BlockRef { number: number.clone().ok(), hash: hash.clone().ok() };
+    let block = BlockRef {
+        number: number.clone().ok(),
+        hash: hash.clone().ok(),
+    };
     let bad = |e: BadField| Wrong::malformed(block, format!("header {e}"));
     let (number, hash) = (number.map_err(bad)?, hash.map_err(bad)?);
     let full = consensus_header(b).map_err(bad)?;
@@ -82,7 +85,10 @@ fn consensus_header(b: &RpcBlock<'_>) -> Result<ConsensusHeader, BadField> {
         ommers_hash: hex::fixed("sha3Uncles", need("sha3Uncles", b.sha3_uncles)?)?,
         beneficiary: hex::fixed("miner", need("miner", b.miner)?)?.into(),
         state_root: hex::fixed("stateRoot", need("stateRoot", b.state_root)?)?,
-        transactions_root: hex::fixed("transactionsRoot", need("transactionsRoot", b.transactions_root)?)?,
+        transactions_root: hex::fixed(
+            "transactionsRoot",
+            need("transactionsRoot", b.transactions_root)?,
+        )?,
         receipts_root: hex::fixed("receiptsRoot", need("receiptsRoot", b.receipts_root)?)?,
         logs_bloom: Bloom(hex::fixed("logsBloom", need("logsBloom", b.logs_bloom)?)?),
         difficulty: hex::u256q("difficulty", need("difficulty", b.difficulty)?)?,
@@ -92,7 +98,7 @@ fn consensus_header(b: &RpcBlock<'_>) -> Result<ConsensusHeader, BadField> {
         timestamp: hex::u64q("timestamp", need("timestamp", b.timestamp)?)?,
         extra_data: hex::bytes("extraData", need("extraData", b.extra_data)?)?,
         mix_hash: opt_fixed("mixHash", b.mix_hash)?.unwrap_or(B256::ZERO),
-        nonce: opt_fixed::<8>("nonce", b.nonce)?.map(B64::from).unwrap_or(B64::ZERO),
+        nonce: opt_fixed::<8>("nonce", b.nonce)?.unwrap_or(B64::ZERO),
         base_fee_per_gas: opt_u64("baseFeePerGas", b.base_fee_per_gas)?,
         withdrawals_root: opt_fixed("withdrawalsRoot", b.withdrawals_root)?,
         blob_gas_used: opt_u64("blobGasUsed", b.blob_gas_used)?,

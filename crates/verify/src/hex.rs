@@ -26,13 +26,23 @@ impl fmt::Display for BadField {
 impl BadField {
     fn new(field: &'static str, why: &str, value: &str) -> Self {
         let quoted: String = value.chars().take(QUOTE_MAX).collect();
-        let more = if quoted.len() < value.len() { "…" } else { "" };
-        BadField { field, reason: format!("{why}: {quoted:?}{more}") }
+        let more = if quoted.len() < value.len() {
+            "…"
+        } else {
+            ""
+        };
+        BadField {
+            field,
+            reason: format!("{why}: {quoted:?}{more}"),
+        }
     }
 
     /// A required field that is absent or null.
     pub(crate) fn missing(field: &'static str) -> Self {
-        BadField { field, reason: "missing".into() }
+        BadField {
+            field,
+            reason: "missing".into(),
+        }
     }
 }
 
@@ -43,25 +53,33 @@ fn digits<'a>(field: &'static str, s: &'a str) -> Result<&'a str, BadField> {
         .ok_or_else(|| BadField::new(field, "no 0x prefix", s))
 }
 
-/// A hex quantity that fits `bits` bits, as u128 (leading zeros tolerated).
+/// A hex quantity that fits `bits` bits (≤ 128), as u128 (leading zeros tolerated).
 fn quantity_bits(field: &'static str, s: &str, bits: u32) -> Result<u128, BadField> {
-    let d = digits(field, s)?;
-    if d.is_empty() {
-        return Err(BadField::new(field, "empty quantity", s));
-    }
-    let d = d.trim_start_matches('0');
-    if d.len() as u32 * 4 > bits + 3 {
-        return Err(BadField::new(field, "quantity too large", s));
-    }
-    let mut value: u128 = 0;
-    for c in d.bytes() {
-        let nibble = (c as char).to_digit(16).ok_or_else(|| BadField::new(field, "not hex", s))?;
-        value = value << 4 | nibble as u128;
-    }
+    let mut be = [0u8; 16];
+    decode_right_aligned(field, s, &mut be)?;
+    let value = u128::from_be_bytes(be);
     if bits < 128 && value >> bits != 0 {
         return Err(BadField::new(field, "quantity too large", s));
     }
     Ok(value)
+}
+
+/// Decodes the quantity `s` into `out`, big-endian and right-aligned (one SIMD hex decode of
+/// the digits padded with '0' on the left).
+fn decode_right_aligned(field: &'static str, s: &str, out: &mut [u8]) -> Result<(), BadField> {
+    const MAX_BYTES: usize = 32;
+    let d = digits(field, s)?;
+    if d.is_empty() {
+        return Err(BadField::new(field, "empty quantity", s));
+    }
+    let d = d.trim_start_matches('0').as_bytes();
+    let width = 2 * out.len();
+    if d.len() > width || out.len() > MAX_BYTES {
+        return Err(BadField::new(field, "quantity too large", s));
+    }
+    let mut padded = [b'0'; 2 * MAX_BYTES];
+    padded[width - d.len()..width].copy_from_slice(d);
+    hex::decode_to_slice(&padded[..width], out).map_err(|_| BadField::new(field, "not hex", s))
 }
 
 /// A hex quantity as u64.
@@ -81,15 +99,16 @@ pub(crate) fn u8q(field: &'static str, s: &str) -> Result<u8, BadField> {
 
 /// A hex quantity as U256 (values, difficulty, signature r and s, chain ids).
 pub(crate) fn u256q(field: &'static str, s: &str) -> Result<U256, BadField> {
-    let d = digits(field, s)?;
-    if d.is_empty() {
-        return Err(BadField::new(field, "empty quantity", s));
-    }
-    U256::from_str_radix(d, 16).map_err(|_| BadField::new(field, "not a 256-bit hex quantity", s))
+    let mut be = [0u8; 32];
+    decode_right_aligned(field, s, &mut be)?;
+    Ok(U256::from_be_bytes(be))
 }
 
 /// Exactly `N` bytes of hex data (hashes, addresses, blooms, nonces).
-pub(crate) fn fixed<const N: usize>(field: &'static str, s: &str) -> Result<FixedBytes<N>, BadField> {
+pub(crate) fn fixed<const N: usize>(
+    field: &'static str,
+    s: &str,
+) -> Result<FixedBytes<N>, BadField> {
     let d = digits(field, s)?;
     if d.len() != 2 * N {
         return Err(BadField::new(field, "wrong length", s));
@@ -102,7 +121,9 @@ pub(crate) fn fixed<const N: usize>(field: &'static str, s: &str) -> Result<Fixe
 /// Hex data of any even length.
 pub(crate) fn bytes(field: &'static str, s: &str) -> Result<Bytes, BadField> {
     let d = digits(field, s)?;
-    hex::decode(d).map(Bytes::from).map_err(|_| BadField::new(field, "not hex data", s))
+    hex::decode(d)
+        .map(Bytes::from)
+        .map_err(|_| BadField::new(field, "not hex data", s))
 }
 
 /// A field that must be present.
@@ -141,9 +162,20 @@ mod tests {
         assert!(u64q("n", "0x10000000000000000").is_err());
         assert_eq!(u8q("t", "0x7e"), Ok(0x7e));
         assert!(u8q("t", "0x100").is_err());
-        assert_eq!(u128q("p", "0xffffffffffffffffffffffffffffffff"), Ok(u128::MAX));
+        assert_eq!(
+            u128q("p", "0xffffffffffffffffffffffffffffffff"),
+            Ok(u128::MAX)
+        );
         assert!(u128q("p", "0x1ffffffffffffffffffffffffffffffff").is_err());
         assert_eq!(u256q("v", "0x10").unwrap(), U256::from(16));
+        let big = "0x1234567890abcdef1234567890abcdef1234567890abcdef1234567890abcdef";
+        assert_eq!(
+            u256q("v", big).unwrap(),
+            U256::from_str_radix(&big[2..], 16).unwrap()
+        );
+        assert_eq!(u256q("v", "0x0").unwrap(), U256::ZERO);
+        assert!(u256q("v", &format!("{big}0")).is_err());
+        assert!(u256q("v", "0x+1").is_err());
     }
 
     #[test]

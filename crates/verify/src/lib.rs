@@ -47,12 +47,14 @@ pub mod verdict;
 pub use alloy_primitives::{Address, Bloom, B256};
 
 pub use block::{verify_block, VerifiedBlock};
+pub use facts::{LogFacts, ReceiptFacts};
 pub use filter::LogFilter;
 pub use header::Header;
 pub use logs::{HeadersNeeded, LogsCheck};
-pub use facts::{LogFacts, ReceiptFacts};
 pub use receipts::{verify_block_receipts, VerifiedReceipts};
-pub use single::{receipt_location, verify_receipt, verify_transaction, verify_transaction_with, TxLocation};
+pub use single::{
+    receipt_location, verify_receipt, verify_transaction, verify_transaction_with, TxLocation,
+};
 pub use tx::TxFacts;
 pub use verdict::{BlockRef, Check, Checks, Skipped, Wrong};
 

@@ -7,7 +7,11 @@ use crate::header::Header;
 use crate::verdict::{Check, Checks, Wrong};
 
 /// Checks every claimed position and sets each receipt's verified first log index.
-pub(crate) fn check_block(read: &mut [ReadReceipt], header: &Header, checks: &Checks) -> Result<(), Wrong> {
+pub(crate) fn check_block(
+    read: &mut [ReadReceipt],
+    header: &Header,
+    checks: &Checks,
+) -> Result<(), Wrong> {
     let mut next_log = 0u64;
     for (i, r) in read.iter_mut().enumerate() {
         let index = i as u64;
@@ -26,11 +30,18 @@ pub(crate) fn check_block(read: &mut [ReadReceipt], header: &Header, checks: &Ch
                 ..expected_block(header)
             };
             for (j, at) in r.log_at.iter().enumerate() {
-                let expected = Claimed { log_index: Some(next_log + j as u64), ..expected };
+                let expected = Claimed {
+                    log_index: Some(next_log + j as u64),
+                    ..expected
+                };
                 if at.log_index.is_none() {
-                    return Err(Wrong::malformed(header.block_ref(), format!("receipt {i} log {j}: no logIndex")));
+                    return Err(Wrong::malformed(
+                        header.block_ref(),
+                        format!("receipt {i} log {j}: no logIndex"),
+                    ));
                 }
-                compare(at, &expected).map_err(|e| wrong(header, format!("receipt {i} log {j}: {e}")))?;
+                compare(at, &expected)
+                    .map_err(|e| wrong(header, format!("receipt {i} log {j}: {e}")))?;
             }
         }
         next_log += r.log_at.len() as u64;
@@ -40,7 +51,11 @@ pub(crate) fn check_block(read: &mut [ReadReceipt], header: &Header, checks: &Ch
 
 /// The block part of the expected positions.
 fn expected_block(header: &Header) -> Claimed {
-    Claimed { block_hash: Some(header.hash), block_number: Some(header.number), ..Claimed::default() }
+    Claimed {
+        block_hash: Some(header.hash),
+        block_number: Some(header.number),
+        ..Claimed::default()
+    }
 }
 
 fn wrong(header: &Header, detail: String) -> Wrong {
@@ -49,7 +64,11 @@ fn wrong(header: &Header, detail: String) -> Wrong {
 
 /// Compares each position the answer states with the expected one (absent ones pass).
 pub(crate) fn compare(got: &Claimed, expected: &Claimed) -> Result<(), String> {
-    fn one<T: PartialEq + std::fmt::Display>(name: &str, got: Option<T>, want: Option<T>) -> Result<(), String> {
+    fn one<T: PartialEq + std::fmt::Display>(
+        name: &str,
+        got: Option<T>,
+        want: Option<T>,
+    ) -> Result<(), String> {
         match (got, want) {
             (Some(g), Some(w)) if g != w => Err(format!("{name} is {g}, expected {w}")),
             _ => Ok(()),
@@ -57,7 +76,15 @@ pub(crate) fn compare(got: &Claimed, expected: &Claimed) -> Result<(), String> {
     }
     one("blockHash", got.block_hash, expected.block_hash)?;
     one("blockNumber", got.block_number, expected.block_number)?;
-    one("transactionHash", got.transaction_hash, expected.transaction_hash)?;
-    one("transactionIndex", got.transaction_index, expected.transaction_index)?;
+    one(
+        "transactionHash",
+        got.transaction_hash,
+        expected.transaction_hash,
+    )?;
+    one(
+        "transactionIndex",
+        got.transaction_index,
+        expected.transaction_index,
+    )?;
     one("logIndex", got.log_index, expected.log_index)
 }

@@ -8,8 +8,8 @@ use alloy_consensus::ReceiptWithBloom;
 use alloy_primitives::{Bloom, B256};
 use alloy_rlp::Encodable;
 
-use crate::bloom::BloomCache;
 use crate::block::VerifiedBlock;
+use crate::bloom::BloomCache;
 use crate::facts::{read_receipt, ReadReceipt, ReceiptFacts};
 use crate::header::Header;
 use crate::rpc::{self, RpcReceipt};
@@ -46,12 +46,19 @@ impl VerifiedReceipts {
 
     /// The receipt at transaction index `index`.
     pub fn get(&self, index: u64) -> Option<&ReceiptFacts> {
-        usize::try_from(index).ok().and_then(|i| self.receipts.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.receipts.get(i))
     }
 
     /// Roughly the bytes this set holds, for a byte-bounded cache.
     pub fn approx_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.receipts.iter().map(ReceiptFacts::approx_bytes).sum::<usize>()
+        std::mem::size_of::<Self>()
+            + self
+                .receipts
+                .iter()
+                .map(ReceiptFacts::approx_bytes)
+                .sum::<usize>()
     }
 
     /// The block, for verdicts.
@@ -73,7 +80,11 @@ pub fn verify_block_receipts(
     let list: Vec<RpcReceipt<'_>> = rpc::parse(json).map_err(|e| Wrong::malformed(at, e))?;
     if let Some(b) = block.filter(|_| checks.receipts) {
         if b.transaction_count != list.len() {
-            let detail = format!("{} receipts for {} transactions", list.len(), b.transaction_count);
+            let detail = format!(
+                "{} receipts for {} transactions",
+                list.len(),
+                b.transaction_count
+            );
             return Err(Wrong::new(at, Check::Count, detail));
         }
     }
@@ -95,7 +106,11 @@ pub fn verify_block_receipts(
             against::check_transactions(&receipts, txs, header)?;
         }
     }
-    Ok(VerifiedReceipts { block: (header.number, header.hash), receipts, skipped })
+    Ok(VerifiedReceipts {
+        block: (header.number, header.hash),
+        receipts,
+        skipped,
+    })
 }
 
 /// Each receipt's bloom is the bloom of its logs; the header's bloom is their union.
@@ -121,10 +136,24 @@ fn check_blooms(read: &[ReadReceipt], header: &Header) -> Result<(), Wrong> {
 }
 
 /// The receipts build the header's receipts root (skipped for a type this crate cannot encode).
-fn check_root(read: &[ReadReceipt], header: &Header, skipped: &mut Vec<Skipped>) -> Result<(), Wrong> {
-    if let Some((i, r)) = read.iter().enumerate().find(|(_, r)| r.facts.tx_type > MAX_KNOWN_TYPE) {
-        let reason = format!("receipt {i} has type {:#x}, which this verifier cannot encode", r.facts.tx_type);
-        skipped.push(Skipped { check: Check::ReceiptsRoot, reason });
+fn check_root(
+    read: &[ReadReceipt],
+    header: &Header,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(), Wrong> {
+    if let Some((i, r)) = read
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.facts.tx_type > MAX_KNOWN_TYPE)
+    {
+        let reason = format!(
+            "receipt {i} has type {:#x}, which this verifier cannot encode",
+            r.facts.tx_type
+        );
+        skipped.push(Skipped {
+            check: Check::ReceiptsRoot,
+            reason,
+        });
         return Ok(());
     }
     let mut buf = Vec::with_capacity(read.len() * RECEIPT_BYTES_GUESS);
@@ -144,7 +173,11 @@ fn check_root(read: &[ReadReceipt], header: &Header, skipped: &mut Vec<Skipped>)
         .collect();
     let root = ordered_trie_root_encoded(&encodings);
     if root != header.receipts_root {
-        let detail = format!("{} receipts build {root}, header has {}", read.len(), header.receipts_root);
+        let detail = format!(
+            "{} receipts build {root}, header has {}",
+            read.len(),
+            header.receipts_root
+        );
         return Err(Wrong::new(header.block_ref(), Check::ReceiptsRoot, detail));
     }
     Ok(())
@@ -156,5 +189,211 @@ pub(crate) fn encode_receipt(facts: &ReceiptFacts, buf: &mut Vec<u8>) {
     if facts.tx_type != 0 {
         buf.push(facts.tx_type);
     }
-    ReceiptWithBloom { receipt: &facts.receipt, logs_bloom: facts.logs_bloom }.encode(buf);
+    ReceiptWithBloom {
+        receipt: &facts.receipt,
+        logs_bloom: facts.logs_bloom,
+    }
+    .encode(buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::verify_block;
+    use crate::testdata::{anvil, remove, set};
+    use serde_json::json;
+
+    fn block(fork: &str, file: &str) -> VerifiedBlock {
+        verify_block(&anvil(fork, file), &Checks::default()).unwrap()
+    }
+
+    fn check(json: &[u8], b: &VerifiedBlock) -> Result<VerifiedReceipts, Wrong> {
+        verify_block_receipts(json, &b.header, Some(b), &Checks::default())
+    }
+
+    fn fails(json: &[u8], b: &VerifiedBlock, expected: Check) {
+        let wrong = check(json, b).expect_err("tampered receipts must fail");
+        assert_eq!(wrong.check, expected, "{wrong}");
+    }
+
+    #[test]
+    fn anvil_receipts_verify_with_and_without_the_block() {
+        for fork in ["prague", "london"] {
+            for (b, r) in [
+                ("block.json", "receipts.json"),
+                ("block1.json", "receipts1.json"),
+            ] {
+                let b = block(fork, b);
+                let set = check(&anvil(fork, r), &b).unwrap_or_else(|e| panic!("{fork}: {e}"));
+                assert_eq!(set.len(), b.transaction_count);
+                assert_eq!(set.block, (b.header.number, b.header.hash));
+                assert!(set.approx_bytes() > set.len() * std::mem::size_of::<ReceiptFacts>());
+                let alone =
+                    verify_block_receipts(&anvil(fork, r), &b.header, None, &Checks::default())
+                        .unwrap();
+                assert_eq!(alone, set);
+            }
+        }
+    }
+
+    #[test]
+    fn log_indexes_run_across_the_block() {
+        let b = block("prague", "block.json");
+        let set = check(&anvil("prague", "receipts.json"), &b).unwrap();
+        let indexes: Vec<u64> = set
+            .receipts
+            .iter()
+            .flat_map(|r| r.logs().map(|l| l.log_index))
+            .collect();
+        assert_eq!(indexes, (0..indexes.len() as u64).collect::<Vec<_>>());
+        assert!(
+            indexes.len() >= 3,
+            "the fixture has logs in several receipts"
+        );
+    }
+
+    #[test]
+    fn root_bloom_count_and_position_tampering_is_caught() {
+        let b = block("prague", "block.json");
+        let json = anvil("prague", "receipts.json");
+        fails(
+            &set(&json, "/0/logs/0/data", json!("0x01")),
+            &b,
+            Check::ReceiptsRoot,
+        );
+        fails(
+            &set(&json, "/3/status", json!("0x1")),
+            &b,
+            Check::ReceiptsRoot,
+        );
+        fails(
+            &set(&json, "/1/type", json!("0x2")),
+            &b,
+            Check::ReceiptsRoot,
+        );
+        fails(&remove(&json, "/0/logs/0"), &b, Check::ReceiptBloom);
+        fails(
+            &set(
+                &json,
+                "/0/logsBloom",
+                json!(format!("0x{}", "00".repeat(256))),
+            ),
+            &b,
+            Check::ReceiptBloom,
+        );
+        fails(&remove(&json, "/5"), &b, Check::Count);
+        fails(
+            &set(&json, "/2/logs/0/logIndex", json!("0x0")),
+            &b,
+            Check::Position,
+        );
+        fails(
+            &set(&json, "/2/logs/0/transactionIndex", json!("0x1")),
+            &b,
+            Check::Position,
+        );
+        fails(
+            &set(&json, "/2/transactionIndex", json!("0x3")),
+            &b,
+            Check::Position,
+        );
+        fails(
+            &set(&json, "/2/blockNumber", json!("0x3")),
+            &b,
+            Check::Position,
+        );
+    }
+
+    #[test]
+    fn fields_checked_against_the_transactions() {
+        let b = block("prague", "block.json");
+        let json = anvil("prague", "receipts.json");
+        fails(&set(&json, "/0/gasUsed", json!("0x1")), &b, Check::Receipt);
+        fails(
+            &set(&json, "/0/effectiveGasPrice", json!("0x1")),
+            &b,
+            Check::Receipt,
+        );
+        fails(
+            &set(
+                &json,
+                "/0/from",
+                json!("0x0000000000000000000000000000000000000001"),
+            ),
+            &b,
+            Check::Receipt,
+        );
+        fails(&set(&json, "/0/to", json!(null)), &b, Check::Receipt);
+        fails(
+            &set(
+                &json,
+                "/4/contractAddress",
+                json!("0x0000000000000000000000000000000000000001"),
+            ),
+            &b,
+            Check::Receipt,
+        );
+        fails(
+            &set(&json, "/4/contractAddress", json!(null)),
+            &b,
+            Check::Receipt,
+        );
+        fails(
+            &set(
+                &json,
+                "/0/contractAddress",
+                json!("0x0000000000000000000000000000000000000001"),
+            ),
+            &b,
+            Check::Receipt,
+        );
+        let other = block("prague", "block1.json");
+        fails(&json, &other, Check::Count);
+    }
+
+    #[test]
+    fn switched_off_checks_do_not_run() {
+        let b = block("prague", "block.json");
+        let json = set(
+            &anvil("prague", "receipts.json"),
+            "/2/logs/0/logIndex",
+            json!("0x9"),
+        );
+        let mut checks = Checks::default();
+        checks.logs = false;
+        let set = verify_block_receipts(&json, &b.header, Some(&b), &checks).unwrap();
+        assert_eq!(
+            set.receipts[2].first_log_index, 1,
+            "the verified index, not the answer's"
+        );
+    }
+
+    #[test]
+    fn unknown_receipt_types_skip_the_root() {
+        let b = block("prague", "block.json");
+        let json = set(&anvil("prague", "receipts.json"), "/1/type", json!("0x7e"));
+        let checks = Checks::default();
+        let set = verify_block_receipts(&json, &b.header, None, &checks).unwrap();
+        assert_eq!(set.skipped.len(), 1);
+        assert_eq!(set.skipped[0].check, Check::ReceiptsRoot);
+    }
+
+    #[test]
+    fn malformed_receipts_are_wrong_not_panics() {
+        let b = block("prague", "block.json");
+        let json = anvil("prague", "receipts.json");
+        for bad in [
+            b"null".to_vec(),
+            b"{}".to_vec(),
+            set(&json, "/0/logs/0/topics/0", json!("0x12")),
+            set(&json, "/0/cumulativeGasUsed", json!(null)),
+            set(
+                &json,
+                "/0/logs/0/topics",
+                json!(["0x01", "0x02", "0x03", "0x04", "0x05"]),
+            ),
+        ] {
+            fails(&bad, &b, Check::Malformed);
+        }
+    }
 }

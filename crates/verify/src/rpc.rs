@@ -146,7 +146,9 @@ pub(crate) struct RpcReceipt<'a> {
     #[serde(rename = "type")]
     pub(crate) tx_type: Option<&'a str>,
     pub(crate) from: Option<&'a str>,
-    pub(crate) to: Option<&'a str>,
+    /// `None`: left out (old nodes); `Some(None)`: null (a creation).
+    #[serde(default, borrow, deserialize_with = "present")]
+    pub(crate) to: Option<Option<&'a str>>,
     pub(crate) status: Option<&'a str>,
     pub(crate) root: Option<&'a str>,
     pub(crate) cumulative_gas_used: Option<&'a str>,
@@ -186,9 +188,16 @@ pub(crate) struct RpcLog<'a> {
     pub(crate) removed: bool,
 }
 
+/// A field that may be absent (outer `None`, via `#[serde(default)]`) or null.
+fn present<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Option<&'a str>>, D::Error> {
+    Option::<&'a str>::deserialize(d).map(Some)
+}
+
 /// Reads an answer into one of the shapes above (a serde error becomes the detail).
+/// The text is checked to be UTF-8 once, up front: serde_json then skips the check per string.
 pub(crate) fn parse<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, String> {
-    serde_json::from_slice(json).map_err(|e| format!("not the expected JSON: {e}"))
+    let text = std::str::from_utf8(json).map_err(|e| format!("not UTF-8: {e}"))?;
+    serde_json::from_str(text).map_err(|e| format!("not the expected JSON: {e}"))
 }
 
 #[cfg(test)]
@@ -197,8 +206,12 @@ mod tests {
 
     #[test]
     fn block_transactions_are_hashes_or_objects() {
-        let hashes: RpcBlock<'_> = parse(br#"{"transactions":["0x01","0x02"],"size":"0x1"}"#).unwrap();
-        assert!(matches!(hashes.transactions.as_slice(), [TxItem::Hash, TxItem::Hash]));
+        let hashes: RpcBlock<'_> =
+            parse(br#"{"transactions":["0x01","0x02"],"size":"0x1"}"#).unwrap();
+        assert!(matches!(
+            hashes.transactions.as_slice(),
+            [TxItem::Hash, TxItem::Hash]
+        ));
         let full: RpcBlock<'_> =
             parse(br#"{"transactions":[{"hash":"0xaa","v":"0x1b","extra":[1,{}]}]}"#).unwrap();
         match full.transactions.as_slice() {
@@ -211,7 +224,13 @@ mod tests {
 
     #[test]
     fn nulls_and_absent_fields_are_none() {
-        let r: RpcReceipt<'_> = parse(br#"{"to":null,"contractAddress":"0x01","logs":[]}"#).unwrap();
-        assert_eq!((r.to, r.contract_address, r.status), (None, Some("0x01"), None));
+        let r: RpcReceipt<'_> =
+            parse(br#"{"to":null,"contractAddress":"0x01","logs":[]}"#).unwrap();
+        assert_eq!(
+            (r.to, r.contract_address, r.status),
+            (Some(None), Some("0x01"), None)
+        );
+        let r: RpcReceipt<'_> = parse(br#"{"logs":[]}"#).unwrap();
+        assert_eq!(r.to, None);
     }
 }

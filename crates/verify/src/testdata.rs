@@ -5,13 +5,19 @@ use serde_json::Value;
 
 /// One captured answer: `fork` is "prague" or "london", `file` e.g. "block.json".
 pub(crate) fn anvil(fork: &str, file: &str) -> Vec<u8> {
-    let path = format!("{}/testdata/anvil/{fork}/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/testdata/anvil/{fork}/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// `json` with the value at JSON pointer `pointer` replaced by `value`.
 pub(crate) fn set(json: &[u8], pointer: &str, value: Value) -> Vec<u8> {
-    edit(json, |v| *v.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer}")) = value)
+    edit(json, |v| {
+        *v.pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("no {pointer}")) = value
+    })
 }
 
 /// `json` changed by `f`.
@@ -26,6 +32,9 @@ pub(crate) fn remove(json: &[u8], pointer: &str) -> Vec<u8> {
     let (parent, index) = pointer.rsplit_once('/').expect("pointer to an element");
     let index: usize = index.parse().expect("an index");
     edit(json, |v| {
-        v.pointer_mut(parent).and_then(Value::as_array_mut).expect("an array").remove(index);
+        v.pointer_mut(parent)
+            .and_then(Value::as_array_mut)
+            .expect("an array")
+            .remove(index);
     })
 }

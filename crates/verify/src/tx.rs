@@ -4,7 +4,9 @@
 //! that receipts are later compared against.
 
 use alloy_consensus::transaction::{from_eip155_value, SignerRecoverable};
-use alloy_consensus::{EthereumTxEnvelope, Signed, TxEip1559, TxEip2930, TxEip4844, TxEip7702, TxLegacy};
+use alloy_consensus::{
+    EthereumTxEnvelope, Signed, TxEip1559, TxEip2930, TxEip4844, TxEip7702, TxLegacy,
+};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_eips::eip2930::{AccessList, AccessListItem};
 use alloy_eips::eip4844::DATA_GAS_PER_BLOB;
@@ -80,7 +82,11 @@ impl TxFacts {
 /// A transaction read from an answer.
 pub(crate) enum ReadTx {
     /// A known type: its facts (hash recomputed), its claimed hash and its consensus form.
-    Known { facts: TxFacts, claimed: B256, envelope: Box<Envelope> },
+    Known {
+        facts: TxFacts,
+        claimed: B256,
+        envelope: Box<Envelope>,
+    },
     /// A type this crate cannot encode (e.g. an L2 deposit, 0x7e): the claimed facts.
     Unknown(TxFacts),
 }
@@ -88,11 +94,19 @@ pub(crate) enum ReadTx {
 /// Reads `tx`, encodes it (EIP-2718) into `buf` (appended) and hashes that encoding.
 pub(crate) fn read_tx(tx: &RpcTx<'_>, buf: &mut Vec<u8>) -> Result<ReadTx, BadField> {
     let claimed = hex::fixed::<32>("hash", need("hash", tx.hash)?)?;
-    let tx_type = tx.tx_type.map(|t| hex::u8q("type", t)).transpose()?.unwrap_or(LEGACY);
+    let tx_type = tx
+        .tx_type
+        .map(|t| hex::u8q("type", t))
+        .transpose()?
+        .unwrap_or(LEGACY);
     let mut facts = TxFacts {
         hash: claimed,
         from: hex::fixed::<20>("from", need("from", tx.from)?)?.into(),
-        to: tx.to.map(|s| hex::fixed::<20>("to", s)).transpose()?.map(Address::from),
+        to: tx
+            .to
+            .map(|s| hex::fixed::<20>("to", s))
+            .transpose()?
+            .map(Address::from),
         nonce: hex::u64q("nonce", need("nonce", tx.nonce)?)?,
         tx_type,
         gas_limit: hex::u64q("gas", need("gas", tx.gas)?)?,
@@ -104,19 +118,26 @@ pub(crate) fn read_tx(tx: &RpcTx<'_>, buf: &mut Vec<u8>) -> Result<ReadTx, BadFi
     if tx_type > EIP7702 {
         facts.gas_price = opt_u128("gasPrice", tx.gas_price)?;
         facts.max_fee_per_gas = opt_u128("maxFeePerGas", tx.max_fee_per_gas)?;
-        facts.max_priority_fee_per_gas = opt_u128("maxPriorityFeePerGas", tx.max_priority_fee_per_gas)?;
+        facts.max_priority_fee_per_gas =
+            opt_u128("maxPriorityFeePerGas", tx.max_priority_fee_per_gas)?;
         return Ok(ReadTx::Unknown(facts));
     }
     let envelope = envelope(tx, &mut facts)?;
     let start = buf.len();
     envelope.encode_2718(buf);
     facts.hash = keccak256(&buf[start..]);
-    Ok(ReadTx::Known { facts, claimed, envelope: Box::new(envelope) })
+    Ok(ReadTx::Known {
+        facts,
+        claimed,
+        envelope: Box::new(envelope),
+    })
 }
 
 /// Recovers the signer of a known transaction.
 pub(crate) fn recover(envelope: &Envelope) -> Result<Address, String> {
-    envelope.recover_signer().map_err(|e| format!("signature does not recover: {e}"))
+    envelope
+        .recover_signer()
+        .map_err(|e| format!("signature does not recover: {e}"))
 }
 
 /// The consensus transaction of a known type; fills the fee facts.
@@ -127,12 +148,25 @@ fn envelope(tx: &RpcTx<'_>, facts: &mut TxFacts) -> Result<Envelope, BadField> {
     let kind = facts.to.map_or(TxKind::Create, TxKind::Call);
     if facts.tx_type == LEGACY {
         let v = hex::u128q("v", need("v", tx.v)?)?;
-        let (parity, chain_id) = from_eip155_value(v)
-            .ok_or_else(|| BadField { field: "v", reason: format!("{v} is neither 27/28 nor EIP-155") })?;
+        let (parity, chain_id) = from_eip155_value(v).ok_or_else(|| BadField {
+            field: "v",
+            reason: format!("{v} is neither 27/28 nor EIP-155"),
+        })?;
         let gas_price = hex::u128q("gasPrice", need("gasPrice", tx.gas_price)?)?;
         facts.gas_price = Some(gas_price);
-        let legacy = TxLegacy { chain_id, nonce, gas_price, gas_limit, to: kind, value, input };
-        return Ok(Envelope::Legacy(Signed::new_unhashed(legacy, signature(tx, parity)?)));
+        let legacy = TxLegacy {
+            chain_id,
+            nonce,
+            gas_price,
+            gas_limit,
+            to: kind,
+            value,
+            input,
+        };
+        return Ok(Envelope::Legacy(Signed::new_unhashed(
+            legacy,
+            signature(tx, parity)?,
+        )));
     }
     let sig = signature(tx, typed_parity(tx)?)?;
     let chain_id = hex::u64q("chainId", need("chainId", tx.chain_id)?)?;
@@ -140,7 +174,16 @@ fn envelope(tx: &RpcTx<'_>, facts: &mut TxFacts) -> Result<Envelope, BadField> {
     if facts.tx_type == EIP2930 {
         let gas_price = hex::u128q("gasPrice", need("gasPrice", tx.gas_price)?)?;
         facts.gas_price = Some(gas_price);
-        let t = TxEip2930 { chain_id, nonce, gas_price, gas_limit, to: kind, value, access_list, input };
+        let t = TxEip2930 {
+            chain_id,
+            nonce,
+            gas_price,
+            gas_limit,
+            to: kind,
+            value,
+            access_list,
+            input,
+        };
         return Ok(Envelope::Eip2930(Signed::new_unhashed(t, sig)));
     }
     let max_fee_per_gas = hex::u128q("maxFeePerGas", need("maxFeePerGas", tx.max_fee_per_gas)?)?;
@@ -152,23 +195,38 @@ fn envelope(tx: &RpcTx<'_>, facts: &mut TxFacts) -> Result<Envelope, BadField> {
     match facts.tx_type {
         EIP1559 => {
             let t = TxEip1559 {
-                chain_id, nonce, gas_limit, max_fee_per_gas, max_priority_fee_per_gas,
-                to: kind, value, access_list, input,
+                chain_id,
+                nonce,
+                gas_limit,
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+                to: kind,
+                value,
+                access_list,
+                input,
             };
             Ok(Envelope::Eip1559(Signed::new_unhashed(t, sig)))
         }
-        EIP4844 => blob_tx(tx, facts, chain_id, fees, value, access_list, input).map(|t| {
-            Envelope::Eip4844(Signed::new_unhashed(t, sig))
-        }),
+        EIP4844 => blob_tx(tx, facts, chain_id, fees, value, access_list, input)
+            .map(|t| Envelope::Eip4844(Signed::new_unhashed(t, sig))),
         _ => {
             let to = facts.to.ok_or_else(|| BadField::missing("to"))?;
-            let authorization_list = need_list("authorizationList", tx.authorization_list.as_deref())?
-                .iter()
-                .map(authorization)
-                .collect::<Result<_, _>>()?;
+            let authorization_list =
+                need_list("authorizationList", tx.authorization_list.as_deref())?
+                    .iter()
+                    .map(authorization)
+                    .collect::<Result<_, _>>()?;
             let t = TxEip7702 {
-                chain_id, nonce, gas_limit, max_fee_per_gas, max_priority_fee_per_gas,
-                to, value, access_list, authorization_list, input,
+                chain_id,
+                nonce,
+                gas_limit,
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+                to,
+                value,
+                access_list,
+                authorization_list,
+                input,
             };
             Ok(Envelope::Eip7702(Signed::new_unhashed(t, sig)))
         }
@@ -187,14 +245,23 @@ fn blob_tx(
 ) -> Result<TxEip4844, BadField> {
     let to = facts.to.ok_or_else(|| BadField::missing("to"))?;
     let blob_fee = need("maxFeePerBlobGas", tx.max_fee_per_blob_gas)?;
-    let blob_versioned_hashes = need_list("blobVersionedHashes", tx.blob_versioned_hashes.as_deref())?
-        .iter()
-        .map(|h| hex::fixed::<32>("blobVersionedHashes", h))
-        .collect::<Result<_, _>>()?;
+    let blob_versioned_hashes =
+        need_list("blobVersionedHashes", tx.blob_versioned_hashes.as_deref())?
+            .iter()
+            .map(|h| hex::fixed::<32>("blobVersionedHashes", h))
+            .collect::<Result<_, _>>()?;
     Ok(TxEip4844 {
-        chain_id, nonce: facts.nonce, gas_limit: facts.gas_limit, max_fee_per_gas,
-        max_priority_fee_per_gas, to, value, access_list, blob_versioned_hashes,
-        max_fee_per_blob_gas: hex::u128q("maxFeePerBlobGas", blob_fee)?, input,
+        chain_id,
+        nonce: facts.nonce,
+        gas_limit: facts.gas_limit,
+        max_fee_per_gas,
+        max_priority_fee_per_gas,
+        to,
+        value,
+        access_list,
+        blob_versioned_hashes,
+        max_fee_per_blob_gas: hex::u128q("maxFeePerBlobGas", blob_fee)?,
+        input,
     })
 }
 
@@ -225,7 +292,10 @@ fn parity(field: &'static str, text: &str) -> Result<bool, BadField> {
     match hex::u64q(field, text)? {
         0 | 27 => Ok(false),
         1 | 28 => Ok(true),
-        other => Err(BadField { field, reason: format!("{other} is not a y parity") }),
+        other => Err(BadField {
+            field,
+            reason: format!("{other} is not a y parity"),
+        }),
     }
 }
 
@@ -241,7 +311,9 @@ fn access_list(items: &[RpcAccess<'_>]) -> Result<AccessList, BadField> {
                 .collect::<Result<_, _>>()?,
         })
     };
-    Ok(AccessList(items.iter().map(item).collect::<Result<_, _>>()?))
+    Ok(AccessList(
+        items.iter().map(item).collect::<Result<_, _>>()?,
+    ))
 }
 
 /// One signed EIP-7702 authorization.

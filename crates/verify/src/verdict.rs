@@ -97,11 +97,17 @@ pub struct BlockRef {
 
 impl BlockRef {
     /// A block nothing is known about.
-    pub const UNKNOWN: BlockRef = BlockRef { number: None, hash: None };
+    pub const UNKNOWN: BlockRef = BlockRef {
+        number: None,
+        hash: None,
+    };
 
     /// A block known by number and hash.
     pub fn new(number: u64, hash: B256) -> Self {
-        BlockRef { number: Some(number), hash: Some(hash) }
+        BlockRef {
+            number: Some(number),
+            hash: Some(hash),
+        }
     }
 }
 
@@ -132,7 +138,11 @@ pub struct Wrong {
 impl Wrong {
     /// A verdict for `block`.
     pub fn new(block: BlockRef, check: Check, detail: impl Into<String>) -> Self {
-        Wrong { block, check, detail: detail.into() }
+        Wrong {
+            block,
+            check,
+            detail: detail.into(),
+        }
     }
 
     /// A `Malformed` verdict.
@@ -185,7 +195,10 @@ impl Default for Checks {
 impl Checks {
     /// Every check, `senders` included.
     pub fn all() -> Self {
-        Checks { senders: true, ..Checks::default() }
+        Checks {
+            senders: true,
+            ..Checks::default()
+        }
     }
 }
 
@@ -199,7 +212,10 @@ mod tests {
         for check in Check::ALL {
             let label = check.label();
             assert!(seen.insert(label), "duplicate label {label}");
-            assert!(label.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{label}");
+            assert!(
+                label.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{label}"
+            );
             assert!(!check.to_string().contains('_'));
         }
         assert_eq!(seen.len(), 14);
@@ -210,10 +226,27 @@ mod tests {
     #[test]
     fn block_ref_display_leaves_unknown_parts_out() {
         let hash = B256::repeat_byte(0xab);
-        assert_eq!(BlockRef::new(17, hash).to_string(), format!("block 17 ({hash})"));
-        assert_eq!(BlockRef { number: Some(5), hash: None }.to_string(), "block 5");
+        assert_eq!(
+            BlockRef::new(17, hash).to_string(),
+            format!("block 17 ({hash})")
+        );
+        assert_eq!(
+            BlockRef {
+                number: Some(5),
+                hash: None
+            }
+            .to_string(),
+            "block 5"
+        );
         assert_eq!(BlockRef::UNKNOWN.to_string(), "unknown block");
-        let wrong = Wrong::new(BlockRef { number: Some(5), hash: None }, Check::Count, "x");
+        let wrong = Wrong::new(
+            BlockRef {
+                number: Some(5),
+                hash: None,
+            },
+            Check::Count,
+            "x",
+        );
         assert_eq!(wrong.to_string(), "block 5: count check failed: x");
     }
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, Context, PokeReturnValue
+    from airflow.sdk.exceptions import AirflowException
 else:
     try:  # Airflow 3.x
         from airflow.sdk import (
@@ -23,8 +24,9 @@ else:
         from airflow.models import BaseOperator
         from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
         from airflow.utils.context import Context
+    # Airflow 3 re-exports the Task SDK's; Airflow 2.10 has only this one.
+    from airflow.exceptions import AirflowException
 
-from airflow.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 __all__ = [

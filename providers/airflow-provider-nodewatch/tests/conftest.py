@@ -21,9 +21,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import pytest
+
+from nodewatch_provider._compat import Context
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 #: How long a process may take to come up.
@@ -43,7 +45,10 @@ def _program(env: str) -> str:
 
 
 def wait_for(
-    what: str, condition: Callable[[], T], timeout: float = START_TIMEOUT, interval: float = 0.05
+    what: str,
+    condition: Callable[[], T | None],
+    timeout: float = START_TIMEOUT,
+    interval: float = 0.05,
 ) -> T:
     """Polls ``condition`` until it returns something true; fails after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -79,7 +84,9 @@ class Anvil:
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [program, "--silent", "--host", "127.0.0.1", "--port", str(port), *extra],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(f"anvil at {self.url}", self._answers)
 
@@ -119,9 +126,19 @@ class Nodewatch:
         env.update(NO_COLOR="1", RUST_LOG="info")
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(
-                [program, "--config", config, "--listen", "127.0.0.1:0",
-                 "--admin-listen", "127.0.0.1:0"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env,
+                [
+                    program,
+                    "--config",
+                    config,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--admin-listen",
+                    "127.0.0.1:0",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
             )
         listen, admin = wait_for("nodewatch started", self._started)
         self.url = f"http://{listen}"
@@ -147,32 +164,111 @@ class Nodewatch:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class StatusFault:
+    """A front for a nodewatch admin listener on 127.0.0.1 that passes every request through,
+    except that ``/status`` fails while ``failing`` names how: ``"http-500"`` (an error
+    answer), ``"not-json"`` (200 with an HTML body), ``"drop"`` (the connection closed without
+    an answer), ``"truncated"`` (an answer cut short of its Content-Length). ``heal()`` ends the
+    fault; ``failures`` counts the ``/status`` requests it failed."""
+
+    KINDS = ("http-500", "not-json", "drop", "truncated")
+
+    def __init__(self, admin: str, failing: str) -> None:
+        assert failing in self.KINDS, failing
+        self.failing: str | None = failing
+        self.failures = 0
+        fault = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/status" and fault.failing is not None:
+                    fault.failures += 1
+                    fault.fail(self, fault.failing)
+                    return
+                try:
+                    with _OPENER.open(admin + self.path, timeout=10) as answer:
+                        code, body = answer.status, answer.read()
+                except urllib.error.HTTPError as e:
+                    code, body = e.code, e.read()
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def fail(handler: http.server.BaseHTTPRequestHandler, kind: str) -> None:
+        handler.close_connection = True
+        if kind == "drop":
+            return  # nothing written: the client sees the connection close
+        code, body, length = {
+            "http-500": (500, b"upstream proxy error", None),
+            "not-json": (200, b"<html>maintenance</html>", None),
+            "truncated": (200, b'{"ready": true, "upstr', 4096),
+        }[kind]
+        handler.send_response(code)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(length or len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def heal(self) -> None:
+        self.failing = None
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Stoppable)
+
+
+class Start(Protocol):
+    """The ``start`` fixture: ``start(kind, *args)`` makes ``kind(*args)`` and stops it after
+    the test."""
+
+    def __call__(self, kind: Callable[..., S], *args: Any) -> S: ...
+
+
 @pytest.fixture
-def anvil_bin():
+def anvil_bin() -> str:
     return _program("NODEWATCH_ANVIL")
 
 
 @pytest.fixture
-def nodewatch_bin():
+def nodewatch_bin() -> str:
     return _program("NODEWATCH_BIN")
 
 
 @pytest.fixture
-def exporter_bin():
+def exporter_bin() -> str:
     return _program("NODEWATCH_EXPORT_BIN")
 
 
 @pytest.fixture
-def ethereumetl_bin():
+def ethereumetl_bin() -> str:
     return _program("NODEWATCH_ETHEREUMETL310")
 
 
 @pytest.fixture
-def start():
-    """``start(kind, *args)``: a started Anvil or Nodewatch, stopped after the test."""
-    started = []
+def start() -> Iterator[Start]:
+    """``start(kind, *args)``: a started Anvil, Nodewatch or StatusFault, stopped after the
+    test."""
+    started: list[Stoppable] = []
 
-    def make(kind, *args):
+    def make(kind: Callable[..., S], *args: Any) -> S:
         thing = kind(*args)
         started.append(thing)
         return thing
@@ -183,7 +279,7 @@ def start():
 
 
 @pytest.fixture
-def node(start, anvil_bin):
+def node(start: Start, anvil_bin: str) -> Anvil:
     """An anvil node with 12 blocks of transfers."""
     anvil = start(Anvil, anvil_bin, free_port())
     anvil.mine(12)
@@ -193,16 +289,22 @@ def node(start, anvil_bin):
 class FakeTaskInstance:
     """What the operators touch of a task instance: XCom pushes, kept in ``xcoms``."""
 
-    def __init__(self):
-        self.xcoms = {}
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
         self.try_number = 1
         self.max_tries = 0
 
-    def xcom_push(self, key, value, **_):
+    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
         self.xcoms[key] = value
 
 
 @pytest.fixture
-def context():
+def context() -> Context:
+    """A task context with a :class:`FakeTaskInstance` (see :func:`xcoms`)."""
     ti = FakeTaskInstance()
-    return {"ti": ti, "task_instance": ti}
+    return cast(Context, {"ti": ti, "task_instance": ti})
+
+
+def xcoms(context: Context) -> dict[str, Any]:
+    """What the task pushed to XCom in ``context`` (the fixture's)."""
+    return cast(FakeTaskInstance, context["ti"]).xcoms

@@ -263,7 +263,8 @@ pub(super) async fn traces(a: TracesArgs, net: &Connect, ui: Ui) -> Result<()> {
                 .into(),
         ));
     }
-    let client = net.client(&a.node.provider_uri)?
+    let client = net
+        .client(&a.node.provider_uri)?
         .with_timeout(std::time::Duration::from_secs(a.timeout));
     let job = TracesJob {
         start_block: a.start_block,
@@ -321,11 +322,7 @@ pub(super) async fn tokens(a: TokensArgs, net: &Connect, ui: Ui) -> Result<()> {
     export_tokens(&client, &job, ui).await.map(drop)
 }
 
-pub(super) async fn extract_tokens_cmd(
-    a: ExtractTokensArgs,
-    net: &Connect,
-    ui: Ui,
-) -> Result<()> {
+pub(super) async fn extract_tokens_cmd(a: ExtractTokensArgs, net: &Connect, ui: Ui) -> Result<()> {
     let client = net.client(&a.node.provider_uri)?;
     let job = TokensJob {
         input: a.contracts,

@@ -125,7 +125,13 @@ async fn fallback_sets(
     for (raw, hash) in node.raw_once(&calls).await?.iter().zip(blocks) {
         let block = v.block(raw)?;
         if block.header.hash != *hash {
-            return Err(not_the_block(BlockRef { number: None, hash: Some(*hash) }, &block.header));
+            return Err(not_the_block(
+                BlockRef {
+                    number: None,
+                    hash: Some(*hash),
+                },
+                &block.header,
+            ));
         }
         let Some(txs) = &block.transactions else {
             return Err(wrong(Wrong::malformed(
@@ -133,10 +139,13 @@ async fn fallback_sets(
                 "asked for full transactions, got hashes",
             )));
         };
-        receipt_calls.extend(
-            txs.iter()
-                .map(|tx| hash_call("eth_getTransactionReceipt", &tx.hash, "receipt of transaction")),
-        );
+        receipt_calls.extend(txs.iter().map(|tx| {
+            hash_call(
+                "eth_getTransactionReceipt",
+                &tx.hash,
+                "receipt of transaction",
+            )
+        }));
         full.push(block);
     }
     let receipts = if receipt_calls.is_empty() {
@@ -257,9 +266,15 @@ fn lacks_method(error: &PyValue) -> bool {
         .unwrap_or("")
         .to_ascii_lowercase();
     message.contains("method")
-        && ["not found", "not supported", "does not exist", "not available", "unsupported"]
-            .iter()
-            .any(|w| message.contains(w))
+        && [
+            "not found",
+            "not supported",
+            "does not exist",
+            "not available",
+            "unsupported",
+        ]
+        .iter()
+        .any(|w| message.contains(w))
 }
 
 #[cfg(test)]
@@ -282,6 +297,8 @@ mod tests {
         assert!(!lacks_method(&error(
             r#"{"code":-32000,"message":"block not found"}"#
         )));
-        assert!(!lacks_method(&error(r#"{"code":-32005,"message":"rate limited"}"#)));
+        assert!(!lacks_method(&error(
+            r#"{"code":-32005,"message":"rate limited"}"#
+        )));
     }
 }

@@ -4,7 +4,8 @@
 //! token transfers, receipts and logs (for the partition's transaction
 //! hashes), contracts (for the receipts' contract addresses) and tokens (for
 //! the transfers' token addresses), through the same jobs as the single
-//! commands; the address lists go through `OUT/.tmp/…` as in ethereum-etl.
+//! commands; the address lists go through `OUT/.tmp/…` as in ethereum-etl. A
+//! partition whose export fails leaves none of its files behind.
 
 use std::path::Path;
 
@@ -136,7 +137,9 @@ fn python_dirname(path: &str) -> &str {
     }
 }
 
-/// Exports one partition, as `export_all_common`'s loop body does.
+/// Exports one partition, as `export_all_common`'s loop body does. A partition is written
+/// whole or not at all: when a job fails (no verified answer, a node that stays down), the
+/// files its earlier jobs wrote for the partition are removed again.
 async fn export_partition(
     client: &RpcClient,
     job: &ExportAllJob,
@@ -144,6 +147,25 @@ async fn export_partition(
     hi: u64,
     dir: &str,
     ui: Ui,
+) -> Result<()> {
+    let mut written = Vec::new();
+    let result = export_partition_files(client, job, (lo, hi), dir, ui, &mut written).await;
+    if result.is_err() {
+        for path in &written {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
+}
+
+/// The jobs of one partition; `written` collects the files each finished job wrote.
+async fn export_partition_files(
+    client: &RpcClient,
+    job: &ExportAllJob,
+    (lo, hi): (u64, u64),
+    dir: &str,
+    ui: Ui,
+    written: &mut Vec<String>,
 ) -> Result<()> {
     let suffix = format!("{lo:08}_{hi:08}");
     let file = |kind: &str| format!("{}/{kind}{dir}/{kind}_{suffix}.csv", job.output_dir);
@@ -158,6 +180,7 @@ async fn export_partition(
         transactions_output: Some(file("transactions")),
     };
     export_blocks_and_transactions(client, &blocks, ui).await?;
+    written.extend([file("blocks"), file("transactions")]);
     let transfers = ExportTransfersJob {
         start_block: lo,
         end_block: hi,
@@ -167,6 +190,7 @@ async fn export_partition(
         tokens: Vec::new(),
     };
     export_token_transfers(client, &transfers, ui).await?;
+    written.push(file("token_transfers"));
     let hashes = format!("{cache}/transaction_hashes_{suffix}.csv");
     column_unique(&file("transactions"), &hashes, "hash")?;
     let receipts = ReceiptsJob {
@@ -177,6 +201,7 @@ async fn export_partition(
         logs_output: Some(file("logs")),
     };
     export_receipts_and_logs(client, &receipts, ui).await?;
+    written.extend([file("receipts"), file("logs")]);
     let addresses = format!("{cache}/contract_addresses_{suffix}.csv");
     column_unique(&file("receipts"), &addresses, "contract_address")?;
     let contracts = ContractsJob {
@@ -186,6 +211,7 @@ async fn export_partition(
         output: file("contracts"),
     };
     export_contracts(client, &contracts, ui).await?;
+    written.push(file("contracts"));
     let tokens = format!("{cache}/token_addresses_{suffix}");
     column_unique(&file("token_transfers"), &tokens, "token_address")?;
     let job = TokensJob {

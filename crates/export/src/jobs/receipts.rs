@@ -1,6 +1,8 @@
 //! `export_receipts_and_logs`: reads transaction hashes (one per line),
 //! fetches `eth_getTransactionReceipt` in batches and writes receipts and/or
-//! logs in input order.
+//! logs in input order. With verification, each receipt must equal its block's
+//! receipt in the block's verified receipt set (receipts root, blooms, positions:
+//! [`super::block_receipts`]), fetched in the same attempt from the same provider.
 
 use crate::error::{ExportError, Result};
 use crate::input;
@@ -8,9 +10,12 @@ use crate::mappers::receipts::{map_receipt, MappedReceipt, LOG_FIELDS, RECEIPT_F
 use crate::pipeline::{write_ordered, Batch};
 use crate::progress::{Progress, Ui};
 use crate::pyvalue::PyValue;
-use crate::rpc::{Call, Failure, RpcClient};
+use crate::rpc::{parse_raw, Call, Failure, Node, RpcClient};
 use crate::sink::{ItemWriter, SharedStdout};
+use crate::verified::{wrong, Verifier, B256};
+use nodewatch_verify::{receipt_location, verify_receipt};
 
+use super::block_receipts::receipt_sets;
 use super::chunked;
 
 /// Parameters of `export_receipts_and_logs`.
@@ -84,6 +89,8 @@ pub async fn export_receipts_and_logs(
     Ok((receipts, logs))
 }
 
+/// Fetches the receipts of `hashes` (`eth_getTransactionReceipt`, one batch) and maps
+/// them; with verification, each is checked against its block's verified receipts.
 pub(crate) async fn fetch_receipts(
     client: &RpcClient,
     hashes: Vec<String>,
@@ -101,23 +108,67 @@ pub(crate) async fn fetch_receipts(
         (Some(a), _) => format!("receipt of transaction {a}"),
         _ => "receipts".to_owned(),
     };
+    let Some(v) = client.verifier() else {
+        return client
+            .batch(&what, &calls, |results| map_receipts(&results, &hashes))
+            .await;
+    };
     client
-        .batch(&what, &calls, |results| {
-            results
-                .iter()
-                .zip(&hashes)
-                .map(|(result, hash)| {
-                    let label = format!("transaction {hash}");
-                    let got = result.get("transactionHash").and_then(PyValue::as_str);
-                    if !got.is_some_and(|g| g.eq_ignore_ascii_case(hash)) {
-                        return Err(Failure::Retriable(format!(
-                            "{label}: the node answered with the receipt of {}",
-                            got.unwrap_or("no transaction")
-                        )));
-                    }
-                    map_receipt(result, &label).map_err(|e| Failure::Fatal(e.to_string()))
-                })
-                .collect()
-        })
+        .with_retries(&what, |node| verified_receipts(node, v, &calls, &hashes))
         .await
+}
+
+/// One attempt on `node`: the receipts, each checked against the verified receipt set of
+/// the block it names (fetched in one batch for all of them), then mapped.
+async fn verified_receipts(
+    node: Node,
+    v: &Verifier,
+    calls: &[Call],
+    hashes: &[String],
+) -> std::result::Result<Vec<MappedReceipt>, Failure> {
+    let raws = node.raw_once(calls).await?;
+    let mut blocks: Vec<B256> = Vec::new();
+    let mut at = Vec::with_capacity(raws.len());
+    for raw in &raws {
+        let (_, hash, _) = receipt_location(raw.get().as_bytes()).map_err(wrong)?;
+        at.push(hash);
+        if !blocks.contains(&hash) {
+            blocks.push(hash);
+        }
+    }
+    let sets = receipt_sets(&node, v, &blocks).await?;
+    let mut results = Vec::with_capacity(raws.len());
+    for (raw, hash) in raws.iter().zip(&at) {
+        let i = blocks.iter().position(|b| b == hash).unwrap_or(usize::MAX);
+        let Some(set) = sets.get(i) else {
+            return Err(Failure::Retriable(format!(
+                "block {hash}: no receipts fetched"
+            )));
+        };
+        verify_receipt(raw.get().as_bytes(), set).map_err(wrong)?;
+        results.push(parse_raw(raw)?);
+    }
+    map_receipts(&results, hashes)
+}
+
+/// Each receipt is the one asked for; mapped to its rows.
+fn map_receipts(
+    results: &[PyValue],
+    hashes: &[String],
+) -> std::result::Result<Vec<MappedReceipt>, Failure> {
+    results
+        .iter()
+        .zip(hashes)
+        .map(|(result, hash)| {
+            let label = format!("transaction {hash}");
+            let got = result.get("transactionHash").and_then(PyValue::as_str);
+            if !got.is_some_and(|g| g.eq_ignore_ascii_case(hash)) {
+                return Err(Failure::Retriable(format!(
+                    "{label}: the node answered with the receipt of {}",
+                    got.unwrap_or("no transaction")
+                )));
+            }
+            map_receipt(result, &label).map_err(|e| Failure::Fatal(e.to_string()))
+        })
+        .collect()
 }

@@ -2,6 +2,11 @@
 //! `eth_getLogs`, which yields the same logs as ethereum-etl's
 //! `eth_newFilter`/`eth_getFilterLogs` pair without server-side state) and
 //! `extract_token_transfers` (Transfer logs from a logs export file).
+//!
+//! With verification, each `eth_getLogs` answer goes through nodewatch-verify's
+//! [`LogsCheck`]: the range's headers (verified), then the verified receipts of the
+//! blocks the answer has logs from and of those whose header bloom may match the
+//! filter; every log must be a verified one and none that matches may be missing.
 
 use crate::error::{ExportError, Result};
 use crate::hexnum::hex_to_dec;
@@ -11,10 +16,15 @@ use crate::mappers::token_transfers::{
 };
 use crate::pipeline::{finish_one, write_ordered, Batch};
 use crate::progress::{Progress, Ui};
+use crate::pyfmt::json_dumps;
 use crate::pyvalue::PyValue;
-use crate::rpc::{Call, Failure, RpcClient};
+use crate::rpc::{parse_raw, Call, Failure, Node, RpcClient};
 use crate::sink::{ItemWriter, SharedStdout};
+use crate::verified::{wrong, Verifier, B256};
+use nodewatch_verify::{HeadersNeeded, LogsCheck, VerifiedReceipts};
+use serde_json::value::RawValue;
 
+use super::block_receipts::{headers_of_range, receipt_sets};
 use super::{block_batches, check_range};
 
 /// Parameters of `export_token_transfers`.
@@ -84,44 +94,88 @@ async fn fetch_transfers(
         params: PyValue::List(vec![PyValue::dict(filter)]),
         label: format!("logs of blocks {lo}..={hi}"),
     }];
+    let what = format!("logs of blocks {lo}..={hi}");
+    let Some(v) = client.verifier() else {
+        return client
+            .batch(&what, &calls, |mut results| {
+                transfer_rows(results.pop(), lo, hi)
+            })
+            .await;
+    };
+    let calls = &calls;
     client
-        .batch(
-            &format!("logs of blocks {lo}..={hi}"),
-            &calls,
-            |mut results| {
-                let logs = match results.pop() {
-                    Some(PyValue::List(logs)) => logs,
-                    other => {
-                        return Err(Failure::Retriable(format!(
-                            "logs of blocks {lo}..={hi}: expected a list, got a JSON {}",
-                            other.map_or("nothing", |o| o.type_name())
-                        )))
-                    }
-                };
-                let mut rows = Vec::new();
-                for (i, log) in logs.iter().enumerate() {
-                    let label = || format!("log {i} of blocks {lo}..={hi}");
-                    let view =
-                        rpc_log_view(log, &label).map_err(|e| Failure::Fatal(e.to_string()))?;
-                    match &view.block_number {
-                        PyValue::Int(n) if (i128::from(lo)..=i128::from(hi)).contains(n) => {}
-                        other => {
-                            return Err(Failure::Retriable(format!(
-                                "{}: block number {other:?} outside the requested range",
-                                label()
-                            )))
-                        }
-                    }
-                    if let Some(row) = extract_transfer(&view, &label)
-                        .map_err(|e| Failure::Fatal(e.to_string()))?
-                    {
-                        rows.push(row);
-                    }
-                }
-                Ok(rows)
-            },
-        )
+        .with_retries(&what, |node| async move {
+            let raw = node.raw_once(calls).await?.pop();
+            let raw =
+                raw.ok_or_else(|| Failure::Retriable(format!("{}: no answer", calls[0].label)))?;
+            verify_logs(&node, v, &calls[0], &raw).await?;
+            transfer_rows(Some(parse_raw(&raw)?), lo, hi)
+        })
         .await
+}
+
+/// Checks an `eth_getLogs` answer against verified receipts from `node`: every log is in its
+/// block's verified receipts, and no block of the range whose header bloom may match the
+/// filter lacks one ([`LogsCheck`]).
+async fn verify_logs(
+    node: &Node,
+    v: &Verifier,
+    call: &Call,
+    answer: &RawValue,
+) -> std::result::Result<(), Failure> {
+    let params = json_dumps(&call.params);
+    let check = LogsCheck::new(params.as_bytes(), answer.get().as_bytes()).map_err(wrong)?;
+    let headers = match check.headers_needed() {
+        HeadersNeeded::Range(from, to) => headers_of_range(node, v, from, to).await?,
+        other => {
+            return Err(Failure::Fatal(format!(
+                "{}: a numeric range was asked for, the check needs {other:?}",
+                call.label
+            )))
+        }
+    };
+    let needed = check.receipts_needed(&headers).map_err(wrong)?;
+    let hashes: Vec<B256> = needed.iter().map(|(_, hash)| *hash).collect();
+    let sets = receipt_sets(node, v, &hashes).await?;
+    let sets: Vec<&VerifiedReceipts> = sets.iter().map(AsRef::as_ref).collect();
+    check.finish(&sets).map_err(wrong)
+}
+
+/// The token-transfer rows of an `eth_getLogs` answer for blocks `lo..=hi`.
+fn transfer_rows(
+    answer: Option<PyValue>,
+    lo: u64,
+    hi: u64,
+) -> std::result::Result<Vec<Vec<PyValue>>, Failure> {
+    let logs = match answer {
+        Some(PyValue::List(logs)) => logs,
+        other => {
+            return Err(Failure::Retriable(format!(
+                "logs of blocks {lo}..={hi}: expected a list, got a JSON {}",
+                other.map_or("nothing", |o| o.type_name())
+            )))
+        }
+    };
+    let mut rows = Vec::new();
+    for (i, log) in logs.iter().enumerate() {
+        let label = || format!("log {i} of blocks {lo}..={hi}");
+        let view = rpc_log_view(log, &label).map_err(|e| Failure::Fatal(e.to_string()))?;
+        match &view.block_number {
+            PyValue::Int(n) if (i128::from(lo)..=i128::from(hi)).contains(n) => {}
+            other => {
+                return Err(Failure::Retriable(format!(
+                    "{}: block number {other:?} outside the requested range",
+                    label()
+                )))
+            }
+        }
+        if let Some(row) =
+            extract_transfer(&view, &label).map_err(|e| Failure::Fatal(e.to_string()))?
+        {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
 }
 
 /// A raw RPC log as web3.py hands it to ethereum-etl: quantities as ints,

@@ -18,12 +18,45 @@ pub fn read_state(p: &Path) -> Option<i64> {
 
 /// Starts `nodewatch-export <args> --quiet`; stdout is discarded, stderr goes to `stderr_to`.
 pub fn spawn(args: &[String], stderr_to: &Path) -> Child {
+    let mut quiet = args.to_vec();
+    quiet.push("--quiet".into());
+    spawn_announcing(&quiet, stderr_to)
+}
+
+/// Starts `nodewatch-export <args>` (not quiet: its stderr, to `stderr_to`, says when a round
+/// found nothing to sync, for [`wait_idle`]); stdout is discarded.
+pub fn spawn_announcing(args: &[String], stderr_to: &Path) -> Child {
     super::exporter(args)
-        .arg("--quiet")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(stderr_to).unwrap())
         .spawn()
         .expect("start nodewatch-export")
+}
+
+/// What a stream (ours and ethereum-etl's alike) prints before its period sleep.
+const IDLE: &str = "Nothing to sync";
+
+/// Waits up to `within` until the stream writing its stderr (or log) to `stderr` says it has
+/// nothing to sync after recording block `head` (or anywhere, if it never had to record it):
+/// it is idle, in its period sleep.
+pub async fn wait_idle(stderr: &Path, head: u64, within: Duration) {
+    let idle = poll_until(within, async || {
+        idle_after(&std::fs::read_to_string(stderr).unwrap_or_default(), head).then_some(())
+    });
+    if idle.await.is_none() {
+        panic!(
+            "the stream did not go idle after block {head} within {within:?}:\n{}",
+            std::fs::read_to_string(stderr).unwrap_or_default()
+        );
+    }
+}
+
+/// Whether `log` says "nothing to sync" after its last line recording block `head`
+/// (ethereum-etl's "Writing last synced block N"; ours records silently, so anywhere).
+fn idle_after(log: &str, head: u64) -> bool {
+    let recorded = format!("Writing last synced block {head}\n");
+    let after = log.rfind(&recorded).map_or(log, |at| &log[at..]);
+    after.contains(IDLE)
 }
 
 /// Waits up to `within` for the state file to say at least `block`.
@@ -68,9 +101,9 @@ pub async fn etl_stream_until(
         (read_state(state) == Some(head as i64)).then_some(())
     });
     assert!(synced.await.is_some(), "ethereumetl stream never synced");
-    // It prints (and commits) a round before it records it, so all is out; a margin, so it
-    // is idle when stopped (not a condition the test can see: it shows no "between rounds").
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // It prints (and commits) a round before it records it, so all is out; it is stopped
+    // once it says it is idle, not mid-round.
+    wait_idle(&log, head, Duration::from_secs(30)).await;
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 }
@@ -257,4 +290,26 @@ pub async fn run_with_kills(
         after_kill();
     }
     started_from
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idle_after;
+
+    #[test]
+    fn idle_means_nothing_to_sync_after_the_head_was_recorded() {
+        let etl = "\
+x [INFO] - Nothing to sync. Sleeping for 1 seconds...
+x [INFO] - Writing last synced block 30
+x [INFO] - Current block 30, target block 30, last synced block 30, blocks to sync 0
+";
+        assert!(!idle_after(etl, 30), "a round before the head was recorded");
+        let etl = format!("{etl}x [INFO] - Nothing to sync. Sleeping for 1 seconds...\n");
+        assert!(idle_after(&etl, 30));
+        assert!(idle_after(
+            "Nothing to sync. Sleeping for 30 seconds...\n",
+            9
+        ));
+        assert!(!idle_after("", 9));
+    }
 }

@@ -165,7 +165,9 @@ class NodewatchHook(BaseHook):
                 raise
             self.log.info(
                 "no connection %s: nodewatch's defaults %s, %s",
-                DEFAULT_CONN_ID, DEFAULT_ADMIN_URL, DEFAULT_PROVIDER_URI,
+                DEFAULT_CONN_ID,
+                DEFAULT_ADMIN_URL,
+                DEFAULT_PROVIDER_URI,
             )
             return DEFAULT_ADMIN_URL, DEFAULT_PROVIDER_URI
         host = conn.host or "127.0.0.1"
@@ -267,21 +269,29 @@ class NodewatchHook(BaseHook):
         ``(True, what answered)`` when the admin URL answers ``/status`` and the provider URI
         answers ``eth_chainId`` for nodewatch's chain, else ``(False, why not)``.
 
-        Readiness is reported, not required: a nodewatch still waiting for its nodes is the
-        right connection all the same.
+        Readiness is reported, not required: while nodewatch has no usable node, a provider
+        URI through it cannot answer ``eth_chainId``, and the connection may still be right.
         """
         try:
             summary = summarize(self.status())
-            chain = self.chain_id()
         except Exception as e:  # the message is the answer: a missing connection, too
             return False, str(e)
+        healthy = f"{len(summary['healthy'])} of {len(summary['upstreams'])} upstreams healthy"
+        try:
+            chain = self.chain_id()
+        except AirflowException as e:
+            if summary["ready"]:
+                return False, str(e)
+            return True, (
+                f"nodewatch at {self.admin_url} answers: not ready yet ({healthy}), so the "
+                f"provider URI could not be checked: {e}"
+            )
         other = self._other_chain(chain, summary)
         if other is not None:
             return False, other
         readiness = "ready" if summary["ready"] else "not ready yet"
         return True, (
-            f"nodewatch at {self.admin_url} answers: {readiness}, serving "
-            f"{summary['serving']} at head {summary['best_head']}, "
-            f"{len(summary['healthy'])} of {len(summary['upstreams'])} upstreams healthy; "
-            f"{self.provider_uri} serves its chain {chain}"
+            f"nodewatch at {self.admin_url} answers: {readiness}, serving {summary['serving']} "
+            f"at head {summary['best_head']}, {healthy}; {self.provider_uri} serves its chain "
+            f"{chain}"
         )

@@ -12,15 +12,18 @@ that exists is complete, and a failed or retried task leaves nothing half-writte
 first and last block to XCom (``start``, ``end``).
 """
 
+from __future__ import annotations
+
 import collections
 import functools
 import os
 import shutil
 import subprocess
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from nodewatch_provider._compat import AirflowException, BaseOperator
+from nodewatch_provider._compat import AirflowException, BaseOperator, Context
 
 EXPORTERS = ("nodewatch-export", "ethereumetl")
 #: Seconds between two progress lines of a running command.
@@ -29,7 +32,7 @@ DEFAULT_PROGRESS_INTERVAL = 30.0
 _TAIL_LINES = 50
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def nodewatch_export_has(program: str, command: str) -> bool:
     """Whether ``program`` (a nodewatch-export) has ``command``: ``<command> --help`` exits 0.
 
@@ -52,11 +55,11 @@ def error_line(lines: Iterable[str]) -> str:
     """The one line that says why a command failed: nodewatch-export's ``Error: ...`` line (or
     its argument parser's ``error: ...``), else the last line (a Python traceback's exception
     line, for ethereumetl)."""
-    lines = [line for line in lines if line.strip()]
-    for line in reversed(lines):
+    kept = [line for line in lines if line.strip()]
+    for line in reversed(kept):
         if line.lower().startswith("error: "):
             return line
-    return lines[-1] if lines else "(no output)"
+    return kept[-1] if kept else "(no output)"
 
 
 class _Staging:
@@ -66,7 +69,9 @@ class _Staging:
         self.final = [os.path.abspath(p) for p in outputs]
         if len(set(self.final)) != len(self.final):
             raise AirflowException(f"outputs name a file twice: {list(outputs)}")
-        self.dirs = sorted({os.path.join(os.path.dirname(p), f".{task_id}.tmp") for p in self.final})
+        self.dirs = sorted(
+            {os.path.join(os.path.dirname(p), f".{task_id}.tmp") for p in self.final}
+        )
         self.staged = {
             p: os.path.join(os.path.dirname(p), f".{task_id}.tmp", os.path.basename(p))
             for p in self.final
@@ -78,7 +83,7 @@ class _Staging:
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d)
 
-    def rewrite(self, args: Sequence[str]) -> List[str]:
+    def rewrite(self, args: Sequence[str]) -> list[str]:
         """``args`` with every output path replaced by its temporary twin."""
         return [self.by_arg.get(a, a) for a in args]
 
@@ -129,22 +134,28 @@ class NodewatchExportOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "command", "arguments", "commands", "outputs", "inputs", "exporter", "env",
+        "command",
+        "arguments",
+        "commands",
+        "outputs",
+        "inputs",
+        "exporter",
+        "env",
     )
     ui_color = "#e8f0d8"
 
     def __init__(
         self,
         *,
-        command: Optional[str] = None,
+        command: str | None = None,
         arguments: Sequence[Any] = (),
-        commands: Optional[Sequence[Sequence[Any]]] = None,
+        commands: Sequence[Sequence[Any]] | None = None,
         outputs: Sequence[str] = (),
         inputs: Sequence[str] = (),
         exporter: str = "nodewatch-export",
         nodewatch_export_bin: str = "nodewatch-export",
         ethereumetl_bin: str = "ethereumetl",
-        env: Optional[Dict[str, str]] = None,
+        env: dict[str, str] | None = None,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         **kwargs: Any,
     ) -> None:
@@ -161,9 +172,9 @@ class NodewatchExportOperator(BaseOperator):
         self.ethereumetl_bin = ethereumetl_bin
         self.env = dict(env or {})
         self.progress_interval = progress_interval
-        self._process: Optional[subprocess.Popen] = None
+        self._process: subprocess.Popen[str] | None = None
 
-    def steps(self) -> List[List[str]]:
+    def steps(self) -> list[list[str]]:
         """The commands to run, each ``[command, *arguments]`` as strings."""
         steps = self.commands if self.commands is not None else [[self.command, *self.arguments]]
         if not steps or any(not step or not str(step[0]) for step in steps):
@@ -180,7 +191,7 @@ class NodewatchExportOperator(BaseOperator):
             self.log.info("%s has no %s: ethereumetl runs it", self.nodewatch_export_bin, command)
         return self.ethereumetl_bin
 
-    def execute(self, context: Any) -> List[str]:
+    def execute(self, context: Context) -> list[str]:
         steps = self.steps()
         missing = [p for p in self.inputs if not os.path.isfile(p)]
         if missing:
@@ -198,21 +209,28 @@ class NodewatchExportOperator(BaseOperator):
             raise
         return [os.path.abspath(p) for p in self.outputs]
 
-    def _run(self, argv: List[str], staging: _Staging) -> None:
+    def _run(self, argv: list[str], staging: _Staging) -> None:
         """Runs one command, its output lines into the task log; raises with its error line."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in self.env.items()}}
         try:
             process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, env=env, text=True, errors="replace", bufsize=1,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                text=True,
+                errors="replace",
+                bufsize=1,
             )
         except OSError as e:
             raise AirflowException(f"cannot run {argv[0]}: {e}") from e
         self._process = process
-        tail: collections.deque = collections.deque(maxlen=_TAIL_LINES)
+        tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        output = process.stdout  # a pipe (stdout=PIPE above)
 
         def pump() -> None:
-            for line in process.stdout:
+            for line in output or ():
                 line = line.rstrip("\n")
                 tail.append(line)
                 self.log.info("%s", line)
@@ -248,8 +266,12 @@ class NodewatchBlockRangeOperator(NodewatchExportOperator):
     :param output_file: where the range goes, e.g. ``.../<ds>/block_range.txt``. Templated.
     """
 
-    template_fields: Sequence[str] = (*NodewatchExportOperator.template_fields, "date",
-                                      "provider_uri", "output_file")
+    template_fields: Sequence[str] = (
+        *NodewatchExportOperator.template_fields,
+        "date",
+        "provider_uri",
+        "output_file",
+    )
 
     def __init__(self, *, date: str, provider_uri: str, output_file: str, **kwargs: Any) -> None:
         super().__init__(command="get_block_range_for_date", **kwargs)
@@ -257,7 +279,7 @@ class NodewatchBlockRangeOperator(NodewatchExportOperator):
         self.provider_uri = provider_uri
         self.output_file = output_file
 
-    def execute(self, context: Any) -> Dict[str, int]:
+    def execute(self, context: Context) -> dict[str, int]:  # type: ignore[override]
         self.arguments = ["-p", self.provider_uri, "-d", self.date, "-o", self.output_file]
         self.outputs = [self.output_file]
         super().execute(context)

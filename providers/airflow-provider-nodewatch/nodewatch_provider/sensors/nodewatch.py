@@ -134,13 +134,21 @@ class NodewatchReadySensor(BaseSensorOperator):
         self.log.info(
             "nodewatch is ready: serving %s at head %s (chain %s); lagging %s, forked %s, "
             "unhealthy %s; provider URI %s",
-            summary.get("serving"), summary.get("best_head"), summary.get("chain_id"),
-            summary.get("lagging"), summary.get("forked"), summary.get("unhealthy"),
+            summary.get("serving"),
+            summary.get("best_head"),
+            summary.get("chain_id"),
+            summary.get("lagging"),
+            summary.get("forked"),
+            summary.get("unhealthy"),
             provider_uri,
         )
         for u in summary.get("upstreams", []):
             self.log.info(
-                "  rank %s %s: %s, head %s, lag %s", u["rank"], u["name"], u["state"],
-                u["head"], u["lag"],
+                "  rank %s %s: %s, head %s, lag %s",
+                u["rank"],
+                u["name"],
+                u["state"],
+                u["head"],
+                u["lag"],
             )
         return {"provider_uri": provider_uri, "status": summary}

@@ -27,7 +27,7 @@ class NodewatchReadyTrigger(BaseTrigger):
         poke_interval: float,
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # unannotated in Airflow
         self.admin_url = admin_url
         self.provider_uri = provider_uri
         self.poke_interval = poke_interval

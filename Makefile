@@ -5,16 +5,17 @@
 #                with a verified summary (about a minute; Ctrl-C stops everything it started).
 #                Output in demo-out/.
 #   make tools   install the external test tools into .tools/ (git-ignored), only if missing; a
-#                re-run is instant: anvil (npm), ethereum-etl (on Python 3.11 and, for the
-#                commands that make contract calls, on pyenv's 3.10.13) and apache-airflow (PyPI venvs),
-#                and the Debian packages prometheus (promtool) and chromium.
+#                re-run is instant: anvil (npm), the ethereum-etl reference (one PyPI venv on
+#                the system's python3, 3.10-3.12; on 3.11+ with scripts/ethereum_etl_py311_compat.py),
+#                apache-airflow 2.10 and 3 (PyPI venvs), ruff and mypy (py-lint venv), and with
+#                apt-get when missing: python3-venv, npm, prometheus (promtool) and chromium.
 #   make pg-tools  PostgreSQL 15 from Debian (apt-get, as root) unless its initdb is there.
-#   make test    tools + pg-tools + fmt check + clippy + cargo test, with NODEWATCH_ANVIL,
-#                NODEWATCH_ETHEREUMETL, NODEWATCH_ETHEREUMETL310 and NODEWATCH_PG_BIN exported so the integration tests
-#                find the tools. The
-#                promtool rule tests, the dashboard metric check, the status page in headless
-#                Chromium and the Airflow DAG import are cargo tests (tests/deploy.rs,
-#                tests/status.rs).
+#   make test    tools + pg-tools + fmt check + clippy + py-lint (ruff, mypy on the Airflow
+#                provider) + cargo test, with NODEWATCH_ANVIL, NODEWATCH_ETHEREUMETL,
+#                NODEWATCH_ETHEREUMETL310 (the same venv) and NODEWATCH_PG_BIN exported so the
+#                integration tests find the tools. The promtool rule tests, the dashboard
+#                metric check, the status page in headless Chromium and the Airflow DAG import
+#                are cargo tests (tests/deploy.rs, tests/status.rs).
 #   make wheel   the `pip install nodewatch` wheel (both binaries; maturin, crates/wheel) and
 #                the airflow-provider-nodewatch wheel (flit_core) into target/wheels/;
 #                WHEEL_PROFILE=dev builds the binaries with cargo's dev profile (make test does).

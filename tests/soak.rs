@@ -33,6 +33,7 @@ use support::export;
 use support::poll::wait_until;
 use support::relay::{self, Relay, SplitMix64};
 use support::rpc;
+use tokio::task::JoinHandle;
 
 /// nodewatch's attempt and request timeouts in the soak.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -67,6 +68,8 @@ async fn fault_soak() {
     Box::pin(soak()).await;
 }
 
+/// The soak, phase by phase: the rig, the traffic over it, the trouble schedule, every node
+/// cut off at once, the stop; then the verdict on the exports, the load and the proxy.
 async fn soak() {
     let Some(tools) = support::tools::require_all() else {
         return;
@@ -82,25 +85,76 @@ async fn soak() {
     eprintln!("FIGURE soak seed {seed} for {secs} s (replay: NODEWATCH_SOAK_SEED={seed})");
     let mut rng = SplitMix64::new(seed);
 
-    // Three identical nodes.
-    let mut nodes = Vec::new();
-    let mut chain: Option<ChainInfo> = None;
-    for _ in 0..3 {
-        let node = Anvil::spawn(&tools.anvil).await;
-        let info = build_chain(&node.url()).await;
-        if let Some(c) = &chain {
-            assert_eq!(c.block_hashes, info.block_hashes, "nodes built alike");
+    let mut rig = Rig::start(&tools, &mut rng).await;
+    let nw = start_nodewatch(&rig.relays).await;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let mut traffic = Traffic::start(&rig, &nw, &mut rng, started);
+    let mut events = trouble_schedule(&mut rig, &traffic.shared, &mut rng, deadline).await;
+    let exports = traffic.end_exports().await;
+    let episode = all_down(&rig.relays, started, &mut events).await;
+    let stopped = traffic.stop(deadline).await;
+    let metrics = stop_nodewatch(nw).await;
+
+    faults_were_injected(&rig.relays, &events, secs);
+    nodes_agree(&rig, stopped.target, &exports).await;
+    let compared = compare_exports(&rig, &exports).await;
+    verdict(&exports, &compared, &stopped, &episode, &metrics, secs);
+}
+
+// === the phases ===
+
+/// What the soak runs against: three anvil nodes with the same chain, each behind a seeded
+/// fault relay.
+struct Rig {
+    nodes: Vec<Anvil>,
+    chain: ChainInfo,
+    /// What the load checks answers against.
+    expect: Expected,
+    relays: [Relay; 3],
+    /// The exports and their references are written here.
+    dir: tempfile::TempDir,
+    /// The chain's transaction hashes, for the receipt exports.
+    hashes: PathBuf,
+}
+
+impl Rig {
+    /// Three identical nodes, each behind a relay seeded from `rng`.
+    async fn start(tools: &support::tools::Tools, rng: &mut SplitMix64) -> Rig {
+        let mut nodes = Vec::new();
+        let mut chain: Option<ChainInfo> = None;
+        for _ in 0..3 {
+            let node = Anvil::spawn(&tools.anvil).await;
+            let info = build_chain(&node.url()).await;
+            if let Some(c) = &chain {
+                assert_eq!(c.block_hashes, info.block_hashes, "nodes built alike");
+            }
+            chain = Some(info);
+            nodes.push(node);
         }
-        chain = Some(info);
-        nodes.push(node);
+        let chain = chain.unwrap();
+        let expect = Expected::read(&nodes[0].url(), &chain).await;
+        let relays = [
+            Relay::start(&nodes[0].url(), rng.next_u64()).await,
+            Relay::start(&nodes[1].url(), rng.next_u64()).await,
+            Relay::start(&nodes[2].url(), rng.next_u64()).await,
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let hashes = dir.path().join("tx_hashes.txt");
+        chain.write_tx_hashes(&hashes);
+        Rig {
+            nodes,
+            chain,
+            expect,
+            relays,
+            dir,
+            hashes,
+        }
     }
-    let chain = chain.unwrap();
-    let expect = Expected::read(&nodes[0].url(), &chain).await;
-    let relays = [
-        Relay::start(&nodes[0].url(), rng.next_u64()).await,
-        Relay::start(&nodes[1].url(), rng.next_u64()).await,
-        Relay::start(&nodes[2].url(), rng.next_u64()).await,
-    ];
+}
+
+/// The real `nodewatch` binary in front of the relays, serving.
+async fn start_nodewatch(relays: &[Relay; 3]) -> Binary {
     let mut toml = format!(
         "[probe]\ninterval = \"250ms\"\ntimeout = \"1s\"\n[proxy]\nattempt_timeout = \"{}s\"\n\
          request_timeout = \"{}s\"\n",
@@ -116,62 +170,128 @@ async fn soak() {
     }
     let nw = Binary::start(&toml, &[], &[]);
     wait_serving(&nw.url).await;
+    nw
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let hashes = dir.path().join("tx_hashes.txt");
-    chain.write_tx_hashes(&hashes);
-    let shared = Arc::new(Shared {
-        stop_load: AtomicBool::new(false),
-        stop_exports: AtomicBool::new(false),
-        stop_mining: AtomicBool::new(false),
-        target: AtomicU64::new(chain.head),
-        mining: [
-            AtomicBool::new(true),
-            AtomicBool::new(true),
-            AtomicBool::new(true),
-        ],
-        urls: [nodes[0].url(), nodes[1].url(), nodes[2].url()],
-        genesis_timestamp: chain.genesis_timestamp,
-    });
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(secs);
+/// Everything running through nodewatch at once: the miner, the checking load, the RSS
+/// sampler and the export loop.
+struct Traffic {
+    shared: Arc<Shared>,
+    /// The load's answers, booked as they come.
+    log: Arc<Mutex<LoadLog>>,
+    /// nodewatch's RSS over time.
+    rss: Arc<Mutex<Vec<(Duration, u64)>>>,
+    miner: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+    sampler: JoinHandle<()>,
+    exporter: Option<JoinHandle<Vec<Export>>>,
+}
 
-    let miner = tokio::spawn(mine(Arc::clone(&shared)));
-    let log = Arc::new(Mutex::new(LoadLog::default()));
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|w| {
-            let (url, shared, log, expect) = (
-                nw.url.clone(),
-                Arc::clone(&shared),
-                Arc::clone(&log),
-                expect.clone(),
-            );
-            let seed = rng.next_u64() ^ w as u64;
-            tokio::spawn(load(url, shared, log, expect, seed, started))
-        })
-        .collect();
-    let pid = nw.pid();
-    let rss = Arc::new(Mutex::new(Vec::<(Duration, u64)>::new()));
-    let sampler = {
-        let (rss, shared) = (Arc::clone(&rss), Arc::clone(&shared));
-        tokio::spawn(async move {
-            while !shared.stop_load.load(Ordering::SeqCst) {
-                let kib = support::binary::rss_kib(pid)
-                    .expect("nodewatch's VmRSS (is it still running?)");
-                rss.lock().unwrap().push((started.elapsed(), kib));
-                // A sample a second (pacing, not a wait).
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        })
-    };
-    let exporter = {
-        let (url, shared, out) = (nw.url.clone(), Arc::clone(&shared), dir.path().join("soak"));
-        let hashes = hashes.clone();
-        tokio::spawn(async move { export_loop(&url, &shared, &out, &hashes).await })
-    };
+/// What is left of the traffic once it has stopped.
+struct Stopped {
+    /// The height every node was mined to.
+    target: u64,
+    log: Arc<Mutex<LoadLog>>,
+    rss: Vec<(Duration, u64)>,
+}
 
-    // The trouble schedule, until the all-down episode at the end. Its sleeps are the
-    // scenario (seeded durations of trouble and calm), not waits for a condition.
+impl Traffic {
+    /// Starts the traffic against `nw` (load workers seeded from `rng`).
+    fn start(rig: &Rig, nw: &Binary, rng: &mut SplitMix64, started: Instant) -> Traffic {
+        let shared = Arc::new(Shared {
+            stop_load: AtomicBool::new(false),
+            stop_exports: AtomicBool::new(false),
+            stop_mining: AtomicBool::new(false),
+            target: AtomicU64::new(rig.chain.head),
+            mining: [
+                AtomicBool::new(true),
+                AtomicBool::new(true),
+                AtomicBool::new(true),
+            ],
+            urls: [rig.nodes[0].url(), rig.nodes[1].url(), rig.nodes[2].url()],
+            genesis_timestamp: rig.chain.genesis_timestamp,
+        });
+        let miner = tokio::spawn(mine(Arc::clone(&shared)));
+        let log = Arc::new(Mutex::new(LoadLog::default()));
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|w| {
+                let (url, shared, log, expect) = (
+                    nw.url.clone(),
+                    Arc::clone(&shared),
+                    Arc::clone(&log),
+                    rig.expect.clone(),
+                );
+                let seed = rng.next_u64() ^ w as u64;
+                tokio::spawn(load(url, shared, log, expect, seed, started))
+            })
+            .collect();
+        let pid = nw.pid();
+        let rss = Arc::new(Mutex::new(Vec::<(Duration, u64)>::new()));
+        let sampler = {
+            let (rss, shared) = (Arc::clone(&rss), Arc::clone(&shared));
+            tokio::spawn(async move {
+                while !shared.stop_load.load(Ordering::SeqCst) {
+                    let kib = support::binary::rss_kib(pid)
+                        .expect("nodewatch's VmRSS (is it still running?)");
+                    rss.lock().unwrap().push((started.elapsed(), kib));
+                    // A sample a second (pacing, not a wait).
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        };
+        let exporter = {
+            let (url, shared) = (nw.url.clone(), Arc::clone(&shared));
+            let (out, hashes) = (rig.dir.path().join("soak"), rig.hashes.clone());
+            tokio::spawn(async move { export_loop(&url, &shared, &out, &hashes).await })
+        };
+        Traffic {
+            shared,
+            log,
+            rss,
+            miner,
+            workers,
+            sampler,
+            exporter: Some(exporter),
+        }
+    }
+
+    /// Ends the export loop (the export in flight finishes) and returns every export.
+    async fn end_exports(&mut self) -> Vec<Export> {
+        self.shared.stop_exports.store(true, Ordering::SeqCst);
+        let exporter = self.exporter.take().expect("exports not ended yet");
+        exporter.await.expect("export loop")
+    }
+
+    /// Lets the load run until `deadline` (until the breakers' cooldown, 5 s, has passed,
+    /// failures still count as the all-down episode's), then stops load, sampler and miner.
+    async fn stop(self, deadline: Instant) -> Stopped {
+        tokio::time::sleep_until(deadline.into()).await;
+        self.shared.stop_load.store(true, Ordering::SeqCst);
+        for w in self.workers {
+            w.await.unwrap();
+        }
+        self.sampler.await.unwrap();
+        self.shared.stop_mining.store(true, Ordering::SeqCst);
+        self.miner.await.unwrap();
+        let rss = self.rss.lock().unwrap().clone();
+        Stopped {
+            target: self.shared.target.load(Ordering::SeqCst),
+            log: self.log,
+            rss,
+        }
+    }
+}
+
+/// The trouble schedule, until the all-down episode at the end: one node at a time in
+/// trouble (its relay spoils requests; the node may be killed and restarted or frozen),
+/// another perhaps lagging. Its sleeps are the scenario (seeded durations of trouble and
+/// calm), not waits for a condition. Returns the node events, counted by kind.
+async fn trouble_schedule(
+    rig: &mut Rig,
+    shared: &Shared,
+    rng: &mut SplitMix64,
+    deadline: Instant,
+) -> BTreeMap<&'static str, u64> {
     let all_down_reserve = Duration::from_secs(14);
     let mut events: BTreeMap<&'static str, u64> = BTreeMap::new();
     while Instant::now() + all_down_reserve < deadline {
@@ -183,7 +303,7 @@ async fn soak() {
         };
         let window = rng.millis(4000, 8000);
         let window_end = Instant::now() + window;
-        relays[c].set_chaos(FAULT_RATE);
+        rig.relays[c].set_chaos(FAULT_RATE);
         *events.entry("trouble_window").or_default() += 1;
         let lag = rng.chance(0.5).then(|| (c + 1 + rng.below(2) as usize) % 3);
         if let Some(l) = lag {
@@ -194,57 +314,63 @@ async fn soak() {
             0..=3 => {
                 shared.mining[c].store(false, Ordering::SeqCst);
                 tokio::time::sleep(rng.millis(200, 1500)).await;
-                nodes[c].kill().await;
+                rig.nodes[c].kill().await;
                 *events.entry("node_kill").or_default() += 1;
                 tokio::time::sleep(rng.millis(300, 1500)).await;
-                nodes[c].restart().await;
+                rig.nodes[c].restart().await;
                 *events.entry("node_restart").or_default() += 1;
                 shared.mining[c].store(true, Ordering::SeqCst);
             }
             4..=6 => {
                 shared.mining[c].store(false, Ordering::SeqCst);
                 tokio::time::sleep(rng.millis(200, 1500)).await;
-                nodes[c].pause();
+                rig.nodes[c].pause();
                 *events.entry("node_freeze").or_default() += 1;
                 tokio::time::sleep(rng.millis(500, 2500)).await;
-                nodes[c].resume();
+                rig.nodes[c].resume();
                 shared.mining[c].store(true, Ordering::SeqCst);
             }
             _ => {}
         }
         tokio::time::sleep_until(window_end.into()).await;
-        relays[c].set_clean();
+        rig.relays[c].set_clean();
         if let Some(l) = lag {
             shared.mining[l].store(true, Ordering::SeqCst);
         }
         tokio::time::sleep(GAP).await;
     }
+    events
+}
 
-    // Exports end; then every node is cut off at once, under load.
-    shared.stop_exports.store(true, Ordering::SeqCst);
-    let exports = exporter.await.expect("export loop");
-    let down_from = started.elapsed();
-    for r in &relays {
+/// When every node was cut off, since the start.
+struct Episode {
+    from: Duration,
+    to: Duration,
+}
+
+/// Every node cut off at once, under load, for 3 s.
+async fn all_down(
+    relays: &[Relay; 3],
+    started: Instant,
+    events: &mut BTreeMap<&'static str, u64>,
+) -> Episode {
+    let from = started.elapsed();
+    for r in relays {
         r.set_down();
     }
     // The scenario: 3 s with every node cut off, under load.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    for r in &relays {
+    for r in relays {
         r.set_clean();
     }
-    let down_to = started.elapsed();
+    let to = started.elapsed();
     *events.entry("all_down").or_default() += 1;
-    // Until the breakers' cooldown (5 s) has passed, failures still count as the episode's.
-    tokio::time::sleep_until(deadline.into()).await;
-    shared.stop_load.store(true, Ordering::SeqCst);
-    for w in workers {
-        w.await.unwrap();
-    }
-    sampler.await.unwrap();
-    shared.stop_mining.store(true, Ordering::SeqCst);
-    miner.await.unwrap();
+    Episode { from, to }
+}
+
+/// Stops nodewatch after checking it is alive and logged no panic; returns its metrics.
+async fn stop_nodewatch(mut nw: Binary) -> String {
     let metrics = get_text(&format!("{}/metrics", nw.admin)).await;
-    let mut nw = nw;
     assert!(nw.is_running(), "nodewatch died:\n{}", nw.log_text());
     let log_text = nw.log_text();
     assert!(
@@ -252,9 +378,14 @@ async fn soak() {
         "a panic in nodewatch:\n{log_text}"
     );
     assert!(nw.stop().success());
+    metrics
+}
 
-    // === Figures and verdict ===
-    let faults = relay::total(&relays);
+// === the verdict ===
+
+/// The relays injected every kind of fault that matters (given time to).
+fn faults_were_injected(relays: &[Relay; 3], events: &BTreeMap<&'static str, u64>, secs: u64) {
+    let faults = relay::total(relays);
     let injected: u64 = faults.values().sum();
     eprintln!("FIGURE soak faults by kind: {faults:?}; node events: {events:?}; total relay faults {injected}");
     for kind in ["stall", "http_500", "truncated_json", "close_mid_body"] {
@@ -263,34 +394,49 @@ async fn soak() {
             "no {kind} injected"
         );
     }
+}
 
-    // Nodes still agree (a setup check: a divergence would be anvil's, not nodewatch's).
-    let final_head = shared.target.load(Ordering::SeqCst);
-    for n in &nodes {
+/// Nodes still agree (a setup check: a divergence would be anvil's, not nodewatch's).
+async fn nodes_agree(rig: &Rig, final_head: u64, exports: &[Export]) {
+    for n in &rig.nodes {
         let mut head = n.block_number().await;
         if head < final_head {
             head = n.mine(final_head - head).await;
         }
         assert!(head >= final_head);
     }
-    let top = exports.iter().map(|e| e.end).max().unwrap_or(chain.head);
-    let reference_hashes = support::chain::block_hashes(&nodes[0].url(), top).await;
-    for n in &nodes[1..] {
+    let top = exports
+        .iter()
+        .map(|e| e.end)
+        .max()
+        .unwrap_or(rig.chain.head);
+    let reference_hashes = support::chain::block_hashes(&rig.nodes[0].url(), top).await;
+    for n in &rig.nodes[1..] {
         assert_eq!(
             support::chain::block_hashes(&n.url(), top).await,
             reference_hashes,
             "setup problem: the anvil nodes diverged"
         );
     }
+}
 
-    // Every export against a fault-free direct export of the same range.
-    let direct = dir.path().join("direct");
-    let receipts_ref =
-        etl::export_receipts_and_logs(&nodes[0].url(), &hashes, &direct.join("r")).await;
+/// Every export against a fault-free direct export of the same range.
+struct Comparison {
+    /// Rows the exports lacked.
+    rows_lost: i64,
+    /// What differed (or failed), readable.
+    differences: Vec<String>,
+}
+
+/// Compares every export with a fault-free direct export of the same range from node 1.
+async fn compare_exports(rig: &Rig, exports: &[Export]) -> Comparison {
+    let node = rig.nodes[0].url();
+    let direct = rig.dir.path().join("direct");
+    let receipts_ref = etl::export_receipts_and_logs(&node, &rig.hashes, &direct.join("r")).await;
     let mut references: HashMap<u64, etl::BlocksAndTransactions> = HashMap::new();
     let (mut compared, mut rows_lost, mut rows_total, mut failed_exports) = (0, 0i64, 0i64, 0);
     let mut differences = Vec::new();
-    for e in &exports {
+    for e in exports {
         let Some(files) = &e.files else {
             failed_exports += 1;
             differences.push(format!(
@@ -301,7 +447,7 @@ async fn soak() {
         };
         if let std::collections::hash_map::Entry::Vacant(slot) = references.entry(e.end) {
             let out = direct.join(format!("b{}", e.end));
-            slot.insert(etl::export_blocks_and_transactions(&nodes[0].url(), 0, e.end, &out).await);
+            slot.insert(etl::export_blocks_and_transactions(&node, 0, e.end, &out).await);
         }
         let r = &references[&e.end];
         for (got, want) in [
@@ -337,11 +483,27 @@ async fn soak() {
         differences.len(),
         exports.iter().map(|e| e.end).collect::<Vec<_>>()
     );
+    Comparison {
+        rows_lost,
+        differences,
+    }
+}
 
-    let log = log.lock().unwrap();
+/// The figures of the load, the RSS and the proxy, then the pass conditions: exports
+/// identical, no failed request while a node could answer, well-formed errors while none
+/// could, no request past the request timeout, RSS within 10% of its warm level.
+fn verdict(
+    exports: &[Export],
+    compared: &Comparison,
+    stopped: &Stopped,
+    episode: &Episode,
+    metrics: &str,
+    secs: u64,
+) {
+    let log = stopped.log.lock().unwrap();
     let slack = Duration::from_secs(8);
-    let in_episode = |f: &Failure| f.end >= down_from && f.start <= down_to + slack;
-    let (episode, outside): (Vec<&Failure>, Vec<&Failure>) =
+    let in_episode = |f: &Failure| f.end >= episode.from && f.start <= episode.to + slack;
+    let (during, outside): (Vec<&Failure>, Vec<&Failure>) =
         log.failures.iter().partition(|f| in_episode(f));
     eprintln!(
         "FIGURE soak load: {} requests ({} items), {} ok, {} failed outside the all-down episode, {} failed during it (all -32603 with their ids: {}), {} wrong answers, slowest {:?}",
@@ -349,12 +511,12 @@ async fn soak() {
         log.items,
         log.ok,
         outside.len(),
-        episode.len(),
-        episode.iter().all(|f| f.well_formed),
+        during.len(),
+        during.iter().all(|f| f.well_formed),
         log.wrong.len(),
         log.slowest
     );
-    let samples = rss.lock().unwrap().clone();
+    let samples = &stopped.rss;
     let warm_at = Duration::from_secs((secs / 5).max(10));
     let warm = samples
         .iter()
@@ -368,22 +530,22 @@ async fn soak() {
         "FIGURE soak RSS: start {first} KiB, after warm-up ({warm_at:?}) {warm} KiB, peak {peak} KiB, end {end} KiB ({} samples)",
         samples.len()
     );
-    let metric = |name: &str| metric_sum(&metrics, name);
+    let metric = |name: &str| metric_sum(metrics, name);
     eprintln!(
         "FIGURE soak proxy: {} failovers, {} items failed (outcome=failed), {} retry-budget refusals, {} breaker openings",
         metric("nodewatch_failovers_total"),
-        metric_filtered(&metrics, "nodewatch_requests_total{", "outcome=\"failed\""),
+        metric_filtered(metrics, "nodewatch_requests_total{", "outcome=\"failed\""),
         metric("nodewatch_retry_budget_exhausted_total"),
-        metric_filtered(&metrics, "nodewatch_breaker_transitions_total{", "to=\"open\""),
+        metric_filtered(metrics, "nodewatch_breaker_transitions_total{", "to=\"open\""),
     );
 
     assert!(exports.len() >= 2, "too few exports ran: {}", exports.len());
     assert!(
-        differences.is_empty(),
+        compared.differences.is_empty(),
         "exports differ:\n{}",
-        differences.join("\n")
+        compared.differences.join("\n")
     );
-    assert_eq!(rows_lost, 0);
+    assert_eq!(compared.rows_lost, 0);
     assert!(log.wrong.is_empty(), "wrong answers: {:#?}", log.wrong);
     assert!(
         outside.is_empty(),
@@ -397,8 +559,8 @@ async fn soak() {
             .join("\n")
     );
     assert!(
-        episode.iter().all(|f| f.well_formed),
-        "all-down answers: {episode:#?}"
+        during.iter().all(|f| f.well_formed),
+        "all-down answers: {during:#?}"
     );
     assert!(
         log.slowest <= REQUEST_TIMEOUT + Duration::from_secs(3),

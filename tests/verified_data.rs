@@ -441,6 +441,15 @@ impl Rig {
             )
             .await;
         }
+        let (_, text) = rpc::get(&format!("{}/status", self.alone.admin)).await;
+        let status: Value = serde_json::from_str(&text).unwrap();
+        let evidence = status["upstreams"][0]["last_wrong"][0]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            evidence.contains("check failed"),
+            "{name}: /status: {status}"
+        );
     }
 }
 

@@ -90,6 +90,20 @@ pub fn render(view: &View, history: &History, now_ms: u64) -> String {
 /// The `Last error` cell: the error with how long ago it was seen, in the alarming colour
 /// only while it is current (the upstream has not recovered since).
 fn error_cell(u: &UpstreamRow) -> String {
+    if let Some((why, age)) = &u.last_wrong {
+        if u.last_error_age_secs.is_none_or(|e| *age <= e) || u.last_error.is_none() {
+            // Wrong data is a fault while the upstream is quarantined, history after.
+            let class = if u.quarantined { "err now" } else { "err" };
+            let ago = ago(*age).map_or_else(String::new, |ago| {
+                format!("<span class=\"ago\">{ago}:</span> ")
+            });
+            return format!(
+                "<td class=\"{class}\">{} wrong answers, {ago}{}</td>",
+                u.wrong_answers,
+                esc(why)
+            );
+        }
+    }
     let Some(error) = u.last_error.as_deref() else {
         return "<td class=\"err\"></td>".to_owned();
     };

@@ -146,25 +146,39 @@ pub fn has_recovered(u: &UpstreamRow) -> bool {
     u.status == "healthy"
 }
 
+/// The last error, or the last wrong answer when that is newer (with how many there were):
+/// a node that answers wrong data is the fault an operator must see first.
 fn last_error(u: &UpstreamRow) -> String {
+    if let Some((why, age)) = &u.last_wrong {
+        if u.last_error_age_secs.is_none_or(|e| *age <= e) || u.last_error.is_none() {
+            let text = one_line(why);
+            let ago = ago(*age).map(|a| format!("{a}: ")).unwrap_or_default();
+            return format!("{} wrong, {ago}{text}", u.wrong_answers);
+        }
+    }
     match &u.last_error {
         None if !u.unsupported_methods.is_empty() => {
             format!("lacks {}", u.unsupported_methods.join(", "))
         }
         None => "-".to_owned(),
         Some(e) => {
-            let one_line = e.replace(['\n', '\r'], " ");
-            let text = if one_line.chars().count() > MAX_ERROR_CHARS {
-                let cut: String = one_line.chars().take(MAX_ERROR_CHARS - 1).collect();
-                format!("{cut}…")
-            } else {
-                one_line
-            };
+            let text = one_line(e);
             match u.last_error_age_secs.and_then(ago) {
                 Some(ago) => format!("{ago}: {text}"),
                 None => text,
             }
         }
+    }
+}
+
+/// `e` on one line, cut to [`MAX_ERROR_CHARS`].
+fn one_line(e: &str) -> String {
+    let one_line = e.replace(['\n', '\r'], " ");
+    if one_line.chars().count() > MAX_ERROR_CHARS {
+        let cut: String = one_line.chars().take(MAX_ERROR_CHARS - 1).collect();
+        format!("{cut}…")
+    } else {
+        one_line
     }
 }
 
@@ -270,6 +284,32 @@ mod tests {
         assert_eq!(ago(3.0 * 86_400.0).as_deref(), Some("3 d ago"));
         assert_eq!(ago(f64::NAN), None);
         assert_eq!(ago(-1.0), None);
+    }
+
+    #[test]
+    fn a_newer_wrong_answer_shows_before_the_last_error() {
+        let mut u = row("u1", 1, "healthy", 57, 0);
+        u.quarantined = true;
+        u.wrong_answers = 4;
+        u.last_wrong = Some(("eth_getBlockReceipts: block 17: receipts root check failed".into(), 12.0));
+        u.last_error = Some("connect: Connection refused".into());
+        u.last_error_age_secs = Some(300.0);
+        let view = View {
+            doc: StatusDoc {
+                upstreams: vec![u.clone()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let text = render(&view, "x");
+        let line = text.lines().nth(2).unwrap();
+        assert!(line.contains(" quarantined "), "{text}");
+        assert!(
+            line.ends_with("4 wrong, 12 s ago: eth_getBlockReceipts: block 17: receipts root check failed"),
+            "{text}"
+        );
+        u.last_error_age_secs = Some(1.0);
+        assert!(last_error(&u).starts_with("1 s ago: connect"), "a newer error wins");
     }
 
     #[test]

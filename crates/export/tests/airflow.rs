@@ -29,9 +29,9 @@
 //! with it and the others with ethereumetl; the test checks each command ran with the program
 //! the DAG's rule (`nodewatch-export <command> --help` exits 0) names.
 //!
-//! ethereumetl here is ethereum-etl 2.4.2 on Python 3.10 (`$NODEWATCH_ETHEREUMETL310`, default
-//! `.tools/venv310/bin/ethereumetl`): `extract_tokens` makes contract calls, which fail on the
-//! Python 3.11 venv. Under `CI=true` a missing airflow (2.10 or 3.x), PostgreSQL driver,
+//! ethereumetl here is the ethereum-etl 2.4.2 reference (`$NODEWATCH_ETHEREUMETL310`, default
+//! `.tools/venv/bin/ethereumetl`: the one venv `make tools` builds, whose contract calls work on
+//! Python 3.11 too, which `extract_tokens` needs). Under `CI=true` a missing airflow (2.10 or 3.x), PostgreSQL driver,
 //! provider wheel, anvil or ethereumetl fails the test; locally it is skipped with a notice.
 
 use nodewatch_testkit as support;
@@ -153,9 +153,9 @@ fn tools() -> Option<Tools> {
         |python| imports(python, "airflow.sdk"),
     );
     let ethereumetl = require(
-        "ethereum-etl on Python 3.10",
+        "the ethereum-etl reference",
         "NODEWATCH_ETHEREUMETL310",
-        ".tools/venv310/bin/ethereumetl",
+        ".tools/venv/bin/ethereumetl",
         |_| true,
     );
     let pg_bin = support::tools::require_postgres();

@@ -10,6 +10,8 @@
 //!   checked against a verified set; `block_receipts_per_100_us`: `eth_getBlockReceipts`
 //!   verification per 100 receipts.
 //!
+//! - `keccak_mb_per_s`: this machine's keccak-256 speed, for comparing runs across machines.
+//!
 //! Times are on-CPU time of the measuring thread (Linux schedstat; wall time elsewhere), so
 //! the figures are per core even while other jobs share the machine.
 //!
@@ -150,6 +152,10 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "profile") {
         return profile(args.get(i + 1).map_or("cancun-22196189", String::as_str));
     }
+    // Context for the figures below: keccak is about 40% of verifying, so they scale with it.
+    let data = vec![0x5au8; 1 << 20];
+    let t = time(|| alloy_primitives::keccak256(&data));
+    figure("keccak_mb_per_s", 1.0 / t.as_secs_f64(), "MB/s");
     let fixtures: Vec<Fixture> = SIZED.into_iter().filter_map(load).collect();
     if fixtures.is_empty() {
         eprintln!("no mainnet fixtures under tests/fixtures: nothing to measure");

@@ -268,10 +268,7 @@ mod tests {
             }
             let hashes = check(&anvil(fork, "block_hashes.json")).unwrap();
             assert!(hashes.transactions.is_none());
-            assert_eq!(
-                hashes.transaction_count,
-                if fork == "prague" { 6 } else { 6 }
-            );
+            assert_eq!(hashes.transaction_count, 6);
         }
     }
 

@@ -359,8 +359,10 @@ mod tests {
             "/2/logs/0/logIndex",
             json!("0x9"),
         );
-        let mut checks = Checks::default();
-        checks.logs = false;
+        let checks = Checks {
+            logs: false,
+            ..Checks::default()
+        };
         let set = verify_block_receipts(&json, &b.header, Some(&b), &checks).unwrap();
         assert_eq!(
             set.receipts[2].first_log_index, 1,

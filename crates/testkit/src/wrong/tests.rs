@@ -1,6 +1,7 @@
 //! Each mode's transformation on small answers, and the relay rewriting single and batch
 //! requests in front of a scripted node.
 
+use super::tamper::flip_low_bit;
 use super::*;
 
 const TRANSFER: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";

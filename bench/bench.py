@@ -862,31 +862,43 @@ def cargo_figures(text):
 
 
 def verify_crate_bench(cfg):
-    """`cargo bench -p nodewatch-verify` (release, one thread): built first, then run under
-    /usr/bin/time so the share of the wall time it had a core for is known."""
+    """`cargo bench -p nodewatch-verify` (release, one thread): built by cargo first, then its
+    executable run as cargo runs it (`<bench> --bench`, from the crate's directory) under
+    /usr/bin/time, so the share of its wall time it had a core for is known: the bench times
+    with the wall clock, and the cores are shared."""
     out = {"command": "cargo bench -p nodewatch-verify", "runs": []}
-    build = subprocess.run(["cargo", "bench", "-p", "nodewatch-verify", "--no-run"], cwd=ROOT,
-                           capture_output=True, timeout=3600)
-    if build.returncode != 0:
+    build = subprocess.run(["cargo", "bench", "-p", "nodewatch-verify", "--no-run", "--message-format=json"],
+                           cwd=ROOT, capture_output=True, timeout=3600)
+    exe = None
+    for line in build.stdout.decode(errors="replace").splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if (msg.get("reason") == "compiler-artifact" and msg.get("executable")
+                and "bench" in msg.get("target", {}).get("kind", [])
+                and msg.get("package_id", "").find("nodewatch-verify") >= 0):
+            exe = msg["executable"]
+    if build.returncode != 0 or not exe:
         out["error"] = "build failed: " + build.stderr.decode(errors="replace")[-1500:]
         log("verify: cargo bench -p nodewatch-verify does not build; crate figures skipped")
         return out
+    out["executable"] = str(Path(exe).relative_to(ROOT)) if exe.startswith(str(ROOT)) else exe
     times = OUT / "verify-crate-time.txt"
     for rep in range(cfg["verify_crate_repeats"]):
         log(f"verify: cargo bench -p nodewatch-verify, run {rep + 1}")
         load0 = loadavg()
-        r = subprocess.run(["/usr/bin/time", "-o", str(times), "-f", "%e %U %S",
-                            "cargo", "bench", "-p", "nodewatch-verify"], cwd=ROOT,
-                           capture_output=True, timeout=1800)
+        r = subprocess.run(["/usr/bin/time", "-o", str(times), "-f", "%e %U %S", exe, "--bench"],
+                           cwd=ROOT / "crates/verify", capture_output=True, timeout=1800)
         text = r.stdout.decode(errors="replace")
         (OUT / f"verify-crate-{rep}.txt").write_text(text + r.stderr.decode(errors="replace"))
         if r.returncode != 0:
-            out["error"] = f"cargo bench failed ({r.returncode}): " + r.stderr.decode(errors="replace")[-1500:]
+            out["error"] = f"the bench failed ({r.returncode}): " + r.stderr.decode(errors="replace")[-1500:]
             return out
         wall, user, system = (float(x) for x in times.read_text().split()[-3:])
         figures = cargo_figures(text)
         if not figures:
-            out["error"] = "cargo bench printed no FIGURE lines: " + text[-1500:]
+            out["error"] = "the bench printed no FIGURE lines: " + text[-1500:]
             return out
         out["runs"].append({"rep": rep, "figures": figures, "wall_s": wall, "cpu_s": user + system,
                             "cpu_share": (user + system) / wall if wall else None,
@@ -945,8 +957,8 @@ def metric_delta(before, after):
 
 def verify_kinds(cfg, chain):
     """The request bodies of each kind, the same for both nodewatch instances. Every request
-    asks for blocks and receipts in chain order, as an ETL job does: the receipts are cold
-    (nothing cached) on their first pass."""
+    asks for blocks and receipts in chain order, as an ETL job does, and nothing is asked
+    twice but the 100-block batches' blocks: the receipts are cold (nothing cached)."""
     blocks, hashes = chain["blocks"], chain["hashes"]
 
     def env(items):
@@ -958,10 +970,13 @@ def verify_kinds(cfg, chain):
     n_full = cfg["verify_full_requests"]
     n_receipts = min(cfg["verify_receipt_batches"], len(hashes) // 100)
     n_blocks = cfg["verify_block_batches"]
+    # The receipts of the chain's last blocks, apart from the first blocks' full blocks (asked
+    # first), so that neither their headers nor their receipts are in the verifier's cache.
+    skip = len(hashes) - n_receipts * 100
     return {
         "full_block": {"items": 1, "bodies": [env(call(1, "eth_getBlockByNumber", [hex(blocks[i % len(blocks)]), True]))
                                                for i in range(n_full)]},
-        "receipts100": {"items": 100, "bodies": [env([call(j, "eth_getTransactionReceipt", [hashes[i * 100 + j]])
+        "receipts100": {"items": 100, "bodies": [env([call(j, "eth_getTransactionReceipt", [hashes[skip + i * 100 + j]])
                                                        for j in range(100)]) for i in range(n_receipts)]},
         "full_blocks100": {"items": 100, "bodies": [env([call(j, "eth_getBlockByNumber",
                                                               [hex(blocks[(i * 100 + j) % len(blocks)]), True])
@@ -1062,17 +1077,20 @@ def verify_exporter(cfg, anvil_url, chain):
     workdir = OUT / "verify-export"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    blocks = chain["blocks"][:cfg["verify_export_blocks"]]
-    first, last = blocks[0], blocks[-1]
-    hashes_file = workdir / "transaction_hashes.txt"
-    hashes_file.write_text("\n".join(chain["hashes"][:len(blocks) * VERIFY_TXS]) + "\n")
     etl = ETHEREUMETL310 if ETHEREUMETL310.exists() else ETHEREUMETL
-    runs, notes, failures = [], [], []
-    upstreams = [("anvil", anvil_url, None)]
-    if NWBENCH.exists():
-        replay, (rurl,) = start_replay([free_port()], anvil_url, last + 1, last, receipts_and_traces=True)
-        upstreams.append(("replay", rurl, replay))
-    for upstream, url, proc in upstreams:
+    runs, notes, failures, ranges = [], [], [], {}
+    upstreams = ["anvil"] + (["replay"] if NWBENCH.exists() else [])
+    for upstream in upstreams:
+        blocks = chain["blocks"][:cfg["verify_export_blocks"][upstream]]
+        first, last = blocks[0], blocks[-1]
+        ranges[upstream] = {"blocks": [first, last], "txs": len(blocks) * VERIFY_TXS}
+        hashes_file = workdir / f"transaction_hashes-{upstream}.txt"
+        hashes_file.write_text("\n".join(chain["hashes"][:len(blocks) * VERIFY_TXS]) + "\n")
+        proc = None
+        if upstream == "replay":
+            proc, (url,) = start_replay([free_port()], anvil_url, last + 1, last, receipts_and_traces=True)
+        else:
+            url = anvil_url
         cases = verify_export_cmds(url, first, last, hashes_file, workdir / upstream, etl)
         for rep in range(cfg["verify_export_repeats"]):
             order = cases[rep % len(cases):] + cases[:rep % len(cases)]
@@ -1086,7 +1104,11 @@ def verify_exporter(cfg, anvil_url, chain):
                     secs, rss = timed(argv)
                 except RuntimeError as e:
                     failures.append((upstream, command, tool))
-                    notes.append(f"{command} ({upstream}): {tool} failed: {str(e)[-400:]}")
+                    why = str(e).strip().splitlines()[-1][-300:]
+                    notes.append(f"{command} ({upstream}): {tool} failed: `{why}`"
+                                 + (" (the replay upstream does not serve `eth_getBlockByHash`, which the "
+                                    "verifier asks for the header of every block whose receipts it checks)"
+                                    if upstream == "replay" and "-32601" in why else ""))
                     log(f"verify: {tool} {command} failed: {str(e)[-400:]}")
                     continue
                 runs.append({"upstream": upstream, "command": command, "tool": tool, "blocks": len(blocks),
@@ -1104,8 +1126,7 @@ def verify_exporter(cfg, anvil_url, chain):
         if proc:
             proc.stop()
     return {"runs": runs, "notes": notes, "ethereumetl": str(etl), "exporter_found": EXPORTER.exists(),
-            "blocks": [first, last], "txs": len(blocks) * VERIFY_TXS,
-            "failures": [list(f) for f in failures]}
+            "ranges": ranges, "failures": [list(f) for f in failures]}
 
 
 def section_verify(cfg, state, res):
@@ -1241,8 +1262,8 @@ def config(quick):
                 "range_repeats": 1, "batch_sizes": [1, 100], "upstream_counts": [1, 10],
                 "scale_conns": 32, "scale_repeats": 1, "perf_secs": 3,
                 "verify_crate_repeats": 1, "verify_repeats": 1, "verify_full_requests": 30,
-                "verify_receipt_batches": 30, "verify_block_batches": 1, "verify_export_blocks": 30,
-                "verify_export_repeats": 1}
+                "verify_receipt_batches": 30, "verify_block_batches": 1,
+                "verify_export_blocks": {"anvil": 15, "replay": 30}, "verify_export_repeats": 1}
     return {"quick": False, "secs": 2, "secs_big": 3, "repeats": 3, "conns": [1, 8, 32, 128],
             "proxy_upstreams": ["anvil", "replay"],
             "failover_secs": 5, "stop_secs": 15, "failover_repeats": 3, "failover_conns": 8,
@@ -1253,7 +1274,7 @@ def config(quick):
             # section at a few minutes.
             "verify_crate_repeats": 2, "verify_repeats": 2, "verify_full_requests": 60,
             "verify_receipt_batches": 90, "verify_block_batches": 2,
-            "verify_export_blocks": 60, "verify_export_repeats": 2}
+            "verify_export_blocks": {"anvil": 30, "replay": VERIFY_BLOCKS}, "verify_export_repeats": 2}
 
 
 SECTIONS = ["proxy", "failover", "exporter", "exporter_jobs", "scaling", "profile", "verify"]

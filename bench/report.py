@@ -792,7 +792,8 @@ def section_verify(doc, res, goals):
 
     def add(goal, measured, ok, note=""):
         rows.append([goal, measured, "n/a" if ok is None else verdict(ok), note])
-        goals.setdefault("verify_summary", []).append(("verified data: " + goal, measured, ok, note))
+        if ok is not None or "≥" in goal:  # the goals, not the reference figures, go to the headline
+            goals.setdefault("verify_summary", []).append(("verified data: " + goal, measured, ok, note))
 
     # --- the crate
     crate = v.get("crate", {})
@@ -800,10 +801,16 @@ def section_verify(doc, res, goals):
     share = [r["cpu_share"] for r in crate.get("runs", []) if r.get("cpu_share")]
     if "blocks_per_s_150tx" in values:
         bps = values["blocks_per_s_150tx"]
+        # Per core = per CPU-second: the bench times with the wall clock, and on shared cores it
+        # had one for only part of that time.
+        per_cpu = [r["figures"]["blocks_per_s_150tx"]["value"] / r["cpu_share"]
+                   for r in crate["runs"] if r.get("cpu_share") and "blocks_per_s_150tx" in r["figures"]]
+        judged = per_cpu or bps
         add("verification keeps up: ≥ 1,000 mainnet-sized blocks/s per core (150 txs with receipts and logs)",
-            spread(bps, "{:,.0f}") + " blocks/s", med(bps) >= 1000,
-            f"{1e6 / med(bps):,.0f} µs per block; `cargo bench -p nodewatch-verify`, default checks")
-        goals["verify_bps"] = med(bps)
+            spread(judged, "{:,.0f}") + " blocks/s per CPU-second", med(judged) >= 1000,
+            f"wall clock: {spread(bps, '{:,.0f}')} blocks/s with a core {spread([x * 100 for x in share], '{:.0f}')}% "
+            f"of the time; {1e6 / med(judged):,.0f} µs of CPU per block; `cargo bench -p nodewatch-verify`, default checks")
+        goals["verify_bps"] = med(judged)
         if "blocks_per_s_150tx_senders" in values:
             add("the same with senders recovered (`senders = true`, off by default)",
                 spread(values["blocks_per_s_150tx_senders"], "{:,.0f}") + " blocks/s",
@@ -850,16 +857,20 @@ def section_verify(doc, res, goals):
         if not r:
             continue
         failed = [t for u, c, t in e.get("failures", []) if u == main_upstream and c == command]
-        if r["nodewatch-export"] is None:
-            add(f"exporter verifying ≥ 10× ethereumetl: {command} ({main_upstream})",
-                "failed" if "nodewatch-export" in failed else "n/a", False if failed else None, "")
-            continue
         anvil = ratios_by.get(("anvil", command), {}) if main_upstream == "replay" else {}
         note = [f"--no-verify: {r[NO_VERIFY]:.1f}×" if r.get(NO_VERIFY) else "",
-                f"on anvil: {anvil['nodewatch-export']:.1f}× (--no-verify {anvil[NO_VERIFY]:.1f}×)"
-                if anvil.get("nodewatch-export") and anvil.get(NO_VERIFY) else ""]
+                "on anvil (node-bound): " + " / ".join(
+                    f"{anvil[t]:.1f}×" + (" --no-verify" if t == NO_VERIFY else " verifying")
+                    for t in ("nodewatch-export", NO_VERIFY) if anvil.get(t)) if anvil else ""]
+        note = "; ".join(x for x in note if x)
+        if r["nodewatch-export"] is None:
+            reason = ("not measured: nodewatch-export verifying failed on this upstream (section 7's output checks)"
+                      if "nodewatch-export" in failed else "not measured")
+            add(f"exporter verifying ≥ 10× ethereumetl: {command} ({main_upstream})", reason, None, note)
+            goals.setdefault("verify_export_unmeasured", []).append(command)
+            continue
         add(f"exporter verifying ≥ 10× ethereumetl: {command} ({main_upstream})",
-            f"{r['nodewatch-export']:.1f}×", r["nodewatch-export"] >= 10, "; ".join(x for x in note if x))
+            f"{r['nodewatch-export']:.1f}×", r["nodewatch-export"] >= 10, note)
         goals.setdefault("verify_export", {})[command] = r["nodewatch-export"]
     goals["verify_export_upstream"] = main_upstream
     doc.table(["goal", "measured (median [min–max])", "verdict", "note"], rows)
@@ -867,14 +878,16 @@ def section_verify(doc, res, goals):
     # --- details: the crate
     doc("### The verification crate",
         "",
-        f"`{crate.get('command', 'cargo bench -p nodewatch-verify')}` (release, one thread; "
-        f"{len(crate.get('runs', []))} run(s), median [min–max]): real mainnet blocks with their receipts "
+        f"`{crate.get('command', 'cargo bench -p nodewatch-verify')}` (release, one thread; built by cargo "
+        "with `--no-run`, then its executable run as cargo runs it, `--bench` from the crate's directory, "
+        f"under `/usr/bin/time`; {len(crate.get('runs', []))} run(s), median [min–max]): real mainnet blocks with their receipts "
         "from `crates/verify/tests/fixtures/`, each verified whole (header hash, every transaction "
         "re-encoded and hashed, transactions and withdrawals roots; receipts root, every bloom, "
         "positions and counts). The bench times with the wall clock, so a core taken by another "
         "process counts against it: it had a core for "
         + (spread([x * 100 for x in share], "{:.0f}") + "% of its wall time" if share else "an unknown share of its time")
-        + " (user+system ÷ elapsed of the whole `cargo bench`).", "")
+        + " (user+system ÷ elapsed), so the goal is judged per CPU-second: the wall-clock figure ÷ that share. "
+        "The figures below are the bench's own (wall clock).", "")
     if crate.get("error") and not values:
         doc(f"_Not measured: {crate['error'][:300]}_", "")
     fixtures = sorted({n.split(".", 1)[1] for n in values if "." in n})
@@ -903,7 +916,9 @@ def section_verify(doc, res, goals):
             "two fresh nodewatch processes per repeat against it: one as configured by default "
             "(verification on), one with `NODEWATCH__VERIFY__ENABLED=false`. Each gets the same "
             "requests, one at a time on one keep-alive connection, in chain order as an ETL job "
-            "asks (so every block's receipts are new to the verifier's cache when first asked). "
+            "asks: the full blocks are the chain's first blocks, the receipts its last ones, so every "
+            "receipt's block (header and receipts) is new to the verifier's cache when first asked; only "
+            "the 100-block batches repeat blocks, which costs nothing extra (a full block needs no fetch). "
             "CPU is nodewatch's user+system time over the requests (`/proc/<pid>/task/*/schedstat`, "
             "cross-checked with `/proc/<pid>/stat`); extra upstream calls are "
             "`nodewatch_verify_fetches_total` from its `/metrics`. "
@@ -958,18 +973,18 @@ def section_verify(doc, res, goals):
 
     # --- details: the exporters
     if e.get("runs") or e.get("notes"):
-        b0, b1 = e.get("blocks", [0, 0])
+        ranges = "; ".join(f"{u}: blocks {r['blocks'][0]}–{r['blocks'][1]}, {r['txs']:,} transactions"
+                           for u, r in e.get("ranges", {}).items())
         doc("### The exporters: ethereumetl vs nodewatch-export verifying vs `--no-verify`",
             "",
-            f"Blocks {b0}–{b1} of the same chain ({num(e.get('txs'))} transactions, their receipts and "
+            f"The same chain ({ranges}; their receipts and "
             "logs, a token transfer per contract call), every command that verification touches, "
             f"with the same flags for all three (`-b 100 -w 5`; export_all: two partitions, `-B 100`; "
             f"export_receipts_and_logs from the list of the range's transaction hashes); ethereumetl is "
             f"`{Path(e.get('ethereumetl', 'ethereumetl')).relative_to(ROOT) if str(e.get('ethereumetl', '')).startswith(str(ROOT)) else e.get('ethereumetl')}`. "
             "Straight at anvil (it sets the pace: ~0.1 s per full block) and at the replay upstream "
             "(`nwbench replay --receipts-and-traces`, recorded from that anvil, answers from memory: "
-            "the tools' own speed; it has no `eth_getBlockReceipts`, so nodewatch-export verifies from "
-            "the full blocks and single receipts there). Runs interleaved; median [min–max]; "
+            "the tools' own speed). Runs interleaved; median [min–max]; "
             "speed-up = blocks/s ÷ ethereumetl's.", "")
         for note in e.get("notes", []):
             doc(f"- Output check, {note}.")
@@ -982,6 +997,8 @@ def section_verify(doc, res, goals):
                     rs = [r for r in e.get("runs", []) if r["upstream"] == upstream and r["command"] == command
                           and r["tool"] == tool]
                     if not rs:
+                        if [upstream, command, tool] in e.get("failures", []):
+                            erows.append([upstream, command, tool, "failed", "–", "–", "–", "–"])
                         continue
                     ratio = ratios_by.get((upstream, command), {}).get(tool)
                     erows.append([upstream, command, tool, spread([r["secs"] for r in rs]),
@@ -1315,6 +1332,10 @@ def main():
         if ratio < 10:
             missed.append(f"- **Verified data: nodewatch-export verifying is {ratio:.1f}× ethereumetl on "
                           f"{command} ({goals.get('verify_export_upstream')}), goal ≥ 10×** (section 7).")
+    if goals.get("verify_export_unmeasured"):
+        missed.append("- **Verified data: nodewatch-export verifying is not measured against ethereumetl on the "
+                      f"{goals.get('verify_export_upstream')} upstream for "
+                      + ", ".join(goals["verify_export_unmeasured"]) + "** (section 7 says why).")
     if carried:
         old = [l for l in prev["missed"] if row_section(l)]
         missed = [l for key in ("proxy", "failover", "exporter", "verify")

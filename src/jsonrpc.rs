@@ -267,6 +267,13 @@ impl RawJson {
     }
 }
 
+impl From<Bytes> for RawJson {
+    /// Wraps JSON text nodewatch kept (the answer cache); valid JSON by construction.
+    fn from(json: Bytes) -> Self {
+        Self(json, None)
+    }
+}
+
 impl From<String> for RawJson {
     /// Wraps JSON text made by nodewatch itself; the caller vouches that it is valid JSON.
     fn from(json: String) -> Self {

@@ -71,6 +71,7 @@ pub mod admin;
 pub mod blocks;
 pub mod body;
 pub mod budget;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod filters;

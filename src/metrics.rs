@@ -92,6 +92,10 @@ pub struct Metrics {
     pub verify_cache_bytes: IntGauge,
     /// 1 while an upstream is quarantined for wrong answers.
     pub upstream_quarantined: IntGaugeVec,
+    /// Answer cache lookups by result (`hit`, `miss`).
+    pub cache_lookups: IntCounterVec,
+    /// Bytes of answers held by the answer cache.
+    pub cache_bytes: IntGauge,
 }
 
 impl Default for Metrics {
@@ -221,6 +225,12 @@ const IN_FLIGHT: Spec = Spec {
     labels: &[],
 };
 
+const CACHE_BYTES: Spec = Spec {
+    name: "nodewatch_cache_bytes",
+    help: "Bytes of final answers held by the answer cache (bounded by cache.max_bytes).",
+    labels: &[],
+};
+
 const VERIFY_CACHE_BYTES: Spec = Spec {
     name: "nodewatch_verify_cache_bytes",
     help: "Bytes of verified headers and receipt sets held (bounded by verify.cache_bytes).",
@@ -306,6 +316,11 @@ const VERIFY_CACHE_HITS: Spec = Spec {
     name: "nodewatch_verify_cache_hits_total",
     help: "Verified headers and receipt sets found in the verification cache, by kind.",
     labels: &["kind"],
+};
+const CACHE_LOOKUPS: Spec = Spec {
+    name: "nodewatch_cache_lookups_total",
+    help: "Answer cache lookups of final calls, by result (hit: served without an upstream call).",
+    labels: &["result"],
 };
 const UPSTREAM_QUARANTINED: Spec = Spec {
     name: "nodewatch_upstream_quarantined",
@@ -427,6 +442,8 @@ impl Metrics {
             verify_cache_hits: f.counter_vec(&VERIFY_CACHE_HITS),
             verify_cache_bytes: f.gauge(&VERIFY_CACHE_BYTES),
             upstream_quarantined: f.gauge_vec(&UPSTREAM_QUARANTINED),
+            cache_lookups: f.counter_vec(&CACHE_LOOKUPS),
+            cache_bytes: f.gauge(&CACHE_BYTES),
             registry,
         }
     }

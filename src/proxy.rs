@@ -17,6 +17,7 @@ use tracing::debug;
 
 use crate::body::ClientBody;
 use crate::budget::AnswerBudget;
+use crate::cache::AnswerCache;
 use crate::error::ClientError;
 use crate::filters::{is_filter_method, Filters};
 use crate::forward::{self, Engine, Served};
@@ -64,6 +65,11 @@ impl Proxy {
             settings.verify.cache_bytes,
             metrics.verify_cache_bytes.clone(),
         );
+        let cache = AnswerCache::new(
+            settings.cache.max_bytes,
+            metrics.cache_bytes.clone(),
+            metrics.cache_lookups.clone(),
+        );
         let answers = AnswerBudget::new(
             settings.proxy.max_inflight_bytes,
             metrics.answer_bytes.clone(),
@@ -80,6 +86,7 @@ impl Proxy {
                     budget: ArcSwap::from_pointee(budget),
                     answers,
                     verified,
+                    cache,
                 },
                 filters: Filters::default(),
             }),
@@ -146,22 +153,28 @@ impl Proxy {
                 );
             }
         };
-        let answer = self.serve(&body).await;
+        let (answer, cache) = self.serve_counted(&body).await;
         Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")
+            .header(CACHE_HEADER, cache.word())
             .body(answer)
             .expect("static response parts are valid")
     }
 
     /// Answers one JSON-RPC body (single or batch); the HTTP-free core of [`Proxy::handle`].
     pub async fn serve(&self, body: &[u8]) -> ClientBody {
+        self.serve_counted(body).await.0
+    }
+
+    /// [`Proxy::serve`], and how much of the answer came from the answer cache.
+    pub async fn serve_counted(&self, body: &[u8]) -> (ClientBody, CacheUse) {
         let Inner { engine, filters } = &*self.inner;
         let _in_flight = InFlight::new(&engine.metrics);
         let settings = engine.settings.load_full();
         let request = match jsonrpc::parse_request(body, settings.proxy.max_batch) {
             Ok(request) => request,
-            Err(e) => return jsonrpc::error_body(&e),
+            Err(e) => return (jsonrpc::error_body(&e), CacheUse::default()),
         };
         let mut forwarded_calls: Vec<&Call<'_>> = Vec::with_capacity(request.items.len());
         let mut slots = Vec::with_capacity(request.items.len());
@@ -226,7 +239,35 @@ impl Proxy {
         });
         let body = jsonrpc::encode_client(request.batch, replies);
         tally.record(&engine.metrics);
-        body
+        let cache = CacheUse {
+            calls: forwarded_calls.len(),
+            hits: forwarded.as_ref().map_or(0, |f| f.cached),
+        };
+        (body, cache)
+    }
+}
+
+/// The response header that says whether the answer came from the answer cache: `hit`
+/// (every forwarded call), `partial` or `miss`.
+pub const CACHE_HEADER: &str = "x-nodewatch-cache";
+
+/// How much of one answer came from the answer cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheUse {
+    /// Calls forwarded (or answered from the cache).
+    pub calls: usize,
+    /// Of those, answered from the cache.
+    pub hits: usize,
+}
+
+impl CacheUse {
+    /// The [`CACHE_HEADER`] value.
+    pub fn word(self) -> &'static str {
+        match (self.hits, self.calls) {
+            (0, _) => "miss",
+            (h, c) if h >= c => "hit",
+            _ => "partial",
+        }
     }
 }
 

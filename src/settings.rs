@@ -1,9 +1,9 @@
 //! [`Settings`]: the part of the configuration the request path reads on every call and a
 //! reload may swap (limits, timeouts, the method policy, filter bookkeeping, the retry
-//! budget, hedging, verification), taken from a validated configuration.
+//! budget, hedging, verification, the cache's finality rule), taken from a validated configuration.
 
 use crate::config::{
-    FiltersConfig, HedgeConfig, ProxyConfig, RetryConfig, ValidConfig, VerifyConfig,
+    CacheConfig, FiltersConfig, HedgeConfig, ProxyConfig, RetryConfig, ValidConfig, VerifyConfig,
 };
 use crate::policy::MethodPolicy;
 
@@ -22,6 +22,8 @@ pub struct Settings {
     pub hedge: HedgeConfig,
     /// Which answers are verified, and the wrong-data quarantine.
     pub verify: VerifyConfig,
+    /// Which answers are cached.
+    pub cache: CacheConfig,
 }
 
 impl Settings {
@@ -34,6 +36,7 @@ impl Settings {
             retry: config.retry,
             hedge: config.hedge,
             verify: config.verify,
+            cache: config.cache,
         }
     }
 }

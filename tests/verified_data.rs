@@ -394,7 +394,8 @@ impl Rig {
             expected_checks(mode, data).contains(&check),
             "{mode:?}: {method} failed the {check:?} check: {message}"
         );
-        assert!(message.contains(&check.replace('_', " ")), "{message}");
+        let words = format!("{} check failed", check.replace('_', " "));
+        assert!(message.contains(&words), "{message}");
         let block = detail["block"].as_u64().expect("the block number");
         let blocks = match mode {
             Mode::ForeignReceipt => vec![PROBE_BLOCK, PROBE_BLOCK - 1],

@@ -141,6 +141,10 @@ pub struct Config {
     pub fork: ForkConfig,
     /// Answers checked against their block header before they are served.
     pub verify: VerifyConfig,
+    /// How each upstream's rate is learned from its limit answers (429, -32005).
+    pub rate_limit: RateLimitConfig,
+    /// Final answers kept and served again without an upstream call.
+    pub cache: CacheConfig,
     /// Whether `POST /reload` on the admin listener re-reads the configuration (SIGHUP always
     /// does).
     pub admin_reload: bool,
@@ -312,9 +316,15 @@ pub struct UpstreamConfig {
     /// Most requests in flight to this upstream at once (unset: no limit).
     #[serde(default)]
     pub max_concurrency: Option<usize>,
-    /// Most requests per second to this upstream (unset: no limit); e.g. a paid plan's limit.
+    /// Most calls per second to this upstream, each batch item counting one as providers
+    /// bill them (unset: no limit); e.g. a paid plan's limit. A hard ceiling over the rate
+    /// learned from its limit answers.
     #[serde(default)]
     pub max_rps: Option<u32>,
+    /// Whether calls that would wait for this upstream's budget may go to lower-ranked
+    /// upstreams instead (false: they wait, when a paid fallback costs more than waiting).
+    #[serde(default = "rate::default_spill")]
+    pub spill: bool,
     /// Which methods this upstream serves (unset: all; what it answers "not available" for
     /// is learned anyway). A method these lists refuse is never sent to it.
     #[serde(default)]
@@ -341,6 +351,7 @@ impl UpstreamConfig {
             ca_file: None,
             max_concurrency: None,
             max_rps: None,
+            spill: DEFAULT_SPILL,
             methods: None,
         }
     }
@@ -363,6 +374,8 @@ impl Default for Config {
             hedge: HedgeConfig::default(),
             fork: ForkConfig::default(),
             verify: VerifyConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            cache: CacheConfig::default(),
             admin_reload: false,
             upstreams: Vec::new(),
         }
@@ -420,16 +433,20 @@ impl Default for ProxyConfig {
     }
 }
 
+mod cache;
 mod error;
 mod guard;
 mod verify;
 mod load;
+mod rate;
 mod validate;
 
+pub use cache::*;
 pub use error::ConfigError;
 pub use guard::*;
 pub use verify::*;
 pub use load::Overrides;
+pub use rate::*;
 pub use nodewatch_http::endpoint::redact_url;
 pub use validate::{UpstreamSpec, ValidConfig};
 

@@ -97,6 +97,7 @@ impl Config {
             ));
         }
         self.check_guards()?;
+        self.rate_limit.check()?;
         let policy = self.policy()?;
         let mut names = HashSet::new();
         let upstreams = self

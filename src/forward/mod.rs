@@ -13,6 +13,7 @@
 //! multiply traffic onto the remaining nodes.
 
 mod attempt;
+mod cached;
 mod hedge;
 mod plan;
 mod verdicts;
@@ -28,6 +29,7 @@ use tower::retry::budget::{Budget as _, TpsBudget};
 use tracing::{debug, info, warn};
 
 use crate::budget::AnswerBudget;
+use crate::cache::AnswerCache;
 use crate::config::RetryConfig;
 use crate::error::{AttemptSummary, ClientError, UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{Answer, Call};
@@ -63,6 +65,8 @@ pub struct Forwarded {
     pub served: Vec<Option<Served>>,
     /// Why the calls without an answer have none.
     pub failure: Option<ClientError>,
+    /// How many calls the answer cache answered.
+    pub cached: usize,
 }
 
 /// The engine shared by every connection.
@@ -83,17 +87,23 @@ pub struct Engine {
     /// Verified headers and receipt sets that answers are checked against (sized at
     /// start-up).
     pub verified: VerifiedCache,
+    /// Final answers kept and served again (sized at start-up).
+    pub cache: AnswerCache,
 }
 
 impl Engine {
     /// Forwards `calls` (sent upstream as a batch when `batch`).
     pub async fn forward(&self, calls: &[&Call<'_>], batch: bool) -> Forwarded {
         let mut forward = Forward::start(self, calls, batch);
+        let cached = forward.answer_from_cache();
         let mut round = 0;
         while forward.round(round).await {
             round += 1;
         }
-        forward.finish()
+        forward.remember();
+        let mut forwarded = forward.finish();
+        forwarded.cached = cached;
+        forwarded
     }
 
 }
@@ -335,7 +345,11 @@ impl<'a, 'c> Forward<'a, 'c> {
             warn!(calls = self.calls.len(), error = %summary, "no upstream could answer");
             ClientError::NoUpstream(summary)
         });
-        Forwarded { served, failure }
+        Forwarded {
+            served,
+            failure,
+            cached: 0,
+        }
     }
 }
 

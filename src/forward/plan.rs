@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use crate::blocks::{self, BlockNeed};
 use crate::error::{is_node_trouble, METHOD_NOT_FOUND};
 use crate::jsonrpc::{Answer, Call, RawJson, RpcError};
+use crate::cache::Finality;
 use nodewatch_verify::Wrong;
 use crate::method::is_unsupported;
 use crate::router;
@@ -37,6 +38,10 @@ pub(super) struct Plan {
     pub(super) wrong: Option<(String, Wrong)>,
     /// Why `answer` could not be verified, when that ended the call.
     pub(super) unverifiable: Option<String>,
+    /// `answer` passed every check that applies to it (none skipped).
+    pub(super) verified: bool,
+    /// Whether its answer can no longer change (the answer cache's rule).
+    pub(super) finality: Finality,
 }
 
 /// Each call's plan. Calls needing the same block share one candidate order, unless an
@@ -73,6 +78,8 @@ pub(super) fn plan_calls(
                 judged: false,
                 wrong: None,
                 unverifiable: None,
+                verified: false,
+                finality: Finality::Open,
             }
         })
         .collect()

@@ -38,6 +38,8 @@ fn plans_of(states: &[(Vec<usize>, usize, bool)]) -> Vec<Plan> {
             judged: false,
             wrong: None,
             unverifiable: None,
+            verified: false,
+            finality: crate::cache::Finality::Open,
         })
         .collect()
 }

@@ -105,6 +105,7 @@ impl Forward<'_, '_> {
         match verdict {
             Verdict::Right { skipped } => {
                 metrics.verified.with_label_values(&[method]).inc();
+                plan.verified = skipped.is_empty();
                 for s in skipped {
                     metrics
                         .verify_skipped

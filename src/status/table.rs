@@ -291,7 +291,10 @@ mod tests {
         let mut u = row("u1", 1, "healthy", 57, 0);
         u.quarantined = true;
         u.wrong_answers = 4;
-        u.last_wrong = Some(("eth_getBlockReceipts: block 17: receipts root check failed".into(), 12.0));
+        u.last_wrong = Some((
+            "eth_getBlockReceipts: block 17: receipts root check failed".into(),
+            12.0,
+        ));
         u.last_error = Some("connect: Connection refused".into());
         u.last_error_age_secs = Some(300.0);
         let view = View {
@@ -305,11 +308,16 @@ mod tests {
         let line = text.lines().nth(2).unwrap();
         assert!(line.contains(" quarantined "), "{text}");
         assert!(
-            line.ends_with("4 wrong, 12 s ago: eth_getBlockReceipts: block 17: receipts root check failed"),
+            line.ends_with(
+                "4 wrong, 12 s ago: eth_getBlockReceipts: block 17: receipts root check failed"
+            ),
             "{text}"
         );
         u.last_error_age_secs = Some(1.0);
-        assert!(last_error(&u).starts_with("1 s ago: connect"), "a newer error wins");
+        assert!(
+            last_error(&u).starts_with("1 s ago: connect"),
+            "a newer error wins"
+        );
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub struct Verifier {
     /// Providers (by name) that answered `eth_getBlockReceipts` with "method not found":
     /// they get the per-transaction fallback at once.
     without_block_receipts: Mutex<HashSet<String>>,
+    /// One lock per block whose receipts a task is fetching, so that batches in flight that
+    /// share a block (a block split across two batches) fetch it once: the others wait, then
+    /// find it remembered.
+    fetching: Mutex<HashMap<B256, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Default for Verifier {
@@ -66,6 +70,7 @@ impl Verifier {
             headers: Mutex::new(Recent::new(RECENT_HEADERS, usize::MAX)),
             receipts: Mutex::new(Recent::new(RECENT_RECEIPT_SETS, RECENT_RECEIPT_BYTES)),
             without_block_receipts: Mutex::new(HashSet::new()),
+            fetching: Mutex::new(HashMap::new()),
         }
     }
 
@@ -110,6 +115,44 @@ impl Verifier {
     /// Notes that `node` lacks `eth_getBlockReceipts`.
     pub fn note_lacks_block_receipts(&self, node: &Node) {
         lock(&self.without_block_receipts).insert(node.name());
+    }
+
+    /// Waits until no other task is fetching the receipts of `blocks`, and keeps them from
+    /// starting until the claim is dropped. The locks are taken in hash order, so two tasks
+    /// claiming overlapping sets cannot wait on each other.
+    pub async fn claim(&self, blocks: &[B256]) -> Claim<'_> {
+        let mut sorted = blocks.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let locks: Vec<(B256, Arc<tokio::sync::Mutex<()>>)> = {
+            let mut fetching = lock(&self.fetching);
+            let mut entry = |h: B256| Arc::clone(fetching.entry(h).or_default());
+            sorted.iter().map(|h| (*h, entry(*h))).collect()
+        };
+        let mut guards = Vec::with_capacity(locks.len());
+        for (hash, l) in locks {
+            guards.push((hash, l.lock_owned().await));
+        }
+        Claim { v: self, guards }
+    }
+}
+
+/// Blocks whose receipts this task may fetch while others wait ([`Verifier::claim`]).
+pub struct Claim<'a> {
+    v: &'a Verifier,
+    guards: Vec<(B256, tokio::sync::OwnedMutexGuard<()>)>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut fetching = lock(&self.v.fetching);
+        for (hash, guard) in self.guards.drain(..) {
+            drop(guard);
+            // The map's own reference is the last one: nobody waits for this block.
+            if fetching.get(&hash).is_some_and(|l| Arc::strong_count(l) == 1) {
+                fetching.remove(&hash);
+            }
+        }
     }
 }
 
@@ -184,6 +227,27 @@ mod tests {
             (r.get(&key(4)), r.weight, r.order.len()),
             (Some(&"e"), 5, 1)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claimed_block_makes_the_next_claimer_wait_until_it_is_released() {
+        let v = Arc::new(Verifier::default());
+        let first = v.claim(&[key(2), key(1), key(2)]).await;
+        assert_eq!(first.guards.len(), 2, "deduplicated");
+        let waiter = {
+            let v = Arc::clone(&v);
+            tokio::spawn(async move {
+                let claim = v.claim(&[key(3), key(1)]).await;
+                claim.guards.len()
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished(), "block 1 is claimed");
+        let other = v.claim(&[key(4)]).await;
+        drop(other);
+        drop(first);
+        assert_eq!(waiter.await.unwrap(), 2);
+        assert!(lock(&v.fetching).is_empty(), "released locks are forgotten");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!   (no connection task, no channel hops), and the [`AnswerBody`] that keeps them going
 //!   while the answer is read and gives them back at its end; kept per thread on threads
 //!   that run their own runtime ([`keep_connections_per_thread`]).
-//! - [`error`]: [`SendError`], what went wrong in an exchange, and whether to try again.
+//! - [`error`]: [`SendError`], what went wrong in an exchange, and whether to try again;
+//!   [`SendFailure`] adds the `Retry-After` a refusing server gave ([`error::retry_after`]).
 //! - [`send`]: one POST of a JSON body through a client to an endpoint, bounded in time and
 //!   size, with a typed [`SendError`] saying what went wrong and nothing secret.
 //!
@@ -32,5 +33,5 @@ pub mod send;
 pub use client::{ClientOptions, HttpClient};
 pub use direct::{keep_connections_per_thread, AnswerBody};
 pub use endpoint::{Endpoint, EndpointError};
-pub use error::SendError;
-pub use send::{post, post_head, AnswerHead};
+pub use error::{SendError, SendFailure};
+pub use send::{post, post_detailed, post_head, post_head_detailed, AnswerHead};

@@ -8,7 +8,7 @@ use http::Request;
 use http_body_util::{BodyExt, Full, Limited};
 
 use crate::direct::AnswerBody;
-use crate::error::{innermost_cause, SendError};
+use crate::error::{innermost_cause, retry_after, SendError, SendFailure};
 use crate::{Endpoint, HttpClient};
 
 /// How much of a non-200 answer's body is kept for the message.
@@ -23,9 +23,22 @@ pub async fn post(
     timeout: Duration,
     limit: usize,
 ) -> Result<Bytes, SendError> {
+    post_detailed(client, endpoint, body, timeout, limit)
+        .await
+        .map_err(|f| f.error)
+}
+
+/// As [`post`], with the server's `Retry-After` beside the error of a refused exchange.
+pub async fn post_detailed(
+    client: &HttpClient,
+    endpoint: &Endpoint,
+    body: Bytes,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Bytes, SendFailure> {
     match tokio::time::timeout(timeout, exchange(client, endpoint, body, limit)).await {
         Ok(result) => result,
-        Err(_) => Err(SendError::Timeout(timeout)),
+        Err(_) => Err(SendError::Timeout(timeout).into()),
     }
 }
 
@@ -34,12 +47,14 @@ async fn exchange(
     endpoint: &Endpoint,
     body: Bytes,
     limit: usize,
-) -> Result<Bytes, SendError> {
-    let answer = post_head(client, endpoint, body, limit).await?;
+) -> Result<Bytes, SendFailure> {
+    let answer = post_head_detailed(client, endpoint, body, limit).await?;
     match Limited::new(answer.body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(SendError::TooLarge(limit)),
-        Err(e) => Err(SendError::Body(e.to_string())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(SendError::TooLarge(limit).into())
+        }
+        Err(e) => Err(SendError::Body(e.to_string()).into()),
     }
 }
 
@@ -62,6 +77,19 @@ pub async fn post_head(
     body: Bytes,
     limit: usize,
 ) -> Result<AnswerHead, SendError> {
+    post_head_detailed(client, endpoint, body, limit)
+        .await
+        .map_err(|f| f.error)
+}
+
+/// As [`post_head`], with the server's `Retry-After` beside the error of a refused exchange
+/// (a 429 or 503 that says when to call again).
+pub async fn post_head_detailed(
+    client: &HttpClient,
+    endpoint: &Endpoint,
+    body: Bytes,
+    limit: usize,
+) -> Result<AnswerHead, SendFailure> {
     let (request, direct) = request(endpoint, body)?;
     let response = match &direct {
         Some(authority) => client.direct.send(authority, request).await?,
@@ -74,17 +102,19 @@ pub async fn post_head(
     };
     let status = response.status();
     if status != http::StatusCode::OK {
-        return Err(SendError::Status {
+        let retry_after = retry_after(response.headers());
+        let error = SendError::Status {
             status: status.as_u16(),
             snippet: snippet(response.into_body()).await,
-        });
+        };
+        return Err(SendFailure { error, retry_after });
     }
     let declared = response
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(SendError::TooLarge(limit));
+        return Err(SendError::TooLarge(limit).into());
     }
     Ok(AnswerHead {
         body: response.into_body(),

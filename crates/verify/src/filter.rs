@@ -6,6 +6,8 @@ use alloy_primitives::{Address, Bloom, BloomInput, Log, B256};
 use serde::Deserialize;
 
 use crate::hex::{self, BadField};
+use crate::rpc;
+use crate::verdict::{BlockRef, Wrong};
 
 /// Most topic positions a filter may have (a log has at most four topics).
 const MAX_TOPIC_POSITIONS: usize = 4;
@@ -17,6 +19,19 @@ pub struct LogFilter {
     pub addresses: Vec<Address>,
     /// Per topic position: `None` (or an empty list) matches anything, else one of the list.
     pub topics: Vec<Option<Vec<B256>>>,
+}
+
+/// The `eth_getLogs` filter object.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RpcFilter<'a> {
+    pub(crate) from_block: Option<&'a str>,
+    pub(crate) to_block: Option<&'a str>,
+    pub(crate) block_hash: Option<&'a str>,
+    #[serde(borrow)]
+    pub(crate) address: Option<OneOrMany<'a>>,
+    #[serde(borrow)]
+    pub(crate) topics: Option<Vec<Option<TopicEntry<'a>>>>,
 }
 
 /// `address`: one string or a list.
@@ -36,6 +51,20 @@ pub(crate) enum TopicEntry<'a> {
 }
 
 impl LogFilter {
+    /// The filter of `eth_getLogs` params (`[{fromBlock, toBlock, address, topics, blockHash}]`).
+    pub fn from_params(params: &[u8]) -> Result<Self, Wrong> {
+        Self::read_params(params).map(|(_, filter)| filter)
+    }
+
+    /// The params' filter object and its filter.
+    pub(crate) fn read_params(params: &[u8]) -> Result<(RpcFilter<'_>, Self), Wrong> {
+        let malformed = |e: String| Wrong::malformed(BlockRef::UNKNOWN, format!("params: {e}"));
+        let (f,): (RpcFilter<'_>,) = rpc::parse(params).map_err(malformed)?;
+        let filter = Self::read(f.address.as_ref(), f.topics.as_deref())
+            .map_err(|e| malformed(e.to_string()))?;
+        Ok((f, filter))
+    }
+
     /// Reads the `address` and `topics` of a filter object.
     pub(crate) fn read(
         address: Option<&OneOrMany<'_>>,
@@ -132,6 +161,29 @@ mod tests {
 
     fn h(b: u8) -> String {
         B256::repeat_byte(b).to_string()
+    }
+
+    #[test]
+    fn params_give_the_filter_or_a_malformed_verdict() {
+        let params = format!(
+            r#"[{{"fromBlock":"0x1","address":"{}","topics":[null,"{}"]}}]"#,
+            Address::repeat_byte(1),
+            h(2)
+        );
+        let f = LogFilter::from_params(params.as_bytes()).unwrap();
+        assert_eq!(f.addresses, vec![Address::repeat_byte(1)]);
+        assert_eq!(f.topics, vec![None, Some(vec![B256::repeat_byte(2)])]);
+        for bad in [
+            &b"{}"[..],
+            b"[{\"address\":\"0x12\"}]",
+            b"[{\"topics\":[1]}]",
+            b"[{\"topics\":[null,null,null,null,null]}]",
+        ] {
+            assert_eq!(
+                LogFilter::from_params(bad).unwrap_err().check,
+                crate::Check::Malformed
+            );
+        }
     }
 
     #[test]

@@ -8,10 +8,9 @@
 use std::collections::HashMap;
 
 use alloy_primitives::{Log, B256};
-use serde::Deserialize;
 
 use crate::facts::{read_log, Claimed};
-use crate::filter::{LogFilter, OneOrMany, TopicEntry};
+use crate::filter::{LogFilter, RpcFilter};
 use crate::header::Header;
 use crate::hex::{self, BadField};
 use crate::receipts::VerifiedReceipts;
@@ -28,19 +27,6 @@ pub enum HeadersNeeded {
     /// Only the blocks the answer has logs from (the range had tags such as "latest", so
     /// completeness cannot be judged): (number, hash) as the answer states them.
     Blocks(Vec<(u64, B256)>),
-}
-
-/// The `eth_getLogs` filter object.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RpcFilter<'a> {
-    from_block: Option<&'a str>,
-    to_block: Option<&'a str>,
-    block_hash: Option<&'a str>,
-    #[serde(borrow)]
-    address: Option<OneOrMany<'a>>,
-    #[serde(borrow)]
-    topics: Option<Vec<Option<TopicEntry<'a>>>>,
 }
 
 /// A log of the answer with every position it must state.
@@ -72,10 +58,7 @@ impl LogsCheck {
     /// is `Check::Logs` already here.
     pub fn new(params: &[u8], answer: &[u8]) -> Result<Self, Wrong> {
         let malformed = |e: String| Wrong::malformed(BlockRef::UNKNOWN, e);
-        let (f,): (RpcFilter<'_>,) =
-            rpc::parse(params).map_err(|e| malformed(format!("params: {e}")))?;
-        let filter = LogFilter::read(f.address.as_ref(), f.topics.as_deref())
-            .map_err(|e| malformed(format!("params: {e}")))?;
+        let (f, filter) = LogFilter::read_params(params)?;
         let logs: Vec<RpcLog<'_>> = rpc::parse(answer).map_err(malformed)?;
         let answer = logs
             .iter()

@@ -32,19 +32,17 @@ pub(crate) async fn receipt_sets(
 ) -> Result<Vec<Arc<VerifiedReceipts>>, Failure> {
     let mut found: HashMap<B256, Arc<VerifiedReceipts>> = HashMap::new();
     let mut missing: Vec<B256> = Vec::new();
-    for hash in blocks {
-        match v.receipts(hash) {
-            Some(set) => {
-                found.insert(*hash, set);
-            }
-            None if !missing.contains(hash) => missing.push(*hash),
-            None => {}
-        }
-    }
+    remembered(v, blocks, &mut found, &mut missing);
     if !missing.is_empty() {
-        for set in fetch_sets(node, v, &missing).await? {
-            v.remember_receipts(&set);
-            found.insert(set.block.1, set);
+        // Another batch in flight may be fetching some of them: wait for it, look again.
+        let _claim = v.claim(&missing).await;
+        let unclaimed = std::mem::take(&mut missing);
+        remembered(v, &unclaimed, &mut found, &mut missing);
+        if !missing.is_empty() {
+            for set in fetch_sets(node, v, &missing).await? {
+                v.remember_receipts(&set);
+                found.insert(set.block.1, set);
+            }
         }
     }
     blocks
@@ -56,6 +54,24 @@ pub(crate) async fn receipt_sets(
                 .ok_or_else(|| Failure::Retriable(format!("block {h}: no receipts fetched")))
         })
         .collect()
+}
+
+/// Sorts `blocks` into the remembered sets (`found`) and the others (`missing`, each once).
+fn remembered(
+    v: &Verifier,
+    blocks: &[B256],
+    found: &mut HashMap<B256, Arc<VerifiedReceipts>>,
+    missing: &mut Vec<B256>,
+) {
+    for hash in blocks {
+        match v.receipts(hash) {
+            Some(set) => {
+                found.insert(*hash, set);
+            }
+            None if !missing.contains(hash) => missing.push(*hash),
+            None => {}
+        }
+    }
 }
 
 /// The header (unless remembered) and `eth_getBlockReceipts` of each block in one batch;

@@ -1,0 +1,306 @@
+//! The pace of one upstream: how many calls a second it is sent, learned from its answers.
+//!
+//! A provider that answers "slow down" (HTTP 429, JSON-RPC -32005, "rate limit", "exceeded
+//! its compute units per second capacity") is asking for back-pressure, not failing. Its pace
+//! is learned AIMD-fashion, as TCP learns a path's capacity: a limit answer multiplies the
+//! rate by `rate_limit.decrease` (once per episode: the answers to calls already in flight
+//! are the same news) and pauses the upstream for its `Retry-After`; each second in which
+//! calls waited for the rate and no limit answer came adds `rate_limit.increase`. The first
+//! limit answer of an upstream that had no rate starts it from the calls it answered in the
+//! last second. `max_rps` is a hard ceiling over all of it.
+//!
+//! Calls are billed as providers bill them: a batch item is one call. Admission reserves a
+//! request's calls on a schedule (GCRA: the time up to which the rate is spent), so waiting
+//! requests are served in arrival order and a burst of one second's calls goes at once after
+//! an idle spell. Probes are charged without waiting: they keep health current while an
+//! export keeps the upstream busy.
+//!
+//! Lock-held sections are a few arithmetic operations; time is passed in as
+//! `tokio::time::Instant`, so the whole of it runs under paused time in tests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::RateLimitConfig;
+use crate::error::UpstreamErrorKind;
+use crate::sync::lock;
+
+/// The burst the schedule allows after an idle spell, as time at the rate: one second's
+/// calls, as a provider's per-second bucket holds them.
+pub const BURST: Duration = Duration::from_secs(1);
+/// How often the learned rate may grow.
+pub const INCREASE_EVERY: Duration = Duration::from_secs(1);
+/// Limit answers within this long of a decrease are one episode: one decrease.
+pub const EPISODE: Duration = Duration::from_secs(1);
+/// The shortest pause after a limit answer (a `Retry-After: 0` must not make a busy loop).
+pub const MIN_PAUSE: Duration = Duration::from_millis(100);
+/// Delivered calls are counted in this many slots ...
+const SLOTS: usize = 10;
+/// ... of this length: the last second.
+const SLOT: Duration = Duration::from_millis(100);
+
+/// JSON-RPC error codes that say "slow down" whatever the message: HTTP's 429 as a JSON-RPC
+/// code (Alchemy).
+const LIMIT_CODES: &[i64] = &[429];
+/// EIP-1474's "limit exceeded": a rate limit, unless the message says the request itself is
+/// too large (Infura's "query returned more than 10000 results" is -32005 too).
+const LIMIT_EXCEEDED: i64 = -32005;
+/// Messages of a -32005 that are about the request's size, not the rate.
+const SIZE_MESSAGES: &[&str] = &["more than", "result", "range", "size", "too large", "too big"];
+/// Messages that say "slow down", whatever the code.
+const LIMIT_MESSAGES: &[&str] = &[
+    "rate limit",
+    "rate-limit",
+    "ratelimit",
+    "rate exceeded",
+    "too many requests",
+    "compute units per second",
+    "request limit reached",
+    "throttled",
+];
+
+/// Whether a JSON-RPC error asks the client to slow down.
+pub fn is_limit_answer(code: i64, message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    if LIMIT_CODES.contains(&code) || LIMIT_MESSAGES.iter().any(|m| message.contains(m)) {
+        return true;
+    }
+    if message.contains("exceeded") && message.contains("capacity") {
+        return true;
+    }
+    code == LIMIT_EXCEEDED && !SIZE_MESSAGES.iter().any(|m| message.contains(m))
+}
+
+/// Whether a failed attempt is the upstream asking to slow down (HTTP 429, or a limit
+/// answer): back-pressure, never a breaker or health failure.
+pub fn is_rate_limited(kind: &UpstreamErrorKind) -> bool {
+    match kind {
+        UpstreamErrorKind::Status(429) => true,
+        UpstreamErrorKind::NodeError { code, message } => is_limit_answer(*code, message),
+        _ => false,
+    }
+}
+
+/// One upstream's pace.
+#[derive(Debug)]
+pub struct Pace {
+    /// The schedule and what was learned.
+    state: Mutex<State>,
+    /// Limit answers seen since start.
+    limited: AtomicU64,
+}
+
+/// What a status page shows of a pace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PaceView {
+    /// The rate calls are paced at (learned, under the ceiling); `None`: not paced.
+    pub rate: Option<f64>,
+    /// The rate learned from limit answers, if any came.
+    pub learned: Option<f64>,
+    /// Limit answers since start.
+    pub limited: u64,
+    /// How long ago the last one came.
+    pub last_limited: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// How the rate is learned (reloadable).
+    tuning: RateLimitConfig,
+    /// `max_rps`: never faster, learned or not.
+    ceiling: Option<f64>,
+    /// The rate learned from limit answers, calls/s.
+    learned: Option<f64>,
+    /// The schedule: the rate is spent up to here (GCRA's theoretical arrival time).
+    spent_until: Instant,
+    /// No call goes before this (a `Retry-After`).
+    paused_until: Instant,
+    /// The last decrease (an episode's start).
+    decreased_at: Option<Instant>,
+    /// The last limit answer.
+    limited_at: Option<Instant>,
+    /// The last time the rate grew (or was considered for it).
+    increased_at: Instant,
+    /// A call waited for the rate since `increased_at`: the rate is what holds calls back.
+    demand: bool,
+    /// Calls answered per [`SLOT`], the slot's index beside its count.
+    delivered: [(u64, u64); SLOTS],
+    /// Reference point of the slot indices.
+    epoch: Instant,
+}
+
+impl Pace {
+    /// A pace under `max_rps` (calls/s), learning as `tuning` says.
+    pub fn new(max_rps: Option<u32>, tuning: RateLimitConfig, now: Instant) -> Self {
+        Self {
+            state: Mutex::new(State {
+                tuning,
+                ceiling: max_rps.map(f64::from),
+                learned: None,
+                spent_until: now,
+                paused_until: now,
+                decreased_at: None,
+                limited_at: None,
+                increased_at: now,
+                demand: false,
+                delivered: [(0, 0); SLOTS],
+                epoch: now,
+            }),
+            limited: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes a reloaded `[rate_limit]`; what was learned is kept.
+    pub fn configure(&self, tuning: RateLimitConfig) {
+        lock(&self.state).tuning = tuning;
+    }
+
+    /// Reserves `calls` calls: when they may go, if that is no later than `until`; else
+    /// `Err` with when they could have gone (nothing is reserved then).
+    pub fn reserve(&self, calls: u32, now: Instant, until: Instant) -> Result<Instant, Instant> {
+        let mut s = lock(&self.state);
+        let open = now.max(s.paused_until);
+        let Some(rate) = s.rate() else {
+            return if open <= until { Ok(open) } else { Err(open) };
+        };
+        let cost = Duration::from_secs_f64(f64::from(calls.max(1)) / rate);
+        // GCRA with a tolerance of one second's calls, or of the request's own cost when it
+        // is larger (a batch bigger than a second's calls waits for a free schedule, then goes).
+        let tolerance = BURST.max(cost);
+        let start = (s.spent_until + cost)
+            .checked_sub(tolerance)
+            .map_or(open, |t| t.max(open));
+        if start > until {
+            return Err(start);
+        }
+        s.spent_until = s.spent_until.max(start) + cost;
+        if start > now {
+            s.demand = true;
+        }
+        Ok(start)
+    }
+
+    /// Charges `calls` calls that go now without waiting (probes); false while the upstream
+    /// asked for a pause, when they should not go at all.
+    pub fn charge(&self, calls: u32, now: Instant) -> bool {
+        let mut s = lock(&self.state);
+        if s.paused_until > now {
+            return false;
+        }
+        if let Some(rate) = s.rate() {
+            let cost = Duration::from_secs_f64(f64::from(calls) / rate);
+            s.spent_until = s.spent_until.max(now) + cost;
+        }
+        true
+    }
+
+    /// `calls` calls were answered (not refused): counted for the first estimate of a rate,
+    /// and a clean second with waiting calls grows the rate.
+    pub fn delivered(&self, calls: u64, now: Instant) {
+        let mut s = lock(&self.state);
+        let slot = s.slot(now);
+        let entry = &mut s.delivered[(slot % SLOTS as u64) as usize];
+        if entry.0 != slot {
+            *entry = (slot, 0);
+        }
+        entry.1 += calls;
+        s.maybe_increase(now);
+    }
+
+    /// A limit answer came, with the wait it asked for: pause, and (once per episode)
+    /// lower the rate.
+    pub fn limited(&self, retry_after: Option<Duration>, now: Instant) {
+        self.limited.fetch_add(1, Ordering::Relaxed);
+        let mut s = lock(&self.state);
+        s.limited_at = Some(now);
+        let tuning = s.tuning;
+        let pause = retry_after
+            .unwrap_or(tuning.backoff)
+            .clamp(MIN_PAUSE, tuning.max_backoff.max(MIN_PAUSE));
+        s.paused_until = s.paused_until.max(now + pause);
+        if s.decreased_at.is_some_and(|at| now < at + EPISODE) {
+            return;
+        }
+        let from = match s.learned {
+            Some(rate) => Some(rate),
+            // The first limit answer: start from what the upstream took in the last second
+            // (nothing taken: from the ceiling, or no estimate yet and the pause alone).
+            None => Some(s.delivered_last_second(now) as f64)
+                .filter(|d| *d > 0.0)
+                .or(s.ceiling),
+        };
+        if let Some(from) = from {
+            let mut rate = (from.min(s.ceiling.unwrap_or(f64::INFINITY)) * tuning.decrease)
+                .max(tuning.min_rps);
+            if let Some(ceiling) = s.ceiling {
+                rate = rate.min(ceiling);
+            }
+            s.learned = Some(rate);
+            s.decreased_at = Some(now);
+            s.increased_at = now;
+            s.demand = false;
+        }
+    }
+
+    /// Whether calls wait for this upstream now: it asked for a pause, or its rate is spent
+    /// beyond the burst.
+    pub fn pressed(&self, now: Instant) -> bool {
+        let s = lock(&self.state);
+        s.paused_until > now || (s.rate().is_some() && s.spent_until > now + BURST)
+    }
+
+    /// What the status shows.
+    pub fn view(&self, now: Instant) -> PaceView {
+        let s = lock(&self.state);
+        PaceView {
+            rate: s.rate(),
+            learned: s.learned,
+            limited: self.limited.load(Ordering::Relaxed),
+            last_limited: s.limited_at.map(|at| now.saturating_duration_since(at)),
+        }
+    }
+}
+
+impl State {
+    /// The rate calls are paced at: the learned one under the ceiling.
+    fn rate(&self) -> Option<f64> {
+        match (self.learned, self.ceiling) {
+            (Some(learned), Some(ceiling)) => Some(learned.min(ceiling)),
+            (learned, ceiling) => learned.or(ceiling),
+        }
+    }
+
+    fn slot(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.epoch).as_millis() / SLOT.as_millis()) as u64
+    }
+
+    fn delivered_last_second(&self, now: Instant) -> u64 {
+        let current = self.slot(now);
+        self.delivered
+            .iter()
+            .filter(|(slot, _)| *slot + (SLOTS as u64) > current && *slot <= current)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Additive increase: each [`INCREASE_EVERY`] in which calls waited for the rate and no
+    /// limit answer came.
+    fn maybe_increase(&mut self, now: Instant) {
+        if now < self.increased_at + INCREASE_EVERY {
+            return;
+        }
+        let clean = self.limited_at.is_none_or(|at| at < self.increased_at);
+        if let (Some(rate), true, true) = (self.learned, clean, self.demand) {
+            let grown = rate + self.tuning.increase;
+            self.learned = Some(self.ceiling.map_or(grown, |c| grown.min(c)));
+        }
+        self.increased_at = now;
+        self.demand = false;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -57,7 +57,7 @@ ETHEREUMETL = Path(os.environ.get("NODEWATCH_ETHEREUMETL", TOOLS / "venv/bin/eth
 # The reference ethereumetl (Python 3.10): on 3.11 its contract calls crash (see README).
 ETHEREUMETL310 = Path(os.environ.get("NODEWATCH_ETHEREUMETL310", TOOLS / "venv310/bin/ethereumetl"))
 NODEWATCH = Path(os.environ.get("NODEWATCH_BIN", ROOT / "target/release/nodewatch"))
-NWBENCH = ROOT / "target/nwbench/release/nwbench"
+NWBENCH = Path(os.environ.get("NWBENCH_BIN", ROOT / "target/nwbench/release/nwbench"))
 EXPORTER = Path(os.environ.get("NODEWATCH_EXPORT_BIN", ROOT / "target/release/nodewatch-export"))
 WRK_LUA = ROOT / "bench/wrk/rpc.lua"
 OUT = ROOT / "target/bench"
@@ -557,7 +557,7 @@ def section_exporter(cfg, state, res):
     anvil, anvil_url = start_anvil("anvil-export", load_state=state)
     nw, nw_url = start_nodewatch("nodewatch-export-bench", [anvil_url])
     end = cfg["export_blocks"] - 1
-    runs = []
+    runs, failures = [], []
     cases = []
     for via, url in (("direct", anvil_url), ("nodewatch", nw_url)):
         for tool, argv in export_cmds(url, 0, end, workdir, {"ethereumetl", "nodewatch-export", NO_VERIFY, "bare"},
@@ -569,7 +569,12 @@ def section_exporter(cfg, state, res):
             if via == "nodewatch" and rep >= cfg["export_via_repeats"]:
                 continue
             log(f"exporter (anvil): {tool} via {via}, repeat {rep + 1}")
-            secs, rss = timed(argv)
+            try:
+                secs, rss = timed(argv)
+            except RuntimeError as e:
+                log(f"exporter: {tool} via {via} failed: {str(e)[-300:]}")
+                failures.append(f"{tool} via {via} (anvil): `{str(e).strip().splitlines()[-1][-300:]}`")
+                continue
             runs.append({"upstream": "anvil", "tool": tool, "via": via, "blocks": end + 1, "rep": rep,
                          "secs": secs, "blocks_per_s": (end + 1) / secs, "max_rss_kib": rss})
     notes = []
@@ -598,12 +603,19 @@ def section_exporter(cfg, state, res):
         for rep in range(cfg["range_repeats"]):
             for tool, argv in export_cmds(rurl, 0, blocks - 1, workdir, which, f"replay-{blocks}").items():
                 log(f"exporter (replay): {tool}, {blocks} blocks, repeat {rep + 1}")
-                secs, rss = timed(argv)
+                try:
+                    secs, rss = timed(argv)
+                except RuntimeError as e:
+                    log(f"exporter: {tool} on {blocks} blocks failed: {str(e)[-300:]}")
+                    failures.append(f"{tool}, {blocks:,} blocks (replay): "
+                                    f"`{str(e).strip().splitlines()[-1][-300:]}`")
+                    continue
                 shutil.rmtree(workdir / f"replay-{blocks}", ignore_errors=True)  # up to ~400 MB at 100k
                 runs.append({"upstream": "replay", "tool": tool, "via": "direct", "blocks": blocks, "rep": rep,
                              "secs": secs, "blocks_per_s": blocks / secs, "max_rss_kib": rss})
     replay.stop()
-    res["exporter"] = {"runs": runs, "exporter_found": EXPORTER.exists(), "notes": e_notes,
+    res["exporter"] = {"runs": runs, "exporter_found": EXPORTER.exists(),
+                       "notes": e_notes + [f"failed: {f}" for f in failures],
                        "exporter_path": str(EXPORTER), "anvil_blocks": end + 1}
 
 
@@ -914,12 +926,25 @@ class KeepAlive:
         self.conn = http.client.HTTPConnection(host, int(port), timeout=600)
 
     def post(self, body):
-        self.conn.request("POST", "/", body, {"Content-Type": "application/json"})
-        r = self.conn.getresponse()
-        data = r.read()
+        for attempt in (0, 1):
+            try:
+                self.conn.request("POST", "/", body, {"Content-Type": "application/json"})
+                r = self.conn.getresponse()
+                data = r.read()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The server closed the idle connection (as servers do): once more on a new one.
+                self.conn.close()
+                if attempt:
+                    raise
         if r.status != 200:
             raise RuntimeError(f"HTTP {r.status}: {data[:300]!r}")
         return data
+
+    def fresh(self):
+        """Starts the next requests on a new connection (the other instance's turn may have
+        outlasted the server's idle timeout)."""
+        self.conn.close()
 
     def close(self):
         self.conn.close()
@@ -987,6 +1012,7 @@ def verify_kinds(cfg, chain):
 def verify_run(client, proc, admin, bodies):
     """Sends `bodies` one after the other on one connection; nodewatch's CPU and wall time
     over them, and what its metrics counted."""
+    client.fresh()
     m0 = metric_values(admin, VERIFY_METRICS)
     ns0, ticks0 = proc.cpu_ns(), proc.cpu_ticks()
     t0 = time.perf_counter()
@@ -1079,6 +1105,7 @@ def verify_exporter(cfg, anvil_url, chain):
     workdir.mkdir(parents=True)
     etl = ETHEREUMETL310 if ETHEREUMETL310.exists() else ETHEREUMETL
     runs, notes, failures, ranges = [], [], [], {}
+    replay_info = None
     upstreams = ["anvil"] + (["replay"] if NWBENCH.exists() else [])
     for upstream in upstreams:
         blocks = chain["blocks"][:cfg["verify_export_blocks"][upstream]]
@@ -1089,6 +1116,14 @@ def verify_exporter(cfg, anvil_url, chain):
         proc = None
         if upstream == "replay":
             proc, (url,) = start_replay([free_port()], anvil_url, last + 1, last, receipts_and_traces=True)
+            # What the verifier asks beyond what ethereumetl does: a replay without it makes
+            # nodewatch-export's verified receipts and logs fail there (a node has both).
+            head = rpc(url, "eth_getBlockByNumber", [hex(first), False])["result"]["hash"]
+            serves = {}
+            for method, params in (("eth_getBlockByHash", [head, False]), ("eth_getBlockReceipts", [head])):
+                answer = rpc(url, method, params)
+                serves[method] = "result" in answer and answer["result"] is not None
+            replay_info = {"nwbench": str(NWBENCH), "serves": serves}
         else:
             url = anvil_url
         cases = verify_export_cmds(url, first, last, hashes_file, workdir / upstream, etl)
@@ -1106,9 +1141,10 @@ def verify_exporter(cfg, anvil_url, chain):
                     failures.append((upstream, command, tool))
                     why = str(e).strip().splitlines()[-1][-300:]
                     notes.append(f"{command} ({upstream}): {tool} failed: `{why}`"
-                                 + (" (the replay upstream does not serve `eth_getBlockByHash`, which the "
+                                 + (" (this replay upstream does not serve `eth_getBlockByHash`, which the "
                                     "verifier asks for the header of every block whose receipts it checks)"
-                                    if upstream == "replay" and "-32601" in why else ""))
+                                    if upstream == "replay" and "-32601" in why
+                                    and not (replay_info or {}).get("serves", {}).get("eth_getBlockByHash") else ""))
                     log(f"verify: {tool} {command} failed: {str(e)[-400:]}")
                     continue
                 runs.append({"upstream": upstream, "command": command, "tool": tool, "blocks": len(blocks),
@@ -1126,7 +1162,7 @@ def verify_exporter(cfg, anvil_url, chain):
         if proc:
             proc.stop()
     return {"runs": runs, "notes": notes, "ethereumetl": str(etl), "exporter_found": EXPORTER.exists(),
-            "ranges": ranges, "failures": [list(f) for f in failures]}
+            "ranges": ranges, "failures": [list(f) for f in failures], "replay": replay_info}
 
 
 def section_verify(cfg, state, res):
@@ -1209,7 +1245,7 @@ def section_exporter_jobs(cfg, state, res):
     shutil.rmtree(workdir, ignore_errors=True)
     anvil, anvil_url = start_anvil("anvil-export-jobs", load_state=state)
     end = cfg["export_blocks"] - 1
-    runs, notes = [], []
+    runs, notes, failed = [], [], set()
     replay = None
     for upstream in ("anvil", "replay"):
         if upstream == "replay":
@@ -1220,16 +1256,26 @@ def section_exporter_jobs(cfg, state, res):
         for rep in range(cfg["export_repeats"]):
             order = cases[rep % len(cases):] + cases[:rep % len(cases)]
             for command, tool, out, argv in order:
+                if (upstream, command, tool) in failed:
+                    continue
                 if out.is_dir():
                     shutil.rmtree(out)
                 out.unlink(missing_ok=True)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 log(f"exporter jobs ({upstream}): {tool} {command}, repeat {rep + 1}")
-                secs, rss = timed(argv)
+                try:
+                    secs, rss = timed(argv)
+                except RuntimeError as e:
+                    # e.g. nodewatch-export verifying against a replay without eth_getBlockByHash
+                    failed.add((upstream, command, tool))
+                    notes.append(f"{command} ({upstream}): {tool} failed: "
+                                 f"`{str(e).strip().splitlines()[-1][-300:]}`")
+                    log(f"exporter jobs: {tool} {command} failed: {str(e)[-300:]}")
+                    continue
                 runs.append({"upstream": upstream, "command": command, "tool": tool, "blocks": end + 1,
                              "rep": rep, "secs": secs, "blocks_per_s": (end + 1) / secs, "max_rss_kib": rss})
         for command in ("export_traces", "export_all"):
-            outs = {tool: out for c, tool, out, _ in cases if c == command}
+            outs = {tool: out for c, tool, out, _ in cases if c == command and (upstream, c, tool) not in failed}
             if "ethereumetl" not in outs:
                 continue
             ref = sorted_lines(outs["ethereumetl"])

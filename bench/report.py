@@ -52,6 +52,11 @@ def num(x, digits=0):
     return f"{x:,.{digits}f}"
 
 
+def note_line(note):
+    """A bullet for a note of bench.py: an output check, or a run that failed."""
+    return f"- {note[0].upper()}{note[1:]}" if "failed" in note.split("`")[0] else f"- Output check, {note}."
+
+
 def verdict(ok):
     return "**met**" if ok else "**missed**"
 
@@ -377,7 +382,7 @@ def section_exporter(doc, res, goals):
         "`bare` is `nwbench fetch`: the same batches, answers checked and dropped — the limit the "
         "node sets. Peak RSS is the process's ru_maxrss. Runs are interleaved; median [min–max].", "")
     for note in e.get("notes", []):
-        doc(f"- Output check, {note}.")
+        doc(note_line(note))
     if e.get("notes"):
         doc("")
     runs = e["runs"]
@@ -475,7 +480,7 @@ def section_exporter_jobs(doc, res, goals):
         "nodewatch-export verifies what it writes by default; `--no-verify` is measured beside it. "
         "Runs interleaved; median [min–max]; speed-up = blocks/s ÷ ethereumetl's.", "")
     for note in e.get("notes", []):
-        doc(f"- Output check, {note}.")
+        doc(note_line(note))
     if e.get("notes"):
         doc("")
     rows = []
@@ -872,6 +877,8 @@ def section_verify(doc, res, goals):
         add(f"exporter verifying ≥ 10× ethereumetl: {command} ({main_upstream})",
             f"{r['nodewatch-export']:.1f}×", r["nodewatch-export"] >= 10, note)
         goals.setdefault("verify_export", {})[command] = r["nodewatch-export"]
+        if r.get(NO_VERIFY):
+            goals.setdefault("verify_export_plain", {})[command] = r[NO_VERIFY]
     goals["verify_export_upstream"] = main_upstream
     doc.table(["goal", "measured (median [min–max])", "verdict", "note"], rows)
 
@@ -961,8 +968,9 @@ def section_verify(doc, res, goals):
                 m = statistics.median(vals)
                 ax.bar(x, m, 0.6, yerr=[[m - min(vals)], [max(vals) - m]], capsize=4,
                        color=COLORS["verify on" if on else "verify off"])
-                ax.text(x, m, f"{m:.2f}", ha="center", va="bottom", fontsize=8)
+                ax.text(x, max(vals), f"{m:.2f}", ha="center", va="bottom", fontsize=8)
             ax.set_xticks([0, 1], ["verification on", "off"])
+            ax.margins(y=0.12)
             ax.set_ylabel("nodewatch CPU ms per request")
             ax.set_title(VERIFY_KIND_TITLE[kind], fontsize=9)
             ax.grid(alpha=0.3, axis="y")
@@ -984,10 +992,15 @@ def section_verify(doc, res, goals):
             f"`{Path(e.get('ethereumetl', 'ethereumetl')).relative_to(ROOT) if str(e.get('ethereumetl', '')).startswith(str(ROOT)) else e.get('ethereumetl')}`. "
             "Straight at anvil (it sets the pace: ~0.1 s per full block) and at the replay upstream "
             "(`nwbench replay --receipts-and-traces`, recorded from that anvil, answers from memory: "
-            "the tools' own speed). Runs interleaved; median [min–max]; "
+            "the tools' own speed"
+            + ("" if not e.get("replay") else
+               f"; `{e['replay']['nwbench'].replace(str(ROOT) + '/', '')}`, which serves "
+               + ", ".join(f"`{k}`: {'yes' if v else '**no**'}" for k, v in e["replay"]["serves"].items())
+               + ": the verifier asks for them, ethereumetl does not")
+            + "). Runs interleaved; median [min–max]; "
             "speed-up = blocks/s ÷ ethereumetl's.", "")
         for note in e.get("notes", []):
-            doc(f"- Output check, {note}.")
+            doc(note_line(note))
         if e.get("notes"):
             doc("")
         erows = []
@@ -1035,7 +1048,7 @@ def row_section(text):
         return "failover"
     if "nodewatch-export" in t or "export_" in t or "exporter" in t:
         return "exporter"
-    if "quick-mode" in t or t.strip() == "- none.":
+    if "quick-mode" in t or "quick mode" in t or t.strip() == "- none.":
         return None
     return "proxy"
 
@@ -1064,8 +1077,10 @@ def previous_report():
     chain = next((l for l in parts.get("## Machine and method", []) if l.startswith("- Chain:")), None)
     import re
     m = re.search(r"on (\d{4}-\d\d-\d\d [\d:]+ \S+), nodewatch commit `(\w+)`", text)
-    origin = f"the run of {m.group(1)}, commit `{m.group(2)}`" if m else "an earlier run"
     # A section carried before keeps naming the run it came from.
+    carried = re.search(re.escape(CARRIED) + r" \((.*?)\):", text)
+    origin = (f"the run of {m.group(1)}, commit `{m.group(2)}`" if m
+              else carried.group(1) if carried else "an earlier run")
     return {"numbered": numbered, "headline": headline, "missed": missed, "chain": chain, "origin": origin}
 
 
@@ -1186,11 +1201,11 @@ def main():
     body = Doc()
     # A section the results do not hold (a partial run on a fresh results file) keeps the
     # previous BENCHMARKS.md's text for it, marked as such, rather than losing its figures.
-    carried = set()
+    carried = {}  # (ordered, as PARTS)
     for n, (key, heading, renderers) in enumerate(PARTS, 1):
         old = prev["numbered"].get(n) if prev else None
         if key not in res and old:
-            carried.add(key)
+            carried[key] = True
             lines = [l for l in old[1] if not l.startswith(CARRIED)]
             while lines and not lines[0].strip():
                 lines.pop(0)
@@ -1251,9 +1266,9 @@ def main():
         f"- **Shared and noisy:** other sessions' builds and tests run on the same 2 cores; the "
         f"1-minute load average was {res['loadavg_start']:.1f} at the start and "
         f"{res.get('loadavg_end', float('nan')):.1f} at the end of "
-        + ("the last run (" + ", ".join(f"`{k}`" for k in dict.fromkeys(measured)) + "; the carried-over "
-           "sections' own figures are in their text)" if carried else "this run")
-        + " (each run's load average is in results.json). wrk, the node and the proxy also share the 2 cores, so "
+        + ("the last run (of " + ", ".join(f"`{k}`" for k in dict.fromkeys(measured)) + "; each carried-over "
+           "section was measured in its own run)" if carried else "this run")
+        + "; each run's load average is in results.json. wrk, the node and the proxy also share the 2 cores, so "
         "a proxy's CPU is taken from the node: throughput ratios include that. This is why every "
         "figure is a ratio within one repeat, reported with its spread.",
         f"- {m['rustc']}; {m['anvil']}; {m['nginx']}; {m['wrk']}; {m['ethereumetl']}; {m['perf']}; "
@@ -1330,8 +1345,10 @@ def main():
                       "blocks per second per core, goal ≥ 1,000** (section 7; measured on shared, loaded cores).")
     for command, ratio in goals.get("verify_export", {}).items():
         if ratio < 10:
+            plain = goals.get("verify_export_plain", {}).get(command)
             missed.append(f"- **Verified data: nodewatch-export verifying is {ratio:.1f}× ethereumetl on "
-                          f"{command} ({goals.get('verify_export_upstream')}), goal ≥ 10×** (section 7).")
+                          f"{command} ({goals.get('verify_export_upstream')}), goal ≥ 10×** (section 7"
+                          + (f"; with `--no-verify` {plain:.1f}×" if plain else "") + ").")
     if goals.get("verify_export_unmeasured"):
         missed.append("- **Verified data: nodewatch-export verifying is not measured against ethereumetl on the "
                       f"{goals.get('verify_export_upstream')} upstream for "

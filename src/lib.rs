@@ -33,6 +33,9 @@
 //!   checked against comes from a bounded cache of verified headers and receipt sets or is
 //!   fetched through the engine. A wrong answer moves on like node trouble, is counted and
 //!   may quarantine its upstream ([`upstream::wrong`]); it is never served.
+//! - [`cache`]: the finality-aware answer cache: calls whose answers can no longer change
+//!   (final blocks, blocks by hash, the chain id) are answered from it before the first
+//!   round, and the final answers upstreams gave and verification passed are kept.
 //! - [`jsonrpc`]: the envelope only: ids rewritten to positions upstream, `params`/`result`
 //!   kept raw and passed through byte for byte; short or mismatched batch answers rejected.
 //! - [`router`]: the pure candidate order (healthy, unknown, unhealthy, breaker-open or

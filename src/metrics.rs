@@ -3,8 +3,8 @@
 //! from the configuration and methods from [`method_label`].
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds: 1 ms to 30 s.
@@ -96,6 +96,15 @@ pub struct Metrics {
     pub cache_lookups: IntCounterVec,
     /// Bytes of answers held by the answer cache.
     pub cache_bytes: IntGauge,
+    /// Calls per second each upstream is paced at (learned from its limit answers, under
+    /// `max_rps`); 0 while unpaced.
+    pub upstream_learned_rps: GaugeVec,
+    /// Limit answers (HTTP 429, -32005, "rate limit") by upstream.
+    pub rate_limited: IntCounterVec,
+    /// Upstream requests that waited for their upstream's rate, by upstream.
+    pub rate_limit_waits: IntCounterVec,
+    /// Seconds upstream requests waited for their upstream's rate, by upstream.
+    pub rate_limit_wait_seconds: CounterVec,
 }
 
 impl Default for Metrics {
@@ -333,6 +342,27 @@ const HEDGE_WINS: Spec = Spec {
     labels: &["upstream"],
 };
 
+const UPSTREAM_LEARNED_RPS: Spec = Spec {
+    name: "nodewatch_upstream_learned_rps",
+    help: "Calls per second the upstream is paced at: learned from its limit answers, under max_rps (0: unpaced).",
+    labels: &["upstream"],
+};
+const RATE_LIMITED: Spec = Spec {
+    name: "nodewatch_rate_limited_total",
+    help: "Limit answers from the upstream (HTTP 429, JSON-RPC -32005, \"rate limit\"): back-pressure, not failures.",
+    labels: &["upstream"],
+};
+const RATE_LIMIT_WAITS: Spec = Spec {
+    name: "nodewatch_rate_limit_waits_total",
+    help: "Upstream requests that waited for the upstream's rate (or its Retry-After) before going.",
+    labels: &["upstream"],
+};
+const RATE_LIMIT_WAIT_SECONDS: Spec = Spec {
+    name: "nodewatch_rate_limit_wait_seconds_total",
+    help: "Seconds upstream requests waited for the upstream's rate (or its Retry-After).",
+    labels: &["upstream"],
+};
+
 /// Creates families and registers them in one registry.
 struct Families<'a>(&'a Registry);
 
@@ -444,6 +474,16 @@ impl Metrics {
             upstream_quarantined: f.gauge_vec(&UPSTREAM_QUARANTINED),
             cache_lookups: f.counter_vec(&CACHE_LOOKUPS),
             cache_bytes: f.gauge(&CACHE_BYTES),
+            upstream_learned_rps: f.register(
+                GaugeVec::new(Families::opts(&UPSTREAM_LEARNED_RPS), &["upstream"])
+                    .expect("valid metric"),
+            ),
+            rate_limited: f.counter_vec(&RATE_LIMITED),
+            rate_limit_waits: f.counter_vec(&RATE_LIMIT_WAITS),
+            rate_limit_wait_seconds: f.register(
+                CounterVec::new(Families::opts(&RATE_LIMIT_WAIT_SECONDS), &["upstream"])
+                    .expect("valid metric"),
+            ),
             registry,
         }
     }

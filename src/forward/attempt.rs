@@ -1,5 +1,11 @@
 //! One attempt: a group of calls sent to one upstream as one request, through its breaker
 //! and admission limits, with the metrics, breaker and passive-health bookkeeping it causes.
+//!
+//! An upstream that answers "slow down" (HTTP 429, or limit answers inside a good one) is
+//! paced ([`crate::upstream::pace`]); when no other candidate may take the calls, the attempt
+//! waits for the upstream's budget and sends the refused calls again, until the request's
+//! deadline, instead of failing them. A limit answer is back-pressure: it never counts
+//! against the breaker or health.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +18,27 @@ use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{self, Answer, Call};
 use crate::method::{has_side_effects, MethodClass};
 use crate::upstream::breaker::{self, BreakerState};
+use crate::upstream::pace::{is_limit_answer, is_rate_limited};
 use crate::upstream::Upstream;
 
 use super::Engine;
 
+/// How long an attempt may wait for its upstream's budget.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Patience {
+    /// The request's deadline: no wait and no exchange goes past it.
+    pub(super) deadline: Instant,
+    /// No other candidate may take the calls (the last one, or an upstream that does not
+    /// spill): they wait for the budget until the deadline, not the queue timeout, and
+    /// calls the upstream refused with a limit answer are sent to it again.
+    pub(super) may_wait: bool,
+}
+
 impl Engine {
-    /// One upstream request for a group of calls. Safe to drop half-way (a hedge that lost):
-    /// the in-flight gauge and a claimed breaker trial are released by guards.
+    /// One upstream request for a group of calls (more, when calls it refused with a limit
+    /// answer are sent again). Safe to drop half-way (a hedge that lost): the in-flight
+    /// gauge and a claimed breaker trial are released by guards.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn attempt(
         &self,
         upstream: &Arc<Upstream>,
@@ -27,6 +47,7 @@ impl Engine {
         timeout: Duration,
         breaker: BreakerState,
         proxy: &ProxyConfig,
+        patience: Patience,
     ) -> Result<Vec<Answer>, UpstreamError> {
         let _trial = match breaker {
             BreakerState::HalfOpen if !upstream.breaker.try_trial() => {
@@ -35,9 +56,90 @@ impl Engine {
             BreakerState::HalfOpen => Some(Trial(upstream)),
             _ => None,
         };
-        let Some(_slot) = upstream.limits.admit().await else {
-            return self.settled(upstream, Err(UpstreamErrorKind::Busy(proxy.queue_timeout)));
+        let mut answers: Vec<Option<Answer>> = calls.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..calls.len()).collect();
+        let mut refused = None;
+        loop {
+            let sent: Vec<&Call<'_>> = pending.iter().map(|&i| calls[i]).collect();
+            let kind = match self
+                .exchange(upstream, &sent, batch, timeout, proxy, patience)
+                .await
+            {
+                Ok(got) => {
+                    let mut limited = Vec::new();
+                    for (&i, answer) in pending.iter().zip(got) {
+                        if matches!(&answer, Answer::Error(e) if is_limit_answer(e.code, &e.message))
+                        {
+                            limited.push(i);
+                        }
+                        answers[i] = Some(answer);
+                    }
+                    let pace = &upstream.limits.pace;
+                    let now = Instant::now();
+                    pace.delivered((pending.len() - limited.len()) as u64, now);
+                    if limited.is_empty() {
+                        break;
+                    }
+                    pace.limited(None, now);
+                    self.count_limited(upstream);
+                    if !patience.may_wait {
+                        break;
+                    }
+                    pending = limited;
+                    continue;
+                }
+                Err(kind) if is_rate_limited(&kind) => {
+                    // The pace heard it with the answer's Retry-After (`Upstream::send_within`).
+                    self.count_limited(upstream);
+                    if patience.may_wait {
+                        refused = Some(kind);
+                        continue;
+                    }
+                    kind
+                }
+                // No budget before the deadline after a refusal: the refusal says why.
+                Err(kind @ UpstreamErrorKind::Busy(_)) => refused.take().unwrap_or(kind),
+                Err(kind) => kind,
+            };
+            if answers.iter().all(Option::is_some) {
+                // An earlier round answered every call (its limit answers stand).
+                break;
+            }
+            return self.settled(upstream, Err(kind));
+        }
+        self.settled(upstream, Ok(answers.into_iter().flatten().collect()))
+    }
+
+    /// One exchange of `calls` with `upstream`, once its limits admit it: the answers, one
+    /// per call.
+    async fn exchange(
+        &self,
+        upstream: &Arc<Upstream>,
+        calls: &[&Call<'_>],
+        batch: bool,
+        timeout: Duration,
+        proxy: &ProxyConfig,
+        patience: Patience,
+    ) -> Result<Vec<Answer>, UpstreamErrorKind> {
+        let asked = Instant::now();
+        let until = match patience.may_wait {
+            true => patience.deadline,
+            false => (asked + proxy.queue_timeout).min(patience.deadline),
         };
+        let billed = u32::try_from(calls.len()).unwrap_or(u32::MAX);
+        let slot = match upstream.limits.admit(billed, until).await {
+            Ok(slot) => slot,
+            Err(_) => return Err(UpstreamErrorKind::Busy(until - asked)),
+        };
+        if !slot.waited.is_zero() {
+            let name = [upstream.name.as_str()];
+            self.metrics.rate_limit_waits.with_label_values(&name).inc();
+            self.metrics
+                .rate_limit_wait_seconds
+                .with_label_values(&name)
+                .inc_by(slot.waited.as_secs_f64());
+        }
+        let timeout = timeout.min(patience.deadline.saturating_duration_since(Instant::now()));
         let children = upstream.children(&self.metrics);
         let _counted = InFlight::new(&children.in_flight);
         let started = Instant::now();
@@ -67,7 +169,13 @@ impl Engine {
         if result.is_ok() {
             upstream.latency.record(class_of(calls), took);
         }
-        self.settled(upstream, result)
+        result
+    }
+
+    /// Counts a limit answer from `upstream`.
+    fn count_limited(&self, upstream: &Upstream) {
+        let name = upstream.name.as_str();
+        self.metrics.rate_limited.with_label_values(&[name]).inc();
     }
 
     /// An attempt dropped because a hedge to another upstream answered first: a failed
@@ -100,6 +208,8 @@ impl Engine {
         }
         let transition = match &result {
             Ok(_) => upstream.breaker.on_success(),
+            // Asked to slow down: back-pressure, not a failed forward.
+            Err(e) if is_rate_limited(&e.kind) => None,
             Err(e) if e.is_breaker_failure() => upstream.breaker.on_failure(Instant::now()),
             Err(_) => None,
         };

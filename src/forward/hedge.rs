@@ -5,7 +5,8 @@
 //! hedged, and every extra leg draws on the retry budget. A leg that lost to a later one
 //! counts as a failed forward for its upstream's breaker: a hung node loses every race, so
 //! its breaker opens after a few and it gets no more traffic; a healthy node's occasional
-//! slow answer is followed by good ones, which reset the count.
+//! slow answer is followed by good ones, which reset the count. An upstream that does not
+//! `spill` is not hedged away from while its calls wait for its rate.
 
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::error::{is_node_trouble, UpstreamError};
 use crate::jsonrpc::{Answer, Call};
 use crate::method::{has_side_effects, is_unsupported};
 
-use super::attempt::{attempt_timeout, class_of};
+use super::attempt::{attempt_timeout, class_of, Patience};
 use super::Forward;
 
 /// One leg's result; `None` for a leg that was dropped before it finished.
@@ -32,10 +33,12 @@ impl Forward<'_, '_> {
     pub(super) fn legs_of(&self, u: usize, items: &[usize]) -> Vec<usize> {
         let hedge = &self.settings.hedge;
         let mut legs = vec![u];
+        let limits = &self.snapshot.handles[u].limits;
         let hedgeable = hedge.enabled
             && items
                 .iter()
-                .all(|&i| !has_side_effects(&self.calls[i].method));
+                .all(|&i| !has_side_effects(&self.calls[i].method))
+            && (limits.spills() || !limits.pace.pressed(Instant::now()));
         if !hedgeable {
             return legs;
         }
@@ -61,13 +64,13 @@ impl Forward<'_, '_> {
         if let [only] = *legs {
             // Nothing to hedge with: the one leg, without the race's bookkeeping.
             let timeout = self.leg_timeout(only, items, calls);
-            return vec![(only, Some(self.leg(only, calls, timeout).await))];
+            return vec![(only, Some(self.leg(only, items, calls, timeout).await))];
         }
         let delay = self.hedge_delay(legs[0], calls);
         let mut results: Legs = legs.iter().map(|&u| (u, None)).collect();
         let launch = |leg: usize| {
             let timeout = self.leg_timeout(legs[leg], items, calls);
-            async move { (leg, self.leg(legs[leg], calls, timeout).await) }
+            async move { (leg, self.leg(legs[leg], items, calls, timeout).await) }
         };
         let mut running = FuturesUnordered::new();
         running.push(launch(0));
@@ -145,25 +148,35 @@ impl Forward<'_, '_> {
     /// else the attempt timeout for what was asked.
     pub(super) fn leg_timeout(&self, u: usize, items: &[usize], calls: &[&Call<'_>]) -> Duration {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
-        let last = items.iter().all(|&i| {
-            let plan = &self.plans[i];
-            plan.candidates[plan.next..].last() == Some(&u)
-        });
-        if last {
+        if self.is_last(u, items) {
             remaining
         } else {
             remaining.min(attempt_timeout(&self.settings.proxy, calls))
         }
     }
 
+    /// Whether `u` is the last candidate of every call of the group.
+    fn is_last(&self, u: usize, items: &[usize]) -> bool {
+        items.iter().all(|&i| {
+            let plan = &self.plans[i];
+            plan.candidates[plan.next..].last() == Some(&u)
+        })
+    }
+
     async fn leg(
         &self,
         u: usize,
+        items: &[usize],
         calls: &[&Call<'_>],
         timeout: Duration,
     ) -> Result<Vec<Answer>, UpstreamError> {
         let upstream = &self.snapshot.handles[u];
         let breaker = self.breakers[u];
+        // No other candidate may take the calls: they wait for this upstream's budget.
+        let patience = Patience {
+            deadline: self.deadline,
+            may_wait: self.is_last(u, items) || !upstream.limits.spills(),
+        };
         self.engine
             .attempt(
                 upstream,
@@ -172,6 +185,7 @@ impl Forward<'_, '_> {
                 timeout,
                 breaker,
                 &self.settings.proxy,
+                patience,
             )
             .await
     }

@@ -16,6 +16,7 @@ pub mod health;
 pub mod latency;
 pub mod limit;
 pub mod monitor;
+pub mod pace;
 pub mod probe;
 pub mod wrong;
 
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use nodewatch_http::{ClientOptions, Endpoint, HttpClient, SendError};
+use nodewatch_http::{ClientOptions, Endpoint, HttpClient, SendError, SendFailure};
 use serde::Serialize;
 
 use crate::budget::{AnswerBudget, Shortfall};
@@ -45,7 +46,7 @@ pub struct Upstream {
     pub name: String,
     /// Passive circuit breaker.
     pub breaker: Breaker,
-    /// Concurrency and rate limits.
+    /// Concurrency and rate limits: `max_rps`, and the rate learned from limit answers.
     pub limits: Limits,
     /// Which methods it serves (configured, and learned from its answers).
     pub capabilities: Capabilities,
@@ -75,7 +76,8 @@ impl Upstream {
             limits: Limits::new(
                 spec.source.max_concurrency,
                 spec.source.max_rps,
-                config.proxy.queue_timeout,
+                spec.source.spill,
+                config.rate_limit,
             ),
             capabilities: Capabilities::new(spec.methods.clone(), config.proxy.unsupported_ttl),
             latency: LatencyHistory::default(),
@@ -116,6 +118,7 @@ impl Upstream {
                 if let Some(kept) = current.iter().find(|u| u.spec.source == spec.source) {
                     kept.breaker
                         .configure(config.breaker.failure_threshold, config.breaker.cooldown);
+                    kept.limits.pace.configure(config.rate_limit);
                     return Arc::clone(kept);
                 }
                 let client = match &spec.ca_roots {
@@ -137,16 +140,31 @@ impl Upstream {
 
     /// POSTs a JSON body and returns the answer body. Fails on connect errors, on a status
     /// other than 200, on an answer larger than `limit`, and when the whole exchange takes
-    /// longer than `timeout`.
+    /// longer than `timeout`. Charged to its pace without waiting (probes); not sent while
+    /// the upstream asked for a pause (`Busy`).
     pub async fn send(
         &self,
         body: Bytes,
         timeout: Duration,
         limit: usize,
     ) -> Result<Bytes, UpstreamError> {
-        nodewatch_http::post(&self.client, &self.spec.endpoint, body, timeout, limit)
+        if !self.limits.pace.charge(1, tokio::time::Instant::now()) {
+            let kind = UpstreamErrorKind::Busy(Duration::ZERO);
+            return Err(UpstreamError::new(self.name.clone(), kind));
+        }
+        nodewatch_http::post_detailed(&self.client, &self.spec.endpoint, body, timeout, limit)
             .await
-            .map_err(|e| UpstreamError::new(self.name.clone(), send_error_kind(e)))
+            .map_err(|f| UpstreamError::new(self.name.clone(), self.refused(f)))
+    }
+
+    /// A failed exchange's kind; a 429 tells the pace, with its `Retry-After`.
+    fn refused(&self, failure: SendFailure) -> UpstreamErrorKind {
+        let kind = send_error_kind(failure.error);
+        if pace::is_rate_limited(&kind) {
+            let now = tokio::time::Instant::now();
+            self.limits.pace.limited(failure.retry_after, now);
+        }
+        kind
     }
 
     /// As [`Upstream::send`], with the answer's buffer reserved in `budget` (given back when
@@ -168,18 +186,22 @@ impl Upstream {
         let mut reservation = budget.reservation(may_give_way);
         loop {
             let read = async {
-                let post = nodewatch_http::post_head(
+                let post = nodewatch_http::post_head_detailed(
                     &self.client,
                     &self.spec.endpoint,
                     body.clone(),
                     limit,
                 );
-                let head = clock.within(post).await??;
-                answer::read(head, limit, &mut reservation, &mut clock).await
+                let head = clock.within(post).await.map_err(Read)?;
+                let head = head.map_err(|f| Refused(self.refused(f)))?;
+                answer::read(head, limit, &mut reservation, &mut clock)
+                    .await
+                    .map_err(Read)
             };
             let kind = match read.await {
                 Ok(bytes) => return Ok((reservation.attach(bytes), clock.waited)),
-                Err(answer::ReadError::Budget(Shortfall::GaveWay { retry_with })) => {
+                Err(Refused(kind)) => kind,
+                Err(Read(answer::ReadError::Budget(Shortfall::GaveWay { retry_with }))) => {
                     // Sent again once the bytes it now knows it needs are reserved.
                     match clock.hold(&mut reservation, retry_with).await {
                         Ok(()) => {
@@ -192,14 +214,25 @@ impl Upstream {
                         Err(_) => budget_wait(wait),
                     }
                 }
-                Err(answer::ReadError::Budget(s)) => UpstreamErrorKind::AnswerBudget(s.to_string()),
-                Err(answer::ReadError::BudgetWait) => budget_wait(wait),
-                Err(answer::ReadError::Send(e)) => send_error_kind(e),
+                Err(Read(answer::ReadError::Budget(s))) => {
+                    UpstreamErrorKind::AnswerBudget(s.to_string())
+                }
+                Err(Read(answer::ReadError::BudgetWait)) => budget_wait(wait),
+                Err(Read(answer::ReadError::Send(e))) => send_error_kind(e),
             };
             return Err(UpstreamError::new(self.name.clone(), kind));
         }
     }
 }
+
+/// Why [`Upstream::send_within`] read no answer.
+enum Failed {
+    /// The upstream refused the exchange (the pace was told when it asked to slow down).
+    Refused(UpstreamErrorKind),
+    /// Reading the answer failed.
+    Read(answer::ReadError),
+}
+use Failed::{Read, Refused};
 
 /// The error for a call that found no room in the answer budget in time.
 fn budget_wait(wait: Duration) -> UpstreamErrorKind {
@@ -277,6 +310,13 @@ pub struct UpstreamState {
     pub last_error_age_secs: Option<f64>,
     /// Circuit breaker state when published.
     pub breaker: BreakerState,
+    /// Calls per second it is paced at: learned from its limit answers (429, -32005), under
+    /// `max_rps`; `None` while unpaced.
+    pub learned_rps: Option<f64>,
+    /// Its limit answers since start.
+    pub rate_limited: u64,
+    /// Seconds since its last limit answer.
+    pub rate_limited_age_secs: Option<f64>,
     /// Seconds since the status last changed.
     pub status_age_secs: f64,
     /// When the status last changed, as Unix seconds.
@@ -306,6 +346,9 @@ impl UpstreamState {
             last_error: None,
             last_error_age_secs: None,
             breaker: BreakerState::Closed,
+            learned_rps: None,
+            rate_limited: 0,
+            rate_limited_age_secs: None,
             status_age_secs: 0.0,
             since_unix: None,
         }

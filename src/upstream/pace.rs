@@ -5,9 +5,15 @@
 //! is learned AIMD-fashion, as TCP learns a path's capacity: a limit answer multiplies the
 //! rate by `rate_limit.decrease` (once per episode: the answers to calls already in flight
 //! are the same news) and pauses the upstream for its `Retry-After`; each second in which
-//! calls waited for the rate and no limit answer came adds `rate_limit.increase`. The first
+//! calls waited for the rate and no limit answer came adds `rate_limit.increase`. Below the
+//! rate of the last decrease (where the limit was) the step stays that small, so the limit
+//! is approached slowly and met rarely; past it the step doubles with each such second in a
+//! row (at most a quarter of the rate), so a sidecar whose neighbour on the key finished
+//! takes the freed share in seconds, not minutes. Every sidecar adds the same steps, so
+//! their shares of a key converge, as AIMD's do. The first
 //! limit answer of an upstream that had no rate starts it from the calls it answered in the
-//! last second. `max_rps` is a hard ceiling over all of it.
+//! last second, less the burst a provider's bucket held when the traffic began (taken to be
+//! one second's calls, [`BURST`]). `max_rps` is a hard ceiling over all of it.
 //!
 //! Calls are billed as providers bill them: a batch item is one call. Admission reserves a
 //! request's calls on a schedule (GCRA: the time up to which the rate is spent), so waiting
@@ -35,6 +41,8 @@ pub const BURST: Duration = Duration::from_secs(1);
 pub const INCREASE_EVERY: Duration = Duration::from_secs(1);
 /// Limit answers within this long of a decrease are one episode: one decrease.
 pub const EPISODE: Duration = Duration::from_secs(1);
+/// The largest additive step, as a share of the rate.
+pub const MAX_STEP: f64 = 0.25;
 /// The shortest pause after a limit answer (a `Retry-After: 0` must not make a busy loop).
 pub const MIN_PAUSE: Duration = Duration::from_millis(100);
 /// Delivered calls are counted in this many slots ...
@@ -126,8 +134,16 @@ struct State {
     increased_at: Instant,
     /// A call waited for the rate since `increased_at`: the rate is what holds calls back.
     demand: bool,
+    /// The next additive step past `limit_at`, calls/s: doubles with each clean second.
+    step: f64,
+    /// The rate at the last decrease: where the limit was.
+    limit_at: Option<f64>,
     /// Calls answered per [`SLOT`], the slot's index beside its count.
     delivered: [(u64, u64); SLOTS],
+    /// When calls began to be answered after an idle spell (of more than [`BURST`]).
+    busy_since: Option<Instant>,
+    /// The last answered call.
+    delivered_at: Option<Instant>,
     /// Reference point of the slot indices.
     epoch: Instant,
 }
@@ -146,7 +162,11 @@ impl Pace {
                 limited_at: None,
                 increased_at: now,
                 demand: false,
+                step: tuning.increase,
+                limit_at: None,
                 delivered: [(0, 0); SLOTS],
+                busy_since: None,
+                delivered_at: None,
                 epoch: now,
             }),
             limited: AtomicU64::new(0),
@@ -201,6 +221,10 @@ impl Pace {
     /// and a clean second with waiting calls grows the rate.
     pub fn delivered(&self, calls: u64, now: Instant) {
         let mut s = lock(&self.state);
+        if s.delivered_at.is_none_or(|at| now > at + BURST) {
+            s.busy_since = Some(now);
+        }
+        s.delivered_at = Some(now);
         let slot = s.slot(now);
         let entry = &mut s.delivered[(slot % SLOTS as u64) as usize];
         if entry.0 != slot {
@@ -221,6 +245,9 @@ impl Pace {
             .unwrap_or(tuning.backoff)
             .clamp(MIN_PAUSE, tuning.max_backoff.max(MIN_PAUSE));
         s.paused_until = s.paused_until.max(now + pause);
+        // No burst when the pause ends: what the provider's bucket gathered meanwhile is
+        // not this sidecar's alone (others on the key kept sending).
+        s.spent_until = s.spent_until.max(s.paused_until + BURST);
         if s.decreased_at.is_some_and(|at| now < at + EPISODE) {
             return;
         }
@@ -228,7 +255,7 @@ impl Pace {
             Some(rate) => Some(rate),
             // The first limit answer: start from what the upstream took in the last second
             // (nothing taken: from the ceiling, or no estimate yet and the pause alone).
-            None => Some(s.delivered_last_second(now) as f64)
+            None => Some(s.first_estimate(now))
                 .filter(|d| *d > 0.0)
                 .or(s.ceiling),
         };
@@ -239,9 +266,11 @@ impl Pace {
                 rate = rate.min(ceiling);
             }
             s.learned = Some(rate);
+            s.limit_at = Some(from);
             s.decreased_at = Some(now);
             s.increased_at = now;
             s.demand = false;
+            s.step = tuning.increase;
         }
     }
 
@@ -286,6 +315,21 @@ impl State {
             .sum()
     }
 
+    /// The rate an upstream that just refused for the first time took: its calls answered in
+    /// the last second; when the traffic began less than a second ago, those held a full
+    /// bucket (one second's calls) besides the rate: `answered / (1 s + busy)`.
+    fn first_estimate(&self, now: Instant) -> f64 {
+        let answered = self.delivered_last_second(now) as f64;
+        let busy = self
+            .busy_since
+            .map_or(BURST, |since| now.saturating_duration_since(since));
+        if busy < BURST {
+            answered / (BURST + busy).as_secs_f64()
+        } else {
+            answered / BURST.as_secs_f64()
+        }
+    }
+
     /// Additive increase: each [`INCREASE_EVERY`] in which calls waited for the rate and no
     /// limit answer came.
     fn maybe_increase(&mut self, now: Instant) {
@@ -293,9 +337,17 @@ impl State {
             return;
         }
         let clean = self.limited_at.is_none_or(|at| at < self.increased_at);
-        if let (Some(rate), true, true) = (self.learned, clean, self.demand) {
-            let grown = rate + self.tuning.increase;
-            self.learned = Some(self.ceiling.map_or(grown, |c| grown.min(c)));
+        match (self.learned, clean, self.demand) {
+            (Some(rate), true, true) if self.limit_at.is_some_and(|at| rate < at) => {
+                let grown = rate + self.tuning.increase;
+                self.learned = Some(self.ceiling.map_or(grown, |c| grown.min(c)));
+            }
+            (Some(rate), true, true) => {
+                let grown = rate + self.step.min(rate * MAX_STEP).max(self.tuning.increase);
+                self.learned = Some(self.ceiling.map_or(grown, |c| grown.min(c)));
+                self.step *= 2.0;
+            }
+            _ => self.step = self.tuning.increase,
         }
         self.increased_at = now;
         self.demand = false;

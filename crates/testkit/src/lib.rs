@@ -17,6 +17,8 @@
 //! * [`contracts`]: hand-assembled token, router and factory contracts for the trace,
 //!   contract and token tests; [`reference`]: ethereum-etl on Python 3.10 for them.
 //! * [`fault`]: scripted misbehaving upstreams; [`tls`]: an HTTPS upstream with a private CA.
+//! * [`limiter`]: a paid provider's rate limit in front of a node (a token bucket of calls per
+//!   second, batch items billed one each; HTTP 429 `Retry-After: 1` or -32005 over it).
 //! * `postgres` (feature `postgres`, so the proxy's test tree has no PostgreSQL client): a
 //!   throwaway PostgreSQL 15 server on a loopback port.
 //! * [`binary`]: the one launcher of the `nodewatch` binary (RSS, logs, subcommands) and the
@@ -40,6 +42,7 @@ pub mod contracts;
 pub mod etl;
 pub mod export;
 pub mod fault;
+pub mod limiter;
 pub mod poll;
 #[cfg(feature = "postgres")]
 pub mod postgres;

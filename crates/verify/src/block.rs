@@ -4,6 +4,7 @@
 
 use alloy_consensus::proofs::{calculate_withdrawals_root, ordered_trie_root_encoded};
 use alloy_eips::eip4895::Withdrawal;
+use alloy_primitives::Address;
 
 use crate::header::{verify_header, Header};
 use crate::hex::{self, BadField};
@@ -73,53 +74,18 @@ fn transactions(
             None => Ok(None),
         };
     }
-    let mut buf = Vec::with_capacity(items.len() * TX_BYTES_GUESS);
-    let mut ends = Vec::with_capacity(items.len());
-    let mut facts = Vec::with_capacity(items.len());
-    let mut unknown = None;
-    for (i, item) in items.iter().enumerate() {
-        let TxItem::Full(rpc_tx) = item else { continue };
-        let bad = |e: BadField| Wrong::malformed(block, format!("transaction {i}: {e}"));
-        match tx::read_tx(rpc_tx, &mut buf).map_err(bad)? {
-            ReadTx::Known {
-                facts: f,
-                claimed,
-                envelope,
-            } => {
-                if checks.transactions && f.hash != claimed {
-                    let detail = format!(
-                        "transaction {i}: fields hash to {}, answer claims {claimed}",
-                        f.hash
-                    );
-                    return Err(Wrong::new(block, Check::TransactionHash, detail));
-                }
-                if checks.senders {
-                    check_sender(&envelope, &f, i, block)?;
-                }
-                facts.push(f);
-            }
-            ReadTx::Unknown(f) => {
-                unknown.get_or_insert((i, f.tx_type));
-                facts.push(f);
-            }
-        }
-        ends.push(buf.len());
-    }
-    if let Some((i, ty)) = unknown {
+    let read = read_all(items, block, checks)?;
+    if let Some((i, ty)) = read.unknown {
         let reason = format!("transaction {i} has type {ty:#x}, which this verifier cannot encode");
         skipped.push(Skipped {
             check: Check::TransactionsRoot,
             reason,
         });
     } else if checks.transactions {
-        let encodings: Vec<&[u8]> = slices(&buf, &ends);
-        let root = ordered_trie_root_encoded(&encodings);
+        let root = ordered_trie_root_encoded(&slices(&read.buf, &read.ends));
         if root != header.transactions_root {
-            let detail = format!(
-                "{} transactions build {root}, header has {}",
-                facts.len(),
-                header.transactions_root
-            );
+            let (n, expected) = (read.facts.len(), header.transactions_root);
+            let detail = format!("{n} transactions build {root}, header has {expected}");
             return Err(Wrong::new(block, Check::TransactionsRoot, detail));
         }
     }
@@ -130,11 +96,62 @@ fn transactions(
             }
         }
     }
-    Ok(Some(facts))
+    Ok(Some(read.facts))
+}
+
+/// A block's transactions read and encoded.
+struct ReadAll {
+    /// Each transaction's facts.
+    facts: Vec<TxFacts>,
+    /// The EIP-2718 encodings, one after the other (split at `ends`).
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    /// The first transaction of a type this crate cannot encode: (index, type).
+    unknown: Option<(usize, u8)>,
+}
+
+/// Reads, encodes and hashes every transaction; checks each hash (and signer).
+fn read_all(items: &[TxItem<'_>], block: BlockRef, checks: &Checks) -> Result<ReadAll, Wrong> {
+    let n = items.len();
+    let mut read = ReadAll {
+        facts: Vec::with_capacity(n),
+        buf: Vec::with_capacity(n * TX_BYTES_GUESS),
+        ends: Vec::with_capacity(n),
+        unknown: None,
+    };
+    for (i, item) in items.iter().enumerate() {
+        let TxItem::Full(rpc_tx) = item else { continue };
+        let bad = |e: BadField| Wrong::malformed(block, format!("transaction {i}: {e}"));
+        match tx::read_tx(rpc_tx, &mut read.buf, checks.senders).map_err(bad)? {
+            ReadTx::Known {
+                facts,
+                claimed,
+                signer,
+            } => {
+                if checks.transactions && facts.hash != claimed {
+                    let detail = format!(
+                        "transaction {i}: fields hash to {}, answer claims {claimed}",
+                        facts.hash
+                    );
+                    return Err(Wrong::new(block, Check::TransactionHash, detail));
+                }
+                if let Some(signer) = signer {
+                    check_sender(signer, &facts, i, block)?;
+                }
+                read.facts.push(facts);
+            }
+            ReadTx::Unknown(facts) => {
+                read.unknown.get_or_insert((i, facts.tx_type));
+                read.facts.push(facts);
+            }
+        }
+        read.ends.push(read.buf.len());
+    }
+    Ok(read)
 }
 
 /// The pieces of `buf` ending at each of `ends`.
-fn slices<'b>(buf: &'b [u8], ends: &[usize]) -> Vec<&'b [u8]> {
+pub(crate) fn slices<'b>(buf: &'b [u8], ends: &[usize]) -> Vec<&'b [u8]> {
     let mut start = 0;
     ends.iter()
         .map(|&end| {
@@ -177,13 +194,13 @@ fn tx_position(tx: &RpcTx<'_>, header: &Header, i: usize) -> Result<(), Wrong> {
 
 /// The signer recovered from the signature is the stated `from`.
 pub(crate) fn check_sender(
-    envelope: &tx::Envelope,
+    signer: Result<Address, String>,
     f: &TxFacts,
     i: usize,
     block: BlockRef,
 ) -> Result<(), Wrong> {
-    let signer = tx::recover(envelope)
-        .map_err(|e| Wrong::new(block, Check::Sender, format!("transaction {i}: {e}")))?;
+    let signer =
+        signer.map_err(|e| Wrong::new(block, Check::Sender, format!("transaction {i}: {e}")))?;
     if signer != f.from {
         let detail = format!(
             "transaction {i}: signature recovers {signer}, answer says from {}",

@@ -6,11 +6,23 @@
 use alloy_primitives::map::{AddressHashMap, B256HashMap};
 use alloy_primitives::{keccak256, Bloom, BloomInput, Log, B256};
 
+/// Room for the distinct addresses and topics of a large mainnet block, so the maps do not
+/// grow while a block is checked.
+const DISTINCT_GUESS: usize = 512;
+
 /// Computes blooms of logs, remembering the keccak of each address and topic seen.
-#[derive(Default)]
 pub(crate) struct BloomCache {
     addresses: AddressHashMap<B256>,
     topics: B256HashMap<B256>,
+}
+
+impl Default for BloomCache {
+    fn default() -> Self {
+        BloomCache {
+            addresses: AddressHashMap::with_capacity_and_hasher(DISTINCT_GUESS, Default::default()),
+            topics: B256HashMap::with_capacity_and_hasher(DISTINCT_GUESS, Default::default()),
+        }
+    }
 }
 
 impl BloomCache {

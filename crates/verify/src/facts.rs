@@ -151,33 +151,10 @@ pub(crate) fn read_receipt(r: &RpcReceipt<'_>) -> Result<ReadReceipt, BadField> 
         (None, Some(root)) => Eip658Value::PostState(hex::fixed("root", root)?),
         (None, None) => return Err(BadField::missing("status")),
     };
-    let mut logs = Vec::with_capacity(r.logs.len());
-    let mut log_at = Vec::with_capacity(r.logs.len());
-    for (j, l) in r.logs.iter().enumerate() {
-        let read = read_log(l).map_err(|e| BadField {
-            field: e.field,
-            reason: format!("log {j}: {}", e.reason),
-        })?;
-        logs.push(read.log);
-        log_at.push(read.at);
-    }
-    let cumulative_gas_used = hex::u64q(
-        "cumulativeGasUsed",
-        need("cumulativeGasUsed", r.cumulative_gas_used)?,
-    )?;
-    let at = Claimed {
-        block_hash: opt_fixed("blockHash", r.block_hash)?,
-        block_number: opt_u64("blockNumber", r.block_number)?,
-        transaction_hash: Some(hex::fixed(
-            "transactionHash",
-            need("transactionHash", r.transaction_hash)?,
-        )?),
-        transaction_index: Some(hex::u64q(
-            "transactionIndex",
-            need("transactionIndex", r.transaction_index)?,
-        )?),
-        log_index: None,
-    };
+    let (logs, log_at) = read_logs(r)?;
+    let cumulative = need("cumulativeGasUsed", r.cumulative_gas_used)?;
+    let cumulative_gas_used = hex::u64q("cumulativeGasUsed", cumulative)?;
+    let at = receipt_at(r)?;
     let facts = ReceiptFacts {
         transaction_hash: at.transaction_hash.unwrap_or_default(),
         transaction_index: at.transaction_index.unwrap_or_default(),
@@ -208,6 +185,34 @@ pub(crate) fn read_receipt(r: &RpcReceipt<'_>) -> Result<ReadReceipt, BadField> 
         l2_fees: l2_fees(r),
     };
     Ok(ReadReceipt { facts, at, log_at })
+}
+
+/// A receipt's logs and the place each claims.
+fn read_logs(r: &RpcReceipt<'_>) -> Result<(Vec<Log>, Vec<Claimed>), BadField> {
+    let mut logs = Vec::with_capacity(r.logs.len());
+    let mut log_at = Vec::with_capacity(r.logs.len());
+    for (j, l) in r.logs.iter().enumerate() {
+        let read = read_log(l).map_err(|e| BadField {
+            field: e.field,
+            reason: format!("log {j}: {}", e.reason),
+        })?;
+        logs.push(read.log);
+        log_at.push(read.at);
+    }
+    Ok((logs, log_at))
+}
+
+/// Where a receipt claims to live (its transaction hash and index are required).
+fn receipt_at(r: &RpcReceipt<'_>) -> Result<Claimed, BadField> {
+    let hash = need("transactionHash", r.transaction_hash)?;
+    let index = need("transactionIndex", r.transaction_index)?;
+    Ok(Claimed {
+        block_hash: opt_fixed("blockHash", r.block_hash)?,
+        block_number: opt_u64("blockNumber", r.block_number)?,
+        transaction_hash: Some(hex::fixed("transactionHash", hash)?),
+        transaction_index: Some(hex::u64q("transactionIndex", index)?),
+        log_index: None,
+    })
 }
 
 /// The L2 fee fields, if any is present.

@@ -8,7 +8,7 @@ use alloy_consensus::ReceiptWithBloom;
 use alloy_primitives::{Bloom, B256};
 use alloy_rlp::Encodable;
 
-use crate::block::VerifiedBlock;
+use crate::block::{slices, VerifiedBlock};
 use crate::bloom::BloomCache;
 use crate::facts::{read_receipt, ReadReceipt, ReceiptFacts};
 use crate::header::Header;
@@ -162,15 +162,7 @@ fn check_root(
         encode_receipt(&r.facts, &mut buf);
         ends.push(buf.len());
     }
-    let mut start = 0;
-    let encodings: Vec<&[u8]> = ends
-        .iter()
-        .map(|&end| {
-            let piece = &buf[start..end];
-            start = end;
-            piece
-        })
-        .collect();
+    let encodings = slices(&buf, &ends);
     let root = ordered_trie_root_encoded(&encodings);
     if root != header.receipts_root {
         let detail = format!(

@@ -148,38 +148,7 @@ pub fn verify_transaction_with(
         number: number.or(at.number),
         hash: hash.or(at.hash),
     };
-    let mut buf = Vec::new();
-    let read =
-        read_tx(&t, &mut buf).map_err(|e| Wrong::malformed(at, format!("transaction {e}")))?;
-    let (tx, skipped) = match read {
-        ReadTx::Known {
-            facts,
-            claimed,
-            envelope,
-        } => {
-            if facts.hash != claimed {
-                let detail = format!("fields hash to {}, answer claims {claimed}", facts.hash);
-                return Err(Wrong::new(at, Check::TransactionHash, detail));
-            }
-            if checks.senders {
-                check_sender(&envelope, &facts, index.unwrap_or_default() as usize, at)?;
-            }
-            (facts, None)
-        }
-        ReadTx::Unknown(facts) => {
-            let reason = format!(
-                "type {:#x} cannot be encoded: hash not recomputed",
-                facts.tx_type
-            );
-            (
-                facts,
-                Some(Skipped {
-                    check: Check::TransactionHash,
-                    reason,
-                }),
-            )
-        }
-    };
+    let (tx, skipped) = rehashed(&t, at, index, checks)?;
     let location = TxLocation {
         number,
         hash,
@@ -191,6 +160,48 @@ pub fn verify_transaction_with(
         in_block(&location, b)?;
     }
     Ok(location)
+}
+
+/// The transaction's facts with its hash recomputed (and signer recovered with `senders`);
+/// an unknown type is taken as claimed, and says so.
+fn rehashed(
+    t: &RpcTx<'_>,
+    at: BlockRef,
+    index: Option<u64>,
+    checks: &Checks,
+) -> Result<(TxFacts, Option<Skipped>), Wrong> {
+    let mut buf = Vec::new();
+    let read = read_tx(t, &mut buf, checks.senders)
+        .map_err(|e| Wrong::malformed(at, format!("transaction {e}")))?;
+    match read {
+        ReadTx::Known {
+            facts,
+            claimed,
+            signer,
+        } => {
+            if facts.hash != claimed {
+                let detail = format!("fields hash to {}, answer claims {claimed}", facts.hash);
+                return Err(Wrong::new(at, Check::TransactionHash, detail));
+            }
+            if let Some(signer) = signer {
+                check_sender(signer, &facts, index.unwrap_or_default() as usize, at)?;
+            }
+            Ok((facts, None))
+        }
+        ReadTx::Unknown(facts) => {
+            let reason = format!(
+                "type {:#x} cannot be encoded: hash not recomputed",
+                facts.tx_type
+            );
+            Ok((
+                facts,
+                Some(Skipped {
+                    check: Check::TransactionHash,
+                    reason,
+                }),
+            ))
+        }
+    }
 }
 
 /// The transaction sits in `block` at its index.

@@ -11,7 +11,7 @@ use alloy_eips::eip2718::Encodable2718;
 use alloy_eips::eip2930::{AccessList, AccessListItem};
 use alloy_eips::eip4844::DATA_GAS_PER_BLOB;
 use alloy_eips::eip7702::{Authorization, SignedAuthorization};
-use alloy_primitives::{keccak256, Address, Signature, TxKind, B256, U256};
+use alloy_primitives::{keccak256, Address, Bytes, Signature, TxKind, B256, U256};
 
 use crate::hex::{self, need, opt_u128, BadField};
 use crate::rpc::{RpcAccess, RpcAuthorization, RpcTx};
@@ -24,7 +24,7 @@ const EIP4844: u8 = 3;
 const EIP7702: u8 = 4;
 
 /// A known transaction in consensus form (blocks carry no blob sidecars).
-pub(crate) type Envelope = EthereumTxEnvelope<TxEip4844>;
+type Envelope = EthereumTxEnvelope<TxEip4844>;
 
 /// What a verified transaction says, for the checks of its receipt and for callers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,14 +85,19 @@ pub(crate) enum ReadTx {
     Known {
         facts: TxFacts,
         claimed: B256,
-        envelope: Box<Envelope>,
+        signer: Option<Result<Address, String>>,
     },
     /// A type this crate cannot encode (e.g. an L2 deposit, 0x7e): the claimed facts.
     Unknown(TxFacts),
 }
 
-/// Reads `tx`, encodes it (EIP-2718) into `buf` (appended) and hashes that encoding.
-pub(crate) fn read_tx(tx: &RpcTx<'_>, buf: &mut Vec<u8>) -> Result<ReadTx, BadField> {
+/// Reads `tx`, encodes it (EIP-2718) into `buf` (appended) and hashes that encoding; with
+/// `recover`, also recovers its signer.
+pub(crate) fn read_tx(
+    tx: &RpcTx<'_>,
+    buf: &mut Vec<u8>,
+    recover: bool,
+) -> Result<ReadTx, BadField> {
     let claimed = hex::fixed::<32>("hash", need("hash", tx.hash)?)?;
     let tx_type = tx
         .tx_type
@@ -126,109 +131,159 @@ pub(crate) fn read_tx(tx: &RpcTx<'_>, buf: &mut Vec<u8>) -> Result<ReadTx, BadFi
     let start = buf.len();
     envelope.encode_2718(buf);
     facts.hash = keccak256(&buf[start..]);
+    let signer = recover.then(|| {
+        envelope
+            .recover_signer()
+            .map_err(|e| format!("signature does not recover: {e}"))
+    });
     Ok(ReadTx::Known {
         facts,
         claimed,
-        envelope: Box::new(envelope),
+        signer,
     })
-}
-
-/// Recovers the signer of a known transaction.
-pub(crate) fn recover(envelope: &Envelope) -> Result<Address, String> {
-    envelope
-        .recover_signer()
-        .map_err(|e| format!("signature does not recover: {e}"))
 }
 
 /// The consensus transaction of a known type; fills the fee facts.
 fn envelope(tx: &RpcTx<'_>, facts: &mut TxFacts) -> Result<Envelope, BadField> {
     let value = hex::u256q("value", need("value", tx.value)?)?;
     let input = hex::bytes("input", need("input", tx.input)?)?;
-    let (nonce, gas_limit) = (facts.nonce, facts.gas_limit);
-    let kind = facts.to.map_or(TxKind::Create, TxKind::Call);
     if facts.tx_type == LEGACY {
-        let v = hex::u128q("v", need("v", tx.v)?)?;
-        let (parity, chain_id) = from_eip155_value(v).ok_or_else(|| BadField {
-            field: "v",
-            reason: format!("{v} is neither 27/28 nor EIP-155"),
-        })?;
-        let gas_price = hex::u128q("gasPrice", need("gasPrice", tx.gas_price)?)?;
-        facts.gas_price = Some(gas_price);
-        let legacy = TxLegacy {
-            chain_id,
-            nonce,
-            gas_price,
-            gas_limit,
-            to: kind,
-            value,
-            input,
-        };
-        return Ok(Envelope::Legacy(Signed::new_unhashed(
-            legacy,
-            signature(tx, parity)?,
-        )));
+        return legacy(tx, facts, value, input);
     }
     let sig = signature(tx, typed_parity(tx)?)?;
-    let chain_id = hex::u64q("chainId", need("chainId", tx.chain_id)?)?;
-    let access_list = access_list(tx.access_list.as_deref().unwrap_or_default())?;
+    let t = Typed {
+        chain_id: hex::u64q("chainId", need("chainId", tx.chain_id)?)?,
+        nonce: facts.nonce,
+        gas_limit: facts.gas_limit,
+        to: facts.to,
+        value,
+        access_list: access_list(tx.access_list.as_deref().unwrap_or_default())?,
+        input,
+    };
     if facts.tx_type == EIP2930 {
         let gas_price = hex::u128q("gasPrice", need("gasPrice", tx.gas_price)?)?;
         facts.gas_price = Some(gas_price);
-        let t = TxEip2930 {
+        return Ok(Envelope::Eip2930(Signed::new_unhashed(
+            t.eip2930(gas_price),
+            sig,
+        )));
+    }
+    let max_fee = hex::u128q("maxFeePerGas", need("maxFeePerGas", tx.max_fee_per_gas)?)?;
+    let priority = need("maxPriorityFeePerGas", tx.max_priority_fee_per_gas)?;
+    let priority = hex::u128q("maxPriorityFeePerGas", priority)?;
+    (facts.max_fee_per_gas, facts.max_priority_fee_per_gas) = (Some(max_fee), Some(priority));
+    match facts.tx_type {
+        EIP1559 => Ok(Envelope::Eip1559(Signed::new_unhashed(
+            t.eip1559(max_fee, priority),
+            sig,
+        ))),
+        EIP4844 => Ok(Envelope::Eip4844(Signed::new_unhashed(
+            blob_tx(tx, t, (max_fee, priority))?,
+            sig,
+        ))),
+        _ => Ok(Envelope::Eip7702(Signed::new_unhashed(
+            set_code_tx(tx, t, (max_fee, priority))?,
+            sig,
+        ))),
+    }
+}
+
+/// A legacy transaction, with or without EIP-155 (the chain id comes from `v`).
+fn legacy(
+    tx: &RpcTx<'_>,
+    facts: &mut TxFacts,
+    value: U256,
+    input: Bytes,
+) -> Result<Envelope, BadField> {
+    let v = hex::u128q("v", need("v", tx.v)?)?;
+    let (parity, chain_id) = from_eip155_value(v).ok_or_else(|| BadField {
+        field: "v",
+        reason: format!("{v} is neither 27/28 nor EIP-155"),
+    })?;
+    let gas_price = hex::u128q("gasPrice", need("gasPrice", tx.gas_price)?)?;
+    facts.gas_price = Some(gas_price);
+    let to = facts.to.map_or(TxKind::Create, TxKind::Call);
+    let (nonce, gas_limit) = (facts.nonce, facts.gas_limit);
+    let legacy = TxLegacy {
+        chain_id,
+        nonce,
+        gas_price,
+        gas_limit,
+        to,
+        value,
+        input,
+    };
+    Ok(Envelope::Legacy(Signed::new_unhashed(
+        legacy,
+        signature(tx, parity)?,
+    )))
+}
+
+/// The fields every typed transaction has.
+struct Typed {
+    chain_id: u64,
+    nonce: u64,
+    gas_limit: u64,
+    to: Option<Address>,
+    value: U256,
+    access_list: AccessList,
+    input: Bytes,
+}
+
+impl Typed {
+    fn kind(&self) -> TxKind {
+        self.to.map_or(TxKind::Create, TxKind::Call)
+    }
+
+    /// The recipient of a type that cannot create (4844, 7702).
+    fn call_to(&self) -> Result<Address, BadField> {
+        self.to.ok_or_else(|| BadField::missing("to"))
+    }
+
+    fn eip2930(self, gas_price: u128) -> TxEip2930 {
+        let to = self.kind();
+        let Typed {
+            chain_id,
+            nonce,
+            gas_limit,
+            value,
+            access_list,
+            input,
+            ..
+        } = self;
+        TxEip2930 {
             chain_id,
             nonce,
             gas_price,
             gas_limit,
-            to: kind,
+            to,
             value,
             access_list,
             input,
-        };
-        return Ok(Envelope::Eip2930(Signed::new_unhashed(t, sig)));
-    }
-    let max_fee_per_gas = hex::u128q("maxFeePerGas", need("maxFeePerGas", tx.max_fee_per_gas)?)?;
-    let priority = need("maxPriorityFeePerGas", tx.max_priority_fee_per_gas)?;
-    let max_priority_fee_per_gas = hex::u128q("maxPriorityFeePerGas", priority)?;
-    facts.max_fee_per_gas = Some(max_fee_per_gas);
-    facts.max_priority_fee_per_gas = Some(max_priority_fee_per_gas);
-    let fees = (max_fee_per_gas, max_priority_fee_per_gas);
-    match facts.tx_type {
-        EIP1559 => {
-            let t = TxEip1559 {
-                chain_id,
-                nonce,
-                gas_limit,
-                max_fee_per_gas,
-                max_priority_fee_per_gas,
-                to: kind,
-                value,
-                access_list,
-                input,
-            };
-            Ok(Envelope::Eip1559(Signed::new_unhashed(t, sig)))
         }
-        EIP4844 => blob_tx(tx, facts, chain_id, fees, value, access_list, input)
-            .map(|t| Envelope::Eip4844(Signed::new_unhashed(t, sig))),
-        _ => {
-            let to = facts.to.ok_or_else(|| BadField::missing("to"))?;
-            let authorization_list =
-                need_list("authorizationList", tx.authorization_list.as_deref())?
-                    .iter()
-                    .map(authorization)
-                    .collect::<Result<_, _>>()?;
-            let t = TxEip7702 {
-                chain_id,
-                nonce,
-                gas_limit,
-                max_fee_per_gas,
-                max_priority_fee_per_gas,
-                to,
-                value,
-                access_list,
-                authorization_list,
-                input,
-            };
-            Ok(Envelope::Eip7702(Signed::new_unhashed(t, sig)))
+    }
+
+    fn eip1559(self, max_fee_per_gas: u128, max_priority_fee_per_gas: u128) -> TxEip1559 {
+        let to = self.kind();
+        let Typed {
+            chain_id,
+            nonce,
+            gas_limit,
+            value,
+            access_list,
+            input,
+            ..
+        } = self;
+        TxEip1559 {
+            chain_id,
+            nonce,
+            gas_limit,
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+            to,
+            value,
+            access_list,
+            input,
         }
     }
 }
@@ -236,24 +291,29 @@ fn envelope(tx: &RpcTx<'_>, facts: &mut TxFacts) -> Result<Envelope, BadField> {
 /// An EIP-4844 transaction (no sidecar: blocks carry none).
 fn blob_tx(
     tx: &RpcTx<'_>,
-    facts: &TxFacts,
-    chain_id: u64,
+    t: Typed,
     (max_fee_per_gas, max_priority_fee_per_gas): (u128, u128),
-    value: U256,
-    access_list: AccessList,
-    input: alloy_primitives::Bytes,
 ) -> Result<TxEip4844, BadField> {
-    let to = facts.to.ok_or_else(|| BadField::missing("to"))?;
+    let to = t.call_to()?;
     let blob_fee = need("maxFeePerBlobGas", tx.max_fee_per_blob_gas)?;
     let blob_versioned_hashes =
         need_list("blobVersionedHashes", tx.blob_versioned_hashes.as_deref())?
             .iter()
             .map(|h| hex::fixed::<32>("blobVersionedHashes", h))
             .collect::<Result<_, _>>()?;
+    let Typed {
+        chain_id,
+        nonce,
+        gas_limit,
+        value,
+        access_list,
+        input,
+        ..
+    } = t;
     Ok(TxEip4844 {
         chain_id,
-        nonce: facts.nonce,
-        gas_limit: facts.gas_limit,
+        nonce,
+        gas_limit,
         max_fee_per_gas,
         max_priority_fee_per_gas,
         to,
@@ -261,6 +321,40 @@ fn blob_tx(
         access_list,
         blob_versioned_hashes,
         max_fee_per_blob_gas: hex::u128q("maxFeePerBlobGas", blob_fee)?,
+        input,
+    })
+}
+
+/// An EIP-7702 transaction with its signed authorizations.
+fn set_code_tx(
+    tx: &RpcTx<'_>,
+    t: Typed,
+    (max_fee_per_gas, max_priority_fee_per_gas): (u128, u128),
+) -> Result<TxEip7702, BadField> {
+    let to = t.call_to()?;
+    let authorization_list = need_list("authorizationList", tx.authorization_list.as_deref())?
+        .iter()
+        .map(authorization)
+        .collect::<Result<_, _>>()?;
+    let Typed {
+        chain_id,
+        nonce,
+        gas_limit,
+        value,
+        access_list,
+        input,
+        ..
+    } = t;
+    Ok(TxEip7702 {
+        chain_id,
+        nonce,
+        gas_limit,
+        max_fee_per_gas,
+        max_priority_fee_per_gas,
+        to,
+        value,
+        access_list,
+        authorization_list,
         input,
     })
 }

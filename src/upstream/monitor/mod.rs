@@ -21,10 +21,11 @@ use tracing::{info, warn};
 use super::breaker;
 use super::fork::ForkState;
 use super::health::{Health, Observation, Transition};
+use super::pace::is_rate_limited;
 use super::probe::{probe, ProbeAsk, ProbeReport};
 use super::{SharedSnapshot, Upstream};
 use crate::config::{Config, ForkConfig, HealthConfig};
-use crate::error::UpstreamError;
+use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::metrics::Metrics;
 
 /// Passive failures queued for the monitor; when full, further reports are dropped (the
@@ -248,6 +249,11 @@ impl Monitor {
         for counter in [&m.hedges, &m.hedge_wins] {
             let _ = counter.remove_label_values(&[name]);
         }
+        for counter in [&m.rate_limited, &m.rate_limit_waits] {
+            let _ = counter.remove_label_values(&[name]);
+        }
+        let _ = m.rate_limit_wait_seconds.remove_label_values(&[name]);
+        let _ = m.upstream_learned_rps.remove_label_values(&[name]);
     }
 
     fn start_probes(&mut self) {
@@ -302,7 +308,17 @@ impl Monitor {
                     .probes
                     .with_label_values(&[name, e.outcome()])
                     .inc();
-                self.apply_failure(index, e.kind.to_string());
+                // An upstream that asks to slow down (or whose probe waited out its pause)
+                // is alive: back-pressure has no say on health.
+                if is_rate_limited(&e.kind) {
+                    if let UpstreamErrorKind::NodeError { .. } = e.kind {
+                        // A 429 told the pace itself, with its Retry-After.
+                        record.upstream.limits.pace.limited(None, Instant::now());
+                    }
+                    self.metrics.rate_limited.with_label_values(&[name]).inc();
+                } else if !matches!(e.kind, UpstreamErrorKind::Busy(_)) {
+                    self.apply_failure(index, e.kind.to_string());
+                }
             }
         }
     }

@@ -107,6 +107,13 @@ impl Monitor {
         for counter in [&m.hedges, &m.hedge_wins, &m.upstream_wrong_answers] {
             let _ = counter.with_label_values(&[name]);
         }
+        for counter in [&m.rate_limited, &m.rate_limit_waits] {
+            let _ = counter.with_label_values(&[name]);
+        }
+        let _ = m.rate_limit_wait_seconds.with_label_values(&[name]);
+        m.upstream_learned_rps
+            .with_label_values(&[name])
+            .set(state.learned_rps.unwrap_or(0.0));
         if let Some(head) = state.head {
             m.upstream_head.with_label_values(&[name]).set(head as i64);
         }
@@ -127,6 +134,7 @@ fn state_of(record: &Record, rank: usize, best_head: Option<u64>, now: Instant) 
     let health = &record.health;
     let age = now.saturating_duration_since(health.since());
     let wrong = record.upstream.wrong.state();
+    let pace = record.upstream.limits.pace.view(now);
     UpstreamState {
         name: record.upstream.name.clone(),
         rank,
@@ -151,6 +159,9 @@ fn state_of(record: &Record, rank: usize, best_head: Option<u64>, now: Instant) 
             .last_error_at()
             .map(|at| now.saturating_duration_since(at).as_secs_f64()),
         breaker: record.upstream.breaker.state(now),
+        learned_rps: pace.rate,
+        rate_limited: pace.limited,
+        rate_limited_age_secs: pace.last_limited.map(|ago| ago.as_secs_f64()),
         status_age_secs: age.as_secs_f64(),
         since_unix: SystemTime::now()
             .checked_sub(age)

@@ -1,0 +1,331 @@
+//! Back-pressure, not failure: a paid provider's rate limit in front of anvil (testkit's
+//! `limiter`: a token bucket of [`LIMIT`] calls/s, each batch item billed one; over it HTTP
+//! 429 with `Retry-After: 1`, or -32005 "exceeded its compute units per second capacity") and
+//! the real `ethereumetl -w 8` exporting blocks, transactions, receipts and logs through
+//! nodewatch with that provider as its only upstream. One scenario in named phases, on one
+//! chain, so the phases do not compete for the cores:
+//!
+//! 1. one sidecar, 429s: the export has the direct export's rows, at most 1% of the requests
+//!    are refused, and the provider is busy for at most 1.3× calls ÷ limit;
+//! 2. two sidecars on the one key, exporting at once: both complete with the same rows, at
+//!    most 5% of the requests refused;
+//! 3. one sidecar, -32005 answers inside HTTP 200: concurrent batches all answered.
+//!
+//! The limit is 80 calls/s, not a plan's 120: ethereum-etl on two busy cores does not
+//! always send 120 calls a second, and a limit it does not reach tests nothing. `-w 8` writes
+//! rows in the order its batches finish, so files are compared as sorted rows (two direct
+//! runs differ in order too). Every figure is printed as a `FIGURE` line.
+//! `RATE_LIMIT_EXTRA_BLOCKS` (default 60, after the fixture chain's 30) and
+//! `RATE_LIMIT_BATCH` (ethereum-etl's `-b`, default 1: a refused request is one call) size
+//! the run.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nodewatch::config::Config;
+use nodewatch::upstream::pace::PaceView;
+use support::anvil::Anvil;
+use support::chain::{build_chain, mine};
+use support::etl::{self, run_ethereumetl};
+use support::limiter::{Counts, Limiter, Refusal};
+use support::nodewatch::{test_config, Nodewatch};
+use support::rpc;
+
+/// The provider's limit, calls per second.
+const LIMIT: u32 = 80;
+
+/// What one export wrote.
+struct Outputs {
+    files: [PathBuf; 4],
+}
+
+/// The chain, its transaction hashes and the direct export to compare with.
+struct Fixture {
+    node: Anvil,
+    dir: tempfile::TempDir,
+    head: u64,
+    hashes: PathBuf,
+    batch: String,
+    direct: Outputs,
+    /// The direct export's own time: ethereum-etl's start-up and work, no limit.
+    direct_time: Duration,
+    /// Calls one export makes: blocks plus receipts.
+    calls: u64,
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn fixture(anvil: &Path) -> Fixture {
+    let node = Anvil::spawn(anvil).await;
+    let chain = build_chain(&node.url()).await;
+    let head = mine(&node.url(), env_or("RATE_LIMIT_EXTRA_BLOCKS", 60)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hashes = dir.path().join("hashes.txt");
+    chain.write_tx_hashes(&hashes);
+    let batch = env_or("RATE_LIMIT_BATCH", 1).to_string();
+    let mut fixture = Fixture {
+        direct: Outputs { files: Default::default() },
+        direct_time: Duration::ZERO,
+        calls: head + 1 + chain.tx_hashes.len() as u64,
+        node,
+        dir,
+        head,
+        hashes,
+        batch,
+    };
+    let (direct, took, _) = export(&fixture, &fixture.node.url(), "direct", None).await;
+    fixture.direct = direct;
+    fixture.direct_time = took;
+    fixture
+}
+
+/// `ethereumetl export_blocks_and_transactions` then `export_receipts_and_logs`, `-w 8`,
+/// from `url` into `dir/<name>`: what it wrote, how long both took, and (given the provider)
+/// the time from each command's first call the provider took to its last, added up, with the
+/// calls taken meanwhile.
+async fn export(
+    f: &Fixture,
+    url: &str,
+    name: &str,
+    provider: Option<&Limiter>,
+) -> (Outputs, Duration, (Duration, u64)) {
+    let out = f.dir.path().join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    let files = ["blocks.csv", "transactions.csv", "receipts.csv", "logs.csv"].map(|n| out.join(n));
+    let opts = ["-b", f.batch.as_str(), "-w", "8"];
+    let runs = [
+        etl::blocks_and_transactions(url, (0, f.head), Some(&files[0]), Some(&files[1]), &opts),
+        etl::receipts_and_logs(url, &f.hashes, Some(&files[2]), Some(&files[3]), &opts),
+    ];
+    let started = Instant::now();
+    let mut busy = (Duration::ZERO, 0);
+    for args in runs {
+        let mark = provider.map(Limiter::mark);
+        run_ethereumetl(&args, Duration::from_secs(60)).await;
+        if let (Some(provider), Some(mark)) = (provider, mark) {
+            let (span, calls) = provider.busy_since(mark);
+            busy = (busy.0 + span, busy.1 + calls);
+        }
+    }
+    (Outputs { files }, started.elapsed(), busy)
+}
+
+/// Panics unless the two exports hold the same rows (each file's lines, sorted).
+fn assert_same_rows(a: &Outputs, b: &Outputs) {
+    for (x, y) in a.files.iter().zip(&b.files) {
+        let rows = |p: &Path| {
+            let text = std::fs::read_to_string(p).unwrap();
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines.sort();
+            lines
+        };
+        let (rx, ry) = (rows(x), rows(y));
+        assert!(rx.len() > 1, "{} has no rows", x.display());
+        assert!(
+            rx == ry,
+            "{} and {} differ:\n{}",
+            x.display(),
+            y.display(),
+            etl::diff_excerpt(rx.join("\n").as_bytes(), ry.join("\n").as_bytes())
+        );
+    }
+}
+
+/// A sidecar's configuration: the provider as its only upstream, production probe timing
+/// (probes are calls the provider bills too).
+fn sidecar(provider: &str) -> Config {
+    let mut config = test_config(&[provider.to_owned()]);
+    config.probe = Default::default();
+    config.proxy.request_timeout = Duration::from_secs(30);
+    config
+}
+
+async fn start_sidecar(provider: &Limiter) -> Nodewatch {
+    let nw = Nodewatch::start_with(sidecar(&provider.url())).await;
+    nw.wait_all_healthy().await;
+    nw
+}
+
+fn since(counts: Counts, before: Counts) -> Counts {
+    Counts {
+        requests: counts.requests - before.requests,
+        refused: counts.refused - before.refused,
+        calls: counts.calls - before.calls,
+    }
+}
+
+/// The share of requests refused, in per cent.
+fn percent(counts: Counts) -> f64 {
+    100.0 * counts.refused_share()
+}
+
+/// Prints what the provider saw and the sidecar learned.
+fn report(phase: &str, counts: Counts, wall: Duration, nw: &[&Nodewatch], provider: &Limiter) {
+    let ideal = counts.calls as f64 / f64::from(LIMIT);
+    let learned: Vec<String> = nw
+        .iter()
+        .map(|nw| {
+            let pace = pace(nw);
+            let rate = pace.rate.map_or("-".into(), |r| format!("{r:.1}"));
+            format!("{rate}/s after {} limit answers", pace.limited)
+        })
+        .collect();
+    eprintln!(
+        "FIGURE rate-limit {phase}: {} HTTP requests, {} refused ({:.2}%), {} calls billed; \
+         wall {:.2} s against an ideal (calls ÷ limit) of {ideal:.2} s; learned {}; \
+         calls taken and requests refused by the provider each second: {:?}",
+        counts.requests,
+        counts.refused,
+        percent(counts),
+        counts.calls,
+        wall.as_secs_f64(),
+        learned.join(", "),
+        provider.per_second(),
+    );
+}
+
+/// The sidecar's pace of its one upstream, now.
+fn pace(nw: &Nodewatch) -> PaceView {
+    let now = tokio::time::Instant::now();
+    nw.handle.snapshot.load().handles[0].limits.pace.view(now)
+}
+
+/// Each sidecar's upstream is healthy with its breaker closed: back-pressure is not failure.
+fn assert_not_failed(nw: &Nodewatch) {
+    let state = nw.handle.snapshot.load().upstreams[0].clone();
+    assert!(state.is_serving(), "{state:?}");
+    assert_eq!(
+        nw.handle.snapshot.load().handles[0]
+            .breaker
+            .state(tokio::time::Instant::now()),
+        nodewatch::upstream::breaker::BreakerState::Closed
+    );
+    assert_eq!(
+        nw.metric("nodewatch_requests_total{method=\"eth_getBlockByNumber\",outcome=\"failed\""),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_provider_slows_the_export_and_never_fails_it() {
+    let Some(tools) = support::tools::require_all() else {
+        return;
+    };
+    let f = fixture(&tools.anvil).await;
+    eprintln!(
+        "FIGURE rate-limit fixture: blocks 0..={}, {} calls an export, -b {} -w 8; \
+         direct export (no limit) {:.2} s",
+        f.head,
+        f.calls,
+        f.batch,
+        f.direct_time.as_secs_f64()
+    );
+
+    // Phase 1: one sidecar, HTTP 429 + Retry-After: the same rows, few refusals, and the
+    // provider busy for about calls ÷ limit.
+    let provider = Limiter::start(&f.node.url(), LIMIT, Refusal::Http429).await;
+    let nw = start_sidecar(&provider).await;
+    let before = provider.counts();
+    let (out, wall, (busy, busy_calls)) = export(&f, &nw.url, "one", Some(&provider)).await;
+    let counts = since(provider.counts(), before);
+    assert_same_rows(&f.direct, &out);
+    report("one sidecar, 429", counts, wall, &[&nw], &provider);
+    let ideal = busy_calls as f64 / f64::from(LIMIT);
+    let ratio = busy.as_secs_f64() / ideal;
+    eprintln!(
+        "FIGURE rate-limit one sidecar, time: the provider was busy {:.2} s for {busy_calls} \
+         calls, ideal {ideal:.2} s: {ratio:.2}× ideal; wall {:.2} s = direct {:.2} s + {:.2} s",
+        busy.as_secs_f64(),
+        wall.as_secs_f64(),
+        f.direct_time.as_secs_f64(),
+        wall.saturating_sub(f.direct_time).as_secs_f64(),
+    );
+    assert!(counts.calls >= f.calls, "{counts:?}");
+    assert!(
+        percent(counts) <= 1.0,
+        "the provider refused {:.2}% of the requests: {counts:?}",
+        percent(counts)
+    );
+    assert!(ratio <= 1.3, "{ratio:.2}× the ideal time");
+    assert_not_failed(&nw);
+    let learned = pace(&nw).learned;
+    assert!(
+        learned.is_some_and(|r| r > 0.5 * f64::from(LIMIT) && r < 1.2 * f64::from(LIMIT)),
+        "learned {learned:?} for a limit of {LIMIT}"
+    );
+    nw.stop().await;
+
+    // Phase 2: two sidecars on one key, exporting at once: both complete.
+    let provider = Limiter::start(&f.node.url(), LIMIT, Refusal::Http429).await;
+    let (a, b) = (start_sidecar(&provider).await, start_sidecar(&provider).await);
+    let before = provider.counts();
+    let started = Instant::now();
+    let ((out_a, ..), (out_b, ..)) = tokio::join!(
+        export(&f, &a.url, "two-a", None),
+        export(&f, &b.url, "two-b", None)
+    );
+    let wall = started.elapsed();
+    let counts = since(provider.counts(), before);
+    assert_same_rows(&f.direct, &out_a);
+    assert_same_rows(&f.direct, &out_b);
+    report("two sidecars, 429", counts, wall, &[&a, &b], &provider);
+    assert!(counts.calls >= 2 * f.calls, "{counts:?}");
+    assert!(
+        percent(counts) <= 5.0,
+        "the provider refused {:.2}% of the requests: {counts:?}",
+        percent(counts)
+    );
+    assert_not_failed(&a);
+    assert_not_failed(&b);
+    a.stop().await;
+    b.stop().await;
+
+    // Phase 3: -32005 answers inside HTTP 200 are waited out the same way: 8 clients, 10
+    // batches of 4 blocks each, at once (four seconds' calls).
+    let provider = Limiter::start(&f.node.url(), LIMIT, Refusal::RpcError).await;
+    let nw = start_sidecar(&provider).await;
+    let before = provider.counts();
+    let started = Instant::now();
+    let clients = (0..8u64).map(|client| {
+        let (url, direct, head) = (nw.url.clone(), f.node.url(), f.head);
+        tokio::spawn(async move {
+            for round in 0..10u64 {
+                let first = (client * 10 + round) * 4 % (head - 3);
+                let body = blocks_batch(first..first + 4);
+                let (status, through) = rpc::post(&url, &body).await;
+                assert_eq!(status, 200, "{through}");
+                let (_, direct) = rpc::post(&direct, &body).await;
+                let through: serde_json::Value = serde_json::from_str(&through).unwrap();
+                let direct: serde_json::Value = serde_json::from_str(&direct).unwrap();
+                assert_eq!(through, direct, "blocks {first}..{}", first + 4);
+            }
+        })
+    });
+    for client in futures_util::future::join_all(clients).await {
+        client.unwrap();
+    }
+    let wall = started.elapsed();
+    let counts = since(provider.counts(), before);
+    report("one sidecar, -32005", counts, wall, &[&nw], &provider);
+    assert!(pace(&nw).limited > 0, "the provider never refused: nothing was tested");
+    assert_not_failed(&nw);
+    nw.stop().await;
+}
+
+/// A batch of `eth_getBlockByNumber` (full transactions) for `blocks`.
+fn blocks_batch(blocks: std::ops::Range<u64>) -> String {
+    let calls: Vec<serde_json::Value> = blocks
+        .map(|n| {
+            serde_json::json!({"jsonrpc": "2.0", "id": n, "method": "eth_getBlockByNumber",
+                "params": [format!("{n:#x}"), true]})
+        })
+        .collect();
+    serde_json::Value::Array(calls).to_string()
+}

@@ -9,7 +9,8 @@
 #
 # - Build: the pinned Rust (Cargo.toml's rust-version), `cargo build --release --locked
 #   --bins` over the workspace: the proxy (nodewatch, root package) and the exporter
-#   (nodewatch-export, crates/export) with the HTTP client they share (crates/http).
+#   (nodewatch-export, crates/export) with the HTTP client (crates/http) and the verification
+#   (crates/verify: libsecp256k1 and the assembly keccak are built with the image's gcc) they share.
 # - Run: distroless (glibc, CA-free: the TLS roots are compiled in), no shell, no package
 #   manager, user 65532 (nonroot).
 # - Configuration: a mounted file at /etc/nodewatch/nodewatch.toml (the default command),

@@ -510,6 +510,16 @@ def section_failover(cfg, state, res):
     res["failover"] = out
 
 
+def last_line(error, limit=300):
+    """The last line of a failed command's error, shortened from the front."""
+    line = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+    return line if len(line) <= limit else "…" + line[-limit:]
+
+
+MISSING_BY_HASH = (" (this replay upstream does not serve `eth_getBlockByHash`, which nodewatch-export's "
+                   "verification asks for the header of every block whose receipts or logs it checks)")
+
+
 def timed(argv, env=None):
     """Runs a command; returns wall seconds and its peak RSS in KiB. GNU time reports the
     peak: a child forked straight from this Python process would count this process's pages
@@ -573,7 +583,7 @@ def section_exporter(cfg, state, res):
                 secs, rss = timed(argv)
             except RuntimeError as e:
                 log(f"exporter: {tool} via {via} failed: {str(e)[-300:]}")
-                failures.append(f"{tool} via {via} (anvil): `{str(e).strip().splitlines()[-1][-300:]}`")
+                failures.append(f"{tool} via {via} (anvil): `{last_line(e)}`")
                 continue
             runs.append({"upstream": "anvil", "tool": tool, "via": via, "blocks": end + 1, "rep": rep,
                          "secs": secs, "blocks_per_s": (end + 1) / secs, "max_rss_kib": rss})
@@ -607,8 +617,7 @@ def section_exporter(cfg, state, res):
                     secs, rss = timed(argv)
                 except RuntimeError as e:
                     log(f"exporter: {tool} on {blocks} blocks failed: {str(e)[-300:]}")
-                    failures.append(f"{tool}, {blocks:,} blocks (replay): "
-                                    f"`{str(e).strip().splitlines()[-1][-300:]}`")
+                    failures.append(f"{tool}, {blocks:,} blocks (replay): `{last_line(e)}`")
                     continue
                 shutil.rmtree(workdir / f"replay-{blocks}", ignore_errors=True)  # up to ~400 MB at 100k
                 runs.append({"upstream": "replay", "tool": tool, "via": "direct", "blocks": blocks, "rep": rep,
@@ -1139,11 +1148,9 @@ def verify_exporter(cfg, anvil_url, chain):
                     secs, rss = timed(argv)
                 except RuntimeError as e:
                     failures.append((upstream, command, tool))
-                    why = str(e).strip().splitlines()[-1][-300:]
+                    why = last_line(e)
                     notes.append(f"{command} ({upstream}): {tool} failed: `{why}`"
-                                 + (" (this replay upstream does not serve `eth_getBlockByHash`, which the "
-                                    "verifier asks for the header of every block whose receipts it checks)"
-                                    if upstream == "replay" and "-32601" in why
+                                 + (MISSING_BY_HASH if upstream == "replay" and "-32601" in why
                                     and not (replay_info or {}).get("serves", {}).get("eth_getBlockByHash") else ""))
                     log(f"verify: {tool} {command} failed: {str(e)[-400:]}")
                     continue
@@ -1268,8 +1275,8 @@ def section_exporter_jobs(cfg, state, res):
                 except RuntimeError as e:
                     # e.g. nodewatch-export verifying against a replay without eth_getBlockByHash
                     failed.add((upstream, command, tool))
-                    notes.append(f"{command} ({upstream}): {tool} failed: "
-                                 f"`{str(e).strip().splitlines()[-1][-300:]}`")
+                    notes.append(f"{command} ({upstream}): {tool} failed: `{last_line(e)}`"
+                                 + (MISSING_BY_HASH if upstream == "replay" and "-32601" in str(e) else ""))
                     log(f"exporter jobs: {tool} {command} failed: {str(e)[-300:]}")
                     continue
                 runs.append({"upstream": upstream, "command": command, "tool": tool, "blocks": end + 1,

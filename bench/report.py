@@ -54,7 +54,7 @@ def num(x, digits=0):
 
 def note_line(note):
     """A bullet for a note of bench.py: an output check, or a run that failed."""
-    return f"- {note[0].upper()}{note[1:]}" if "failed" in note.split("`")[0] else f"- Output check, {note}."
+    return f"- {note}" if "failed" in note.split("`")[0] else f"- Output check, {note}."
 
 
 def verdict(ok):
@@ -1260,7 +1260,7 @@ def main():
                       f"answer is block {chain['big_block']}); built once by `nwbench chain` and cached as "
                       "an anvil state file in `target/bench-cache/` (first run: about 30–60 s more).")
     else:
-        chain_line = prev["chain"] if prev and prev["chain"] else "- Chain: see the earlier run."
+        chain_line = prev["chain"] if prev and prev["chain"] and carried else None
     verify_chain = res.get("verify", {}).get("chain")
     doc(f"- {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, Linux {m['kernel']} (a Firecracker VM).",
         f"- **Shared and noisy:** other sessions' builds and tests run on the same 2 cores; the "
@@ -1273,7 +1273,7 @@ def main():
         "figure is a ratio within one repeat, reported with its spread.",
         f"- {m['rustc']}; {m['anvil']}; {m['nginx']}; {m['wrk']}; {m['ethereumetl']}; {m['perf']}; "
         f"Python {m['python']} with matplotlib.",
-        chain_line,
+        *([chain_line] if chain_line else []),
         *([f"- Verification chain (section 7): anvil with {verify_chain['blocks']} blocks × "
            f"{verify_chain['txs_per_block']} transactions (legacy, EIP-2930, EIP-1559), two thirds of them "
            f"calls to a contract that logs an ERC-20 `Transfer` and an `Approval` ({verify_chain['logs_per_block']} "
@@ -1287,7 +1287,8 @@ def main():
         "JSON-RPC body; wrk instead of oha: a C load generator costs less of the 2 cores and "
         "needs no compile). Every target's answer is checked to be the same JSON, without errors, "
         "before it is loaded.",
-        "- Commands: `make bench` (full, < 15 minutes), `make bench BENCH_QUICK=1` (≈ 3 minutes), "
+        "- Commands: `make bench` (full: < 15 minutes for sections 1–6, about 5 more for section 7), "
+        "`make bench BENCH_QUICK=1` (≈ 3 minutes, plus about 2 for section 7), "
         "`make bench-report` (re-render this file and the plots from the last results); one "
         "section: `python3 bench/bench.py --only verify` (or any of proxy, failover, exporter, "
         "exporter_jobs, scaling, profile, verify), then `make bench-report`.",

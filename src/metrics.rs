@@ -354,7 +354,8 @@ const RATE_LIMITED: Spec = Spec {
 };
 const RATE_LIMIT_WAITS: Spec = Spec {
     name: "nodewatch_rate_limit_waits_total",
-    help: "Upstream requests that waited for the upstream's rate (or its Retry-After) before going.",
+    help:
+        "Upstream requests that waited for the upstream's rate (or its Retry-After) before going.",
     labels: &["upstream"],
 };
 const RATE_LIMIT_WAIT_SECONDS: Spec = Spec {

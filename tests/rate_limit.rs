@@ -11,6 +11,10 @@
 //!    most 5% of the requests refused;
 //! 3. one sidecar, -32005 answers inside HTTP 200: concurrent batches all answered.
 //!
+//! Two short tests on scripted upstreams check the rules themselves: a 429 is waited out
+//! (`Retry-After`) without opening the breaker or marking the node down, and overflow goes
+//! to a lower rank only from an upstream that may `spill`.
+//!
 //! The limit is 80 calls/s, not a plan's 120: ethereum-etl on two busy cores does not
 //! always send 120 calls a second, and a limit it does not reach tests nothing. `-w 8` writes
 //! rows in the order its batches finish, so files are compared as sorted rows (two direct
@@ -22,6 +26,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodewatch::config::Config;
@@ -32,6 +38,7 @@ use support::etl::{self, run_ethereumetl};
 use support::limiter::{Counts, Limiter, Refusal};
 use support::nodewatch::{test_config, Nodewatch};
 use support::rpc;
+use support::scripted::{self, Scripted};
 
 /// The provider's limit, calls per second.
 const LIMIT: u32 = 80;
@@ -328,4 +335,123 @@ fn blocks_batch(blocks: std::ops::Range<u64>) -> String {
         })
         .collect();
     serde_json::Value::Array(calls).to_string()
+}
+
+// === Without ethereum-etl: the rules, on scripted upstreams ===
+
+/// A node that answers every call at once: `eth_chainId` with 1, `eth_syncing` with
+/// `false`, anything else with `result`; while `refusing`, a 429 with `Retry-After: 1`
+/// instead.
+async fn scripted_node(result: &'static str, refusing: Arc<AtomicBool>) -> Scripted {
+    Scripted::start(move |req| {
+        let refusing = refusing.load(Ordering::SeqCst);
+        async move {
+            if refusing {
+                let mut r = scripted::reply(429, r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"rate limit"}}"#);
+                r.headers_mut()
+                    .insert("retry-after", http::HeaderValue::from_static("1"));
+                return Ok(r);
+            }
+            let answer = |call: &serde_json::Value| {
+                let value = match call["method"].as_str() {
+                    Some("eth_syncing") => serde_json::Value::Bool(false),
+                    Some("eth_chainId") => serde_json::Value::String("0x1".into()),
+                    _ => serde_json::Value::String(result.into()),
+                };
+                serde_json::json!({"jsonrpc": "2.0", "id": call["id"], "result": value})
+            };
+            let body = match req.json() {
+                Some(serde_json::Value::Array(calls)) => {
+                    serde_json::Value::Array(calls.iter().map(answer).collect())
+                }
+                Some(call) => answer(&call),
+                None => return scripted::ok(400, "not JSON"),
+            };
+            scripted::ok(200, body.to_string())
+        }
+    })
+    .await
+}
+
+/// `n` `eth_blockNumber` calls at once, each its own request: their results.
+async fn concurrent_calls(url: &str, n: usize) -> Vec<String> {
+    let calls = (0..n).map(|_| {
+        let url = url.to_owned();
+        tokio::spawn(async move {
+            let (status, text) = rpc::post(
+                &url,
+                r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#,
+            )
+            .await;
+            assert_eq!(status, 200, "{text}");
+            let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+            answer["result"]
+                .as_str()
+                .unwrap_or_else(|| panic!("an error reached the client: {text}"))
+                .to_owned()
+        })
+    });
+    let results = futures_util::future::join_all(calls).await;
+    results.into_iter().map(Result::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_waited_out_and_neither_opens_the_breaker_nor_marks_the_node_down() {
+    let refusing = Arc::new(AtomicBool::new(false));
+    let node = scripted_node("0x10", Arc::clone(&refusing)).await;
+    let mut config = test_config(&[node.url()]);
+    config.breaker.failure_threshold = 2;
+    let nw = Nodewatch::start_with(config).await;
+    nw.wait_all_healthy().await;
+    // Two seconds of 429s (probes included), and calls sent meanwhile.
+    refusing.store(true, Ordering::SeqCst);
+    let stop = {
+        let refusing = Arc::clone(&refusing);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            refusing.store(false, Ordering::SeqCst);
+        })
+    };
+    let started = Instant::now();
+    let results = concurrent_calls(&nw.url, 6).await;
+    let waited = started.elapsed();
+    stop.await.unwrap();
+    assert!(results.iter().all(|r| r == "0x10"), "{results:?}");
+    assert!(waited >= Duration::from_millis(1900), "answered after {waited:?}");
+    assert_eq!(nw.status(1), nodewatch::upstream::health::Status::Healthy);
+    assert_not_failed(&nw);
+    assert!(nw.metric("nodewatch_rate_limited_total{upstream=\"u1\"}") >= 1.0);
+    assert!(nw.metric("nodewatch_rate_limit_waits_total{upstream=\"u1\"}") >= 1.0);
+    nw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflow_spills_to_lower_ranks_only_where_allowed() {
+    let never = Arc::new(AtomicBool::new(false));
+    let paid = scripted_node("0x1", Arc::clone(&never)).await;
+    let fallback = scripted_node("0x2", never).await;
+    for spill in [true, false] {
+        let mut config = test_config(&[paid.url(), fallback.url()]);
+        config.probe.interval = Duration::from_secs(3600);
+        config.upstreams[0].max_rps = Some(5);
+        config.upstreams[0].spill = spill;
+        let nw = Nodewatch::start_with(config).await;
+        nw.wait_all_healthy().await;
+        let started = Instant::now();
+        let results = concurrent_calls(&nw.url, 15).await;
+        let took = started.elapsed();
+        let by_fallback = results.iter().filter(|r| *r == "0x2").count();
+        eprintln!(
+            "FIGURE rate-limit spill = {spill}: 15 calls at max_rps 5 (rank 1), {by_fallback} \
+             answered by rank 2, in {:.2} s",
+            took.as_secs_f64()
+        );
+        if spill {
+            assert!(by_fallback >= 5, "{results:?}");
+        } else {
+            assert_eq!(by_fallback, 0, "{results:?}");
+            assert!(took >= Duration::from_millis(1500), "{took:?}: 10 calls past the burst wait");
+        }
+        nw.stop().await;
+    }
 }

@@ -436,19 +436,19 @@ impl Default for ProxyConfig {
 mod cache;
 mod error;
 mod guard;
-mod verify;
 mod load;
 mod rate;
 mod validate;
+mod verify;
 
 pub use cache::*;
 pub use error::ConfigError;
 pub use guard::*;
-pub use verify::*;
 pub use load::Overrides;
-pub use rate::*;
 pub use nodewatch_http::endpoint::redact_url;
+pub use rate::*;
 pub use validate::{UpstreamSpec, ValidConfig};
+pub use verify::*;
 
 #[cfg(test)]
 mod tests;

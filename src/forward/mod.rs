@@ -105,7 +105,6 @@ impl Engine {
         forwarded.cached = cached;
         forwarded
     }
-
 }
 
 /// Verification fetches what answers are checked against through the engine: a fetch is a

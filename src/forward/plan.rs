@@ -7,15 +7,15 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::blocks::{self, BlockNeed};
+use crate::cache::Finality;
 use crate::error::{is_node_trouble, METHOD_NOT_FOUND};
 use crate::jsonrpc::{Answer, Call, RawJson, RpcError};
-use crate::cache::Finality;
-use nodewatch_verify::Wrong;
 use crate::method::is_unsupported;
 use crate::router;
 use crate::upstream::breaker::BreakerState;
 use crate::upstream::capability::Serves;
 use crate::upstream::Snapshot;
+use nodewatch_verify::Wrong;
 
 use super::Served;
 

@@ -39,8 +39,8 @@ fn plan(need: BlockNeed, candidates: &[usize], next: usize) -> Plan {
         judged: false,
         wrong: None,
         unverifiable: None,
-            verified: false,
-            finality: crate::cache::Finality::Open,
+        verified: false,
+        finality: crate::cache::Finality::Open,
     }
 }
 

@@ -80,7 +80,10 @@ impl Forward<'_, '_> {
         let mut blamed: Vec<Blamed> = Vec::new();
         for (i, verdict) in which.into_iter().zip(verdicts) {
             if let Some((upstream, method)) = self.judged(i, verdict) {
-                match blamed.iter_mut().find(|b| Arc::ptr_eq(&b.upstream, &upstream)) {
+                match blamed
+                    .iter_mut()
+                    .find(|b| Arc::ptr_eq(&b.upstream, &upstream))
+                {
                     Some(b) => b.count += 1,
                     None => blamed.push(Blamed {
                         upstream,
@@ -121,9 +124,10 @@ impl Forward<'_, '_> {
             }
             Verdict::Wrong(wrong) => {
                 let upstream = plan.answer.take().and_then(|s| s.upstream)?;
-                let at = plan.candidates.iter().position(|&c| {
-                    Arc::ptr_eq(&self.snapshot.handles[c], &upstream)
-                });
+                let at = plan
+                    .candidates
+                    .iter()
+                    .position(|&c| Arc::ptr_eq(&self.snapshot.handles[c], &upstream));
                 plan.next = at.map_or(plan.next + 1, |p| p + 1).max(plan.next + 1);
                 if plan.next < plan.candidates.len() {
                     metrics
@@ -169,7 +173,9 @@ impl Forward<'_, '_> {
             duration: verify.quarantine_for,
         };
         let evidence = format!("{}: {wrong}", b.method);
-        if b.upstream.wrong.record(evidence, &quarantine, Instant::now())
+        if b.upstream
+            .wrong
+            .record(evidence, &quarantine, Instant::now())
             == Some(WrongTransition::Quarantined)
         {
             warn!(

@@ -79,6 +79,12 @@ pub struct UpstreamRow {
     pub last_error: Option<String>,
     /// Seconds since the last failure was seen (absent from older nodewatch versions).
     pub last_error_age_secs: Option<f64>,
+    /// Calls per second it is paced at (learned from its limit answers, under `max_rps`).
+    pub learned_rps: Option<f64>,
+    /// Its limit answers (429, -32005) since start.
+    pub rate_limited: u64,
+    /// Seconds since its last limit answer.
+    pub rate_limited_age_secs: Option<f64>,
     /// Seconds since the status last changed.
     pub status_age_secs: f64,
     /// When the status last changed, Unix seconds.
@@ -127,6 +133,9 @@ impl From<&UpstreamState> for UpstreamRow {
             unsupported_methods: u.unsupported_methods.clone(),
             last_error: u.last_error.clone(),
             last_error_age_secs: u.last_error_age_secs,
+            learned_rps: u.learned_rps,
+            rate_limited: u.rate_limited,
+            rate_limited_age_secs: u.rate_limited_age_secs,
             status_age_secs: u.status_age_secs,
             since_unix: u.since_unix,
         }

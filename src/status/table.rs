@@ -8,8 +8,10 @@
 //! ```
 //!
 //! `>` marks the upstream requests go to first. The last error says how long ago it was
-//! seen: on a healthy upstream it is history, not a current fault. Pure: no I/O, so it is
-//! unit-tested here and reused by `nodewatch status`, `--watch` and `make demo`.
+//! seen: on a healthy upstream it is history, not a current fault. An upstream that is
+//! paced (a rate learned from its limit answers, or `max_rps`) gets a line of its own under
+//! the table: `  u2 paced at 108 calls/s, 3 limit answers (last 12 s ago)`. Pure: no I/O, so
+//! it is unit-tested here and reused by `nodewatch status`, `--watch` and `make demo`.
 
 use std::fmt::Write as _;
 
@@ -89,7 +91,33 @@ pub fn render(view: &View, source: &str) -> String {
     if doc.upstreams.is_empty() {
         out.push_str("  (no upstreams)\n");
     }
+    for u in &doc.upstreams {
+        if let Some(line) = pace(u) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     out
+}
+
+/// `u2 paced at 108 calls/s, 3 limit answers (last 12 s ago)`, for a paced upstream or one
+/// that gave limit answers.
+fn pace(u: &UpstreamRow) -> Option<String> {
+    if u.learned_rps.is_none() && u.rate_limited == 0 {
+        return None;
+    }
+    let rate = match u.learned_rps {
+        Some(rps) if rps.is_finite() => format!("paced at {rps:.0} calls/s"),
+        _ => "not paced".to_owned(),
+    };
+    let last = u
+        .rate_limited_age_secs
+        .and_then(ago)
+        .map_or_else(String::new, |ago| format!(" (last {ago})"));
+    let answers = match u.rate_limited {
+        1 => "1 limit answer".to_owned(),
+        n => format!("{n} limit answers"),
+    };
+    Some(format!("{} {rate}, {answers}{last}", u.name))
 }
 
 fn opt(v: Option<u64>) -> String {
@@ -317,6 +345,28 @@ mod tests {
         assert!(
             last_error(&u).starts_with("1 s ago: connect"),
             "a newer error wins"
+        );
+    }
+
+    #[test]
+    fn a_paced_upstream_gets_a_line_under_the_table() {
+        let mut paced = row("provider", 2, "healthy", 57, 0);
+        paced.learned_rps = Some(107.6);
+        paced.rate_limited = 3;
+        paced.rate_limited_age_secs = Some(12.2);
+        let view = View {
+            doc: StatusDoc {
+                upstreams: vec![row("u1", 1, "healthy", 57, 0), paced],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let text = render(&view, "x");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(
+            lines[4],
+            "  provider paced at 108 calls/s, 3 limit answers (last 12 s ago)"
         );
     }
 

@@ -64,22 +64,27 @@ impl Limits {
     pub async fn admit(&self, calls: u32, until: Instant) -> Result<Slot, Instant> {
         let asked = Instant::now();
         let start = self.pace.reserve(calls, asked, until)?;
-        if start > asked {
+        let mut waited = start > asked;
+        if waited {
             tokio::time::sleep_until(start).await;
         }
         let permit = match &self.concurrency {
             None => None,
-            Some(semaphore) => {
-                let acquire = Arc::clone(semaphore).acquire_owned();
-                match tokio::time::timeout_at(until, acquire).await {
-                    Ok(Ok(permit)) => Some(permit),
-                    _ => return Err(until),
+            Some(semaphore) => match Arc::clone(semaphore).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    waited = true;
+                    let acquire = Arc::clone(semaphore).acquire_owned();
+                    match tokio::time::timeout_at(until, acquire).await {
+                        Ok(Ok(permit)) => Some(permit),
+                        _ => return Err(until),
+                    }
                 }
-            }
+            },
         };
         Ok(Slot {
             _permit: permit,
-            waited: asked.elapsed(),
+            waited: if waited { asked.elapsed() } else { Duration::ZERO },
         })
     }
 

@@ -47,7 +47,12 @@ pub struct WrongState {
 impl WrongState {
     /// Records one wrong answer with its evidence; returns `Quarantined` when this one
     /// starts a quarantine.
-    pub fn record(&mut self, evidence: String, q: &Quarantine, now: Instant) -> Option<WrongTransition> {
+    pub fn record(
+        &mut self,
+        evidence: String,
+        q: &Quarantine,
+        now: Instant,
+    ) -> Option<WrongTransition> {
         self.total += 1;
         self.last = Some((now, evidence));
         while self
@@ -93,7 +98,12 @@ pub struct WrongGuard {
 
 impl WrongGuard {
     /// Records a wrong answer (see [`WrongState::record`]).
-    pub fn record(&self, evidence: String, q: &Quarantine, now: Instant) -> Option<WrongTransition> {
+    pub fn record(
+        &self,
+        evidence: String,
+        q: &Quarantine,
+        now: Instant,
+    ) -> Option<WrongTransition> {
         self.lock().record(evidence, q, now)
     }
 
@@ -130,7 +140,10 @@ mod tests {
         assert_eq!(s.record("b".into(), &Q, t0 + Duration::from_secs(1)), None);
         assert!(!s.is_quarantined(t0 + Duration::from_secs(1)));
         let t2 = t0 + Duration::from_secs(2);
-        assert_eq!(s.record("c".into(), &Q, t2), Some(WrongTransition::Quarantined));
+        assert_eq!(
+            s.record("c".into(), &Q, t2),
+            Some(WrongTransition::Quarantined)
+        );
         assert!(s.is_quarantined(t2));
         assert!(s.is_quarantined(t2 + Duration::from_secs(299)));
         assert!(!s.is_quarantined(t2 + Duration::from_secs(300)));

@@ -152,12 +152,21 @@ mod tests {
         for n in 1..=3 {
             cache.put_header(header(n));
         }
-        assert_eq!(cache.header(&B256::repeat_byte(2)).map(|h| h.number), Some(2));
+        assert_eq!(
+            cache.header(&B256::repeat_byte(2)).map(|h| h.number),
+            Some(2)
+        );
         cache.put_header(header(4));
-        assert!(cache.header(&B256::repeat_byte(1)).is_none(), "oldest evicted");
+        assert!(
+            cache.header(&B256::repeat_byte(1)).is_none(),
+            "oldest evicted"
+        );
         assert!(cache.header(&B256::repeat_byte(4)).is_some());
         assert_eq!(gauge.get(), 3 * HEADER_BYTES as i64);
-        assert!(cache.receipts(&B256::repeat_byte(4)).is_none(), "kinds apart");
+        assert!(
+            cache.receipts(&B256::repeat_byte(4)).is_none(),
+            "kinds apart"
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use nodewatch_verify::{verify_block, verify_block_receipts, Checks, Header, VerifiedReceipts, B256};
+use nodewatch_verify::{
+    verify_block, verify_block_receipts, Checks, Header, VerifiedReceipts, B256,
+};
 use serde_json::value::RawValue;
 
 use crate::jsonrpc::{Answer, Call, RawJson};
@@ -99,9 +101,14 @@ impl Context<'_> {
     }
 
     /// The verified receipts of each block (by hash), in order.
-    pub(super) async fn receipts(&self, blocks: &[B256]) -> Vec<Result<Arc<VerifiedReceipts>, Missing>> {
-        let mut out: Vec<Option<Result<Arc<VerifiedReceipts>, Missing>>> =
-            blocks.iter().map(|h| self.cache.receipts(h).map(Ok)).collect();
+    pub(super) async fn receipts(
+        &self,
+        blocks: &[B256],
+    ) -> Vec<Result<Arc<VerifiedReceipts>, Missing>> {
+        let mut out: Vec<Option<Result<Arc<VerifiedReceipts>, Missing>>> = blocks
+            .iter()
+            .map(|h| self.cache.receipts(h).map(Ok))
+            .collect();
         self.hits("receipts", out.iter().filter(|o| o.is_some()).count());
         let misses: Vec<usize> = (0..blocks.len()).filter(|&i| out[i].is_none()).collect();
         let params = misses
@@ -131,14 +138,19 @@ impl Context<'_> {
             withdrawals: false,
             ..self.checks
         };
-        let block = verify_block(raw.as_bytes(), &checks).map_err(|e| Missing::Failed(e.to_string()))?;
+        let block =
+            verify_block(raw.as_bytes(), &checks).map_err(|e| Missing::Failed(e.to_string()))?;
         let header = Arc::new(block.header);
         self.cache.put_header(Arc::clone(&header));
         Ok(header)
     }
 
     /// A served receipt set, verified against its block's header.
-    async fn receipts_of(&self, block: B256, raw: &RawJson) -> Result<Arc<VerifiedReceipts>, Missing> {
+    async fn receipts_of(
+        &self,
+        block: B256,
+        raw: &RawJson,
+    ) -> Result<Arc<VerifiedReceipts>, Missing> {
         let header = self.headers(&[Want::Hash(block)]).await.remove(0)?;
         let set = verify_block_receipts(raw.as_bytes(), &header, None, &self.checks)
             .map_err(|e| Missing::Failed(e.to_string()))?;

@@ -94,12 +94,18 @@ fn not_asked(header: &Header, asked: Asked) -> Option<Wrong> {
         Asked::Number(n) if header.number != n => Some(Wrong::new(
             got,
             Check::Position,
-            format!("block {n} was asked for, the answer is of block {}", header.number),
+            format!(
+                "block {n} was asked for, the answer is of block {}",
+                header.number
+            ),
         )),
         Asked::Hash(h) if header.hash != h => Some(Wrong::new(
             got,
             Check::Position,
-            format!("block {h} was asked for, the answer is of block {}", header.hash),
+            format!(
+                "block {h} was asked for, the answer is of block {}",
+                header.hash
+            ),
         )),
         _ => None,
     }
@@ -116,7 +122,10 @@ fn transaction(result: &[u8], asked: Option<B256>) -> Verdict {
                     hash: found.hash,
                 },
                 Check::Position,
-                format!("transaction {h} was asked for, the answer is {}", found.tx.hash),
+                format!(
+                    "transaction {h} was asked for, the answer is {}",
+                    found.tx.hash
+                ),
             )),
             _ => Verdict::Right {
                 skipped: found.skipped.into_iter().collect(),
@@ -133,9 +142,14 @@ fn first_block_hash(result: &[u8]) -> Result<Option<B256>, Wrong> {
         block_hash: &'a str,
     }
     let malformed = |e: String| Wrong::malformed(BlockRef::UNKNOWN, format!("receipt list: {e}"));
-    let list: Vec<Located<'_>> = serde_json::from_slice(result).map_err(|e| malformed(e.to_string()))?;
+    let list: Vec<Located<'_>> =
+        serde_json::from_slice(result).map_err(|e| malformed(e.to_string()))?;
     list.first()
-        .map(|r| r.block_hash.parse::<B256>().map_err(|e| malformed(format!("blockHash: {e}"))))
+        .map(|r| {
+            r.block_hash
+                .parse::<B256>()
+                .map_err(|e| malformed(format!("blockHash: {e}")))
+        })
         .transpose()
 }
 
@@ -199,10 +213,9 @@ fn unknown_block(missing: Missing, want: Want, what: &str) -> Verdict {
         )),
         // Nodes that do not serve `eth_getBlockReceipts` (geth before 1.13, some providers):
         // the answer is served with that check counted as skipped, not withheld.
-        (Missing::Unsupported(method), _) => skipped(
-            Check::ReceiptsRoot,
-            &format!("no upstream serves {method}"),
-        ),
+        (Missing::Unsupported(method), _) => {
+            skipped(Check::ReceiptsRoot, &format!("no upstream serves {method}"))
+        }
         (missing, _) => Verdict::Unverifiable(format!(
             "the block {what} are checked against could not be had: {missing}"
         )),
@@ -272,7 +285,11 @@ async fn get_logs(ctx: &Context<'_>, item: &Item<'_>, max_range: u64) -> Verdict
                     reason: format!("a range wider than verify.max_log_range ({max_range})"),
                 });
             }
-            check.answer_blocks().into_iter().map(|(_, h)| Want::Hash(h)).collect()
+            check
+                .answer_blocks()
+                .into_iter()
+                .map(|(_, h)| Want::Hash(h))
+                .collect()
         }
         HeadersNeeded::Hash(h) => vec![Want::Hash(h)],
     };

@@ -80,7 +80,10 @@ fn asked(param: Option<&str>) -> Asked {
     if let Some(h) = hash(p) {
         return Asked::Hash(h);
     }
-    match p.strip_prefix("0x").map(|digits| u64::from_str_radix(digits, 16)) {
+    match p
+        .strip_prefix("0x")
+        .map(|digits| u64::from_str_radix(digits, 16))
+    {
         Some(Ok(n)) => Asked::Number(n),
         _ => Asked::Tag,
     }
@@ -119,14 +122,20 @@ mod tests {
             of("eth_getTransactionReceipt", &format!(r#"["{h}"]"#)),
             Some(Subject::Receipt(Some(h.parse().unwrap())))
         );
-        assert_eq!(of("eth_getLogs", r#"[{"fromBlock":"0x1"}]"#), Some(Subject::Logs));
+        assert_eq!(
+            of("eth_getLogs", r#"[{"fromBlock":"0x1"}]"#),
+            Some(Subject::Logs)
+        );
         assert_eq!(of("eth_call", "[]"), None);
         assert_eq!(of("eth_getBlockByNumber", r#"["pending", true]"#), None);
         assert_eq!(
             of("eth_getBlockReceipts", r#"[{"blockHash":"0x00"}]"#),
             Some(Subject::BlockReceipts(Asked::Tag))
         );
-        assert_eq!(of("eth_getBlockByNumber", r#"["0xzz", true]"#), Some(Subject::Block(Asked::Tag)));
+        assert_eq!(
+            of("eth_getBlockByNumber", r#"["0xzz", true]"#),
+            Some(Subject::Block(Asked::Tag))
+        );
     }
 
     #[test]

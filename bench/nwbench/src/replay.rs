@@ -12,6 +12,10 @@
 //! benchmark chain has no tokens). Listens on every
 //! `--port` (one server per port: `--port` repeated makes several "upstreams" at the cost of
 //! one process). Prints `ready` on stdout once listening.
+//!
+//! What nodewatch-export's verification asks is served too: `eth_getBlockByHash` for every
+//! recorded (and `--also`) block, under its own number, and with `--receipts-and-traces`
+//! `eth_getBlockReceipts` (by number or hash) for the recorded blocks.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -81,6 +85,9 @@ struct Store {
     hashes: Vec<Template>,
     /// `--also` blocks: number -> (full, hashes).
     extra: HashMap<u64, (Template, Template)>,
+    /// Block hash (lower case) -> number, for the recorded and `--also` blocks: served under
+    /// their own number only by hash (`eth_getBlockByHash`).
+    by_hash: HashMap<String, u64>,
     max_block: u64,
     chain_id: String,
     /// `--receipts-and-traces`, else empty.
@@ -92,6 +99,8 @@ struct Store {
 struct More {
     /// Transaction hash (lower case) -> receipt.
     receipts: HashMap<String, String>,
+    /// Each recorded block's receipts as one JSON array (`eth_getBlockReceipts`).
+    block_receipts: Vec<String>,
     /// `trace_block` of each recorded block.
     traces: Vec<String>,
     /// Every log, in block order: (block, address, topic0, the log).
@@ -136,6 +145,7 @@ async fn record(args: &Args) -> anyhow::Result<Store> {
     let mut full = Vec::with_capacity(args.recorded as usize);
     let mut full_blocks = Vec::new();
     let mut hashes = Vec::with_capacity(args.recorded as usize);
+    let mut by_hash = HashMap::new();
     let mut first = 0;
     while first < args.recorded {
         let last = (first + 100).min(args.recorded);
@@ -143,9 +153,12 @@ async fn record(args: &Args) -> anyhow::Result<Store> {
             let calls: Vec<(&str, Value)> = (first..last)
                 .map(|n| ("eth_getBlockByNumber", json!([quantity(n), detail])))
                 .collect();
-            for block in rpc::batch(&client, url, &calls).await? {
+            for (n, block) in (first..).zip(rpc::batch(&client, url, &calls).await?) {
                 if block.is_null() {
                     bail!("the node has fewer than {} blocks", args.recorded);
+                }
+                if let Some(hash) = block["hash"].as_str() {
+                    by_hash.insert(hash.to_lowercase(), n);
                 }
                 if detail && args.receipts_and_traces {
                     full_blocks.push(block.clone());
@@ -168,6 +181,9 @@ async fn record(args: &Args) -> anyhow::Result<Store> {
         if f.is_null() {
             bail!("the node has no block {n}");
         }
+        if let Some(hash) = f["hash"].as_str() {
+            by_hash.insert(hash.to_lowercase(), n);
+        }
         extra.insert(n, (template(f)?, template(h)?));
     }
     let more = match args.receipts_and_traces {
@@ -178,6 +194,7 @@ async fn record(args: &Args) -> anyhow::Result<Store> {
         full,
         hashes,
         extra,
+        by_hash,
         max_block: args.max_block,
         chain_id,
         more,
@@ -219,6 +236,15 @@ async fn record_more(
             }
             more.receipts.insert(hash.clone(), receipt.to_string());
         }
+    }
+    for block in blocks {
+        let receipts: Vec<&str> = block["transactions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|tx| more.receipts.get(&lower(&tx["hash"])).map(String::as_str))
+            .collect();
+        more.block_receipts.push(format!("[{}]", receipts.join(",")));
     }
     for first in (0..blocks.len()).step_by(100) {
         let calls: Vec<(&str, Value)> = (first..(first + 100).min(blocks.len()))
@@ -381,6 +407,41 @@ fn answer(store: &Store, call: &Call<'_>, out: &mut String) {
             }
             Err(_) => out.push_str(r#""error":{"code":-32602,"message":"invalid params"}}"#),
         },
+        "eth_getBlockByHash" => match serde_json::from_str::<(String, bool)>(params) {
+            Ok((hash, full)) => match store.by_hash.get(&hash.to_lowercase()) {
+                Some(&n) => {
+                    let template = match (store.extra.get(&n), full) {
+                        (Some((f, _)), true) => f,
+                        (Some((_, h)), false) => h,
+                        (None, true) => &store.full[n as usize],
+                        (None, false) => &store.hashes[n as usize],
+                    };
+                    out.push_str(r#""result":"#);
+                    template.render(out, n);
+                    out.push('}');
+                }
+                None => out.push_str(r#""result":null}"#),
+            },
+            Err(_) => out.push_str(r#""error":{"code":-32602,"message":"invalid params"}}"#),
+        },
+        "eth_getBlockReceipts" if !store.more.traces.is_empty() => {
+            let tag: Value = serde_json::from_str(params).unwrap_or(Value::Null);
+            let tag = tag[0]
+                .as_str()
+                .or_else(|| tag[0]["blockHash"].as_str())
+                .unwrap_or_default()
+                .to_lowercase();
+            let number = match tag.len() {
+                66 => store.by_hash.get(&tag).copied(),
+                _ => u64::from_str_radix(tag.trim_start_matches("0x"), 16).ok(),
+            };
+            match number.and_then(|n| store.more.block_receipts.get(n as usize)) {
+                Some(r) => {
+                    let _ = write!(out, r#""result":{r}}}"#);
+                }
+                None => out.push_str(r#""result":null}"#),
+            }
+        }
         "eth_getTransactionReceipt"
         | "trace_block"
         | "eth_getLogs"

@@ -121,6 +121,11 @@ impl RpcClient {
         self
     }
 
+    /// The providers, in order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
     /// The verifier, unless verification is off.
     pub fn verifier(&self) -> Option<&Verifier> {
         self.verifier.as_deref()

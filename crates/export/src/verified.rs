@@ -149,7 +149,10 @@ impl Drop for Claim<'_> {
         for (hash, guard) in self.guards.drain(..) {
             drop(guard);
             // The map's own reference is the last one: nobody waits for this block.
-            if fetching.get(&hash).is_some_and(|l| Arc::strong_count(l) == 1) {
+            if fetching
+                .get(&hash)
+                .is_some_and(|l| Arc::strong_count(l) == 1)
+            {
                 fetching.remove(&hash);
             }
         }

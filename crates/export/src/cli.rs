@@ -41,7 +41,9 @@ pub struct Cli {
     pub retry_delay_ms: u64,
 
     /// Write what the providers answer without checking it against the block headers
-    /// (header hash, transactions root, receipts root, blooms, positions, counts).
+    /// (header hash, transactions root, receipts root, blooms, positions, counts). The checks
+    /// cost little CPU, but to make them receipts and token transfers also fetch their blocks'
+    /// receipts (eth_getBlockReceipts), and blocks come with full transactions.
     #[arg(long, global = true)]
     pub no_verify: bool,
 
@@ -388,6 +390,20 @@ mod tests {
         assert!(
             matches!(cli.command, Command::ExportTokenTransfers(a) if a.tokens == ["0xa", "0xb"] && a.output == "-")
         );
+    }
+
+    #[test]
+    fn no_verify_is_accepted_by_every_command_before_or_after_it() {
+        for args in [
+            vec!["x", "--no-verify", "export_receipts_and_logs", "-t", "h"],
+            vec!["x", "export_token_transfers", "-e", "1", "--no-verify"],
+            vec!["x", "stream", "--no-verify", "-p", "http://a:1,http://b:2"],
+        ] {
+            let cli = Cli::try_parse_from(&args).unwrap();
+            assert!(cli.no_verify, "{args:?}");
+        }
+        let cli = Cli::try_parse_from(["x", "export_all", "-s", "0", "-e", "1"]).unwrap();
+        assert!(!cli.no_verify, "verification is on by default");
     }
 
     #[test]

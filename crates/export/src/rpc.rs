@@ -121,8 +121,9 @@ impl RpcClient {
         self
     }
 
-    /// The providers, in order.
-    pub fn nodes(&self) -> &[Node] {
+    /// The providers, in order (for tests that drive one attempt by hand).
+    #[cfg(test)]
+    pub(crate) fn nodes(&self) -> &[Node] {
         &self.nodes
     }
 

@@ -13,7 +13,7 @@ use nodewatch_verify::{verify_block, BlockRef, Check, Checks, Header, Wrong};
 pub use nodewatch_verify::{VerifiedBlock, VerifiedReceipts, B256};
 use serde_json::value::RawValue;
 
-use crate::rpc::{Failure, Node};
+use crate::batch::Failure;
 
 /// Headers kept (a few hundred bytes each): more than the blocks a `stream` round or a
 /// batch of `export_token_transfers` covers.
@@ -107,14 +107,14 @@ impl Verifier {
         lock(&self.receipts).insert(set.block.1, Arc::clone(set), weight);
     }
 
-    /// Whether `node` is known to lack `eth_getBlockReceipts`.
-    pub fn lacks_block_receipts(&self, node: &Node) -> bool {
-        lock(&self.without_block_receipts).contains(&node.name())
+    /// Whether the node named `node` is known to lack `eth_getBlockReceipts`.
+    pub fn lacks_block_receipts(&self, node: &str) -> bool {
+        lock(&self.without_block_receipts).contains(node)
     }
 
-    /// Notes that `node` lacks `eth_getBlockReceipts`.
-    pub fn note_lacks_block_receipts(&self, node: &Node) {
-        lock(&self.without_block_receipts).insert(node.name());
+    /// Notes that the node named `node` lacks `eth_getBlockReceipts`.
+    pub fn note_lacks_block_receipts(&self, node: &str) {
+        lock(&self.without_block_receipts).insert(node.to_string());
     }
 
     /// Waits until no other task is fetching the receipts of `blocks`, and keeps them from

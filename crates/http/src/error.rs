@@ -64,7 +64,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 /// date, measured from the answer's own `Date` when it has one (so a skewed clock does not
 /// matter), else from now. `None` without the header or when it does not parse.
 pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0)
             .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())));

@@ -55,6 +55,8 @@ struct Bucket {
     per_second: Vec<(u64, u64)>,
     /// Each request taken: when (since the start) and its calls.
     taken: Vec<(Duration, u64)>,
+    /// When (since the start) each refused request came.
+    refused_at: Vec<Duration>,
 }
 
 /// A rate-limited provider in front of a node.
@@ -75,6 +77,7 @@ impl Limiter {
             counts: Counts::default(),
             per_second: Vec::new(),
             taken: Vec::new(),
+            refused_at: Vec::new(),
         }));
         let (target, state) = (target.to_string(), Arc::clone(&bucket));
         let rate = f64::from(calls_per_second);
@@ -115,6 +118,11 @@ impl Limiter {
     /// Calls taken and requests refused in each whole second since it started.
     pub fn per_second(&self) -> Vec<(u64, u64)> {
         self.bucket.lock().unwrap().per_second.clone()
+    }
+
+    /// When (since the start) each refused request came.
+    pub fn refused_at(&self) -> Vec<Duration> {
+        self.bucket.lock().unwrap().refused_at.clone()
     }
 
     /// Requests taken so far: a mark for [`Limiter::busy_since`].
@@ -163,6 +171,7 @@ fn take(bucket: &Mutex<Bucket>, calls: u64, rate: f64, started: Instant) -> bool
     if b.tokens < calls as f64 {
         b.counts.refused += 1;
         b.per_second[second].1 += 1;
+        b.refused_at.push(since);
         return false;
     }
     b.tokens -= calls as f64;
@@ -238,7 +247,9 @@ mod tests {
         let limiter = Limiter::start(&node.url(), 10, Refusal::Http429).await;
         let (status, _) = crate::rpc::post(&limiter.url(), &batch(8)).await;
         assert_eq!(status, 200);
-        let over = crate::rpc::try_post(&limiter.url(), &batch(8)).await.unwrap();
+        let over = crate::rpc::try_post(&limiter.url(), &batch(8))
+            .await
+            .unwrap();
         assert_eq!(over.0, 429, "8 + 8 calls > 10 a second");
         assert!(over.1.contains("-32005"), "{}", over.1);
         let counts = limiter.counts();

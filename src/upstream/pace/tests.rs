@@ -15,7 +15,9 @@ fn pace(max_rps: Option<u32>) -> (Pace, Instant) {
 
 /// When `calls` may go if asked at `now`, waiting as long as it takes.
 fn start(p: &Pace, calls: u32, now: Instant) -> Duration {
-    let at = p.reserve(calls, now, now + Duration::from_secs(3600)).unwrap();
+    let at = p
+        .reserve(calls, now, now + Duration::from_secs(3600))
+        .unwrap();
     at - now
 }
 
@@ -67,7 +69,10 @@ fn the_first_limit_answer_starts_from_what_was_taken_and_honours_retry_after() {
     // Nothing goes before the Retry-After; then calls go at the rate, without a burst (what
     // the provider gathered meanwhile may be others' on the same key).
     let first = start(&p, 10, now);
-    assert!(first > Duration::from_secs(1) && first < ms(1150), "{first:?}");
+    assert!(
+        first > Duration::from_secs(1) && first < ms(1150),
+        "{first:?}"
+    );
     assert!(p.pressed(now));
     assert!(!p.charge(3, now), "no probe during the pause");
     let second = start(&p, 50, now);
@@ -94,7 +99,11 @@ fn one_episode_one_decrease() {
     p.limited(None, t0);
     p.limited(None, t0 + ms(300));
     p.limited(None, t0 + ms(900));
-    assert_eq!(p.view(t0).learned, Some(90.0), "in-flight answers: one decrease");
+    assert_eq!(
+        p.view(t0).learned,
+        Some(90.0),
+        "in-flight answers: one decrease"
+    );
     p.limited(None, t0 + ms(1000));
     let learned = p.view(t0).learned.unwrap();
     assert!((learned - 81.0).abs() < 1e-9, "{learned}");
@@ -155,7 +164,11 @@ fn the_ceiling_is_hard() {
     let (p, t0) = pace(Some(50));
     p.delivered(500, t0);
     p.limited(Some(ms(100)), t0);
-    assert_eq!(p.view(t0).learned, Some(45.0), "from the ceiling, not 500/s");
+    assert_eq!(
+        p.view(t0).learned,
+        Some(45.0),
+        "from the ceiling, not 500/s"
+    );
     let mut now = t0;
     for _ in 0..20 {
         now += Duration::from_secs(1);
@@ -169,7 +182,10 @@ fn the_ceiling_is_hard() {
 fn a_wait_beyond_the_bound_reserves_nothing() {
     let (p, t0) = pace(Some(10));
     assert!(p.reserve(10, t0, t0).is_ok(), "one second's calls at once");
-    assert_eq!(p.reserve(10, t0, t0 + ms(100)), Err(t0 + Duration::from_secs(1)));
+    assert_eq!(
+        p.reserve(10, t0, t0 + ms(100)),
+        Err(t0 + Duration::from_secs(1))
+    );
     assert_eq!(p.reserve(5, t0, t0 + ms(100)), Err(t0 + ms(500)));
     assert_eq!(start(&p, 5, t0), ms(500), "the refused calls took nothing");
     // A batch larger than a second's calls waits for a free schedule, then goes.

@@ -1,7 +1,9 @@
 //! Verified headers and receipt sets from one provider, for the verified receipts, logs and
 //! token-transfer exports. A block's receipts come from one `eth_getBlockReceipts` and are
 //! checked against its verified header (`eth_getBlockByHash(hash, false)`, unless
-//! remembered); every block a batch needs goes in one JSON-RPC batch. A provider that
+//! remembered); the blocks a batch needs go in one JSON-RPC batch (up to
+//! [`BLOCKS_PER_BATCH`] blocks each), and blocks that batches in flight share are fetched
+//! once ([`Verifier::claim`]). A provider that
 //! answers `eth_getBlockReceipts` with "method not found" gets the fallback: the full block
 //! (each transaction hash and the transactions root verified) and one
 //! `eth_getTransactionReceipt` per transaction, checked as a set the same way.
@@ -90,7 +92,7 @@ async fn fetch_sets(
     v: &Verifier,
     blocks: &[B256],
 ) -> Result<Vec<Arc<VerifiedReceipts>>, Failure> {
-    if v.lacks_block_receipts(node) {
+    if v.lacks_block_receipts(&node.name()) {
         return fallback_sets(node, v, blocks).await;
     }
     let mut calls = Vec::new();
@@ -125,7 +127,7 @@ async fn fetch_sets(
                 sets.push(Arc::new(set));
             }
             Some(Err(error)) if lacks_method(&error) => {
-                v.note_lacks_block_receipts(node);
+                v.note_lacks_block_receipts(&node.name());
                 fallback.push(*hash);
             }
             other => return Err(answer_failure(other, &calls[receipts_at])),
@@ -138,7 +140,7 @@ async fn fetch_sets(
 }
 
 /// The receipts of `blocks` without `eth_getBlockReceipts`: the full blocks (verified), then
-/// one `eth_getTransactionReceipt` per transaction, all in two batches.
+/// one `eth_getTransactionReceipt` per transaction (in batches of [`RECEIPTS_PER_BATCH`]).
 async fn fallback_sets(
     node: &Node,
     v: &Verifier,
@@ -196,7 +198,8 @@ async fn fallback_sets(
     Ok(sets)
 }
 
-/// The verified headers of blocks `lo..=hi` (`eth_getBlockByNumber(n, false)`, one batch).
+/// The verified headers of blocks `lo..=hi` (`eth_getBlockByNumber(n, false)`, in batches of
+/// [`BLOCKS_PER_BATCH`]).
 pub(crate) async fn headers_of_range(
     node: &Node,
     v: &Verifier,
@@ -394,10 +397,17 @@ mod tests {
         }
 
         fn hash() -> B256 {
-            fixture("block.json")["hash"].as_str().unwrap().parse().unwrap()
+            fixture("block.json")["hash"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
         }
 
-        async fn sets(node: &Scripted, v: &Verifier) -> Result<Vec<Arc<VerifiedReceipts>>, Failure> {
+        async fn sets(
+            node: &Scripted,
+            v: &Verifier,
+        ) -> Result<Vec<Arc<VerifiedReceipts>>, Failure> {
             let client = RpcClient::new(&node.url(), crate::rpc::RetryPolicy::default()).unwrap();
             let provider = client.nodes()[0].clone();
             receipt_sets(&provider, v, &[hash(), hash()]).await

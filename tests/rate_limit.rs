@@ -299,6 +299,24 @@ async fn a_rate_limited_provider_slows_the_export_and_never_fails_it() {
         learned.is_some_and(|r| r > 0.5 * f64::from(LIMIT) && r < 1.2 * f64::from(LIMIT)),
         "learned {learned:?} for a limit of {LIMIT}"
     );
+    // What was learned shows in /status, and in the metrics, once the monitor publishes.
+    nw.wait_for("the learned rate published", Duration::from_secs(5), |s| {
+        s.upstreams[0].learned_rps.is_some()
+    })
+    .await;
+    let (_, status) = rpc::get(&format!("{}/status", nw.admin)).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let row = &status["upstreams"][0];
+    assert!(
+        row["learned_rps"].as_f64().is_some_and(|r| r > 0.0),
+        "{row}"
+    );
+    assert!(
+        row["rate_limited"].as_u64().is_some_and(|n| n >= 1),
+        "{row}"
+    );
+    assert!(nw.metric("nodewatch_upstream_learned_rps{upstream=\"u1\"}") > 0.0);
+    assert!(nw.metric("nodewatch_rate_limited_total{upstream=\"u1\"}") >= 1.0);
     nw.stop().await;
 
     // Phase 2: two sidecars on one key, exporting at once: both complete.

@@ -7,6 +7,7 @@
 //! deadline, instead of failing them. A limit answer is back-pressure: it never counts
 //! against the breaker or health.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +15,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::config::ProxyConfig;
-use crate::error::{UpstreamError, UpstreamErrorKind};
-use crate::jsonrpc::{self, Answer, Call};
+use crate::error::{UpstreamError, UpstreamErrorKind, INTERNAL_ERROR};
+use crate::jsonrpc::{self, Answer, Call, RawJson, RpcError};
 use crate::method::{has_side_effects, MethodClass};
 use crate::upstream::breaker::{self, BreakerState};
 use crate::upstream::pace::{is_limit_answer, is_rate_limited};
@@ -57,17 +58,24 @@ impl Engine {
             _ => None,
         };
         let mut answers: Vec<Option<Answer>> = calls.iter().map(|_| None).collect();
-        let mut pending: Vec<usize> = (0..calls.len()).collect();
-        let mut refused = None;
-        loop {
-            let sent: Vec<&Call<'_>> = pending.iter().map(|&i| calls[i]).collect();
-            let kind = match self
+        // A paced upstream gets at most a second's calls in one request: a larger batch
+        // would not fit the provider's bucket.
+        let largest = upstream.limits.pace.largest_batch().unwrap_or(usize::MAX);
+        let mut queue: VecDeque<Vec<usize>> = (0..calls.len())
+            .collect::<Vec<_>>()
+            .chunks(largest.max(1))
+            .map(<[usize]>::to_vec)
+            .collect();
+        let (mut refused, mut failed) = (None, None);
+        while let Some(chunk) = queue.pop_front() {
+            let sent: Vec<&Call<'_>> = chunk.iter().map(|&i| calls[i]).collect();
+            match self
                 .exchange(upstream, &sent, batch, timeout, proxy, patience)
                 .await
             {
                 Ok(got) => {
                     let mut limited = Vec::new();
-                    for (&i, answer) in pending.iter().zip(got) {
+                    for (&i, answer) in chunk.iter().zip(got) {
                         if matches!(&answer, Answer::Error(e) if is_limit_answer(e.code, &e.message))
                         {
                             limited.push(i);
@@ -76,38 +84,57 @@ impl Engine {
                     }
                     let pace = &upstream.limits.pace;
                     let now = Instant::now();
-                    pace.delivered((pending.len() - limited.len()) as u64, now);
-                    if limited.is_empty() {
-                        break;
+                    pace.delivered((chunk.len() - limited.len()) as u64, now);
+                    if !limited.is_empty() {
+                        pace.limited(None, now);
+                        self.count_limited(upstream);
+                        if patience.may_wait {
+                            queue.push_front(limited);
+                        }
                     }
-                    pace.limited(None, now);
-                    self.count_limited(upstream);
-                    if !patience.may_wait {
-                        break;
-                    }
-                    pending = limited;
-                    continue;
                 }
-                Err(kind) if is_rate_limited(&kind) => {
+                Err(kind) if is_rate_limited(&kind) && patience.may_wait => {
                     // The pace heard it with the answer's Retry-After (`Upstream::send_within`).
+                    // Refused whole, the group may be more than the upstream ever takes at
+                    // once: its halves go one after the other.
                     self.count_limited(upstream);
-                    if patience.may_wait {
-                        refused = Some(kind);
-                        continue;
+                    let (first, second) = chunk.split_at(chunk.len().div_ceil(2));
+                    if !second.is_empty() {
+                        queue.push_front(second.to_vec());
                     }
-                    kind
+                    queue.push_front(first.to_vec());
+                    refused = Some(kind);
                 }
-                // No budget before the deadline after a refusal: the refusal says why.
-                Err(kind @ UpstreamErrorKind::Busy(_)) => refused.take().unwrap_or(kind),
-                Err(kind) => kind,
-            };
-            if answers.iter().all(Option::is_some) {
-                // An earlier round answered every call (its limit answers stand).
-                break;
+                Err(kind) => {
+                    if is_rate_limited(&kind) {
+                        self.count_limited(upstream);
+                    }
+                    // No budget before the deadline after a refusal: the refusal says why.
+                    failed = Some(match kind {
+                        UpstreamErrorKind::Busy(_) => refused.take().unwrap_or(kind),
+                        kind => kind,
+                    });
+                    break;
+                }
             }
-            return self.settled(upstream, Err(kind));
         }
-        self.settled(upstream, Ok(answers.into_iter().flatten().collect()))
+        let result = match failed {
+            None => Ok(answers.into_iter().flatten().collect()),
+            Some(kind) if answers.iter().all(Option::is_none) => Err(kind),
+            // Some calls were answered: they are kept, the others carry the error (node
+            // trouble: they move on to the next candidate).
+            Some(kind) => {
+                let why = format!(
+                    "no upstream could answer: upstream {}: {kind}",
+                    upstream.name
+                );
+                Ok(answers
+                    .into_iter()
+                    .map(|a| a.unwrap_or_else(|| internal_error(&why)))
+                    .collect())
+            }
+        };
+        self.settled(upstream, result)
     }
 
     /// One exchange of `calls` with `upstream`, once its limits admit it: the answers, one
@@ -221,6 +248,17 @@ impl Engine {
         }
         result
     }
+}
+
+/// The answer for a call of a group whose attempt failed after other calls of it were
+/// answered: -32603 with `message`, as when no upstream could answer.
+fn internal_error(message: &str) -> Answer {
+    let raw = serde_json::json!({"code": INTERNAL_ERROR, "message": message});
+    Answer::Error(RpcError {
+        code: INTERNAL_ERROR,
+        message: message.to_owned(),
+        raw: RawJson::from(raw.to_string()),
+    })
 }
 
 /// The heaviest class among a group's calls.

@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::RateLimitConfig;
-use crate::error::UpstreamErrorKind;
+use crate::error::{is_node_trouble, UpstreamErrorKind};
 use crate::sync::lock;
 
 /// The burst the schedule allows after an idle spell, as time at the rate: one second's
@@ -75,10 +75,17 @@ const LIMIT_MESSAGES: &[&str] = &[
     "throttled",
 ];
 
-/// Whether a JSON-RPC error asks the client to slow down.
+/// Whether a JSON-RPC error asks the client to slow down. Only an error a node gives for
+/// itself can (a revert whose reason says "rate limit" is the contract's answer).
 pub fn is_limit_answer(code: i64, message: &str) -> bool {
+    if LIMIT_CODES.contains(&code) {
+        return true;
+    }
+    if !is_node_trouble(code, message) {
+        return false;
+    }
     let message = message.to_ascii_lowercase();
-    if LIMIT_CODES.contains(&code) || LIMIT_MESSAGES.iter().any(|m| message.contains(m)) {
+    if LIMIT_MESSAGES.iter().any(|m| message.contains(m)) {
         return true;
     }
     if message.contains("exceeded") && message.contains("capacity") {
@@ -270,6 +277,13 @@ impl Pace {
             s.demand = false;
             s.step = tuning.increase;
         }
+    }
+
+    /// The most calls one request to this upstream should hold while it is paced: one
+    /// second's, what a provider's bucket holds (a larger batch would never fit it).
+    pub fn largest_batch(&self) -> Option<usize> {
+        let rate = lock(&self.state).rate()?;
+        Some((rate * BURST.as_secs_f64()).floor().max(1.0) as usize)
     }
 
     /// Whether calls wait for this upstream now: it asked for a pause, or its rate is spent

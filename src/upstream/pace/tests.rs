@@ -35,6 +35,14 @@ fn limit_answers_are_told_from_other_errors() {
     ));
     assert!(!is_limit_answer(-32000, "header not found"));
     assert!(!is_limit_answer(3, "execution reverted"));
+    assert!(!is_limit_answer(
+        3,
+        "execution reverted: rate limit exceeded"
+    ));
+    assert!(!is_limit_answer(
+        -32000,
+        "execution reverted: RateLimited()"
+    ));
     assert!(is_rate_limited(&UpstreamErrorKind::Status(429)));
     assert!(!is_rate_limited(&UpstreamErrorKind::Status(503)));
     assert!(is_rate_limited(&UpstreamErrorKind::NodeError {

@@ -162,7 +162,23 @@ impl<'a, 'c> Forward<'a, 'c> {
             .iter()
             .map(|u| u.breaker.state(started))
             .collect();
-        let plans = plan_calls(&snapshot, &breakers, calls);
+        // Routing sees an upstream that asked to slow down (and lets its calls go elsewhere)
+        // as a last resort, like an open breaker, so its calls do not spend a retry each on
+        // being refused; the attempt still sees its real breaker.
+        let routing: Vec<BreakerState> = snapshot
+            .handles
+            .iter()
+            .zip(&breakers)
+            .map(|(u, &b)| {
+                let pressed = u.limits.spills() && u.limits.pace.pressed(started);
+                if pressed {
+                    BreakerState::Open
+                } else {
+                    b
+                }
+            })
+            .collect();
+        let plans = plan_calls(&snapshot, &routing, calls);
         Self {
             engine,
             calls,

@@ -9,10 +9,9 @@
 //! kept: `null`, errors, anything above the depth, an empty answer that verification did not
 //! vouch for (data that may still appear), anything that failed verification (it never
 //! reaches here). Keyed by the method and its canonical params (re-serialised JSON, hex
-//! lower-cased), bounded in bytes, oldest out first. One mutex, held only to look up or
+//! lower-cased), bounded in bytes, oldest out first ([`crate::bounded`]). One mutex, held only to look up or
 //! insert, recovering from poisoning.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -21,6 +20,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::blocks::{self, BlockNeed};
+use crate::bounded::Bounded;
 use crate::config::CacheConfig;
 
 /// Methods whose answers never change on a chain.
@@ -125,21 +125,11 @@ fn block_number(result: &[u8]) -> Option<u64> {
     crate::quantity::parse(located.block_number?)
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    entries: HashMap<String, Bytes>,
-    /// Insertion order, oldest first.
-    order: VecDeque<String>,
-    /// Bytes held (keys and answers).
-    bytes: usize,
-}
-
 /// The answers kept, shared by every request.
 #[derive(Debug)]
 pub struct AnswerCache {
-    inner: Mutex<Inner>,
-    /// The byte bound (`cache.max_bytes`, fixed at start).
-    limit: usize,
+    /// The answers by key, weighed by key and answer length (`cache.max_bytes`).
+    inner: Mutex<Bounded<String, Bytes>>,
     /// `nodewatch_cache_bytes`.
     gauge: IntGauge,
     /// `nodewatch_cache_lookups_total{result}`.
@@ -150,8 +140,7 @@ impl AnswerCache {
     /// An empty cache of at most `limit` bytes.
     pub fn new(limit: usize, gauge: IntGauge, lookups: IntCounterVec) -> Self {
         Self {
-            inner: Mutex::default(),
-            limit,
+            inner: Mutex::new(Bounded::new(limit)),
             gauge,
             lookups,
         }
@@ -159,7 +148,7 @@ impl AnswerCache {
 
     /// The answer kept for `key`, counted as a hit or a miss.
     pub fn get(&self, key: &str) -> Option<Bytes> {
-        let found = self.lock().entries.get(key).cloned();
+        let found = self.lock().get(&key.to_string()).cloned();
         let result = if found.is_some() { "hit" } else { "miss" };
         self.lookups.with_label_values(&[result]).inc();
         found
@@ -167,29 +156,13 @@ impl AnswerCache {
 
     /// Keeps `answer` (copied: the upstream buffer it is a slice of is not held).
     pub fn put(&self, key: String, answer: &[u8]) {
-        let bytes = key.len() + answer.len();
-        if bytes > self.limit {
-            return;
-        }
+        let weight = key.len() + answer.len();
         let mut inner = self.lock();
-        if inner.entries.contains_key(&key) {
-            return;
-        }
-        inner.bytes += bytes;
-        inner.order.push_back(key.clone());
-        inner.entries.insert(key, Bytes::copy_from_slice(answer));
-        while inner.bytes > self.limit {
-            let Some(old) = inner.order.pop_front() else {
-                break;
-            };
-            if let Some(gone) = inner.entries.remove(&old) {
-                inner.bytes -= old.len() + gone.len();
-            }
-        }
-        self.gauge.set(inner.bytes as i64);
+        inner.insert(key, Bytes::copy_from_slice(answer), weight);
+        self.gauge.set(inner.weight() as i64);
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Bounded<String, Bytes>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

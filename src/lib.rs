@@ -35,7 +35,8 @@
 //!   may quarantine its upstream ([`upstream::wrong`]); it is never served.
 //! - [`cache`]: the finality-aware answer cache: calls whose answers can no longer change
 //!   (final blocks, blocks by hash, the chain id) are answered from it before the first
-//!   round, and the final answers upstreams gave and verification passed are kept.
+//!   round, and the final answers upstreams gave and verification passed are kept. It and
+//!   the verification cache keep their entries in a [`bounded`] map (bytes, oldest out).
 //! - [`jsonrpc`]: the envelope only: ids rewritten to positions upstream, `params`/`result`
 //!   kept raw and passed through byte for byte; short or mismatched batch answers rejected.
 //! - [`router`]: the pure candidate order (healthy, unknown, unhealthy, breaker-open or
@@ -73,6 +74,7 @@
 pub mod admin;
 pub mod blocks;
 pub mod body;
+pub mod bounded;
 pub mod budget;
 pub mod cache;
 pub mod config;

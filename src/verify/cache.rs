@@ -5,14 +5,15 @@
 //! Keyed by block hash: a hash names one block's content for ever, so an entry can never go
 //! stale through a reorg. Numbers are not keys (a number's block changes in a reorg); the
 //! callers look blocks up by number afresh. Entries leave oldest first once the byte bound is
-//! passed. One mutex, held only to look up or insert (never across an await), recovering
-//! from poisoning.
+//! passed ([`crate::bounded`]). One mutex, held only to look up or insert (never across an
+//! await), recovering from poisoning.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use nodewatch_verify::{Header, VerifiedReceipts, B256};
 use prometheus::IntGauge;
+
+use crate::bounded::Bounded;
 
 /// What one header costs in the cache (its fields and the map entry), in bytes.
 pub const HEADER_BYTES: usize = 512;
@@ -40,22 +41,11 @@ enum Kind {
     Receipts,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    /// The entries by (block hash, kind).
-    entries: HashMap<(B256, Kind), Entry>,
-    /// Insertion order, oldest first, for eviction.
-    order: VecDeque<(B256, Kind)>,
-    /// Bytes held.
-    bytes: usize,
-}
-
 /// The cache shared by every request.
 #[derive(Debug)]
 pub struct VerifiedCache {
-    inner: Mutex<Inner>,
-    /// The byte bound (`verify.cache_bytes`, fixed at start).
-    limit: usize,
+    /// The entries by (block hash, kind), bounded in bytes (`verify.cache_bytes`).
+    inner: Mutex<Bounded<(B256, Kind), Entry>>,
     /// `nodewatch_verify_cache_bytes`.
     gauge: IntGauge,
 }
@@ -64,15 +54,14 @@ impl VerifiedCache {
     /// An empty cache of at most `limit` bytes, reporting its size on `gauge`.
     pub fn new(limit: usize, gauge: IntGauge) -> Self {
         Self {
-            inner: Mutex::default(),
-            limit,
+            inner: Mutex::new(Bounded::new(limit)),
             gauge,
         }
     }
 
     /// The verified header of block `hash`, if held.
     pub fn header(&self, hash: &B256) -> Option<Arc<Header>> {
-        match self.lock().entries.get(&(*hash, Kind::Header)) {
+        match self.lock().get(&(*hash, Kind::Header)) {
             Some(Entry::Header(h)) => Some(Arc::clone(h)),
             _ => None,
         }
@@ -80,7 +69,7 @@ impl VerifiedCache {
 
     /// The verified receipts of block `hash`, if held.
     pub fn receipts(&self, hash: &B256) -> Option<Arc<VerifiedReceipts>> {
-        match self.lock().entries.get(&(*hash, Kind::Receipts)) {
+        match self.lock().get(&(*hash, Kind::Receipts)) {
             Some(Entry::Receipts(r)) => Some(Arc::clone(r)),
             _ => None,
         }
@@ -98,29 +87,13 @@ impl VerifiedCache {
     }
 
     fn put(&self, key: (B256, Kind), entry: Entry) {
-        let bytes = entry.bytes();
-        if bytes > self.limit {
-            return;
-        }
+        let weight = entry.bytes();
         let mut inner = self.lock();
-        if inner.entries.contains_key(&key) {
-            return;
-        }
-        inner.bytes += bytes;
-        inner.entries.insert(key, entry);
-        inner.order.push_back(key);
-        while inner.bytes > self.limit {
-            let Some(old) = inner.order.pop_front() else {
-                break;
-            };
-            if let Some(gone) = inner.entries.remove(&old) {
-                inner.bytes -= gone.bytes();
-            }
-        }
-        self.gauge.set(inner.bytes as i64);
+        inner.insert(key, entry, weight);
+        self.gauge.set(inner.weight() as i64);
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Bounded<(B256, Kind), Entry>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

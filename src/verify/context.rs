@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::future::join_all;
 use nodewatch_verify::{
     verify_block, verify_block_receipts, Checks, Header, VerifiedReceipts, B256,
 };
@@ -32,6 +33,9 @@ pub trait Fetch: Sync {
         calls: &'s [&'s Call<'s>],
     ) -> Pin<Box<dyn Future<Output = Vec<Option<Answer>>> + Send + 's>>;
 }
+
+/// Most calls one fetch sends upstream as one batch (providers commonly cap batches at 100).
+pub(super) const FETCH_BATCH: usize = 100;
 
 /// A block to get the header of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,10 +200,13 @@ impl Context<'_> {
         }
         let refs: Vec<&Call<'_>> = owned.iter().collect();
         // A fetch is a forward, whose answers are judged, which may fetch again (a receipt
-        // needs its block's receipts, which need its header): two levels at most.
-        let answers = self.engine.fetch(&refs).await;
+        // needs its block's receipts, which need its header): two levels at most. Batches
+        // stay within what providers take (many refuse more than 100 items), sent together.
+        let chunks = refs
+            .chunks(FETCH_BATCH)
+            .map(|chunk| self.engine.fetch(chunk));
+        let answers = join_all(chunks).await.into_iter().flatten();
         answers
-            .into_iter()
             .zip(&calls)
             .map(|(answer, (method, _))| match answer {
                 Some(Answer::Result(raw)) if !raw.is_null() => Ok(raw),

@@ -22,14 +22,17 @@ async fn an_https_upstream_with_a_private_ca_is_served_over_h2() {
         .insert("Authorization".into(), "Bearer KEY".into());
     let nw = Nodewatch::start_with(config).await;
     nw.wait_all_healthy().await;
+    // eth_blockNumber, not eth_chainId: the answer cache answers the chain id itself after
+    // the first time, and every call here must reach the upstream.
+    let before = relay.versions().len();
     for _ in 0..5 {
         assert_eq!(
-            rpc::call(&nw.url, "eth_chainId", json!([])).await,
-            json!("0x7a69")
+            rpc::call(&nw.url, "eth_blockNumber", json!([])).await,
+            rpc::call(&node.url(), "eth_blockNumber", json!([])).await
         );
     }
     let versions = relay.versions();
-    assert!(versions.len() >= 5);
+    assert!(versions.len() >= before + 5, "{versions:?}");
     assert!(
         versions.iter().all(|v| *v == http::Version::HTTP_2),
         "{versions:?}"

@@ -29,7 +29,7 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 use support::anvil::Anvil;
 use support::chain::build_chain;
-use support::etl::{self, assert_files_identical, read_csv};
+use support::etl::{self, read_csv};
 use support::nodewatch::{test_config, Nodewatch};
 use support::poll::wait_until;
 use support::rpc::{self, RpcError};
@@ -219,13 +219,11 @@ impl Rig {
     /// The reference files of `data`.
     fn reference(&self, data: Data) -> Vec<PathBuf> {
         let dir = self.dir.path().join("reference");
-        files(data).iter().map(|f| dir.join(f)).collect()
+        data.files().iter().map(|f| dir.join(f)).collect()
     }
 
     fn assert_identical(&self, data: Data, dir: &Path) {
-        for (file, reference) in files(data).iter().zip(self.reference(data)) {
-            assert_files_identical(&dir.join(file), &reference);
-        }
+        data.assert_identical(dir, &self.dir.path().join("reference"));
     }
 
     /// Runs the `ethereumetl` export of `data` from `url` into `<tmp>/<sub>/`.
@@ -357,7 +355,7 @@ impl Rig {
 
     /// Every row a failed export wrote (if any) is a row of the reference.
     fn assert_no_wrong_row(&self, name: &str, data: Data, dir: &Path) {
-        for (file, reference) in files(data).iter().zip(self.reference(data)) {
+        for (file, reference) in data.files().iter().zip(self.reference(data)) {
             let Ok(text) = std::fs::read_to_string(dir.join(file)) else {
                 continue;
             };
@@ -455,15 +453,6 @@ impl Rig {
 }
 
 // === what each data is ===
-
-/// The files the export of `data` writes.
-fn files(data: Data) -> &'static [&'static str] {
-    match data {
-        Data::Blocks => &["blocks.csv", "transactions.csv"],
-        Data::Receipts => &["receipts.csv", "logs.csv"],
-        Data::Logs => &["token_transfers.csv"],
-    }
-}
 
 /// The methods whose wrong answers the exports of `data` meet.
 fn methods(data: Data) -> &'static [&'static str] {

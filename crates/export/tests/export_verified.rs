@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use support::anvil::Anvil;
 use support::chain::build_chain;
-use support::etl::{args, assert_files_identical, blocks_and_transactions, receipts_and_logs};
+use support::etl::{args, blocks_and_transactions, receipts_and_logs};
 use support::export::exporter_async;
 use support::wrong::{Data, Mode, WrongRelay};
 
@@ -119,7 +119,7 @@ async fn phase(rig: &Rig, mode: Mode, data: Data) {
     );
     let dir = rig.dir.path().join(format!("{name}/unverified"));
     assert!(
-        files(data)
+        data.files()
             .iter()
             .zip(rig.reference(data))
             .any(|(f, r)| std::fs::read(dir.join(f)).unwrap() != std::fs::read(r).unwrap()),
@@ -178,13 +178,11 @@ impl Rig {
     /// The reference files of `data`.
     fn reference(&self, data: Data) -> Vec<PathBuf> {
         let dir = self.dir.path().join("reference");
-        files(data).iter().map(|f| dir.join(f)).collect()
+        data.files().iter().map(|f| dir.join(f)).collect()
     }
 
     fn assert_identical(&self, data: Data, dir: &Path) {
-        for (file, reference) in files(data).iter().zip(self.reference(data)) {
-            assert_files_identical(&dir.join(file), &reference);
-        }
+        data.assert_identical(dir, &self.dir.path().join("reference"));
     }
 
     /// `nodewatch-export` of `data` from `providers` into `<tmp>/<sub>/`, `extra` flags last.
@@ -223,15 +221,6 @@ impl Rig {
             .await
             .expect("nodewatch-export finished in time")
             .expect("run nodewatch-export")
-    }
-}
-
-/// The files the export of `data` writes.
-fn files(data: Data) -> &'static [&'static str] {
-    match data {
-        Data::Blocks => &["blocks.csv", "transactions.csv"],
-        Data::Receipts => &["receipts.csv", "logs.csv"],
-        Data::Logs => &["token_transfers.csv"],
     }
 }
 

@@ -14,6 +14,7 @@
 //! server is a [`Scripted`] upstream and this module is its script.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -72,6 +73,24 @@ pub enum Data {
     Receipts,
     /// Log queries (`eth_getLogs`, `eth_getFilterLogs`, `eth_getFilterChanges`).
     Logs,
+}
+
+impl Data {
+    /// The files an export of this data writes (ethereum-etl's names, as both exporters use).
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Data::Blocks => &["blocks.csv", "transactions.csv"],
+            Data::Receipts => &["receipts.csv", "logs.csv"],
+            Data::Logs => &["token_transfers.csv"],
+        }
+    }
+
+    /// Panics unless every file of this data in `dir` equals the one in `reference`.
+    pub fn assert_identical(self, dir: &Path, reference: &Path) {
+        for file in self.files() {
+            crate::etl::assert_files_identical(&dir.join(file), &reference.join(file));
+        }
+    }
 }
 
 impl Mode {

@@ -121,7 +121,7 @@ LINT_VENV := $(TOOLS)/lint-venv
 HADOLINT := $(LINT_VENV)/bin/hadolint
 
 # Debian packages: command -> package. Installed with apt-get only when the command is missing.
-DEBIAN_TOOLS := promtool:prometheus chromium:chromium
+DEBIAN_TOOLS := promtool:prometheus chromium:chromium redis-server:redis-server
 
 # The integration tests read these (see tests/support/tools.rs). A value already in the
 # environment wins, so a developer can point at their own builds.

@@ -3,15 +3,19 @@
 //! people: `/` (the HTML status page, [`crate::status::page`]) and `/history` (JSON: each
 //! upstream's head and state over the last minutes, [`crate::status::history`]).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::blocks::BlockNeed;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::router;
+use crate::shared::{Shared, SharedView};
 use crate::status::history::{self, SharedHistory};
 use crate::status::{page, StatusDoc, View};
 use crate::sync::lock;
@@ -27,6 +31,8 @@ pub struct Admin {
     metrics: Metrics,
     /// `POST /reload`, when enabled by `admin_reload`.
     reloader: Option<Reloader>,
+    /// The shared Redis, for `/status`.
+    shared: Option<Arc<Shared>>,
     /// Heads and states over the last minutes, for the page's chart (sampled in the
     /// background while this service exists).
     history: SharedHistory,
@@ -41,10 +47,16 @@ pub struct Status<'a> {
     pub best_head: Option<u64>,
     /// Chain id served.
     pub chain_id: Option<u64>,
+    /// The answer cache's final line: answers about blocks at or below it are kept
+    /// ([`crate::cache`]).
+    pub final_line: Option<u64>,
     /// The upstream a request would go to first.
     pub serving: Option<&'a str>,
     /// Every upstream in rank order.
     pub upstreams: &'a [UpstreamState],
+    /// The shared Redis, when configured: up, or the local fallback and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<SharedView>,
 }
 
 impl Status<'_> {
@@ -54,10 +66,12 @@ impl Status<'_> {
             ready: snapshot.is_ready(),
             best_head: snapshot.best_head,
             chain_id: snapshot.chain_id,
+            final_line: snapshot.final_line,
             serving: router::select(snapshot, BlockNeed::Latest, &breakers(snapshot))
                 .first()
                 .map(|&i| snapshot.upstreams[i].name.as_str()),
             upstreams: &snapshot.upstreams,
+            redis: None,
         }
     }
 }
@@ -76,8 +90,15 @@ impl Admin {
             snapshot,
             metrics,
             reloader,
+            shared: None,
             history,
         }
+    }
+
+    /// Shows the shared Redis in `/status` and the page.
+    pub fn with_shared(mut self, shared: Option<Arc<Shared>>) -> Self {
+        self.shared = shared;
+        self
     }
 
     /// Serves one admin request.
@@ -102,10 +123,9 @@ impl Admin {
             "/" => {
                 let snapshot = self.snapshot.load();
                 let serving = Status::of(&snapshot).serving;
-                let view = View::new(
-                    StatusDoc::of(&snapshot, serving),
-                    &String::from_utf8_lossy(&self.metrics.encode()),
-                );
+                let mut doc = StatusDoc::of(&snapshot, serving);
+                doc.redis = self.shared.as_ref().map(|s| s.view(Instant::now()));
+                let view = View::new(doc, &String::from_utf8_lossy(&self.metrics.encode()));
                 let history = lock(&self.history);
                 let body = page::render(&view, &history, history::unix_ms_now());
                 respond(StatusCode::OK, "text/html; charset=utf-8", body.into())
@@ -128,8 +148,9 @@ impl Admin {
             }
             "/status" => {
                 let snapshot = self.snapshot.load();
-                let body =
-                    serde_json::to_vec_pretty(&Status::of(&snapshot)).expect("status serialises");
+                let mut status = Status::of(&snapshot);
+                status.redis = self.shared.as_ref().map(|s| s.view(Instant::now()));
+                let body = serde_json::to_vec_pretty(&status).expect("status serialises");
                 respond(StatusCode::OK, "application/json", body.into())
             }
             "/metrics" => respond(

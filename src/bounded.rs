@@ -53,6 +53,23 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         }
     }
 
+    /// Keeps only the entries `keep` says yes to; returns how many went.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
+        let before = self.entries.len();
+        let mut freed = 0;
+        self.entries.retain(|k, (v, w)| {
+            let kept = keep(k, v);
+            if !kept {
+                freed += *w;
+            }
+            kept
+        });
+        self.weight -= freed;
+        let entries = &self.entries;
+        self.order.retain(|k| entries.contains_key(k));
+        before - self.entries.len()
+    }
+
     /// The weight held.
     pub fn weight(&self) -> usize {
         self.weight
@@ -77,5 +94,20 @@ mod tests {
         m.insert("huge", 4, 31);
         assert_eq!(m.get(&"huge"), None);
         assert_eq!(m.weight(), 25);
+    }
+
+    #[test]
+    fn retain_drops_entries_their_weight_and_their_place_in_line() {
+        let mut m = Bounded::new(30);
+        m.insert("a", 1, 10);
+        m.insert("b", 2, 10);
+        m.insert("c", 3, 10);
+        assert_eq!(m.retain(|_, v| *v != 2), 1);
+        assert_eq!((m.get(&"b"), m.weight()), (None, 20));
+        m.insert("b", 4, 10);
+        m.insert("d", 5, 10);
+        assert_eq!(m.get(&"a"), None, "the oldest went, not the new b");
+        assert_eq!((m.get(&"b"), m.get(&"c")), (Some(&4), Some(&3)));
+        assert_eq!(m.weight(), 30);
     }
 }

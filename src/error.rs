@@ -77,6 +77,10 @@ pub enum UpstreamErrorKind {
     /// or no room in time. Not the node's fault, and no other node would do better.
     #[error("{0}")]
     AnswerBudget(String),
+    /// The upstream's month of compute units is spent (`credits.per_month`): not sent; the
+    /// next candidate may take the call.
+    #[error("{0}")]
+    BudgetSpent(String),
 }
 
 impl UpstreamError {
@@ -102,6 +106,7 @@ impl UpstreamError {
             | UpstreamErrorKind::NodeError { .. }
             | UpstreamErrorKind::WrongChain(_)
             | UpstreamErrorKind::Busy(_)
+            | UpstreamErrorKind::BudgetSpent(_)
             | UpstreamErrorKind::BreakerOpen => true,
             UpstreamErrorKind::AnswerBudget(_) => false,
         }
@@ -120,6 +125,7 @@ impl UpstreamError {
             UpstreamErrorKind::NodeError { .. }
             | UpstreamErrorKind::WrongChain(_)
             | UpstreamErrorKind::Busy(_)
+            | UpstreamErrorKind::BudgetSpent(_)
             | UpstreamErrorKind::BreakerOpen
             | UpstreamErrorKind::AnswerBudget(_) => false,
         }
@@ -139,6 +145,7 @@ impl UpstreamError {
             | UpstreamErrorKind::NodeError { .. }
             | UpstreamErrorKind::WrongChain(_)
             | UpstreamErrorKind::Busy(_)
+            | UpstreamErrorKind::BudgetSpent(_)
             | UpstreamErrorKind::BreakerOpen
             | UpstreamErrorKind::AnswerBudget(_) => false,
         }
@@ -159,6 +166,7 @@ impl UpstreamError {
             UpstreamErrorKind::Busy(_) => "busy",
             UpstreamErrorKind::BreakerOpen => "breaker_open",
             UpstreamErrorKind::AnswerBudget(_) => "answer_budget",
+            UpstreamErrorKind::BudgetSpent(_) => "budget_spent",
         }
     }
 }

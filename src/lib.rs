@@ -41,13 +41,20 @@
 //!   kept raw and passed through byte for byte; short or mismatched batch answers rejected.
 //! - [`router`]: the pure candidate order (healthy, unknown, unhealthy, breaker-open or
 //!   quarantined; has the block, or in sync; by rank).
+//! - [`shared`]: the Redis a fleet of sidecars shares (`[redis]`): each `budget_key`'s
+//!   ceiling and month reserved there by one script on Redis's clock, and final answers;
+//!   bounded by `redis.timeout`, and when Redis fails the sidecar serves on its own for
+//!   `redis.retry` (the local pace and memory cache), saying so.
 //!
 //! The background, off the request path:
 //!
 //! - [`upstream::monitor`]: probes every upstream ([`upstream::probe`]) each interval, feeds
 //!   probe results and passive failures into the pure state machine [`upstream::health`],
 //!   and publishes an immutable [`upstream::Snapshot`] through `ArcSwap`, so requests never
-//!   take a lock. Probes go through [`upstream::Upstream::send`] (no answer budget).
+//!   take a lock. Probes go through [`upstream::Upstream::send`] (no answer budget). Every
+//!   few probe rounds a finality round ([`upstream::finality`]) sets the answer cache's
+//!   final line from the upstreams' `finalized` blocks and purges the cache after a reorg
+//!   deeper than it.
 //! - [`admin`]: `/healthz`, `/readyz`, `/status`, `/metrics` ([`metrics`]), and for people
 //!   the HTML status page at `/` and `/history`.
 //!
@@ -93,6 +100,7 @@ pub mod reload;
 pub mod router;
 pub mod server;
 pub mod settings;
+pub mod shared;
 pub mod status;
 mod sync;
 pub mod upstream;

@@ -96,6 +96,13 @@ pub struct Metrics {
     pub cache_lookups: IntCounterVec,
     /// Bytes of answers held by the answer cache.
     pub cache_bytes: IntGauge,
+    /// Answer cache entries emptied because a reorg deeper than the final line changed their
+    /// block.
+    pub cache_purged: IntCounter,
+    /// Reorgs deeper than the final line seen (each purged the answer cache from its height).
+    pub cache_deep_reorgs: IntCounter,
+    /// The answer cache's final line: answers about blocks at or below it are kept.
+    pub cache_final_line: IntGauge,
     /// Calls per second each upstream is paced at (learned from its limit answers, under
     /// `max_rps`); 0 while unpaced.
     pub upstream_learned_rps: GaugeVec,
@@ -105,6 +112,19 @@ pub struct Metrics {
     pub rate_limit_waits: IntCounterVec,
     /// Seconds upstream requests waited for their upstream's rate, by upstream.
     pub rate_limit_wait_seconds: CounterVec,
+    /// Compute units billed to each upstream that has `credits`.
+    pub credits_spent: IntCounterVec,
+    /// Compute units spent this month (the fleet's, when shared), by upstream.
+    pub month_credits: IntGaugeVec,
+    /// The month's compute-unit budget, by upstream (absent: none).
+    pub month_budget: IntGaugeVec,
+    /// 1 while Redis answers, 0 while the sidecar serves on its local fallback.
+    pub redis_up: IntGauge,
+    /// Redis calls that failed or timed out.
+    pub redis_errors: IntCounter,
+    /// Requests to a shared-budget upstream admitted by the local limiter because Redis
+    /// could not answer, by upstream.
+    pub shared_fallbacks: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -240,6 +260,25 @@ const CACHE_BYTES: Spec = Spec {
     labels: &[],
 };
 
+const CACHE_PURGED: Spec = Spec {
+    name: "nodewatch_cache_purged_total",
+    help: "Answer cache entries emptied because a reorg deeper than the final line changed their block.",
+    labels: &[],
+};
+
+const CACHE_DEEP_REORGS: Spec = Spec {
+    name: "nodewatch_cache_deep_reorgs_total",
+    help:
+        "Reorgs deeper than the answer cache's final line (each empties the cache from its height).",
+    labels: &[],
+};
+
+const CACHE_FINAL_LINE: Spec = Spec {
+    name: "nodewatch_cache_final_line",
+    help: "The answer cache's final line: answers about blocks at or below it are kept.",
+    labels: &[],
+};
+
 const VERIFY_CACHE_BYTES: Spec = Spec {
     name: "nodewatch_verify_cache_bytes",
     help: "Bytes of verified headers and receipt sets held (bounded by verify.cache_bytes).",
@@ -345,6 +384,36 @@ const HEDGE_WINS: Spec = Spec {
 const UPSTREAM_LEARNED_RPS: Spec = Spec {
     name: "nodewatch_upstream_learned_rps",
     help: "Calls per second the upstream is paced at: learned from its limit answers, under max_rps (0: unpaced).",
+    labels: &["upstream"],
+};
+const CREDITS_SPENT: Spec = Spec {
+    name: "nodewatch_upstream_credits_total",
+    help: "Compute units billed to the upstream (credits: each method its cost).",
+    labels: &["upstream"],
+};
+const MONTH_CREDITS: Spec = Spec {
+    name: "nodewatch_upstream_month_credits",
+    help: "Compute units spent on the upstream this calendar month (UTC); the fleet's with a budget_key and Redis.",
+    labels: &["upstream"],
+};
+const MONTH_BUDGET: Spec = Spec {
+    name: "nodewatch_upstream_month_budget",
+    help: "The upstream's monthly compute-unit budget (credits.per_month).",
+    labels: &["upstream"],
+};
+const REDIS_UP: Spec = Spec {
+    name: "nodewatch_redis_up",
+    help: "1 while the shared Redis answers; 0 while budgets and cache are local (fallback).",
+    labels: &[],
+};
+const REDIS_ERRORS: Spec = Spec {
+    name: "nodewatch_redis_errors_total",
+    help: "Redis calls that failed or passed redis.timeout.",
+    labels: &[],
+};
+const SHARED_FALLBACKS: Spec = Spec {
+    name: "nodewatch_shared_budget_fallbacks_total",
+    help: "Requests to an upstream with a budget_key admitted by the local limiter because Redis could not answer.",
     labels: &["upstream"],
 };
 const RATE_LIMITED: Spec = Spec {
@@ -475,6 +544,9 @@ impl Metrics {
             upstream_quarantined: f.gauge_vec(&UPSTREAM_QUARANTINED),
             cache_lookups: f.counter_vec(&CACHE_LOOKUPS),
             cache_bytes: f.gauge(&CACHE_BYTES),
+            cache_purged: f.counter(&CACHE_PURGED),
+            cache_deep_reorgs: f.counter(&CACHE_DEEP_REORGS),
+            cache_final_line: f.gauge(&CACHE_FINAL_LINE),
             upstream_learned_rps: f.register(
                 GaugeVec::new(Families::opts(&UPSTREAM_LEARNED_RPS), &["upstream"])
                     .expect("valid metric"),
@@ -485,6 +557,12 @@ impl Metrics {
                 CounterVec::new(Families::opts(&RATE_LIMIT_WAIT_SECONDS), &["upstream"])
                     .expect("valid metric"),
             ),
+            credits_spent: f.counter_vec(&CREDITS_SPENT),
+            month_credits: f.gauge_vec(&MONTH_CREDITS),
+            month_budget: f.gauge_vec(&MONTH_BUDGET),
+            redis_up: f.gauge(&REDIS_UP),
+            redis_errors: f.counter(&REDIS_ERRORS),
+            shared_fallbacks: f.counter_vec(&SHARED_FALLBACKS),
             registry,
         }
     }

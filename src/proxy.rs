@@ -53,22 +53,18 @@ enum Slot {
 }
 
 impl Proxy {
-    /// Creates the service.
+    /// Creates the service, answering from `cache` (which the monitor purges).
     pub fn new(
         snapshot: SharedSnapshot,
         reporter: HealthReporter,
         metrics: Metrics,
         settings: Settings,
+        cache: Arc<AnswerCache>,
     ) -> Self {
         let budget = forward::budget(&settings.retry);
         let verified = VerifiedCache::new(
             settings.verify.cache_bytes,
             metrics.verify_cache_bytes.clone(),
-        );
-        let cache = AnswerCache::new(
-            settings.cache.max_bytes,
-            metrics.cache_bytes.clone(),
-            metrics.cache_lookups.clone(),
         );
         let answers = AnswerBudget::new(
             settings.proxy.max_inflight_bytes,

@@ -3,14 +3,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, ConfigError, Overrides};
+use crate::config::{Config, ConfigError, Overrides, RedisConfig};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::settings::Settings;
+use crate::shared::Shared;
 use crate::upstream::monitor::{HealthReporter, Reload};
 use crate::upstream::{SharedSnapshot, Upstream};
 
@@ -42,6 +44,10 @@ pub struct Reloader {
     pub(crate) listen: (SocketAddr, SocketAddr),
     /// `proxy.threads` at start; the serving threads are not restarted.
     pub(crate) threads: usize,
+    /// `[redis]` at start, and its store (read once: a reload keeps them).
+    pub(crate) redis: RedisConfig,
+    /// The fleet's store, for the rebuilt upstreams' `budget_key`s.
+    pub(crate) shared: Option<Arc<Shared>>,
 }
 
 impl Reloader {
@@ -88,7 +94,11 @@ impl Reloader {
                 "proxy.max_inflight_bytes cannot change on reload; restart nodewatch to resize the answer budget"
             );
         }
-        let upstreams = Upstream::rebuild(&config, &self.snapshot.load().handles);
+        if config.redis != self.redis {
+            warn!("[redis] cannot change on reload; restart nodewatch to use the new one");
+        }
+        let handles = self.snapshot.load().handles.clone();
+        let upstreams = Upstream::rebuild(&config, &handles, self.shared.as_ref());
         self.proxy.reconfigure(Settings::new(&config));
         let (done, published) = oneshot::channel();
         self.reporter

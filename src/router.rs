@@ -76,6 +76,7 @@ mod tests {
             fork_pending: false,
             best_head: Some(100),
             chain_id: Some(1),
+            final_line: None,
             upstreams,
         }
     }

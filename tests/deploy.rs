@@ -157,10 +157,19 @@ async fn every_metric_in_the_rules_and_the_dashboard_exists_in_metrics() {
         return;
     };
     // A live nodewatch that has done everything once: rank 1 answers probes but garbles
-    // batches (so a batch fails over), rank 2 is a real node; answers are verified.
+    // batches (so a batch fails over), rank 2 is a real node billed in compute units with a
+    // month's budget shared through a Redis that is not there (the local fallback); answers
+    // are verified.
     let node = Anvil::spawn(&anvil).await;
     let flaky = FaultServer::start(&node.url(), Fault::BatchGarbage).await;
-    let nw = Nodewatch::start(&[flaky.url(), node.url()]).await;
+    let mut config = support::nodewatch::test_config(&[flaky.url(), node.url()]);
+    config.redis.url = Some(format!("redis://127.0.0.1:{}/0", support::free_port()));
+    config.upstreams[1].budget_key = Some("provider-key".into());
+    config.upstreams[1].credits = Some(nodewatch::config::CreditsConfig {
+        per_month: Some(1_000_000),
+        ..Default::default()
+    });
+    let nw = Nodewatch::start_with(config).await;
     nw.wait_all_healthy().await;
     let batch = json!([
         {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"},
@@ -239,15 +248,17 @@ fn example_configurations_load() {
     );
 }
 
+/// Every Kubernetes document in deploy/: the manifests, and the Airflow task pods' template.
 fn k8s_docs() -> Vec<Yaml> {
     let mut docs = Vec::new();
     for file in [
-        "configmap.yaml",
-        "secret.yaml",
-        "etl-worker.yaml",
-        "podmonitor.yaml",
+        "kubernetes/configmap.yaml",
+        "kubernetes/secret.yaml",
+        "kubernetes/etl-worker.yaml",
+        "kubernetes/podmonitor.yaml",
+        "airflow/pod_template.yaml",
     ] {
-        let text = read(&format!("deploy/kubernetes/{file}"));
+        let text = read(&format!("deploy/{file}"));
         for doc in serde_yaml::Deserializer::from_str(&text) {
             docs.push(Yaml::deserialize(doc).unwrap_or_else(|e| panic!("{file}: {e}")));
         }
@@ -307,6 +318,276 @@ fn kubernetes_sidecar_has_probes_resources_and_secret_keys() {
     assert!(
         worker_args.contains("--provider-uri=http://127.0.0.1:8545"),
         "{worker_args}"
+    );
+}
+
+/// A container's environment as Kubernetes gives it: `value`s with `$(NAME)` expanded from
+/// the variables listed before them (later or unknown names stay as they are), and
+/// `secretKeyRef` / `configMapKeyRef` read from `secrets` / `configmaps` (a reference to
+/// anything else fails the test).
+fn container_env(
+    container: &Yaml,
+    secrets: &[(&str, &str, &str)],
+    configmaps: &[&Yaml],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for var in container["env"].as_sequence().into_iter().flatten() {
+        let name = var["name"].as_str().unwrap().to_owned();
+        let value = if let Some(value) = var["value"].as_str() {
+            let mut value = value.to_owned();
+            for (earlier, earlier_value) in &env {
+                value = value.replace(&format!("$({earlier})"), earlier_value);
+            }
+            value
+        } else if var["valueFrom"]["secretKeyRef"].is_mapping() {
+            let r = &var["valueFrom"]["secretKeyRef"];
+            let (secret, key) = (r["name"].as_str().unwrap(), r["key"].as_str().unwrap());
+            secrets
+                .iter()
+                .find(|(s, k, _)| *s == secret && *k == key)
+                .unwrap_or_else(|| panic!("{name}: unexpected secret {secret}/{key}"))
+                .2
+                .to_owned()
+        } else if var["valueFrom"]["configMapKeyRef"].is_mapping() {
+            let r = &var["valueFrom"]["configMapKeyRef"];
+            let map = configmaps
+                .iter()
+                .find(|c| c["metadata"]["name"] == r["name"])
+                .unwrap_or_else(|| panic!("{name}: no ConfigMap {:?}", r["name"]));
+            map["data"][r["key"].as_str().unwrap()]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        } else {
+            panic!("{name}: neither a value nor a secret or ConfigMap key");
+        };
+        env.push((name, value));
+    }
+    env
+}
+
+#[test]
+fn airflow_pod_template_runs_nodewatch_as_a_native_sidecar_wired_to_redis() {
+    use nodewatch::config::{Config, Overrides};
+    let docs = k8s_docs();
+    let pod = docs
+        .iter()
+        .find(|d| d["kind"] == "Pod")
+        .expect("the pod template");
+    let spec = &pod["spec"];
+    // What Airflow requires of a pod_template_file: a metadata.name, and the task container
+    // first, named `base`, with an image. A task pod runs once.
+    assert!(pod["metadata"]["name"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty()));
+    let containers = spec["containers"].as_sequence().unwrap();
+    assert_eq!(containers[0]["name"], "base", "Airflow's task container");
+    assert!(containers[0]["image"]
+        .as_str()
+        .is_some_and(|i| !i.is_empty()));
+    assert_eq!(spec["restartPolicy"], "Never");
+
+    // nodewatch is a native sidecar, not a plain container (which would outlive `base`).
+    let sidecar = spec["initContainers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "nodewatch")
+        .expect("nodewatch in initContainers");
+    assert_eq!(sidecar["restartPolicy"], "Always", "native sidecar");
+    assert!(containers.iter().all(|c| c["name"] != "nodewatch"));
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        sidecar["image"], deployment["spec"]["template"]["spec"]["initContainers"][0]["image"],
+        "the same image as etl-worker.yaml's sidecar"
+    );
+    // Probes on the admin port: the task starts once nodewatch is ready (/readyz).
+    let admin = sidecar["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "admin")
+        .unwrap();
+    assert_eq!(admin["containerPort"], 9545);
+    for (probe, path) in [
+        ("startupProbe", "/readyz"),
+        ("readinessProbe", "/readyz"),
+        ("livenessProbe", "/healthz"),
+    ] {
+        assert_eq!(sidecar[probe]["httpGet"]["path"], path, "{probe}");
+        assert_eq!(sidecar[probe]["httpGet"]["port"], "admin", "{probe}");
+    }
+    // Resources on every container, and nodewatch as non-root with a read-only root.
+    for c in containers.iter().chain([sidecar]) {
+        for kind in ["requests", "limits"] {
+            for resource in ["cpu", "memory"] {
+                assert!(
+                    c["resources"][kind][resource].is_string(),
+                    "{:?}: {kind}.{resource}",
+                    c["name"]
+                );
+            }
+        }
+    }
+    let security = &sidecar["securityContext"];
+    assert!(
+        security["runAsUser"].as_u64().is_some_and(|u| u != 0)
+            && spec["securityContext"]["runAsNonRoot"] == true,
+        "{security:?}"
+    );
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+
+    // Its configuration: the file the ConfigMap volume puts where --config points.
+    let args: Vec<&str> = sidecar["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        !args.iter().any(|a| a.starts_with("--upstream")),
+        "--upstream would replace the ConfigMap's upstreams and their budget_key: {args:?}"
+    );
+    let config_path = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--config="))
+        .expect("--config");
+    let (dir, file_name) = config_path.rsplit_once('/').unwrap();
+    let mount = sidecar["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == dir)
+        .unwrap_or_else(|| panic!("nothing mounted at {dir}"));
+    let volume = spec["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    let item = volume["configMap"]["items"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|i| i["path"] == file_name)
+        .unwrap();
+    let configmap = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == volume["configMap"]["name"])
+        .expect("the ConfigMap of deploy/kubernetes");
+    let toml = configmap["data"][item["key"].as_str().unwrap()]
+        .as_str()
+        .unwrap();
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), toml).unwrap();
+
+    // The environment the sidecar starts with: the provider's URL from the Secret of
+    // deploy/kubernetes, the Redis password from the Airflow chart's secret.
+    let secret = docs.iter().find(|d| d["kind"] == "Secret").unwrap();
+    let provider_secret = secret["metadata"]["name"].as_str().unwrap();
+    assert!(secret["stringData"]["PROVIDER_URL"].is_string());
+    const PROVIDER_URL: &str = "https://provider.example/v3/TEST-KEY";
+    const REDIS_PASSWORD: &str = "Test1redis2password";
+    let env = container_env(
+        sidecar,
+        &[
+            (provider_secret, "PROVIDER_URL", PROVIDER_URL),
+            ("airflow-redis-password", "password", REDIS_PASSWORD),
+        ],
+        &[configmap],
+    );
+    let value = |name: &str| {
+        env.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("{name} is not set"))
+    };
+    // NODEWATCH__REDIS__URL: the chart's Redis service, the password a secretKeyRef'd
+    // variable listed before it (else Kubernetes leaves `$(...)` as it is).
+    let raw = sidecar["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "NODEWATCH__REDIS__URL")
+        .expect("NODEWATCH__REDIS__URL")["value"]
+        .as_str()
+        .unwrap();
+    let password_var = raw
+        .split_once("$(")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(name, _)| name)
+        .unwrap_or_else(|| panic!("the password is not a $(VAR) in {raw}"));
+    let password_ref = &sidecar["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == password_var)
+        .unwrap()["valueFrom"]["secretKeyRef"];
+    assert!(
+        password_ref["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("-redis-password"))
+            && password_ref["key"] == "password",
+        "the Airflow chart's <release>-redis-password secret: {password_ref:?}"
+    );
+    let redis = url::Url::parse(value("NODEWATCH__REDIS__URL")).unwrap();
+    assert_eq!(redis.scheme(), "redis");
+    assert_eq!(redis.password(), Some(REDIS_PASSWORD), "{redis}");
+    assert!(
+        redis.host_str().is_some_and(|h| h.ends_with("-redis")),
+        "the chart's <release>-redis service: {redis}"
+    );
+    assert_eq!(redis.port(), Some(6379));
+
+    // nodewatch's own loader, with that environment: the Secret's URL lands on an upstream
+    // that has a budget_key (and a max_rps to share), and the Redis URL on [redis].
+    let nodewatch_env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(n, _)| n.starts_with("NODEWATCH__"))
+        .cloned()
+        .collect();
+    let config = Config::load_with_env(Some(file.path()), Overrides::default(), nodewatch_env)
+        .unwrap_or_else(|e| panic!("the sidecar's configuration does not load: {e}"));
+    let paid = config
+        .upstreams
+        .iter()
+        .find(|u| u.url == PROVIDER_URL)
+        .expect("the Secret's provider URL reaches an upstream");
+    assert!(
+        paid.budget_key.as_deref().is_some_and(|k| !k.is_empty()) && paid.max_rps.is_some(),
+        "{paid:?}"
+    );
+    assert_eq!(
+        config.redis.url.as_deref(),
+        Some(value("NODEWATCH__REDIS__URL"))
+    );
+    assert_eq!(
+        config.upstreams[0].url,
+        configmap["data"]["PRIMARY_URL"].as_str().unwrap(),
+        "rank 1 is the cluster's node, as in etl-worker.yaml"
+    );
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8545");
+    // Without the pod's environment it does not start: the provider's URL (and key) exists
+    // only in the Secret, and no sidecar runs without its backup by mistake.
+    assert!(Config::load_with_env(Some(file.path()), Overrides::default(), Vec::new()).is_err());
+
+    // The task reaches its own nodewatch.
+    let base_env = container_env(
+        &containers[0],
+        &[
+            ("airflow-fernet-key", "fernet-key", "k"),
+            ("airflow-airflow-metadata", "connection", "postgresql://db"),
+        ],
+        &[],
+    );
+    let provider_uri = base_env
+        .iter()
+        .find(|(n, _)| n == "ETHEREUM_PROVIDER_URI")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        provider_uri,
+        Some(format!("http://{}", config.listen).as_str())
     );
 }
 

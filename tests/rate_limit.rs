@@ -11,7 +11,10 @@
 //!    calls ÷ limit;
 //! 2. two sidecars on the one key, exporting at once: both complete with the same rows, at
 //!    most 5% of the requests refused;
-//! 3. one sidecar, -32005 answers inside HTTP 200: concurrent batches all answered.
+//! 3. the same with the key's limit shared exactly through a real Redis (`budget_key`,
+//!    `max_rps` = the limit): at most 1% refused, and the provider busy for at most 1.3×
+//!    calls ÷ limit;
+//! 4. one sidecar, -32005 answers inside HTTP 200: concurrent batches all answered.
 //!
 //! Two short tests on scripted upstreams check the rules themselves: a 429 is waited out
 //! (`Retry-After`) without opening the breaker or marking the node down, and overflow goes
@@ -39,6 +42,7 @@ use support::chain::{build_chain, mine};
 use support::etl::{self, run_ethereumetl};
 use support::limiter::{Counts, Limiter, Refusal};
 use support::nodewatch::{test_config, Nodewatch};
+use support::redis::RedisServer;
 use support::rpc;
 use support::scripted::{self, Scripted};
 
@@ -347,7 +351,10 @@ async fn a_rate_limited_provider_slows_the_export_and_never_fails_it() {
     a.stop().await;
     b.stop().await;
 
-    // Phase 3: -32005 answers inside HTTP 200 are waited out the same way: 8 clients, 10
+    // Phase 3: the same two sidecars sharing the key's budget through a real Redis.
+    shared_budget_phase(&f).await;
+
+    // Phase 4: -32005 answers inside HTTP 200 are waited out the same way: 8 clients, 10
     // batches of 4 blocks each, at once (four seconds' calls).
     let provider = Limiter::start(&f.node.url(), LIMIT, Refusal::RpcError).await;
     let nw = start_sidecar(&provider).await;
@@ -380,6 +387,74 @@ async fn a_rate_limited_provider_slows_the_export_and_never_fails_it() {
     );
     assert_not_failed(&nw);
     nw.stop().await;
+}
+
+/// Phase 3: two sidecars whose upstream has the same `budget_key` and `max_rps` = the limit,
+/// sharing it through a real Redis, exporting at once.
+async fn shared_budget_phase(f: &Fixture) {
+    let Some(bin) = support::tools::require_redis() else {
+        return;
+    };
+    let redis = RedisServer::start(&bin);
+    let provider = Limiter::start(&f.node.url(), LIMIT, Refusal::Http429).await;
+    let start = || async {
+        let mut config = sidecar(&provider.url());
+        config.redis.url = Some(redis.url());
+        config.upstreams[0].max_rps = Some(LIMIT);
+        config.upstreams[0].budget_key = Some("provider-key".into());
+        let nw = Nodewatch::start_with(config).await;
+        nw.wait_all_healthy().await;
+        nw
+    };
+    let (a, b) = (start().await, start().await);
+    let before = provider.counts();
+    let mark = provider.mark();
+    let started = Instant::now();
+    let ((out_a, ..), (out_b, ..)) = tokio::join!(
+        export(f, &a.url, "redis-a", None),
+        export(f, &b.url, "redis-b", None)
+    );
+    let wall = started.elapsed();
+    let (busy, busy_calls) = provider.busy_since(mark);
+    let counts = since(provider.counts(), before);
+    assert_same_rows(&f.direct, &out_a);
+    assert_same_rows(&f.direct, &out_b);
+    report(
+        "two sidecars, shared budget (Redis)",
+        counts,
+        wall,
+        &[&a, &b],
+        &provider,
+    );
+    let ideal = busy_calls as f64 / f64::from(LIMIT);
+    let ratio = busy.as_secs_f64() / ideal;
+    let shared =
+        |nw: &Nodewatch| nw.metric("nodewatch_shared_budget_fallbacks_total{upstream=\"u1\"}");
+    eprintln!(
+        "FIGURE rate-limit two sidecars, shared budget, time: the provider was busy {:.2} s \
+         for {busy_calls} calls, ideal {ideal:.2} s: {ratio:.2}× ideal; fallbacks to the \
+         local limiter {} and {}",
+        busy.as_secs_f64(),
+        shared(&a),
+        shared(&b),
+    );
+    assert!(counts.calls >= 2 * f.calls, "{counts:?}");
+    assert!(
+        percent(counts) <= 1.0,
+        "the provider refused {:.2}% of the requests: {counts:?}",
+        percent(counts)
+    );
+    assert!(ratio <= 1.3, "{ratio:.2}× the ideal time");
+    assert_eq!(
+        (shared(&a), shared(&b)),
+        (0.0, 0.0),
+        "Redis decided every budget"
+    );
+    assert_eq!(a.metric("nodewatch_redis_up"), 1.0);
+    assert_not_failed(&a);
+    assert_not_failed(&b);
+    a.stop().await;
+    b.stop().await;
 }
 
 /// A batch of `eth_getBlockByNumber` (full transactions) for `blocks`.

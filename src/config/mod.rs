@@ -145,6 +145,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Final answers kept and served again without an upstream call.
     pub cache: CacheConfig,
+    /// The Redis a fleet of sidecars shares: exact budgets per `budget_key`, shared cache.
+    pub redis: RedisConfig,
     /// Whether `POST /reload` on the admin listener re-reads the configuration (SIGHUP always
     /// does).
     pub admin_reload: bool,
@@ -325,6 +327,15 @@ pub struct UpstreamConfig {
     /// upstreams instead (false: they wait, when a paid fallback costs more than waiting).
     #[serde(default = "rate::default_spill")]
     pub spill: bool,
+    /// Sidecars whose upstreams have the same `budget_key` share one budget (`max_rps`, or
+    /// `credits.per_second` and `credits.per_month`) exactly, through `[redis]`: one
+    /// provider key used by a fleet (unset: this sidecar's budget is its own).
+    #[serde(default)]
+    pub budget_key: Option<String>,
+    /// Compute-unit billing: per-method costs, per-second and per-month budgets (unset:
+    /// calls are counted, a batch item one each).
+    #[serde(default)]
+    pub credits: Option<CreditsConfig>,
     /// Which methods this upstream serves (unset: all; what it answers "not available" for
     /// is learned anyway). A method these lists refuse is never sent to it.
     #[serde(default)]
@@ -352,6 +363,8 @@ impl UpstreamConfig {
             max_concurrency: None,
             max_rps: None,
             spill: DEFAULT_SPILL,
+            budget_key: None,
+            credits: None,
             methods: None,
         }
     }
@@ -376,6 +389,7 @@ impl Default for Config {
             verify: VerifyConfig::default(),
             rate_limit: RateLimitConfig::default(),
             cache: CacheConfig::default(),
+            redis: RedisConfig::default(),
             admin_reload: false,
             upstreams: Vec::new(),
         }
@@ -434,19 +448,23 @@ impl Default for ProxyConfig {
 }
 
 mod cache;
+mod credits;
 mod error;
 mod guard;
 mod load;
 mod rate;
+mod redis;
 mod validate;
 mod verify;
 
 pub use cache::*;
+pub use credits::*;
 pub use error::ConfigError;
 pub use guard::*;
 pub use load::Overrides;
 pub use nodewatch_http::endpoint::redact_url;
 pub use rate::*;
+pub use redis::*;
 pub use validate::{UpstreamSpec, ValidConfig};
 pub use verify::*;
 

@@ -57,6 +57,7 @@ fn example_file_loads_with_every_default() {
         config.proxy.header_read_timeout,
         DEFAULT_HEADER_READ_TIMEOUT
     );
+    assert_eq!(config.redis, RedisConfig::default());
     assert_eq!(config.upstream_names(), ["local", "provider"]);
 }
 
@@ -232,4 +233,26 @@ fn threads_zero_means_one_per_cpu_and_too_many_are_rejected() {
     assert_eq!(config.proxy.thread_count(), 3);
     let e = rejected(&format!("[proxy]\nthreads = 257\n{ONE}"), &[]);
     assert!(e.contains("proxy.threads: must be at most 256"), "{e}");
+}
+
+#[test]
+fn budgets_and_redis_load_and_their_mistakes_are_named() {
+    let paid = "[[upstreams]]\nname = \"p\"\nurl = \"http://127.0.0.1:8546\"\nbudget_key = \"k-1\"\n\
+                credits = { table = \"alchemy\", per_month = 1000, costs = { eth_getLogs = 75 } }\n";
+    let config = load(
+        paid,
+        &[("NODEWATCH__REDIS__URL", "redis://127.0.0.1:6379/0")],
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.redis.url(), Some("redis://127.0.0.1:6379/0"));
+    let credits = config.upstreams[0].credits.as_ref().unwrap();
+    assert_eq!(credits.costs().of("eth_getLogs"), 75);
+    assert_eq!(credits.per_month, Some(1000));
+    let both = format!("{ONE}max_rps = 10\ncredits = {{ per_second = 100 }}\n");
+    assert!(rejected(&both, &[]).contains("upstreams[0].max_rps"));
+    let key = format!("{ONE}budget_key = \"a key\"\n");
+    assert!(rejected(&key, &[]).contains("upstreams[0].budget_key"));
+    let tls = [("NODEWATCH__REDIS__URL", "rediss://h:1")];
+    assert!(rejected(ONE, &tls).contains("redis.url"));
 }

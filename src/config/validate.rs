@@ -98,6 +98,7 @@ impl Config {
         }
         self.check_guards()?;
         self.rate_limit.check()?;
+        self.redis.check()?;
         let policy = self.policy()?;
         let mut names = HashSet::new();
         let upstreams = self
@@ -274,6 +275,7 @@ fn upstream_spec(key: &str, upstream: &UpstreamConfig) -> Result<UpstreamSpec, C
             "max_concurrency and max_rps must be at least 1 (got 0)",
         ));
     }
+    check_billing(key, upstream)?;
     let ca_roots = match &upstream.ca_file {
         None => None,
         Some(path) => Some(
@@ -296,4 +298,29 @@ fn upstream_spec(key: &str, upstream: &UpstreamConfig) -> Result<UpstreamSpec, C
         methods,
         source: upstream.clone(),
     })
+}
+
+/// Checks an upstream's `budget_key` and `credits`: one unit per upstream (calls, or compute
+/// units with `credits`), so `max_rps` and `credits.per_second` are not both set.
+fn check_billing(key: &str, upstream: &UpstreamConfig) -> Result<(), ConfigError> {
+    if let Some(budget_key) = &upstream.budget_key {
+        let word = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
+        if budget_key.is_empty() || !budget_key.chars().all(word) {
+            return Err(ConfigError::new(
+                format!("{key}.budget_key"),
+                format!("must be letters, digits and - _ . : (got {budget_key:?})"),
+            ));
+        }
+    }
+    let Some(credits) = &upstream.credits else {
+        return Ok(());
+    };
+    credits.check(key.trim_start_matches("upstreams[").trim_end_matches(']'))?;
+    if upstream.max_rps.is_some() && credits.per_second.is_some() {
+        return Err(ConfigError::new(
+            format!("{key}.max_rps"),
+            "max_rps counts calls and credits.per_second compute units: set one of them",
+        ));
+    }
+    Ok(())
 }

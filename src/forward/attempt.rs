@@ -19,6 +19,7 @@ use crate::error::{UpstreamError, UpstreamErrorKind, INTERNAL_ERROR};
 use crate::jsonrpc::{self, Answer, Call, RawJson, RpcError};
 use crate::method::{has_side_effects, MethodClass};
 use crate::upstream::breaker::{self, BreakerState};
+use crate::upstream::limit::{Decided, Refused};
 use crate::upstream::pace::{is_limit_answer, is_rate_limited};
 use crate::upstream::Upstream;
 
@@ -60,7 +61,8 @@ impl Engine {
         let mut answers: Vec<Option<Answer>> = calls.iter().map(|_| None).collect();
         // A paced upstream gets at most a second's calls in one request: a larger batch
         // would not fit the provider's bucket.
-        let largest = upstream.limits.pace.largest_batch().unwrap_or(usize::MAX);
+        let methods = calls.iter().map(|c| c.method.as_str());
+        let largest = upstream.limits.largest_batch(methods).unwrap_or(usize::MAX);
         let mut queue: VecDeque<Vec<usize>> = (0..calls.len())
             .collect::<Vec<_>>()
             .chunks(largest.max(1))
@@ -84,7 +86,11 @@ impl Engine {
                     }
                     let pace = &upstream.limits.pace;
                     let now = Instant::now();
-                    pace.delivered((chunk.len() - limited.len()) as u64, now);
+                    let answered = chunk.iter().filter(|&i| !limited.contains(i));
+                    let units = upstream
+                        .limits
+                        .units(answered.map(|&i| calls[i].method.as_str()));
+                    pace.delivered(u64::from(units), now);
                     if !limited.is_empty() {
                         pace.limited(None, now);
                         self.count_limited(upstream);
@@ -153,13 +159,25 @@ impl Engine {
             true => patience.deadline,
             false => (asked + proxy.queue_timeout).min(patience.deadline),
         };
-        let billed = u32::try_from(calls.len()).unwrap_or(u32::MAX);
+        let billed = upstream
+            .limits
+            .units(calls.iter().map(|c| c.method.as_str()));
         let slot = match upstream.limits.admit(billed, until).await {
             Ok(slot) => slot,
-            Err(_) => return Err(UpstreamErrorKind::Busy(until - asked)),
+            Err(Refused::Later(_)) => return Err(UpstreamErrorKind::Busy(until - asked)),
+            Err(Refused::Spent(spent)) => {
+                return Err(UpstreamErrorKind::BudgetSpent(spent.to_string()))
+            }
         };
+        let name = [upstream.name.as_str()];
+        if slot.decided == Decided::Fallback {
+            self.metrics.shared_fallbacks.with_label_values(&name).inc();
+        }
+        if upstream.limits.bills_credits() {
+            let spent = self.metrics.credits_spent.with_label_values(&name);
+            spent.inc_by(u64::from(billed));
+        }
         if !slot.waited.is_zero() {
-            let name = [upstream.name.as_str()];
             self.metrics.rate_limit_waits.with_label_values(&name).inc();
             self.metrics
                 .rate_limit_wait_seconds

@@ -1,20 +1,23 @@
 //! The answer cache in the forwarding rounds ([`crate::cache`]): calls whose answers are
 //! final are answered from it before the first round; the final answers upstreams gave (and
-//! verification passed) are kept when the request is done.
+//! verification passed) are kept when the request is done. With a shared Redis
+//! (`redis.cache`), what memory lacks is looked up there in one round trip, and what is kept
+//! is shared there too, in the background.
 
-use crate::cache::{finality, keepable, key, Finality};
+use crate::cache::{finality, height, keepable, key, Finality};
 use crate::jsonrpc::{Answer, RawJson};
+use bytes::Bytes;
 
 use super::{Forward, Served};
 
 impl Forward<'_, '_> {
     /// Answers the calls whose answers are final and kept; returns how many.
     pub(super) fn answer_from_cache(&mut self) -> usize {
-        let best = self.snapshot.best_head;
+        let line = self.snapshot.final_line;
         let config = &self.settings.cache;
         let mut hits = 0;
         for (plan, call) in self.plans.iter_mut().zip(self.calls) {
-            plan.finality = finality(&call.method, call.params, best, config);
+            plan.finality = finality(&call.method, call.params, line, config);
             if plan.answer.is_some() || plan.finality == Finality::Open {
                 continue;
             }
@@ -32,8 +35,47 @@ impl Forward<'_, '_> {
         hits
     }
 
-    /// Keeps the final answers upstreams gave this request.
+    /// Answers from the fleet's shared cache the final calls memory lacked; returns how many.
+    /// Each hit is kept in memory too (when its block is known).
+    pub(super) async fn answer_from_shared(&mut self) -> usize {
+        let wanted: Vec<(usize, String)> = self
+            .plans
+            .iter()
+            .zip(self.calls)
+            .enumerate()
+            .filter(|(_, (plan, _))| plan.answer.is_none() && plan.finality != Finality::Open)
+            .filter_map(|(i, (_, call))| Some((i, key(&call.method, call.params)?)))
+            .collect();
+        if wanted.is_empty() {
+            return 0;
+        }
+        let keys: Vec<String> = wanted.iter().map(|(_, k)| k.clone()).collect();
+        let Some((epoch, found)) = self.engine.cache.get_shared(&keys).await else {
+            return 0;
+        };
+        self.shared_epoch = Some(epoch);
+        let mut hits = 0;
+        for ((i, key), kept) in wanted.into_iter().zip(found) {
+            let Some(kept) = kept else { continue };
+            let call = self.calls[i];
+            let about = height(&call.method, call.params, &kept);
+            let cache = &self.engine.cache;
+            cache.put(key, &kept, about, self.cache_generation);
+            let plan = &mut self.plans[i];
+            plan.answer = Some(Served {
+                answer: Answer::Result(RawJson::from(kept)),
+                upstream: None,
+            });
+            plan.judged = true;
+            hits += 1;
+        }
+        hits
+    }
+
+    /// Keeps the final answers upstreams gave this request (and shares them, when the
+    /// shared cache was read: in the epoch read).
     pub(super) fn remember(&self) {
+        let mut shared: Vec<(String, Bytes)> = Vec::new();
         for (plan, call) in self.plans.iter().zip(self.calls) {
             let Some(Served {
                 answer: Answer::Result(result),
@@ -42,11 +84,23 @@ impl Forward<'_, '_> {
             else {
                 continue;
             };
-            if plan.judged && keepable(plan.finality, result.as_bytes(), plan.verified) {
+            let answer = result.as_bytes();
+            if plan.judged && keepable(plan.finality, answer, plan.verified) {
                 if let Some(k) = key(&call.method, call.params) {
-                    self.engine.cache.put(k, result.as_bytes());
+                    let about = height(&call.method, call.params, answer);
+                    if self.shared_epoch.is_some() {
+                        shared.push((k.clone(), Bytes::copy_from_slice(answer)));
+                    }
+                    self.engine
+                        .cache
+                        .put(k, answer, about, self.cache_generation);
                 }
             }
+        }
+        // A purge since the request began: what it read may be of the old chain.
+        let current = self.engine.cache.generation() == self.cache_generation;
+        if let (Some(epoch), true) = (&self.shared_epoch, current) {
+            self.engine.cache.put_shared(epoch.clone(), shared);
         }
     }
 }

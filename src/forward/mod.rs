@@ -87,15 +87,16 @@ pub struct Engine {
     /// Verified headers and receipt sets that answers are checked against (sized at
     /// start-up).
     pub verified: VerifiedCache,
-    /// Final answers kept and served again (sized at start-up).
-    pub cache: AnswerCache,
+    /// Final answers kept and served again (sized at start-up; the monitor purges it after a
+    /// deep reorg).
+    pub cache: Arc<AnswerCache>,
 }
 
 impl Engine {
     /// Forwards `calls` (sent upstream as a batch when `batch`).
     pub async fn forward(&self, calls: &[&Call<'_>], batch: bool) -> Forwarded {
         let mut forward = Forward::start(self, calls, batch);
-        let cached = forward.answer_from_cache();
+        let cached = forward.answer_from_cache() + forward.answer_from_shared().await;
         let mut round = 0;
         while forward.round(round).await {
             round += 1;
@@ -148,6 +149,12 @@ struct Forward<'a, 'c> {
     errors: Vec<UpstreamError>,
     /// When the whole request must be done.
     deadline: Instant,
+    /// The answer cache's purge generation when the request arrived (before any upstream
+    /// was asked): its answers are not kept if a purge came since.
+    cache_generation: u64,
+    /// The shared cache's epoch when it was read (`None`: not read): final answers are
+    /// shared in it.
+    shared_epoch: Option<String>,
 }
 
 impl<'a, 'c> Forward<'a, 'c> {
@@ -162,15 +169,17 @@ impl<'a, 'c> Forward<'a, 'c> {
             .iter()
             .map(|u| u.breaker.state(started))
             .collect();
-        // Routing sees an upstream that asked to slow down (and lets its calls go elsewhere)
-        // as a last resort, like an open breaker, so its calls do not spend a retry each on
-        // being refused; the attempt still sees its real breaker.
+        // Routing sees an upstream that asked to slow down (and lets its calls go elsewhere),
+        // or whose month of compute units is spent, as a last resort, like an open breaker,
+        // so its calls do not spend a retry each on being refused; the attempt still sees
+        // its real breaker.
         let routing: Vec<BreakerState> = snapshot
             .handles
             .iter()
             .zip(&breakers)
             .map(|(u, &b)| {
-                let pressed = u.limits.spills() && u.limits.pace.pressed(started);
+                let pressed =
+                    (u.limits.spills() && u.limits.pace.pressed(started)) || u.limits.month_spent();
                 if pressed {
                     BreakerState::Open
                 } else {
@@ -180,6 +189,8 @@ impl<'a, 'c> Forward<'a, 'c> {
             .collect();
         let plans = plan_calls(&snapshot, &routing, calls);
         Self {
+            cache_generation: engine.cache.generation(),
+            shared_epoch: None,
             engine,
             calls,
             batch,

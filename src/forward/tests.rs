@@ -20,6 +20,7 @@ fn snapshot(heads: &[Option<u64>]) -> Snapshot {
         handles: vec![],
         fork_pending: false,
         best_head: heads.iter().flatten().max().copied(),
+        final_line: None,
         chain_id: None,
         upstreams: heads
             .iter()
@@ -225,7 +226,7 @@ fn capable_snapshot() -> Snapshot {
         deny: vec![],
     });
     config.upstreams = vec![u1, u2];
-    let handles = crate::upstream::Upstream::all(&config.validate().unwrap());
+    let handles = crate::upstream::Upstream::all(&config.validate().unwrap(), None);
     let mut snapshot = Snapshot::initial(&handles);
     for u in &mut snapshot.upstreams {
         u.status = Status::Healthy;

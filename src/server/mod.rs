@@ -21,11 +21,13 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::admin::Admin;
+use crate::cache::AnswerCache;
 use crate::config::{Config, ConfigError, ValidConfig};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 pub use crate::reload::{ConfigSource, Reloader};
 use crate::settings::Settings;
+use crate::shared::Shared;
 use crate::upstream::monitor::Monitor;
 use crate::upstream::{SharedSnapshot, Snapshot, Upstream};
 
@@ -146,11 +148,25 @@ fn start(
     source: Option<ConfigSource>,
     listeners: &Listeners,
 ) -> (Parts, Handle) {
-    let upstreams = Upstream::all(config);
     let metrics = Metrics::new();
+    let shared = Shared::new(
+        &config.redis,
+        metrics.redis_up.clone(),
+        metrics.redis_errors.clone(),
+    )
+    .map(Arc::new);
+    let upstreams = Upstream::all(config, shared.as_ref());
     let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::initial(&upstreams)));
-    let (monitor, reporter) =
-        Monitor::new(&upstreams, config, Arc::clone(&snapshot), metrics.clone());
+    // Shared by the request path and the monitor (which purges it after a deep reorg).
+    let answers =
+        Arc::new(AnswerCache::new(config.cache.max_bytes, &metrics).with_shared(shared.clone()));
+    let (monitor, reporter) = Monitor::new(
+        &upstreams,
+        config,
+        Arc::clone(&snapshot),
+        metrics.clone(),
+        Arc::clone(&answers),
+    );
     let (stop_monitor, mut stop) = watch::channel(false);
     let monitor = tokio::spawn(monitor.run(async move {
         let _ = stop.wait_for(|stop| *stop).await;
@@ -161,6 +177,7 @@ fn start(
         reporter.clone(),
         metrics.clone(),
         settings,
+        answers,
     );
     let reloader = Reloader {
         source,
@@ -170,12 +187,15 @@ fn start(
         metrics: metrics.clone(),
         listen: (config.listen, config.admin_listen),
         threads: config.proxy.threads,
+        redis: config.redis.clone(),
+        shared: shared.clone(),
     };
     let admin = Admin::new(
         Arc::clone(&snapshot),
         metrics.clone(),
         config.admin_reload.then(|| reloader.clone()),
-    );
+    )
+    .with_shared(shared.clone());
     info!(
         listen = %local(&listeners.proxy),
         admin = %local(&listeners.admin),

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::shared::SharedView;
 use crate::upstream::health::Status;
 use crate::upstream::{Snapshot, UpstreamState};
 
@@ -39,6 +40,8 @@ pub struct StatusDoc {
     pub serving: Option<String>,
     /// Every upstream in rank order.
     pub upstreams: Vec<UpstreamRow>,
+    /// The shared Redis, when configured.
+    pub redis: Option<SharedView>,
 }
 
 /// One upstream as `/status` shows it.
@@ -85,6 +88,16 @@ pub struct UpstreamRow {
     pub rate_limited: u64,
     /// Seconds since its last limit answer.
     pub rate_limited_age_secs: Option<f64>,
+    /// What its pace counts: `calls`, or `compute units`.
+    pub rate_unit: String,
+    /// Compute units spent this month, with a monthly budget.
+    pub month_credits: Option<u64>,
+    /// The monthly compute-unit budget.
+    pub month_budget: Option<u64>,
+    /// The `budget_key` it shares through Redis.
+    pub budget_key: Option<String>,
+    /// Whether Redis decides its budget now (false: the local fallback).
+    pub budget_shared: Option<bool>,
     /// Seconds since the status last changed.
     pub status_age_secs: f64,
     /// When the status last changed, Unix seconds.
@@ -136,6 +149,11 @@ impl From<&UpstreamState> for UpstreamRow {
             learned_rps: u.learned_rps,
             rate_limited: u.rate_limited,
             rate_limited_age_secs: u.rate_limited_age_secs,
+            rate_unit: u.rate_unit.to_owned(),
+            month_credits: u.month_credits,
+            month_budget: u.month_budget,
+            budget_key: u.budget_key.clone(),
+            budget_shared: u.budget_shared,
             status_age_secs: u.status_age_secs,
             since_unix: u.since_unix,
         }
@@ -160,6 +178,7 @@ impl StatusDoc {
             chain_id: snapshot.chain_id,
             serving: serving.map(str::to_owned),
             upstreams: snapshot.upstreams.iter().map(UpstreamRow::from).collect(),
+            redis: None,
         }
     }
 }

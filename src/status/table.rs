@@ -16,6 +16,7 @@
 use std::fmt::Write as _;
 
 use super::{UpstreamRow, View};
+use crate::shared::SharedView;
 
 /// Longest `LAST ERROR` text shown; the rest is cut with `…`.
 const MAX_ERROR_CHARS: usize = 60;
@@ -96,17 +97,37 @@ pub fn render(view: &View, source: &str) -> String {
             let _ = writeln!(out, "  {line}");
         }
     }
+    if let Some(redis) = &doc.redis {
+        let _ = writeln!(out, "  {}", redis_line(redis));
+    }
     out
+}
+
+/// `redis redis://host:6379/0 up`, or down with its error: budgets and cache are local.
+fn redis_line(redis: &SharedView) -> String {
+    if redis.up {
+        return format!("redis {} up: budgets shared", redis.url);
+    }
+    let why = redis.last_error.as_deref().unwrap_or("no answer");
+    format!(
+        "redis {} DOWN ({why}): budgets and cache local (fallback)",
+        redis.url
+    )
 }
 
 /// `u2 paced at 108 calls/s, 3 limit answers (last 12 s ago)`, for a paced upstream or one
 /// that gave limit answers.
 fn pace(u: &UpstreamRow) -> Option<String> {
-    if u.learned_rps.is_none() && u.rate_limited == 0 {
+    let budgeted = u.month_budget.is_some() || u.budget_key.is_some();
+    if u.learned_rps.is_none() && u.rate_limited == 0 && !budgeted {
         return None;
     }
+    let unit = match u.rate_unit.as_str() {
+        "" => "calls",
+        unit => unit,
+    };
     let rate = match u.learned_rps {
-        Some(rps) if rps.is_finite() => format!("paced at {rps:.0} calls/s"),
+        Some(rps) if rps.is_finite() => format!("paced at {rps:.0} {unit}/s"),
         _ => "not paced".to_owned(),
     };
     let last = u
@@ -117,7 +138,17 @@ fn pace(u: &UpstreamRow) -> Option<String> {
         1 => "1 limit answer".to_owned(),
         n => format!("{n} limit answers"),
     };
-    Some(format!("{} {rate}, {answers}{last}", u.name))
+    let mut line = format!("{} {rate}, {answers}{last}", u.name);
+    if let (Some(spent), Some(budget)) = (u.month_credits, u.month_budget) {
+        let left = if spent >= budget { " SPENT" } else { "" };
+        line += &format!("; month {spent} of {budget} {unit}{left}");
+    }
+    match (&u.budget_key, u.budget_shared) {
+        (Some(key), Some(false)) => line += &format!("; budget {key:?} LOCAL (Redis down)"),
+        (Some(key), _) => line += &format!("; budget {key:?} shared"),
+        _ => {}
+    }
+    Some(line)
 }
 
 fn opt(v: Option<u64>) -> String {
@@ -245,6 +276,7 @@ mod tests {
                     row("u2", 2, "healthy", 49, 8),
                     down,
                 ],
+                redis: None,
             },
             served: [("u1".to_owned(), 812), ("u2".to_owned(), 96)].into(),
             failed: 0,
@@ -367,6 +399,40 @@ mod tests {
         assert_eq!(
             lines[4],
             "  provider paced at 108 calls/s, 3 limit answers (last 12 s ago)"
+        );
+    }
+
+    #[test]
+    fn budgets_and_a_redis_on_the_fallback_are_said_under_the_table() {
+        let mut paid = row("paid", 1, "healthy", 57, 0);
+        paid.rate_unit = "compute units".into();
+        paid.learned_rps = Some(330.0);
+        (paid.month_credits, paid.month_budget) = (Some(300), Some(300));
+        (paid.budget_key, paid.budget_shared) = (Some("key".into()), Some(false));
+        let view = View {
+            doc: StatusDoc {
+                upstreams: vec![paid],
+                redis: Some(SharedView {
+                    url: "redis://redis:6379/0".into(),
+                    up: false,
+                    last_error: Some("redis did not answer within 100ms".into()),
+                    last_error_age_secs: Some(3.0),
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let text = render(&view, "x");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[3],
+            "  paid paced at 330 compute units/s, 0 limit answers; month 300 of 300 compute \
+             units SPENT; budget \"key\" LOCAL (Redis down)",
+            "{text}"
+        );
+        assert!(
+            lines[4].contains("DOWN (redis did not answer within 100ms)"),
+            "{text}"
         );
     }
 

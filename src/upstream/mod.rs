@@ -11,6 +11,8 @@
 pub mod answer;
 pub mod breaker;
 pub mod capability;
+pub mod credits;
+pub mod finality;
 pub mod fork;
 pub mod health;
 pub mod latency;
@@ -32,6 +34,7 @@ use crate::budget::{AnswerBudget, Shortfall};
 use crate::config::{UpstreamSpec, ValidConfig};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::metrics::{Metrics, UpstreamChildren};
+use crate::shared::Shared;
 use breaker::{Breaker, BreakerState};
 use capability::Capabilities;
 use health::Status;
@@ -64,8 +67,27 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Builds an upstream from its validated entry.
-    pub fn new(spec: &UpstreamSpec, client: HttpClient, config: &ValidConfig) -> Self {
+    /// Builds an upstream from its validated entry; `shared`: the fleet's store, for its
+    /// `budget_key`.
+    pub fn new(
+        spec: &UpstreamSpec,
+        client: HttpClient,
+        config: &ValidConfig,
+        shared: Option<&Arc<Shared>>,
+    ) -> Self {
+        let source = &spec.source;
+        let mut limits = Limits::new(
+            source.max_concurrency,
+            source.max_rps,
+            source.spill,
+            config.rate_limit,
+        );
+        if let Some(credits) = &source.credits {
+            limits = limits.with_credits(credits, config.rate_limit);
+        }
+        if let (Some(shared), Some(key)) = (shared, &source.budget_key) {
+            limits = limits.with_shared(Arc::clone(shared), key);
+        }
         Self {
             name: spec.name.clone(),
             breaker: Breaker::new(
@@ -73,12 +95,7 @@ impl Upstream {
                 config.breaker.cooldown,
                 tokio::time::Instant::now(),
             ),
-            limits: Limits::new(
-                spec.source.max_concurrency,
-                spec.source.max_rps,
-                spec.source.spill,
-                config.rate_limit,
-            ),
+            limits,
             capabilities: Capabilities::new(spec.methods.clone(), config.proxy.unsupported_ttl),
             latency: LatencyHistory::default(),
             wrong: WrongGuard::default(),
@@ -97,13 +114,17 @@ impl Upstream {
 
     /// Builds every upstream of a configuration, in rank order, on one shared client (an
     /// upstream with its own `ca_file` gets a client of its own).
-    pub fn all(config: &ValidConfig) -> Vec<Arc<Upstream>> {
-        Self::rebuild(config, &[])
+    pub fn all(config: &ValidConfig, shared: Option<&Arc<Shared>>) -> Vec<Arc<Upstream>> {
+        Self::rebuild(config, &[], shared)
     }
 
     /// As [`Upstream::all`], reusing each of `current` whose configuration is unchanged
     /// (so its connections, breaker and health history carry over a reload).
-    pub fn rebuild(config: &ValidConfig, current: &[Arc<Upstream>]) -> Vec<Arc<Upstream>> {
+    pub fn rebuild(
+        config: &ValidConfig,
+        current: &[Arc<Upstream>],
+        store: Option<&Arc<Shared>>,
+    ) -> Vec<Arc<Upstream>> {
         let shared = current
             .iter()
             .find(|u| u.spec.ca_roots.is_none())
@@ -128,7 +149,7 @@ impl Upstream {
                         ..ClientOptions::default()
                     }),
                 };
-                Arc::new(Upstream::new(spec, client, config))
+                Arc::new(Upstream::new(spec, client, config, store))
             })
             .collect()
     }
@@ -148,10 +169,12 @@ impl Upstream {
         timeout: Duration,
         limit: usize,
     ) -> Result<Bytes, UpstreamError> {
-        if !self.limits.pace.charge(1, tokio::time::Instant::now()) {
+        let probe = self.limits.units(["eth_blockNumber"]);
+        if !self.limits.pace.charge(probe, tokio::time::Instant::now()) {
             let kind = UpstreamErrorKind::Busy(Duration::ZERO);
             return Err(UpstreamError::new(self.name.clone(), kind));
         }
+        self.limits.charge_shared(probe);
         nodewatch_http::post_detailed(&self.client, &self.spec.endpoint, body, timeout, limit)
             .await
             .map_err(|f| UpstreamError::new(self.name.clone(), self.refused(f)))
@@ -263,6 +286,9 @@ pub struct Snapshot {
     pub best_head: Option<u64>,
     /// The chain id the proxy serves, once known.
     pub chain_id: Option<u64>,
+    /// The answer cache's final line: answers about blocks at or below it are kept
+    /// ([`crate::cache`]); `None` until the first finality round.
+    pub final_line: Option<u64>,
     /// One entry per upstream, in rank order (index = rank - 1).
     pub upstreams: Vec<UpstreamState>,
     /// The fork guard has not judged a round yet (not ready until it has).
@@ -317,6 +343,16 @@ pub struct UpstreamState {
     pub rate_limited: u64,
     /// Seconds since its last limit answer.
     pub rate_limited_age_secs: Option<f64>,
+    /// What its pace and budgets count: `calls`, or `compute units` (`credits`).
+    pub rate_unit: &'static str,
+    /// Compute units spent this month (the fleet's, when shared), with `credits.per_month`.
+    pub month_credits: Option<u64>,
+    /// `credits.per_month`.
+    pub month_budget: Option<u64>,
+    /// Its `budget_key`, when its budget is shared through `[redis]`.
+    pub budget_key: Option<String>,
+    /// With a `budget_key`: whether Redis decides its budget now (false: local fallback).
+    pub budget_shared: Option<bool>,
     /// Seconds since the status last changed.
     pub status_age_secs: f64,
     /// When the status last changed, as Unix seconds.
@@ -349,6 +385,11 @@ impl UpstreamState {
             learned_rps: None,
             rate_limited: 0,
             rate_limited_age_secs: None,
+            rate_unit: "calls",
+            month_credits: None,
+            month_budget: None,
+            budget_key: None,
+            budget_shared: None,
             status_age_secs: 0.0,
             since_unix: None,
         }
@@ -375,6 +416,7 @@ impl Snapshot {
             handles: upstreams.to_vec(),
             best_head: None,
             chain_id: None,
+            final_line: None,
             fork_pending: false,
             upstreams: upstreams
                 .iter()

@@ -108,23 +108,47 @@ fn is_syncing(result: &str) -> bool {
 }
 
 /// The hash of block `height` on the upstream, if it answers with one.
-async fn block_hash(upstream: &Upstream, height: u64, timeout: Duration) -> Option<String> {
+pub(crate) async fn block_hash(
+    upstream: &Upstream,
+    height: u64,
+    timeout: Duration,
+) -> Option<String> {
+    let stamp = header(upstream, &format!("0x{height:x}"), timeout).await?;
+    Some(stamp.hash)
+}
+
+/// A block's number (if it states one) and (lower-cased) hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// Its number.
+    pub number: Option<u64>,
+    /// Its hash.
+    pub hash: String,
+}
+
+/// The number and hash of `block` (a hex number or a tag such as `finalized`) on the
+/// upstream; `None` when it answers an error, `null` or nothing in time.
+pub(crate) async fn header(upstream: &Upstream, block: &str, timeout: Duration) -> Option<Stamp> {
     #[derive(serde::Deserialize)]
     struct Header {
+        number: Option<String>,
         hash: String,
     }
     let body = format!(
-        r#"{{"jsonrpc":"2.0","id":0,"method":"eth_getBlockByNumber","params":["0x{height:x}",false]}}"#
+        r#"{{"jsonrpc":"2.0","id":0,"method":"eth_getBlockByNumber","params":["{block}",false]}}"#
     );
     let answer = upstream
         .send(Bytes::from(body), timeout, HEADER_RESPONSE_LIMIT)
         .await
         .ok()?;
     match parse_answers(&answer, 1, false).ok()?.pop()? {
-        Answer::Result(raw) => serde_json::from_str::<Option<Header>>(&raw.text())
-            .ok()
-            .flatten()
-            .map(|h| h.hash.to_ascii_lowercase()),
+        Answer::Result(raw) => {
+            let header = serde_json::from_str::<Option<Header>>(&raw.text()).ok()??;
+            Some(Stamp {
+                number: header.number.as_deref().and_then(quantity::parse),
+                hash: header.hash.to_ascii_lowercase(),
+            })
+        }
         Answer::Error(_) => None,
     }
 }

@@ -8,6 +8,7 @@
 //! [`hangup`]) send a signal to any child: this binary, anvil, the exporter, PostgreSQL.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -337,4 +338,18 @@ pub fn strip_ansi(text: &str) -> String {
         }
     }
     out
+}
+
+/// Has the kernel SIGKILL `cmd`'s process when the thread that spawns it ends (the test
+/// died): no server outlives its test.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }

@@ -21,6 +21,8 @@
 //!   second, batch items billed one each; HTTP 429 `Retry-After: 1` or -32005 over it).
 //! * `postgres` (feature `postgres`, so the proxy's test tree has no PostgreSQL client): a
 //!   throwaway PostgreSQL 15 server on a loopback port.
+//! * [`redis`]: a throwaway `redis-server` on a loopback port (stopped and restarted on the
+//!   same port for the "Redis down" tests).
 //! * [`binary`]: the one launcher of the `nodewatch` binary (RSS, logs, subcommands) and the
 //!   signal helpers for every child; [`raw`]: raw HTTP/1.1 over TCP.
 //! * [`relay`]: the soak's seeded fault relay in front of an anvil node.
@@ -47,6 +49,7 @@ pub mod poll;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod raw;
+pub mod redis;
 pub mod reference;
 pub mod relay;
 pub mod rpc;

@@ -105,6 +105,20 @@ pub fn require_all() -> Option<Tools> {
     })
 }
 
+pub const REDIS_ENV: &str = "NODEWATCH_REDIS_SERVER";
+/// Debian's redis-server (absolute; `make tools` installs the package).
+pub const DEFAULT_REDIS: &str = "/usr/bin/redis-server";
+
+/// The `redis-server` binary (`$NODEWATCH_REDIS_SERVER`, else Debian's), or None (after a
+/// skip notice) when missing outside CI. Panics in CI when it is missing.
+pub fn require_redis() -> Option<PathBuf> {
+    require(
+        "redis-server",
+        REDIS_ENV,
+        configured(REDIS_ENV, DEFAULT_REDIS),
+    )
+}
+
 pub const PG_BIN_ENV: &str = "NODEWATCH_PG_BIN";
 /// Debian's postgresql-15 binaries (absolute; `make pg-tools` installs the package).
 pub const DEFAULT_PG_BIN: &str = "/usr/lib/postgresql/15/bin";

@@ -3,9 +3,12 @@
 //! Each probe interval it starts one probe per upstream (never two at once for the same
 //! one); probe results and passive failures reported by the request path
 //! ([`HealthReporter`]) are applied to the state machines, flips are logged and counted once,
-//! and a fresh [`Snapshot`] is published for the lock-free request path. A configuration
-//! reload hands it a new upstream list: upstreams that stayed keep their health history.
+//! and a fresh [`Snapshot`] is published for the lock-free request path. Every few probe
+//! rounds a finality round (`final_round`) sets the answer cache's final line and purges the
+//! cache after a deep reorg. A configuration reload hands it a new upstream list: upstreams
+//! that stayed keep their health history.
 
+mod final_round;
 mod fork_round;
 mod publish;
 
@@ -24,6 +27,7 @@ use super::health::{Health, Observation, Transition};
 use super::pace::is_rate_limited;
 use super::probe::{probe, ProbeAsk, ProbeReport};
 use super::{SharedSnapshot, Upstream};
+use crate::cache::AnswerCache;
 use crate::config::{Config, ForkConfig, HealthConfig};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::metrics::Metrics;
@@ -118,6 +122,8 @@ pub struct Monitor {
     /// Whether a round with a fork question has been judged since start (until then a
     /// round follows the first one at once, so the first verdict comes within milliseconds).
     fork_judged: bool,
+    /// The answer cache's final line and deep-reorg checks.
+    finality: final_round::Finality,
     snapshot: SharedSnapshot,
     metrics: Metrics,
     passive: mpsc::Receiver<(Arc<Upstream>, String)>,
@@ -126,12 +132,14 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Creates the monitor and the reporter handle for the request path.
+    /// Creates the monitor and the reporter handle for the request path; it sets the final
+    /// line of, and purges, `answers`.
     pub fn new(
         upstreams: &[Arc<Upstream>],
         config: &Config,
         snapshot: SharedSnapshot,
         metrics: Metrics,
+        answers: Arc<AnswerCache>,
     ) -> (Self, HealthReporter) {
         let (passive_tx, passive) = mpsc::channel(PASSIVE_QUEUE);
         let (reloads_tx, reloads) = mpsc::channel(1);
@@ -148,6 +156,7 @@ impl Monitor {
             fork: config.fork,
             fork_height: None,
             fork_judged: false,
+            finality: final_round::Finality::new(answers, config.cache),
             snapshot,
             metrics,
             passive,
@@ -169,7 +178,10 @@ impl Monitor {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tick.tick() => self.start_probes(),
+                _ = tick.tick() => {
+                    self.start_probes();
+                    self.finality_tick();
+                }
                 Some(done) = self.probes.join_next() => {
                     if let Ok((upstream, result)) = done {
                         if let Some(index) = self.index_of(&upstream) {
@@ -177,8 +189,13 @@ impl Monitor {
                             self.apply_probe(index, result);
                             self.end_round_if_done();
                             self.publish();
+                            self.start_first_finality();
                         }
                     }
+                }
+                answer = self.finality.answered() => {
+                    self.finality_answered(answer);
+                    self.publish();
                 }
                 Some((upstream, error)) = self.passive.recv() => {
                     self.apply_passive(&upstream, error);
@@ -227,6 +244,7 @@ impl Monitor {
         self.thresholds = config.health;
         self.chain_id = config.chain_id;
         self.fork = config.fork;
+        self.finality.configure(config.cache);
         // New upstreams are probed at once rather than at the next tick.
         self.start_probes();
     }

@@ -31,14 +31,24 @@ impl Monitor {
                 .collect(),
             best_head,
             chain_id,
+            final_line: self.final_line(best_head),
             upstreams: states,
             fork_pending: self.fork.enabled && self.records.len() >= 2 && !self.fork_judged,
         }));
     }
 
+    /// The answer cache's final line to publish, its gauge set.
+    fn final_line(&self, best_head: Option<u64>) -> Option<u64> {
+        let line = self.finality.published(best_head);
+        if let Some(line) = line {
+            self.metrics.cache_final_line.set(line as i64);
+        }
+        line
+    }
+
     /// The highest head among healthy upstreams on the chain (any upstream's when none is
     /// healthy).
-    fn best_head(&self, chain_id: Option<u64>) -> Option<u64> {
+    pub(super) fn best_head(&self, chain_id: Option<u64>) -> Option<u64> {
         let heads = |healthy_only: bool| {
             self.records
                 .iter()
@@ -114,6 +124,18 @@ impl Monitor {
         m.upstream_learned_rps
             .with_label_values(&[name])
             .set(state.learned_rps.unwrap_or(0.0));
+        // Present (at 0) from the start for the upstreams they apply to.
+        if state.rate_unit != "calls" {
+            m.credits_spent.with_label_values(&[name]);
+        }
+        if state.budget_shared.is_some() {
+            m.shared_fallbacks.with_label_values(&[name]);
+        }
+        if let (Some(spent), Some(budget)) = (state.month_credits, state.month_budget) {
+            let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            m.month_credits.with_label_values(&[name]).set(clamp(spent));
+            m.month_budget.with_label_values(&[name]).set(clamp(budget));
+        }
         if let Some(head) = state.head {
             m.upstream_head.with_label_values(&[name]).set(head as i64);
         }
@@ -134,7 +156,10 @@ fn state_of(record: &Record, rank: usize, best_head: Option<u64>, now: Instant) 
     let health = &record.health;
     let age = now.saturating_duration_since(health.since());
     let wrong = record.upstream.wrong.state();
-    let pace = record.upstream.limits.pace.view(now);
+    let limits = &record.upstream.limits;
+    let pace = limits.pace.view(now);
+    let month = limits.month.as_ref().map(|m| m.view(SystemTime::now()));
+    let shared = limits.shared_state();
     UpstreamState {
         name: record.upstream.name.clone(),
         rank,
@@ -162,6 +187,11 @@ fn state_of(record: &Record, rank: usize, best_head: Option<u64>, now: Instant) 
         learned_rps: pace.rate,
         rate_limited: pace.limited,
         rate_limited_age_secs: pace.last_limited.map(|ago| ago.as_secs_f64()),
+        rate_unit: limits.unit(),
+        month_credits: month.as_ref().map(|m| m.spent),
+        month_budget: month.as_ref().map(|m| m.budget),
+        budget_key: shared.map(|(key, _)| key.to_owned()),
+        budget_shared: shared.map(|(_, up)| up),
         status_age_secs: age.as_secs_f64(),
         since_unix: SystemTime::now()
             .checked_sub(age)

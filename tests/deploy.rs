@@ -541,13 +541,9 @@ fn airflow_pod_template_runs_nodewatch_as_a_native_sidecar_wired_to_redis() {
     assert_eq!(redis.port(), Some(6379));
 
     // nodewatch's own loader, with that environment: the Secret's URL lands on an upstream
-    // that has a budget_key (and a max_rps to share), and the Redis URL on [redis].
-    let nodewatch_env: Vec<(String, String)> = env
-        .iter()
-        .filter(|(n, _)| n.starts_with("NODEWATCH__"))
-        .cloned()
-        .collect();
-    let config = Config::load_with_env(Some(file.path()), Overrides::default(), nodewatch_env)
+    // that has a budget_key (and a max_rps to share), through its url_env, and the Redis URL
+    // on [redis].
+    let config = Config::load_with_env(Some(file.path()), Overrides::default(), env.clone())
         .unwrap_or_else(|e| panic!("the sidecar's configuration does not load: {e}"));
     let paid = config
         .upstreams

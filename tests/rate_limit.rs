@@ -5,9 +5,9 @@
 //! nodewatch with that provider as its only upstream. One scenario in named phases, on one
 //! chain, so the phases do not compete for the cores:
 //!
-//! 1. one sidecar, 429s: the export has the direct export's rows; past the first contact
-//!    (the requests in flight when the first limit answer comes: nothing is known before
-//!    it) at most 1% of the requests are refused; the provider is busy for at most 1.3×
+//! 1. one sidecar, 429s: the export has the direct export's rows; at most 1% of the requests
+//!    are refused, all at the first contact (the requests in flight when the first limit
+//!    answer comes: nothing is known before it); the provider is busy for at most 1.3×
 //!    calls ÷ limit;
 //! 2. two sidecars on the one key, exporting at once: both complete with the same rows, at
 //!    most 5% of the requests refused;
@@ -24,7 +24,8 @@
 //! always send 120 calls a second, and a limit it does not reach tests nothing. `-w 8` writes
 //! rows in the order its batches finish, so files are compared as sorted rows (two direct
 //! runs differ in order too). Every figure is printed as a `FIGURE` line.
-//! `RATE_LIMIT_EXTRA_BLOCKS` (default 60, after the fixture chain's 30) and
+//! `RATE_LIMIT_EXTRA_BLOCKS` (default 200, after the fixture chain's 30: enough requests that
+//! the first contact's few refusals are under 1% of them) and
 //! `RATE_LIMIT_BATCH` (ethereum-etl's `-b`, default 1: a refused request is one call) size
 //! the run.
 
@@ -78,7 +79,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 async fn fixture(anvil: &Path) -> Fixture {
     let node = Anvil::spawn(anvil).await;
     let chain = build_chain(&node.url()).await;
-    let head = mine(&node.url(), env_or("RATE_LIMIT_EXTRA_BLOCKS", 60)).await;
+    let head = mine(&node.url(), env_or("RATE_LIMIT_EXTRA_BLOCKS", 200)).await;
     let dir = tempfile::tempdir().unwrap();
     let hashes = dir.path().join("hashes.txt");
     chain.write_tx_hashes(&hashes);
@@ -292,7 +293,7 @@ async fn a_rate_limited_provider_slows_the_export_and_never_fails_it() {
         "{later} refusals after the first contact: {refused:?}"
     );
     assert!(
-        percent(counts) <= 5.0,
+        percent(counts) <= 1.0,
         "the provider refused {:.2}% of the requests: {counts:?}",
         percent(counts)
     );

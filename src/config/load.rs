@@ -43,6 +43,8 @@ impl Config {
             builder =
                 builder.add_source(::config::File::from(path).format(::config::FileFormat::Toml));
         }
+        let env: ::config::Map<String, String> = env.into_iter().collect();
+        let all = env.clone();
         let env: ::config::Map<String, String> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with("NODEWATCH__"))
@@ -60,8 +62,31 @@ impl Config {
         let mut config: Config = merged
             .try_deserialize()
             .map_err(|e| ConfigError::loader(one_line(&e.to_string())))?;
+        // After the overrides: `--upstream` flags replace the file's entries, url_env included.
         config.apply(overrides);
+        config.resolve_url_env(&all)?;
         config.validate()
+    }
+
+    /// Fills each `url_env` upstream's `url` from the environment.
+    fn resolve_url_env(&mut self, env: &::config::Map<String, String>) -> Result<(), ConfigError> {
+        for (i, upstream) in self.upstreams.iter_mut().enumerate() {
+            let Some(name) = &upstream.url_env else {
+                continue;
+            };
+            let key = format!("upstreams[{i}].url_env");
+            if !upstream.url.is_empty() {
+                return Err(ConfigError::new(key, "set url or url_env, not both"));
+            }
+            match env.get(name).filter(|v| !v.trim().is_empty()) {
+                Some(url) => upstream.url = url.trim().to_owned(),
+                None => {
+                    let why = format!("environment variable {name} is not set (or empty)");
+                    return Err(ConfigError::new(key, why));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn apply(&mut self, o: Overrides) {

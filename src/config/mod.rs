@@ -307,7 +307,12 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub name: Option<String>,
     /// `http://` or `https://` URL of the node's JSON-RPC endpoint.
+    #[serde(default)]
     pub url: String,
+    /// The environment variable holding `url` instead (a provider URL with its key in it,
+    /// from a Kubernetes Secret), read at load time.
+    #[serde(default)]
+    pub url_env: Option<String>,
     /// Extra request headers (e.g. `Authorization`); their values are never logged.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -358,6 +363,7 @@ impl UpstreamConfig {
         Self {
             name: None,
             url: url.into(),
+            url_env: None,
             headers: BTreeMap::new(),
             ca_file: None,
             max_concurrency: None,

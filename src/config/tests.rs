@@ -256,3 +256,19 @@ fn budgets_and_redis_load_and_their_mistakes_are_named() {
     let tls = [("NODEWATCH__REDIS__URL", "rediss://h:1")];
     assert!(rejected(ONE, &tls).contains("redis.url"));
 }
+
+#[test]
+fn url_env_reads_an_upstreams_url_from_the_environment() {
+    let toml = "[[upstreams]]\nname = \"p\"\nurl_env = \"PROVIDER_URL\"\nbudget_key = \"k\"\n";
+    let env = [("PROVIDER_URL", "https://eth.example/v3/secret")];
+    let config = load(toml, &env, Overrides::default()).unwrap();
+    assert_eq!(config.upstreams[0].url, "https://eth.example/v3/secret");
+    assert_eq!(config.upstreams[0].budget_key.as_deref(), Some("k"));
+    let unset = rejected(toml, &[]);
+    assert!(
+        unset.contains("upstreams[0].url_env") && unset.contains("PROVIDER_URL"),
+        "{unset}"
+    );
+    let both = format!("{ONE}url_env = \"PROVIDER_URL\"\n");
+    assert!(rejected(&both, &env).contains("not both"));
+}

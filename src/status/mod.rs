@@ -36,6 +36,8 @@ pub struct StatusDoc {
     pub best_head: Option<u64>,
     /// Chain id served.
     pub chain_id: Option<u64>,
+    /// The answer cache's final line: blocks at or below it are final.
+    pub final_line: Option<u64>,
     /// The upstream a request would go to first.
     pub serving: Option<String>,
     /// Every upstream in rank order.
@@ -176,6 +178,7 @@ impl StatusDoc {
             ready: snapshot.is_ready(),
             best_head: snapshot.best_head,
             chain_id: snapshot.chain_id,
+            final_line: snapshot.final_line,
             serving: serving.map(str::to_owned),
             upstreams: snapshot.upstreams.iter().map(UpstreamRow::from).collect(),
             redis: None,

@@ -27,10 +27,12 @@ pub fn render(view: &View, source: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "nodewatch {source}  {}  chain {}  best head {}  failed requests {}",
+        "nodewatch {source}  {}  chain {}  best head {}{}  failed requests {}",
         if doc.ready { "ready" } else { "NOT READY" },
         opt(doc.chain_id),
         opt(doc.best_head),
+        doc.final_line
+            .map_or_else(String::new, |line| format!(" (final {line})")),
         view.failed,
     );
     let header = [
@@ -269,6 +271,7 @@ mod tests {
             doc: StatusDoc {
                 ready: true,
                 best_head: Some(57),
+                final_line: Some(53),
                 chain_id: Some(31337),
                 serving: Some("u1".into()),
                 upstreams: vec![
@@ -284,7 +287,7 @@ mod tests {
         let text = render(&view, "http://127.0.0.1:9545");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 5, "{text}");
-        assert!(lines[0].contains("ready  chain 31337  best head 57  failed requests 0"));
+        assert!(lines[0].contains("ready  chain 31337  best head 57 (final 53)  failed requests 0"));
         assert!(lines[2].starts_with("> 1"), "{text}");
         assert!(
             lines[2].contains("healthy") && lines[2].contains("812"),

@@ -18,6 +18,11 @@ Sections (all by default; `--only a,b` for some):
              upstream that also serves their receipts, traces and logs, with RSS
   scaling    batch size, upstream count (1/3/10), range length
   profile    perf record of nodewatch under load, top symbols and cost groups
+  ratelimit  a paid provider's rate limit in front of anvil (`nwbench limiter`: the tests'
+             token bucket of L calls/s, HTTP 429 + Retry-After over it): the real ethereumetl
+             exporting blocks, transactions, receipts and logs through one nodewatch, then
+             through two at once on the one limit, while /metrics is sampled: the learned
+             rate over time against L, export time against calls billed / L, 429 share
   verify     verified data (issue 19): `cargo bench -p nodewatch-verify`'s FIGURE lines;
              nodewatch's CPU per full block, per 100-receipt batch and per 100-full-block
              batch with verification on and off (NODEWATCH__VERIFY__ENABLED=false), and the
@@ -33,6 +38,7 @@ BENCH_QUICK=1 (or --quick): shorter runs, fewer repeats and points (~3 minutes).
 
 import argparse
 import atexit
+import csv
 import gzip
 import http.client
 import json
@@ -84,13 +90,14 @@ def log(*args):
 class Proc:
     """A server process we started; stopped by its own pid."""
 
-    def __init__(self, name, argv, env=None, stdout=None):
+    def __init__(self, name, argv, env=None, stdout=None, stdin=None):
         self.name = name
         self.log_path = OUT / "logs" / f"{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(
             [str(a) for a in argv],
+            stdin=stdin,
             stdout=stdout if stdout is not None else self.log,
             stderr=self.log,
             env={**os.environ, **(env or {})},
@@ -1189,6 +1196,303 @@ def section_verify(cfg, state, res):
     res["verify"] = out
 
 
+# === a rate-limited provider (issue: the learned rate against the true limit) ================
+
+# What nodewatch exports about the pace of its upstreams (src/metrics.rs), summed over the
+# upstream label (each sidecar here has one upstream).
+RATELIMIT_METRICS = ("nodewatch_upstream_learned_rps", "nodewatch_rate_limited_total",
+                     "nodewatch_rate_limit_waits_total", "nodewatch_rate_limit_wait_seconds_total")
+
+
+# Read from every sidecar once its export is done.
+RATELIMIT_END_METRICS = ("nodewatch_requests_total", "nodewatch_upstream_attempts_total",
+                         "nodewatch_probes_total", "nodewatch_verify_fetches_total", "nodewatch_hedges_total",
+                         "nodewatch_retry_budget_exhausted_total") + RATELIMIT_METRICS
+
+
+def ratelimit_config(quick):
+    """The section's sizes. The limit L and ethereumetl's -b can be changed from the
+    environment (BENCH_RATELIMIT_RPS, BENCH_RATELIMIT_BATCH)."""
+    return {
+        "ratelimit_rps": int(os.environ.get("BENCH_RATELIMIT_RPS", "120")),
+        # ethereumetl's -b: 100 (its default, and what the issue asks), then 1 (what
+        # tests/rate_limit.rs runs: a refused request is then one call).
+        "ratelimit_batches": [int(b) for b in os.environ.get("BENCH_RATELIMIT_BATCH", "100,1").split(",")],
+        "ratelimit_workers": 8,
+        # Blocks 1..N of the benchmark chain (10 transfers each): N blocks + 10 N receipts
+        # are the calls of one export.
+        "ratelimit_blocks": 100 if quick else 250,
+        "ratelimit_repeats": 1,
+        "ratelimit_sample_s": 0.15,
+        # An ethereumetl command that takes longer is stopped (and reported).
+        "ratelimit_command_timeout_s": 300,
+        # The steady part of a run: the last half of the time from when every sidecar had
+        # learned a rate to when the first one finished.
+        "ratelimit_steady_from": 0.5,
+    }
+
+
+def start_limiter(name, target, rps, log_path):
+    """`nwbench limiter` in front of `target`; its URL, and when it started (monotonic)."""
+    p = Proc(name, [NWBENCH, "limiter", "--target", target, "--rps", rps, "--log", log_path],
+             stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+    line = p.popen.stdout.readline().decode().strip()
+    if not line.startswith("ready "):
+        p.stop()
+        raise RuntimeError(f"nwbench limiter did not start ({line!r}): see {p.log_path}")
+    p.started_at = time.monotonic()
+    p.url = line.split()[1]
+    return p
+
+
+def limiter_cmd(p, command):
+    p.popen.stdin.write((command + "\n").encode())
+    p.popen.stdin.flush()
+    return json.loads(p.popen.stdout.readline())
+
+
+def finish_limiter(p, log_path):
+    """Ends the limiter (end of stdin: it writes its last second and a summary); its
+    per-second lines and the summary."""
+    p.popen.stdin.close()
+    try:
+        p.popen.wait(15)
+    except subprocess.TimeoutExpired:
+        pass
+    p.stop()
+    seconds, summary = [], {}
+    for line in log_path.read_text().splitlines():
+        row = json.loads(line)
+        if "summary" in row:
+            summary = row["summary"]
+        else:
+            seconds.append(row)
+    return seconds, summary
+
+
+class MetricsSampler(threading.Thread):
+    """Scrapes every sidecar's /metrics every `period` s: (t since `t0`, per sidecar: learned
+    rate, limit answers, requests that waited for the pace, seconds waited)."""
+
+    def __init__(self, sidecars, t0, period):
+        super().__init__(daemon=True)
+        self.sidecars, self.t0, self.period = sidecars, t0, period
+        self.samples, self.errors = [], 0
+        self.done = threading.Event()
+
+    def scrape(self):
+        t_start = time.monotonic()
+        row = {"learned": [], "limited": [], "waits": [], "wait_s": []}
+        for p in self.sidecars:
+            try:
+                values = metric_values(p.admin, RATELIMIT_METRICS)
+            except Exception:
+                self.errors += 1
+                return
+            total = {name: 0.0 for name in RATELIMIT_METRICS}
+            for key, value in values.items():
+                name = key.partition("{")[0]
+                if name in total:
+                    total[name] += value
+            row["learned"].append(total["nodewatch_upstream_learned_rps"])
+            row["limited"].append(total["nodewatch_rate_limited_total"])
+            row["waits"].append(total["nodewatch_rate_limit_waits_total"])
+            row["wait_s"].append(total["nodewatch_rate_limit_wait_seconds_total"])
+        row["t"] = (t_start + time.monotonic()) / 2 - self.t0
+        self.samples.append(row)
+
+    def run(self):
+        next_at = time.monotonic()
+        while not self.done.is_set():
+            self.scrape()
+            next_at += self.period
+            self.done.wait(max(0.0, next_at - time.monotonic()))
+        self.scrape()
+
+
+def ratelimit_commands(url, first, last, d, batch, workers):
+    """ethereumetl's two commands of an export into `d`, as argv; the second reads the
+    transaction hashes the first wrote (written between them, as `extract_csv_column` would)."""
+    d.mkdir(parents=True, exist_ok=True)
+    flags = ["-b", batch, "-w", workers, "-p", url]
+    return [
+        ("export_blocks_and_transactions",
+         [ETHEREUMETL, "export_blocks_and_transactions", "-s", first, "-e", last, *flags,
+          "--blocks-output", d / "blocks.csv", "--transactions-output", d / "transactions.csv"]),
+        ("export_receipts_and_logs",
+         [ETHEREUMETL, "export_receipts_and_logs", "--transaction-hashes", d / "transaction_hashes.txt", *flags,
+          "--receipts-output", d / "receipts.csv", "--logs-output", d / "logs.csv"]),
+    ]
+
+
+def ratelimit_export(url, first, last, d, cfg, batch, t0, limiter=None):
+    """Runs the export into `d`: each command's start and end (s since `t0`) and, given the
+    limiter, the time from the first to the last request it took for the command (with
+    their calls), as tests/rate_limit.rs measures it."""
+    steps = []
+    for command, argv in ratelimit_commands(url, first, last, d, batch, cfg["ratelimit_workers"]):
+        if command == "export_receipts_and_logs":
+            with open(d / "transactions.csv", newline="") as fh:
+                hashes = [row["hash"] for row in csv.DictReader(fh)]
+            (d / "transaction_hashes.txt").write_text("\n".join(hashes) + "\n")
+        mark = limiter_cmd(limiter, "mark")["mark"] if limiter else None
+        start = time.monotonic() - t0
+        try:
+            r = subprocess.run([str(a) for a in argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               timeout=cfg["ratelimit_command_timeout_s"])
+            rc, err = r.returncode, r.stderr.decode(errors="replace")
+        except subprocess.TimeoutExpired as e:
+            rc, err = "timeout", (e.stderr or b"").decode(errors="replace") + "\n(killed: timeout)"
+        end = time.monotonic() - t0
+        step = {"command": command, "start": start, "end": end, "secs": end - start, "rc": rc}
+        d.with_name(f"{d.name}.{command}.stderr").write_text(err)  # beside the output, not in it
+        # ethereumetl logs a failed batch and may still exit 0: its errors are kept.
+        step["stderr_errors"] = [l for l in err.splitlines() if "Error" in l or "error" in l][-5:]
+        if rc != 0:
+            step["error"] = err[-1500:]
+            steps.append(step)
+            break
+        if limiter:
+            step["busy"] = limiter_cmd(limiter, f"busy {mark}")
+        steps.append(step)
+    return steps
+
+
+def ratelimit_case(cfg, anvil_url, first, last, n, batch, rep, workdir, direct_rows):
+    """One limiter of L calls/s in front of anvil, `n` nodewatch sidecars with it as their only
+    upstream, each running the whole export at once into a directory of its own."""
+    limit = cfg["ratelimit_rps"]
+    tag = f"b{batch}-{'one' if n == 1 else n}-{rep}"
+    log_path = workdir / f"limiter-{tag}.jsonl"
+    limiter = start_limiter(f"limiter-{tag}", anvil_url, limit, log_path)
+    for i in range(n):  # their logs are read afterwards: this run's only
+        (OUT / "logs" / f"nodewatch-ratelimit-{tag}-{i}.log").unlink(missing_ok=True)
+    started = [start_nodewatch(f"nodewatch-ratelimit-{tag}-{i}", [limiter.url]) for i in range(n)]
+    sidecars, urls = [p for p, _ in started], [u for _, u in started]
+    load0 = loadavg()
+    t0 = time.monotonic()
+    sampler = MetricsSampler(sidecars, t0, cfg["ratelimit_sample_s"])
+    sampler.start()
+    counts0 = limiter_cmd(limiter, "counts")
+    mark = limiter_cmd(limiter, "mark")["mark"]
+    results = [None] * n
+    lock = threading.Lock()
+
+    def one(i):
+        steps = ratelimit_export(urls[i], first, last, workdir / tag / f"sidecar-{i}", cfg, batch, t0,
+                                 limiter if n == 1 else None)
+        with lock:
+            results[i] = steps
+
+    log(f"ratelimit: {n} sidecar(s) on one limit of {limit} calls/s, blocks {first}–{last} "
+        f"(-b {batch} -w {cfg['ratelimit_workers']}), repeat {rep + 1}")
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.monotonic() - t0
+    # limiter_cmd is not thread-safe: with two sidecars only the whole run is marked.
+    counts1 = limiter_cmd(limiter, "counts")
+    busy = limiter_cmd(limiter, f"busy {mark}")
+    sampler.done.set()
+    sampler.join()
+    load1 = loadavg()
+    status, metrics, refusals = [], [], {}
+    for p in sidecars:
+        try:
+            # Where the calls billed beyond the export's went, and what the clients got.
+            metrics.append(metric_values(p.admin, RATELIMIT_END_METRICS))
+        except Exception as e:
+            metrics.append({"error": str(e)})
+        try:
+            with urllib.request.urlopen(p.admin + "/status", timeout=5) as r:
+                st = json.loads(r.read())
+            status.append([{k: u.get(k) for k in ("name", "status", "learned_rps", "rate_limited", "breaker")}
+                           for u in st.get("upstreams", [])])
+        except Exception as e:
+            status.append({"error": str(e)})
+        p.stop()
+        # Why a client got an error, in nodewatch's words (its log, without colours).
+        text = re.sub(r"\x1b\[[0-9;]*m", "", p.log_path.read_text(errors="replace"))
+        failures = [l.split("error=", 1)[-1].strip() for l in text.splitlines() if "no upstream could answer" in l]
+        refusals[p.name] = {"count": len(failures), "first": failures[0][:300] if failures else None}
+    seconds, summary = finish_limiter(limiter, log_path)
+    offset = limiter.started_at - t0  # the limiter's second s is [offset + s, offset + s + 1) here
+    same, rows = [], []
+    for i in range(n):
+        got = sorted_lines(workdir / tag / f"sidecar-{i}")
+        same.append(direct_rows is not None and got == direct_rows)
+        # Rows written per file, and how many of the direct export's are missing.
+        rows.append({f: {"rows": len(got.get(f, [])),
+                         "missing": len(set(direct_rows[f]) - set(got.get(f, []))) if direct_rows else None}
+                     for f in (direct_rows or got) if f.endswith(".csv")})
+    return {
+        "sidecars": n, "rep": rep, "limit": limit, "batch": batch,
+        "workers": cfg["ratelimit_workers"], "blocks": [first, last], "wall_s": wall,
+        "steps": results, "counts": {k: counts1[k] - counts0[k] for k in ("requests", "refused", "calls")},
+        "busy": busy, "limiter_offset_s": offset, "limiter_seconds": seconds,
+        "refused_at": [t + offset for t in summary.get("refused_at", [])],
+        "limiter_summary": {k: v for k, v in summary.items() if k != "refused_at"},
+        "samples": sampler.samples, "scrape_errors": sampler.errors,
+        "sample_period_s": cfg["ratelimit_sample_s"], "status_end": status, "metrics_end": metrics,
+        "unanswered": [refusals.get(p.name) for p in sidecars],
+        "same_rows": same, "rows": rows,
+        "loadavg": [load0, load1],
+    }
+
+
+def section_ratelimit(cfg, state, res):
+    """A paid provider's limit in front of anvil; ethereumetl through nodewatch (one sidecar,
+    then two at once on the one limit): what nodewatch learned, over time, against the limit."""
+    out = {"loadavg_start": loadavg(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    probe = subprocess.run([str(NWBENCH), "limiter", "--help"], capture_output=True)
+    if probe.returncode != 0:
+        out["error"] = (f"{NWBENCH.relative_to(ROOT) if str(NWBENCH).startswith(str(ROOT)) else NWBENCH} has no "
+                        "`limiter` command: rebuild it (`make bench-build`)")
+        log("ratelimit: " + out["error"])
+        res["ratelimit"] = out
+        return
+    workdir = OUT / "ratelimit"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    anvil, anvil_url = start_anvil("anvil-ratelimit", load_state=state)
+    first, last = 1, cfg["ratelimit_blocks"]
+    # The export straight at anvil, no limit, with each -b: the rows every limited export
+    # must hold, and ethereumetl's own time for the work.
+    out["direct"] = {}
+    direct_rows = None
+    for batch in cfg["ratelimit_batches"]:
+        log(f"ratelimit: direct export (no limit), blocks {first}–{last}, -b {batch}")
+        d = workdir / f"direct-b{batch}"
+        t0 = time.monotonic()
+        steps = ratelimit_export(anvil_url, first, last, d, cfg, batch, t0)
+        out["direct"][str(batch)] = {"steps": steps, "wall_s": time.monotonic() - t0, "loadavg": loadavg()}
+        if direct_rows is None and all(s["rc"] == 0 for s in steps):
+            direct_rows = sorted_lines(d)
+            with open(d / "transactions.csv", newline="") as fh:
+                txs = sum(1 for _ in csv.DictReader(fh))
+    if direct_rows is None:
+        out["error"] = "ethereumetl failed straight at anvil: see target/bench/ratelimit/direct-*/"
+        anvil.stop()
+        res["ratelimit"] = out
+        return
+    out["chain"] = {"blocks": [first, last], "txs": txs, "calls_per_export": (last - first + 1) + txs}
+    out["runs"] = []
+    for rep in range(cfg["ratelimit_repeats"]):
+        for batch in cfg["ratelimit_batches"]:
+            for n in (1, 2):
+                try:
+                    out["runs"].append(ratelimit_case(cfg, anvil_url, first, last, n, batch, rep, workdir, direct_rows))
+                except Exception as e:
+                    log(f"ratelimit: {n} sidecar(s), -b {batch} failed: {e}")
+                    out.setdefault("failures", []).append(f"{n} sidecar(s), -b {batch}, repeat {rep + 1}: {last_line(e)}")
+    anvil.stop()
+    out["nodewatch"] = str(NODEWATCH)
+    out["loadavg_end"] = loadavg()
+    res["ratelimit"] = out
+
+
 # === main ===================================================================================
 
 
@@ -1307,6 +1611,10 @@ def pip_version(package):
 
 
 def config(quick):
+    return {**base_config(quick), **ratelimit_config(quick)}
+
+
+def base_config(quick):
     if quick:
         return {"quick": True, "secs": 1, "secs_big": 2, "repeats": 1, "conns": [1, 32],
                 "proxy_upstreams": ["anvil", "replay"],
@@ -1330,9 +1638,9 @@ def config(quick):
             "verify_export_blocks": {"anvil": 30, "replay": VERIFY_BLOCKS}, "verify_export_repeats": 2}
 
 
-SECTIONS = ["proxy", "failover", "exporter", "exporter_jobs", "scaling", "profile", "verify"]
+SECTIONS = ["proxy", "failover", "exporter", "exporter_jobs", "scaling", "profile", "verify", "ratelimit"]
 # The sections that run on the benchmark chain (`verify` builds a chain of its own).
-ON_CHAIN = {"proxy", "failover", "exporter", "exporter_jobs", "scaling", "profile"}
+ON_CHAIN = {"proxy", "failover", "exporter", "exporter_jobs", "scaling", "profile", "ratelimit"}
 
 
 def main():

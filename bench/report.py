@@ -22,6 +22,7 @@ PLOTS = ROOT / "bench/plots"
 OUT_MD = ROOT / "BENCHMARKS.md"
 
 NO_VERIFY = "nodewatch-export --no-verify"
+ETL_PATH = ROOT / ".tools/venv/bin/ethereumetl"
 COLORS = {"direct": "#4c72b0", "nginx": "#55a868", "nodewatch": "#c44e52",
           "ethereumetl": "#8172b2", "bare": "#4c72b0", "nodewatch-export": "#c44e52",
           NO_VERIFY: "#dd8452", "verify on": "#c44e52", "verify off": "#4c72b0"}
@@ -1023,6 +1024,266 @@ def section_verify(doc, res, goals):
                    "peak RSS MiB"], erows)
 
 
+# === section 8 ==============================================================================
+
+# Refusals within this long of the first one are the "first contact" (tests/rate_limit.rs):
+# before the first limit answer nothing is known of the limit.
+FIRST_CONTACT_S = 1.0
+SIDECAR_COLORS = ["#c44e52", "#4c72b0", "#55a868", "#8172b2"]
+
+
+def rl_steady(run, steady_from):
+    """The steady part of a run: (start, end) s, from when every sidecar had learned a rate
+    to when the first one finished, its last `1 - steady_from`; None without pacing."""
+    samples = run["samples"]
+    paced = next((s["t"] for s in samples if s["learned"] and all(x > 0 for x in s["learned"])), None)
+    ends = [steps[-1]["end"] for steps in run["steps"] if steps]
+    if paced is None or not ends or min(ends) <= paced:
+        return None
+    end = min(ends)
+    return paced + steady_from * (end - paced), end
+
+
+def rl_metric(run, name, where=lambda labels: True):
+    """A metric of every sidecar at the end of the run, summed over the labels `where` takes."""
+    return sum(v for m in run.get("metrics_end", []) if "error" not in m
+               for k, v in m.items() if k.partition("{")[0] == name and where(k.partition("{")[2]))
+
+
+def rl_figures(run, steady_from, export_calls):
+    """Everything the section says of one run, from its raw record."""
+    limit = run["limit"]
+    c = run["counts"]
+    f = {"limit": limit, "sidecars": run["sidecars"], "calls": c["calls"], "requests": c["requests"],
+         "refused": c["refused"], "wall_s": run["wall_s"], "ideal_s": c["calls"] / limit,
+         "own_calls": export_calls * run["sidecars"]}
+    f["own_ideal_s"] = f["own_calls"] / limit
+    same = run.get("same_rows", [])
+    f["complete"] = bool(same) and all(same)
+    f["verify_fetches"] = rl_metric(run, "nodewatch_verify_fetches_total")
+    # Each sidecar's first learned rate (where AIMD started from), and when.
+    f["first_learned"] = []
+    for i in range(run["sidecars"]):
+        first = next((s for s in run["samples"] if s["learned"][i] > 0), None)
+        f["first_learned"].append((first["learned"][i], first["t"]) if first else None)
+    # Call items a client got an error for (outcome "error": a batch item, "failed": a request).
+    f["failed_items"] = rl_metric(run, "nodewatch_requests_total", lambda labels: 'outcome="ok"' not in labels)
+    f["ratio"] = f["wall_s"] / f["ideal_s"] if f["ideal_s"] else None
+    f["refused_share"] = c["refused"] / c["requests"] if c["requests"] else None
+    # The provider's busy time: per command with one sidecar (as tests/rate_limit.rs), the
+    # whole run's with two (their commands overlap).
+    if run["sidecars"] == 1 and run["steps"][0] and all("busy" in s for s in run["steps"][0]):
+        span = sum(s["busy"]["span_s"] for s in run["steps"][0])
+        calls = sum(s["busy"]["calls"] for s in run["steps"][0])
+        f["busy_how"] = "per command, added up"
+    else:
+        span, calls = run["busy"]["span_s"], run["busy"]["calls"]
+        f["busy_how"] = "first to last request of the run"
+    f["busy_s"], f["busy_calls"] = span, calls
+    f["busy_ratio"] = span / (calls / limit) if calls else None
+    refused = sorted(run.get("refused_at", []))
+    f["first_contact"] = sum(1 for t in refused if t <= refused[0] + FIRST_CONTACT_S) if refused else 0
+    f["after_contact"] = len(refused) - f["first_contact"]
+    f["after_share"] = f["after_contact"] / c["requests"] if c["requests"] else None
+    window = rl_steady(run, steady_from)
+    f["steady"] = window
+    if window:
+        inside = [s for s in run["samples"] if window[0] <= s["t"] <= window[1]]
+        f["steady_samples"] = len(inside)
+        if inside:
+            f["learned_each"] = [statistics.mean(s["learned"][i] for s in inside) for i in range(run["sidecars"])]
+            f["learned_sum"] = statistics.mean(sum(s["learned"]) for s in inside)
+            f["learned_sum_min"] = min(sum(s["learned"]) for s in inside)
+            f["learned_sum_max"] = max(sum(s["learned"]) for s in inside)
+        off = run["limiter_offset_s"]
+        whole = [r["calls"] for r in run["limiter_seconds"]
+                 if off + r["second"] >= window[0] and off + r["second"] + 1 <= window[1]]
+        f["answered_steady"] = statistics.mean(whole) if whole else None
+        f["answered_seconds"] = len(whole)
+    last = run["samples"][-1]["learned"] if run["samples"] else []
+    f["learned_end"] = last
+    f["limited_end"] = run["samples"][-1]["limited"] if run["samples"] else []
+    return f
+
+
+def rl_plot(runs, steady_from, name):
+    """Learned rate per sidecar (and their sum) against L, and the limiter's answered calls
+    and refused requests per second, for each run: one column per run."""
+    fig, axes = plt.subplots(2, len(runs), figsize=(6.5 * len(runs), 6.4), sharex="col", squeeze=False)
+    for col, run in enumerate(runs):
+        top, bottom = axes[0][col], axes[1][col]
+        limit, n = run["limit"], run["sidecars"]
+        ts = [s["t"] for s in run["samples"]]
+        for i in range(n):
+            top.plot(ts, [s["learned"][i] for s in run["samples"]], drawstyle="steps-post",
+                     color=SIDECAR_COLORS[i % len(SIDECAR_COLORS)], lw=1.4,
+                     label=f"sidecar {i + 1} learned" if n > 1 else "learned rate")
+        if n > 1:
+            top.plot(ts, [sum(s["learned"]) for s in run["samples"]], drawstyle="steps-post", color="black",
+                     lw=1.6, label="sum of the sidecars")
+        top.axhline(limit, color="#dd8452", ls="--", lw=1.5, label=f"limit L = {limit} calls/s")
+        window = rl_steady(run, steady_from)
+        for ax in (top, bottom):
+            if window:
+                ax.axvspan(*window, color="grey", alpha=0.15, lw=0)
+            for steps in run["steps"]:
+                for s in steps or []:
+                    ax.axvline(s["end"], color="grey", ls=":", lw=0.8)
+        refused = run.get("refused_at", [])
+        if refused:
+            top.plot(refused, [0] * len(refused), "|", color="red", ms=10, label="429 (limiter)")
+        top.set_ylabel("nodewatch_upstream_learned_rps")
+        top.set_ylim(bottom=-limit * 0.03, top=max([limit * 1.3] + [sum(s["learned"]) * 1.05 for s in run["samples"]]))
+        top.set_title(f"{n} sidecar{'s' if n > 1 else ''} on one limit of {limit} calls/s "
+                      f"(ethereumetl -b {run['batch']} -w {run['workers']})", fontsize=10)
+        top.grid(alpha=0.3)
+        top.legend(fontsize=7, loc="lower right")
+        off = run["limiter_offset_s"]
+        secs = run["limiter_seconds"]
+        bottom.bar([off + r["second"] for r in secs], [r["calls"] for r in secs], width=1.0, align="edge",
+                   color="#4c72b0", alpha=0.7, label="calls answered / s")
+        bottom.axhline(limit, color="#dd8452", ls="--", lw=1.5, label="L")
+        twin = bottom.twinx()
+        twin.bar([off + r["second"] + 0.5 for r in secs], [r["refused"] for r in secs], width=0.4, color="red",
+                 alpha=0.8, label="requests refused (429) / s")
+        twin.set_ylabel("requests refused / s", color="red", fontsize=8)
+        twin.set_ylim(bottom=0, top=max([1] + [r["refused"] for r in secs]) * 3)
+        bottom.set_ylabel("limiter: calls answered / s")
+        bottom.set_xlabel("s since the export started (dotted: a command ended; grey: steady part)")
+        bottom.set_xlim(left=min([0] + ts), right=max([run["wall_s"]] + ts))
+        bottom.grid(alpha=0.3)
+        h1, l1 = bottom.get_legend_handles_labels()
+        h2, l2 = twin.get_legend_handles_labels()
+        bottom.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower right")
+    fig.suptitle(f"A paid provider's limit learned by nodewatch (AIMD), sampled from /metrics — ethereumetl "
+                 f"-b {runs[0]['batch']}", fontsize=11)
+    return savefig(fig, name)
+
+
+def section_ratelimit(doc, res, goals):
+    r = res.get("ratelimit")
+    if not r:
+        doc("_Not run._", "")
+        return
+    if r.get("error"):
+        doc(f"_Not measured: {r['error']}._", "")
+        return
+    cfg = res["config"]
+    steady_from = cfg.get("ratelimit_steady_from", 0.5)
+    run = res.get("section_runs", {}).get("ratelimit", {})
+    chain = r["chain"]
+    runs = r.get("runs", [])
+    batches = list(dict.fromkeys(x["batch"] for x in runs))
+    limit = runs[0]["limit"] if runs else cfg.get("ratelimit_rps")
+    workers = runs[0]["workers"] if runs else cfg.get("ratelimit_workers")
+    first, last = chain["blocks"]
+    direct = r.get("direct", {})
+    doc(f"Measured on {r['started']} (nodewatch commit `{run.get('commit', '?')}`"
+        f"{', quick mode' if run.get('quick') else ''}; nodewatch binary "
+        f"`{r['nodewatch'].replace(str(ROOT) + '/', '')}`), 1-minute load average {r['loadavg_start']:.1f} at "
+        f"the start and {r['loadavg_end']:.1f} at the end (each run's below): the 2 cores were shared with "
+        "other builds and tests.", "")
+    doc(f"A paid provider's limit in front of anvil: `nwbench limiter`, which runs the tests' own limiter "
+        "(`nodewatch_testkit::limiter`, crates/testkit/src/limiter.rs): a token bucket of "
+        f"L = {limit} calls/s holding one second's calls, each JSON-RPC batch item billed one; a request "
+        "over it is refused whole with HTTP 429, `Retry-After: 1` and a -32005 \"exceeded its compute "
+        "units per second capacity\" body. nodewatch (release build, default configuration, so "
+        "production probe timing: probes are billed calls too) has it as its only upstream; the real "
+        f"ethereumetl (`{ETL_PATH.relative_to(ROOT)}`, {res['machine'].get('ethereumetl')}) runs "
+        f"`export_blocks_and_transactions` for blocks {first}–{last} of the benchmark chain "
+        f"({chain['txs']:,} transactions), then `export_receipts_and_logs` for their transactions, "
+        f"`-w {workers}` and " + " or ".join(f"`-b {b}`" for b in batches) + ", through it: "
+        f"{chain['calls_per_export']:,} calls an export. Then two sidecars on the one limiter (one key), "
+        "each running the same export into its own directory at once. A thread scrapes every sidecar's "
+        f"`/metrics` every {runs[0]['sample_period_s'] * 1000:.0f} ms (`nodewatch_upstream_learned_rps`, 0 "
+        "while unpaced; `nodewatch_rate_limited_total`); the gauge moves when nodewatch publishes its "
+        "snapshot (after each probe round and each limit answer), so it is a staircase. The limiter logs "
+        "the calls it answered and the requests it refused each second.", "")
+    doc("**Ideal** = calls billed ÷ L (every call the limiter answered during the export: the export's own, "
+        "and beyond them nodewatch's probes and its verification fetches — `[verify]` is on by default; "
+        "in brackets the export's own calls ÷ L). **Calls answered with an error** = "
+        "`nodewatch_requests_total` with an outcome other than `ok`, every sidecar's: the calls a client got an "
+        "error for (anvil answers these exports without errors). **Export time** = wall clock from the first command's start to the last one's end, "
+        "ethereumetl's start-ups included; the same export straight at anvil, no limit, took "
+        + ", ".join(f"{num(direct[str(b)]['wall_s'], 2)} s with `-b {b}`" for b in batches if str(b) in direct)
+        + ". **Provider busy** = from the first to the last request the "
+        "limiter took (with one sidecar per command, added up, as tests/rate_limit.rs measures it). "
+        f"**Steady part** = the last {(1 - steady_from) * 100:.0f}% of the time from when every sidecar "
+        "had learned a rate to when the first finished (grey in the plots); the learned rate's mean over "
+        "the samples in it, and the limiter's answered calls/s over the whole seconds in it. "
+        f"**First contact** = the refusals within {FIRST_CONTACT_S:g} s of the first one (the requests in "
+        "flight when the first limit answer comes: nothing is known of the limit before it).", "")
+    for note in r.get("failures", []):
+        doc(f"- failed: {note}")
+    rows, details = [], []
+    for x in runs:
+        f = rl_figures(x, steady_from, chain["calls_per_export"])
+        n = x["sidecars"]
+        learned = (f"{f['learned_sum']:.1f}" + (" (" + " + ".join(f"{v:.1f}" for v in f["learned_each"]) + ")"
+                                                if n > 1 else "")) if "learned_sum" in f else "n/a"
+        same = x.get("same_rows", [])
+        incomplete = "" if f["complete"] else " — export incomplete"
+        rows.append([x["batch"], n, x["rep"] + 1,
+                     f"{num(f['calls'])} ({num(f['own_calls'])} + {num(f['calls'] - f['own_calls'])})" if f["complete"]
+                     else f"{num(f['calls'])} (export incomplete: {num(f['own_calls'])} asked)",
+                     num(f["wall_s"], 2), f"{num(f['ideal_s'], 2)} ({num(f['own_ideal_s'], 2)})",
+                     f"{f['ratio']:.2f}× ({f['wall_s'] / f['own_ideal_s']:.2f}×){incomplete}", f"{num(f['busy_s'], 2)} ({f['busy_ratio']:.2f}×)" if f["busy_ratio"] else "n/a",
+                     num(f["requests"]), num(f["refused"]),
+                     f"{f['refused_share'] * 100:.1f}%" if f["refused_share"] is not None else "n/a",
+                     f"{f['first_contact']} / {f['after_contact']}",
+                     learned, f"{f['learned_sum'] / limit:.2f}" if "learned_sum" in f else "n/a",
+                     num(f.get("answered_steady"), 1),
+                     num(f["failed_items"]), "yes" if same and all(same) else "**no**",
+                     f"{x['loadavg'][0]:.1f} → {x['loadavg'][1]:.1f}"])
+        details.append((x, f))
+        if x["rep"] == 0:
+            goals.setdefault("ratelimit", {})[(x["batch"], n)] = f
+            if same and not all(same):
+                goals.setdefault("ratelimit_lost", []).append((x, f))
+    doc.table(["-b", "sidecars", "run", "calls billed (export's + beyond)", "export s",
+               "ideal s: billed ÷ L (export's ÷ L)", "export ÷ ideal (÷ export's ÷ L)",
+               "provider busy s (÷ ideal)", "HTTP requests", "refused (429)", "429 share",
+               "429s at first contact / after", "learned calls/s, steady mean (sum: each)",
+               "learned ÷ L", "limiter answered calls/s, steady", "calls answered with an error", "rows = direct export's",
+               "load avg start → end"], rows)
+    for x, f in details:
+        n = x["sidecars"]
+        same = x.get("same_rows", [])
+        lost = []
+        for i, files in enumerate(x.get("rows", [])):
+            for name, c in files.items():
+                if c.get("missing"):
+                    lost.append(f"sidecar {i + 1}'s `{name}` lacks {c['missing']:,} of the direct export's rows "
+                                f"({c['rows']:,} written)")
+        errors = sorted({e.strip()[:160] for steps in x["steps"] for s in steps or [] for e in s.get("stderr_errors", [])})
+        for i, steps in enumerate(x["steps"]):
+            for s in steps or []:
+                if s["rc"] != 0:
+                    lost.append(f"sidecar {i + 1}'s ethereumetl {s['command']} "
+                                + ("was stopped after " + num(s["secs"]) + " s" if s["rc"] == "timeout" else f"exited {s['rc']}"))
+        doc(f"- `-b {x['batch']}`, {n} sidecar{'s' if n > 1 else ''}, run {x['rep'] + 1}: "
+            + ("every export holds the same rows as the direct export" if same and all(same)
+               else "**" + "; ".join(lost or ["an export's rows differ from the direct export's"]) + "**")
+            + "; first learned rate: " + ", ".join(f"{v[0]:.1f} calls/s at {v[1]:.1f} s" if v else "none"
+                                                    for v in f["first_learned"])
+            + f"; learned at the end: {', '.join(f'{v:.1f}' for v in f['learned_end'])} calls/s after "
+            + ", ".join(f"{v:.0f}" for v in f["limited_end"]) + " limit answers"
+            + (f"; steady part {f['steady'][0]:.1f}–{f['steady'][1]:.1f} s ({f['steady_samples']} samples, "
+               f"sum {f['learned_sum_min']:.1f}–{f['learned_sum_max']:.1f})" if f.get("steady") and "learned_sum" in f else "")
+            + f"; {num(f['verify_fetches'])} verification fetches by nodewatch"
+            + f"; {x.get('scrape_errors', 0)} failed scrapes"
+            + "".join(f"; sidecar {i + 1} answered {u['count']:,} client requests with an error, first: `{u['first']}`"
+                      for i, u in enumerate(x.get("unanswered", [])) if u and u["count"])
+            + (f"; ethereumetl logged: `{errors[0]}`" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+               if errors else "") + ".")
+    doc("")
+    for b in batches:
+        first_runs = [x for x in runs if x["rep"] == 0 and x["batch"] == b]
+        if first_runs:
+            path = rl_plot(first_runs, steady_from, f"ratelimit-b{b}.png")
+            doc(f"![learned rate against the limit, -b {b}]({path})", "")
+
+
 # === carried over from the previous BENCHMARKS.md ===========================================
 
 # The numbered sections: the results keys that feed each, its heading, its renderers.
@@ -1035,6 +1296,7 @@ PARTS = [
     ("scaling", "## 5. Scaling", ["section_scaling"]),
     ("profile", "## 6. Profile of the proxy hot path", ["section_profile"]),
     ("verify", "## 7. Verified data", ["section_verify"]),
+    ("ratelimit", "## 8. A rate-limited provider: the limit learned", ["section_ratelimit"]),
 ]
 CARRIED = "_Carried over from the earlier BENCHMARKS.md"
 
@@ -1042,6 +1304,8 @@ CARRIED = "_Carried over from the earlier BENCHMARKS.md"
 def row_section(text):
     """The section a headline row or a 'missed' bullet of this report belongs to."""
     t = text.lower()
+    if "rate-limited provider" in t:
+        return "ratelimit"
     if "verif" in t:
         return "verify"
     if "failover" in t or "sigkill" in t or "sigstop" in t or "hung" in t:
@@ -1187,6 +1451,21 @@ def summary(doc, res, goals):
                 "bare fetch: " + " / ".join(f"{goals.get('bare_rss', {}).get(n, float('nan')):.0f} MiB" for n in (10000, 100000)))
     for goal, measured, ok, note in goals.get("verify_summary", []):
         add(goal, measured, ok, note)
+    for (batch, n), f in goals.get("ratelimit", {}).items():
+        who = f"{'one sidecar' if n == 1 else f'{n} sidecars on one key'}, ethereumetl -b {batch}"
+        add(f"rate-limited provider, {who}: the export completes, with the rows of an export without the limit",
+            "yes" if f["complete"] else f"no: nodewatch answered {num(f['failed_items'])} calls with an error",
+            f["complete"], (f"nodewatch answered {num(f['failed_items'])} calls with an error, which ethereumetl "
+                            "retried; " if f["complete"] and f["failed_items"] else "") + "section 8")
+        learned = (f"learned {f['learned_sum'] / f['limit']:.2f} L ({f['learned_sum']:.1f} calls/s)"
+                   if "learned_sum" in f else "learned: n/a")
+        add(f"rate-limited provider, {who}: learned rate{' (summed)' if n > 1 else ''}, steady mean, vs the limit "
+            f"L = {f['limit']} calls/s; export time ÷ ideal (calls billed ÷ L)",
+            learned + "; " + (f"{f['ratio']:.2f}× ideal" if f["complete"] else "export incomplete"), None,
+            f"the limiter answered {num(f.get('answered_steady'), 1)} calls/s in the steady part; "
+            f"{num(f['wall_s'], 1)} s for {num(f['calls'])} calls billed ({num(f['own_calls'])} the export's own"
+            + (f": {f['wall_s'] / f['own_ideal_s']:.2f}× their ideal" if f["complete"] else "") + "); "
+            f"{f['refused_share'] * 100:.1f}% of {num(f['requests'])} HTTP requests refused (429)")
     return rows
 
 
@@ -1241,7 +1520,7 @@ def main():
     if carried:
         merged = []
         old_rows = [[c.strip() for c in line.strip().strip("|").split(" | ")] for line in prev["headline"]]
-        for key in ("proxy", "failover", "exporter", "verify"):
+        for key in ("proxy", "failover", "exporter", "verify", "ratelimit"):
             if key in carried:
                 for r in old_rows:
                     if row_section(r[0]) == key:
@@ -1287,11 +1566,13 @@ def main():
         "JSON-RPC body; wrk instead of oha: a C load generator costs less of the 2 cores and "
         "needs no compile). Every target's answer is checked to be the same JSON, without errors, "
         "before it is loaded.",
-        "- Commands: `make bench` (full: < 15 minutes for sections 1–6, about 5 more for section 7), "
-        "`make bench BENCH_QUICK=1` (≈ 3 minutes, plus about 2 for section 7), "
+        "- Commands: `make bench` (full: < 15 minutes for sections 1–6, about 5 more for section 7"
+        + (f", {res['section_secs']['ratelimit'] / 60:.1f} for section 8 in its last "
+           f"{'quick ' if runs.get('ratelimit', {}).get('quick') else ''}run" if "ratelimit" in res.get("section_secs", {}) else "")
+        + "), `make bench BENCH_QUICK=1` (≈ 3 minutes, plus about 2 for section 7), "
         "`make bench-report` (re-render this file and the plots from the last results); one "
         "section: `python3 bench/bench.py --only verify` (or any of proxy, failover, exporter, "
-        "exporter_jobs, scaling, profile, verify), then `make bench-report`.",
+        "exporter_jobs, scaling, profile, verify, ratelimit), then `make bench-report`.",
         "")
     doc(*body.lines)
     doc("## Where goals are missed, plainly", "")
@@ -1354,9 +1635,15 @@ def main():
         missed.append("- **Verified data: nodewatch-export verifying is not measured against ethereumetl on the "
                       f"{goals.get('verify_export_upstream')} upstream for "
                       + ", ".join(goals["verify_export_unmeasured"]) + "** (section 7 says why).")
+    for x, f in goals.get("ratelimit_lost", []):
+        who = "one sidecar" if x["sidecars"] == 1 else f"{x['sidecars']} sidecars on one key"
+        missed.append(f"- **Rate-limited provider, {who}, ethereumetl -b {x['batch']}: the export lost rows** "
+                      f"(nodewatch answered {num(f['failed_items'])} calls with an error; first learned rate "
+                      + ", ".join(f"{v[0]:.1f}" for v in f["first_learned"] if v)
+                      + " calls/s against a limit of " + f"{f['limit']}; section 8 says which files and why).")
     if carried:
         old = [l for l in prev["missed"] if row_section(l)]
-        missed = [l for key in ("proxy", "failover", "exporter", "verify")
+        missed = [l for key in ("proxy", "failover", "exporter", "verify", "ratelimit")
                   for l in (old if key in carried else missed) if row_section(l) == key]
     if cfg["quick"]:
         missed.append("- The last run was in **quick mode**: one short repeat per cell; do not quote its figures.")

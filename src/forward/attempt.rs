@@ -20,7 +20,7 @@ use crate::jsonrpc::{self, Answer, Call, RawJson, RpcError};
 use crate::method::{has_side_effects, MethodClass};
 use crate::upstream::breaker::{self, BreakerState};
 use crate::upstream::limit::{Decided, Refused};
-use crate::upstream::pace::{is_limit_answer, is_rate_limited};
+use crate::upstream::pace::{is_limit_answer, is_rate_limited, Ticket};
 use crate::upstream::Upstream;
 
 use super::Engine;
@@ -75,7 +75,7 @@ impl Engine {
                 .exchange(upstream, &sent, batch, timeout, proxy, patience)
                 .await
             {
-                Ok(got) => {
+                Ok((got, ticket)) => {
                     let mut limited = Vec::new();
                     for (&i, answer) in chunk.iter().zip(got) {
                         if matches!(&answer, Answer::Error(e) if is_limit_answer(e.code, &e.message))
@@ -92,7 +92,7 @@ impl Engine {
                         .units(answered.map(|&i| calls[i].method.as_str()));
                     pace.delivered(u64::from(units), now);
                     if !limited.is_empty() {
-                        pace.limited(None, now);
+                        pace.limited_ticket(None, now, Some(ticket));
                         self.count_limited(upstream);
                         if patience.may_wait {
                             queue.push_front(limited);
@@ -144,7 +144,7 @@ impl Engine {
     }
 
     /// One exchange of `calls` with `upstream`, once its limits admit it: the answers, one
-    /// per call.
+    /// per call, and the request's place among the calls sent (its ticket).
     async fn exchange(
         &self,
         upstream: &Arc<Upstream>,
@@ -153,7 +153,7 @@ impl Engine {
         timeout: Duration,
         proxy: &ProxyConfig,
         patience: Patience,
-    ) -> Result<Vec<Answer>, UpstreamErrorKind> {
+    ) -> Result<(Vec<Answer>, Ticket), UpstreamErrorKind> {
         let asked = Instant::now();
         let until = match patience.may_wait {
             true => patience.deadline,
@@ -198,6 +198,7 @@ impl Engine {
                 &self.answers,
                 may_give_way,
                 proxy.request_timeout,
+                Some(slot.ticket),
             )
             .await
             .map_err(|e| e.kind);
@@ -214,7 +215,7 @@ impl Engine {
         if result.is_ok() {
             upstream.latency.record(class_of(calls), took);
         }
-        result
+        result.map(|answers| (answers, slot.ticket))
     }
 
     /// Counts a limit answer from `upstream`.

@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::credits::{month_key, month_of, BudgetSpent, MonthBudget};
-use super::pace::{Pace, BURST};
+use super::pace::{Pace, Ticket, BURST};
 
 /// The burst a fleet's shared schedule allows: half the one second's calls a provider's bucket
 /// holds. The fleet's calls reach the provider with the network's jitter; sent at its limit
@@ -41,7 +41,7 @@ pub struct Limits {
     /// Per-method costs, when the upstream bills compute units (the pace counts them).
     costs: Option<Costs>,
     /// The month's compute-unit budget, when it has one.
-    pub month: Option<MonthBudget>,
+    pub month: Option<Arc<MonthBudget>>,
     /// The ceiling in the pace's units per second (`max_rps` or `credits.per_second`).
     ceiling: Option<f64>,
     /// The fleet's budget: the store and the `budget_key`.
@@ -77,6 +77,8 @@ pub struct Slot {
     pub waited: Duration,
     /// Whether the fleet's budget or this sidecar's decided.
     pub decided: Decided,
+    /// Where it stands among the calls sent (for the pace, if it is refused).
+    pub ticket: Ticket,
 }
 
 impl Limits {
@@ -110,7 +112,7 @@ impl Limits {
         self.costs = Some(credits.costs());
         self.month = credits
             .per_month
-            .map(|budget| MonthBudget::new(budget, SystemTime::now()));
+            .map(|budget| Arc::new(MonthBudget::new(budget, SystemTime::now())));
         self
     }
 
@@ -135,24 +137,45 @@ impl Limits {
         Some((key.as_str(), shared.view(Instant::now()).up))
     }
 
-    /// Charges calls that go at once whatever the budget (probes) to the fleet's schedule
-    /// too, in the background: they are billed like any other.
-    pub fn charge_shared(&self, units: u32) {
-        let (Some((shared, key)), Some(rate)) = (&self.shared, self.ceiling) else {
-            return;
+    /// Charges a probe, which goes at once whatever the budget (health must stay current):
+    /// to the pace (false while the upstream asked for a pause: it should not go at all), and
+    /// as billed like any call to the month and, in the background, the fleet's schedule.
+    pub fn charge_probe(&self, units: u32) -> bool {
+        if !self.pace.charge(units, Instant::now()) {
+            return false;
+        }
+        let month = self.month.clone();
+        let Some((shared, key)) = &self.shared else {
+            if let Some(month) = month {
+                // Past the budget a probe still goes: it is counted where it fits.
+                let _ = month.try_spend(u64::from(units), SystemTime::now());
+            }
+            return true;
         };
-        let (shared, key) = (Arc::clone(shared), key.clone());
+        let (shared, key, rate) = (Arc::clone(shared), key.clone(), self.ceiling);
         tokio::spawn(async move {
+            let wall = SystemTime::now();
+            let name = month_key(wall);
             let reservation = Reservation {
                 key: &key,
                 units: u64::from(units),
-                rate: Some(rate),
+                rate,
                 burst: SHARED_BURST,
                 most_wait: Duration::MAX / 4,
-                month: None,
+                month: month.as_ref().map(|m| (name.as_str(), m.view(wall).budget)),
             };
-            let _ = shared.reserve(&reservation).await;
+            if let (
+                Ok(Reserved::Go {
+                    month_total: Some(total),
+                    ..
+                }),
+                Some(month),
+            ) = (shared.reserve(&reservation).await, month)
+            {
+                month.observe_total(month_of(wall), total);
+            }
         });
+        true
     }
 
     /// Whether the month's compute units are all spent (routing then keeps the upstream as
@@ -229,6 +252,7 @@ impl Limits {
                 Duration::ZERO
             },
             decided,
+            ticket: self.pace.ticket(calls, Instant::now()),
         })
     }
 
@@ -379,12 +403,16 @@ mod tests {
         let second = limits.admit(100, soon(5000)).await.unwrap();
         assert_eq!(second.waited, Duration::from_secs(1));
         assert!(!limits.month_spent());
+        // A probe is billed: it counts against the month (and goes, whatever the budget).
+        let month = |l: &Limits| l.month.as_ref().unwrap().view(SystemTime::now()).spent;
+        assert!(limits.charge_probe(limits.units(["eth_blockNumber"])));
+        assert_eq!(month(&limits), 201);
         let Err(Refused::Spent(spent)) = limits.admit(100, soon(5000)).await else {
             panic!("a month of 250 CU does not hold 300");
         };
-        assert!(spent.to_string().contains("200 of 250"), "{spent}");
+        assert!(spent.to_string().contains("201 of 250"), "{spent}");
         assert_eq!(
-            limits.admit(50, soon(5000)).await.unwrap().decided,
+            limits.admit(49, soon(5000)).await.unwrap().decided,
             Decided::Alone
         );
         assert!(limits.month_spent());

@@ -40,6 +40,7 @@ use capability::Capabilities;
 use health::Status;
 use latency::LatencyHistory;
 use limit::Limits;
+use pace::Ticket;
 use wrong::WrongGuard;
 
 /// One configured upstream node.
@@ -170,22 +171,23 @@ impl Upstream {
         limit: usize,
     ) -> Result<Bytes, UpstreamError> {
         let probe = self.limits.units(["eth_blockNumber"]);
-        if !self.limits.pace.charge(probe, tokio::time::Instant::now()) {
+        if !self.limits.charge_probe(probe) {
             let kind = UpstreamErrorKind::Busy(Duration::ZERO);
             return Err(UpstreamError::new(self.name.clone(), kind));
         }
-        self.limits.charge_shared(probe);
         nodewatch_http::post_detailed(&self.client, &self.spec.endpoint, body, timeout, limit)
             .await
-            .map_err(|f| UpstreamError::new(self.name.clone(), self.refused(f)))
+            .map_err(|f| UpstreamError::new(self.name.clone(), self.refused(f, None)))
     }
 
-    /// A failed exchange's kind; a 429 tells the pace, with its `Retry-After`.
-    fn refused(&self, failure: SendFailure) -> UpstreamErrorKind {
+    /// A failed exchange's kind; a 429 tells the pace, with its `Retry-After` (and the
+    /// request's ticket, when it has one).
+    fn refused(&self, failure: SendFailure, ticket: Option<Ticket>) -> UpstreamErrorKind {
         let kind = send_error_kind(failure.error);
         if pace::is_rate_limited(&kind) {
             let now = tokio::time::Instant::now();
-            self.limits.pace.limited(failure.retry_after, now);
+            let pace = &self.limits.pace;
+            pace.limited_ticket(failure.retry_after, now, ticket);
         }
         kind
     }
@@ -194,6 +196,8 @@ impl Upstream {
     /// the last slice of the answer is dropped), and how long it waited for the budget.
     /// Waiting for the budget does not count against `timeout`; it may last `wait` in all. A call that may be sent twice
     /// (`may_give_way`) is sent again when its chunked answer had to give its bytes back.
+    /// `ticket`: its place among the calls sent, for the pace if it is refused.
+    #[allow(clippy::too_many_arguments)]
     pub async fn send_within(
         &self,
         body: Bytes,
@@ -202,6 +206,7 @@ impl Upstream {
         budget: &AnswerBudget,
         may_give_way: bool,
         wait: Duration,
+        ticket: Option<Ticket>,
     ) -> Result<(Bytes, Duration), UpstreamError> {
         let sleep = tokio::time::sleep(timeout);
         tokio::pin!(sleep);
@@ -216,7 +221,7 @@ impl Upstream {
                     limit,
                 );
                 let head = clock.within(post).await.map_err(Read)?;
-                let head = head.map_err(|f| Refused(self.refused(f)))?;
+                let head = head.map_err(|f| Refused(self.refused(f, ticket)))?;
                 answer::read(head, limit, &mut reservation, &mut clock)
                     .await
                     .map_err(Read)

@@ -13,8 +13,10 @@
 //! their shares of a key converge, as AIMD's do. The first
 //! limit answer of an upstream that had no rate starts it from what the upstream took since
 //! the traffic began: a provider's bucket was full then (taken to hold one second's calls,
-//! [`BURST`]) and is empty now, so `rate = answered / (busy time + 1 s)`. `max_rps` is a
-//! hard ceiling over all of it.
+//! [`BURST`]) and is empty now, so `rate = taken / (busy time + 1 s)`. What it took is known
+//! best from the refused request's [`Ticket`]: the calls sent before it (a provider serves in
+//! arrival order; large batches still in flight were taken); without one, the calls answered
+//! so far. `max_rps` is a hard ceiling over all of it.
 //!
 //! Calls are billed as providers bill them: a batch item is one call. Admission reserves a
 //! request's calls on a schedule (GCRA: the time up to which the rate is spent), so waiting
@@ -156,6 +158,22 @@ struct State {
     busy_calls: u64,
     /// The last answered call.
     delivered_at: Option<Instant>,
+    /// When calls began to be sent after an idle spell (of more than [`BURST`]).
+    sent_since: Option<Instant>,
+    /// Calls sent since `sent_since`.
+    sent_calls: u64,
+    /// When the last request was (scheduled to be) sent.
+    sent_last: Option<Instant>,
+}
+
+/// Where a request stood among the calls sent: if it is refused, what was sent before it
+/// was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// Calls sent before it since the traffic began.
+    before: u64,
+    /// When it was sent.
+    at: Instant,
 }
 
 impl Pace {
@@ -177,6 +195,9 @@ impl Pace {
                 busy_since: None,
                 busy_calls: 0,
                 delivered_at: None,
+                sent_since: None,
+                sent_calls: 0,
+                sent_last: None,
             }),
             limited: AtomicU64::new(0),
         }
@@ -239,9 +260,35 @@ impl Pace {
         s.maybe_increase(now);
     }
 
+    /// Records a request of `calls` calls sent at `at`: its [`Ticket`].
+    pub fn ticket(&self, calls: u32, at: Instant) -> Ticket {
+        let mut s = lock(&self.state);
+        if s.sent_last.is_none_or(|last| at > last + BURST) {
+            s.sent_since = Some(at);
+            s.sent_calls = 0;
+        }
+        let ticket = Ticket {
+            before: s.sent_calls,
+            at,
+        };
+        s.sent_calls += u64::from(calls);
+        s.sent_last = Some(s.sent_last.map_or(at, |last| last.max(at)));
+        ticket
+    }
+
     /// A limit answer came, with the wait it asked for: pause, and (once per episode)
     /// lower the rate.
     pub fn limited(&self, retry_after: Option<Duration>, now: Instant) {
+        self.limited_ticket(retry_after, now, None);
+    }
+
+    /// As [`Pace::limited`], for the request of `ticket` (a better first estimate).
+    pub fn limited_ticket(
+        &self,
+        retry_after: Option<Duration>,
+        now: Instant,
+        ticket: Option<Ticket>,
+    ) {
         self.limited.fetch_add(1, Ordering::Relaxed);
         let mut s = lock(&self.state);
         s.limited_at = Some(now);
@@ -260,7 +307,7 @@ impl Pace {
             Some(rate) => Some(rate),
             // The first limit answer: start from what the upstream took in the last second
             // (nothing taken: from the ceiling, or no estimate yet and the pause alone).
-            None => Some(s.first_estimate(now))
+            None => Some(s.first_estimate(now).max(s.ticket_estimate(ticket)))
                 .filter(|d| *d > 0.0)
                 .or(s.ceiling),
         };
@@ -322,6 +369,18 @@ impl State {
             .busy_since
             .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
         self.busy_calls as f64 / (busy + BURST).as_secs_f64()
+    }
+
+    /// The rate the provider took up to the refused request: the calls sent before it over
+    /// the time from the first of them to it, plus the one second its bucket held (0: no
+    /// ticket, or the first call was refused).
+    fn ticket_estimate(&self, ticket: Option<Ticket>) -> f64 {
+        match (ticket, self.sent_since) {
+            (Some(t), Some(since)) if t.before > 0 && t.at >= since => {
+                t.before as f64 / (t.at.saturating_duration_since(since) + BURST).as_secs_f64()
+            }
+            _ => 0.0,
+        }
     }
 
     /// Additive increase: each [`INCREASE_EVERY`] in which calls waited for the rate and no

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use nodewatch_verify::{Header, VerifiedReceipts, B256};
 use prometheus::IntGauge;
 
+use super::flight::Flights;
 use crate::bounded::Bounded;
 
 /// What one header costs in the cache (its fields and the map entry), in bytes.
@@ -48,6 +49,8 @@ pub struct VerifiedCache {
     inner: Mutex<Bounded<(B256, Kind), Entry>>,
     /// `nodewatch_verify_cache_bytes`.
     gauge: IntGauge,
+    /// Receipt-set fetches under way: one per block at a time.
+    pub flights: Flights,
 }
 
 impl VerifiedCache {
@@ -56,6 +59,7 @@ impl VerifiedCache {
         Self {
             inner: Mutex::new(Bounded::new(limit)),
             gauge,
+            flights: Flights::default(),
         }
     }
 

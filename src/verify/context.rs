@@ -21,6 +21,7 @@ use crate::method::is_unsupported;
 use crate::metrics::{method_label, Metrics};
 
 use super::cache::VerifiedCache;
+use super::flight::{self, Turn};
 
 /// What verification fetches through: the forwarding engine, whose fetched answers are
 /// routed, failed over and themselves verified. A trait so that this module does not import
@@ -114,7 +115,16 @@ impl Context<'_> {
             .map(|h| self.cache.receipts(h).map(Ok))
             .collect();
         self.hits("receipts", out.iter().filter(|o| o.is_some()).count());
-        let misses: Vec<usize> = (0..blocks.len()).filter(|&i| out[i].is_none()).collect();
+        self.wait_for_others(blocks, &mut out).await;
+        let mut flights = Vec::new();
+        let mut misses = Vec::new();
+        for i in (0..blocks.len()).filter(|&i| out[i].is_none()) {
+            // Another judgement took it meanwhile: waiting once is enough, fetch alongside.
+            if let Turn::Mine(flight) = self.cache.flights.claim(blocks[i]) {
+                flights.push(flight);
+            }
+            misses.push(i);
+        }
         let params = misses
             .iter()
             .map(|&i| ("eth_getBlockReceipts", format!("[\"{}\"]", blocks[i])));
@@ -130,9 +140,39 @@ impl Context<'_> {
             };
             out[i] = Some(set);
         }
+        drop(flights);
         out.into_iter()
             .map(|o| o.unwrap_or_else(|| Err(Missing::Failed("no answer".into()))))
             .collect()
+    }
+
+    /// Waits for the receipt-set fetches other judgements have under way for blocks still
+    /// missing from `out`, then takes what they kept; the rest this judgement fetches.
+    async fn wait_for_others(
+        &self,
+        blocks: &[B256],
+        out: &mut [Option<Result<Arc<VerifiedReceipts>, Missing>>],
+    ) {
+        let mut waits = Vec::new();
+        for i in (0..blocks.len()).filter(|&i| out[i].is_none()) {
+            if let Some(rx) = self.cache.flights.under_way(&blocks[i]) {
+                waits.push((i, rx));
+            }
+        }
+        if waits.is_empty() {
+            return;
+        }
+        let waited: Vec<usize> = waits.iter().map(|(i, _)| *i).collect();
+        join_all(waits.into_iter().map(|(_, rx)| flight::wait(rx))).await;
+        let kept = waited
+            .into_iter()
+            .filter_map(|i| self.cache.receipts(&blocks[i]).map(|set| (i, set)));
+        let mut hits = 0;
+        for (i, set) in kept {
+            out[i] = Some(Ok(set));
+            hits += 1;
+        }
+        self.hits("receipts", hits);
     }
 
     /// A served block answer's verified header (kept in the cache).

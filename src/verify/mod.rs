@@ -13,10 +13,12 @@
 //! - [`subject`]: which calls are verified and what each asked for;
 //! - `context`: the headers and receipt sets answers are checked against;
 //! - `judge`: the verdicts;
-//! - [`cache`]: the bounded cache of verified headers and receipt sets.
+//! - [`cache`]: the bounded cache of verified headers and receipt sets;
+//! - [`flight`]: one fetch of a block's receipt set at a time (the others wait for it).
 
 pub mod cache;
 mod context;
+pub mod flight;
 mod judge;
 pub mod subject;
 

@@ -10,13 +10,18 @@
 //!   more ports.
 //! - `failover`: a closed-loop load that kills (or stops) the primary node mid-run and
 //!   reports when the backup first answered, what the in-flight requests paid, and failures.
+//! - `limiter`: a paid provider's rate limit (a token bucket of calls per second, HTTP 429
+//!   over it) in front of a node: the tests' own `nodewatch_testkit::limiter`, logging the
+//!   calls it answered and the requests it refused each second.
 //!
 //! Every command prints one JSON object on stdout (the `replay` server prints `ready` once it
-//! listens) and logs to stderr.
+//! listens; the `limiter` prints `ready <url>`, then answers commands on stdin) and logs to
+//! stderr.
 
 mod chain;
 mod failover;
 mod fetch;
+mod limiter;
 mod replay;
 mod rpc;
 
@@ -40,6 +45,8 @@ enum Command {
     Replay(replay::Args),
     /// Closed-loop load across a primary kill/stop; reports failover figures.
     Failover(failover::Args),
+    /// A rate-limited provider in front of a node; logs per-second counts.
+    Limiter(limiter::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +66,7 @@ fn main() -> anyhow::Result<()> {
             Command::Fetch(args) => fetch::run(args).await,
             Command::Replay(args) => replay::run(args).await,
             Command::Failover(args) => failover::run(args).await,
+            Command::Limiter(args) => limiter::run(args).await,
         }
     })
 }

@@ -208,3 +208,30 @@ fn probes_are_charged_without_waiting() {
     assert!(p.charge(10, t0));
     assert_eq!(start(&p, 10, t0), Duration::from_secs(1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_batch_behind_large_batches_in_flight_starts_from_what_was_sent_before_it() {
+    // ethereum-etl's default: 100-call batches, 8 at once. The first was taken and is still
+    // being answered when the second is refused: nothing answered yet.
+    let (p, t0) = pace(None);
+    let first = p.ticket(100, t0);
+    let second = p.ticket(100, t0 + ms(10));
+    assert_eq!(first.before, 0);
+    p.limited_ticket(Some(Duration::from_secs(1)), t0 + ms(50), Some(second));
+    let learned = p.view(t0 + ms(50)).learned.unwrap();
+    let taken = 100.0 / 1.01;
+    assert!(
+        (learned - taken * DEFAULT_RATE_DECREASE).abs() < 0.5,
+        "{learned}: 100 calls taken in 10 ms plus the one-second bucket"
+    );
+    // Without the ticket nothing was answered: no estimate, only the pause.
+    let (q, t0) = pace(None);
+    q.ticket(100, t0);
+    q.limited(Some(Duration::from_secs(1)), t0 + ms(50));
+    assert_eq!(q.view(t0 + ms(50)).learned, None);
+    // The very first request refused (another client emptied the bucket): no estimate.
+    let (r, t0) = pace(None);
+    let only = r.ticket(100, t0);
+    r.limited_ticket(None, t0 + ms(5), Some(only));
+    assert_eq!(r.view(t0 + ms(5)).learned, None);
+}

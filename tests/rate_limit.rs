@@ -439,7 +439,9 @@ async fn shared_budget_phase(f: &Fixture) {
         shared(&a),
         shared(&b),
     );
-    assert!(counts.calls >= 2 * f.calls, "{counts:?}");
+    // At least one export's calls: what one sidecar kept final the other may read from the
+    // shared cache in Redis instead of the provider.
+    assert!(counts.calls >= f.calls, "{counts:?}");
     assert!(
         percent(counts) <= 1.0,
         "the provider refused {:.2}% of the requests: {counts:?}",

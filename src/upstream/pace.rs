@@ -4,7 +4,9 @@
 //! its compute units per second capacity") is asking for back-pressure, not failing. Its pace
 //! is learned AIMD-fashion, as TCP learns a path's capacity: a limit answer multiplies the
 //! rate by `rate_limit.decrease` (once per episode: the answers to calls already in flight
-//! are the same news) and pauses the upstream for its `Retry-After`; each second in which
+//! are the same news) — the rate, or what the provider was taking over the last seconds
+//! ([`RECENT`]) if that is less: a rate grown past the limit while the provider's bucket still
+//! had calls to give is not where the limit is — and pauses the upstream for its `Retry-After`; each second in which
 //! calls waited for the rate and no limit answer came adds `rate_limit.increase`. Below the
 //! rate of the last decrease (where the limit was) the step stays that small, so the limit
 //! is approached slowly and met rarely; past it the step doubles with each such second in a
@@ -47,6 +49,13 @@ pub const INCREASE_EVERY: Duration = Duration::from_secs(1);
 pub const EPISODE: Duration = Duration::from_secs(1);
 /// The largest additive step, as a share of the rate.
 pub const MAX_STEP: f64 = 0.25;
+/// The window over which the rate the provider takes is measured (two of them are kept).
+pub const RECENT: Duration = Duration::from_secs(2);
+/// The fewest calls a first estimate of a rate is made from: fewer say more about timing
+/// than about the provider (a sidecar whose neighbour on the key emptied the bucket sees its
+/// first calls refused; one call answered in a second is not a rate of one a second). With
+/// less, the upstream is paused for its `Retry-After` and the next limit answer estimates.
+pub const MIN_EVIDENCE: u64 = 10;
 /// The shortest pause after a limit answer (a `Retry-After: 0` must not make a busy loop).
 pub const MIN_PAUSE: Duration = Duration::from_millis(100);
 
@@ -158,6 +167,10 @@ struct State {
     busy_calls: u64,
     /// The last answered call.
     delivered_at: Option<Instant>,
+    /// The calls answered in the current window of [`RECENT`] and when it began ...
+    recent: Option<(Instant, u64)>,
+    /// ... and the length and calls of the window before it.
+    previous: Option<(Duration, u64)>,
     /// When calls began to be sent after an idle spell (of more than [`BURST`]).
     sent_since: Option<Instant>,
     /// Calls sent since `sent_since`.
@@ -195,6 +208,8 @@ impl Pace {
                 busy_since: None,
                 busy_calls: 0,
                 delivered_at: None,
+                recent: None,
+                previous: None,
                 sent_since: None,
                 sent_calls: 0,
                 sent_last: None,
@@ -227,7 +242,9 @@ impl Pace {
             return Err(start);
         }
         s.spent_until = s.spent_until.max(start) + cost;
-        if start > now {
+        // Demand for more rate only when the rate held the call back, not a `Retry-After`:
+        // a rate above the limit, held there by pauses, must not grow.
+        if start > open {
             s.demand = true;
         }
         Ok(start)
@@ -254,9 +271,19 @@ impl Pace {
         if s.delivered_at.is_none_or(|at| now > at + BURST) {
             s.busy_since = Some(now);
             s.busy_calls = 0;
+            s.recent = None;
+            s.previous = None;
         }
         s.delivered_at = Some(now);
         s.busy_calls += calls;
+        s.recent = match s.recent {
+            Some((since, n)) if now < since + RECENT => Some((since, n + calls)),
+            Some((since, n)) => {
+                s.previous = Some((now.saturating_duration_since(since), n));
+                Some((now, calls))
+            }
+            None => Some((now, calls)),
+        };
         s.maybe_increase(now);
     }
 
@@ -304,7 +331,9 @@ impl Pace {
             return;
         }
         let from = match s.learned {
-            Some(rate) => Some(rate),
+            // What the provider was taking when it refused, if less: the rate may have grown
+            // past the limit while its bucket still had calls to give.
+            Some(rate) => Some(s.recent_rate(now).map_or(rate, |taken| rate.min(taken))),
             // The first limit answer: start from what the upstream took in the last second
             // (nothing taken: from the ceiling, or no estimate yet and the pause alone).
             None => Some(s.first_estimate(now).max(s.ticket_estimate(ticket)))
@@ -365,18 +394,31 @@ impl State {
     /// since the traffic began, less the full bucket it held then (one second's calls), over
     /// the time since: `answered / (busy + 1 s)`.
     fn first_estimate(&self, now: Instant) -> f64 {
+        if self.busy_calls < MIN_EVIDENCE {
+            return 0.0;
+        }
         let busy = self
             .busy_since
             .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
         self.busy_calls as f64 / (busy + BURST).as_secs_f64()
     }
 
+    /// The calls answered a second over the last two windows of [`RECENT`] (`None` with
+    /// fewer than [`MIN_EVIDENCE`] calls or less than a second to go by).
+    fn recent_rate(&self, now: Instant) -> Option<f64> {
+        let (since, calls) = self.recent?;
+        let (before, earlier) = self.previous.unwrap_or_default();
+        let span = before + now.saturating_duration_since(since);
+        let calls = calls + earlier;
+        (calls >= MIN_EVIDENCE && span >= BURST).then(|| calls as f64 / span.as_secs_f64())
+    }
+
     /// The rate the provider took up to the refused request: the calls sent before it over
     /// the time from the first of them to it, plus the one second its bucket held (0: no
-    /// ticket, or the first call was refused).
+    /// ticket, or fewer than [`MIN_EVIDENCE`] calls before it).
     fn ticket_estimate(&self, ticket: Option<Ticket>) -> f64 {
         match (ticket, self.sent_since) {
-            (Some(t), Some(since)) if t.before > 0 && t.at >= since => {
+            (Some(t), Some(since)) if t.before >= MIN_EVIDENCE && t.at >= since => {
                 t.before as f64 / (t.at.saturating_duration_since(since) + BURST).as_secs_f64()
             }
             _ => 0.0,

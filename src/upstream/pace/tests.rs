@@ -234,4 +234,44 @@ async fn a_refused_batch_behind_large_batches_in_flight_starts_from_what_was_sen
     let only = r.ticket(100, t0);
     r.limited_ticket(None, t0 + ms(5), Some(only));
     assert_eq!(r.view(t0 + ms(5)).learned, None);
+    // Nor from one call answered: a rate of 1 call/s would starve a 100-call batch.
+    let (s, t0) = pace(None);
+    s.delivered(1, t0);
+    let second = s.ticket(1, t0);
+    let third = s.ticket(100, t0 + ms(1));
+    assert_eq!(second.before, 0);
+    s.limited_ticket(None, t0 + ms(5), Some(third));
+    assert_eq!(
+        s.view(t0 + ms(5)).learned,
+        None,
+        "{} calls are no evidence",
+        third.before
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_answer_starts_from_what_the_provider_was_taking_when_that_is_less() {
+    let (p, t0) = pace(None);
+    // A first estimate of 200 calls/s (180 learned), then 3 s in which the provider took
+    // 120 calls a second (its bucket gave the rest) before it refused again.
+    for i in 0..400 {
+        p.ticket(1, t0 + Duration::from_micros(i * 2500));
+    }
+    let refused = p.ticket(1, t0 + ms(1000));
+    p.limited_ticket(None, t0 + ms(1000), Some(refused));
+    let first = p.view(t0 + ms(1000)).learned.unwrap();
+    assert!(
+        (first - 180.0).abs() < 1.0,
+        "{first}: 400 calls in 1 s + the bucket's second"
+    );
+    for tenth in 0..30 {
+        p.delivered(12, t0 + ms(2000 + tenth * 100));
+    }
+    p.limited(None, t0 + ms(5000));
+    let learned = p.view(t0 + ms(5000)).learned.unwrap();
+    let taken: f64 = 360.0 / 3.0;
+    assert!(
+        (learned - taken.min(first) * DEFAULT_RATE_DECREASE).abs() < 2.0,
+        "{learned}: from {taken:.0} calls/s taken, not the {first:.0} learned"
+    );
 }

@@ -24,7 +24,7 @@
 //! always send 120 calls a second, and a limit it does not reach tests nothing. `-w 8` writes
 //! rows in the order its batches finish, so files are compared as sorted rows (two direct
 //! runs differ in order too). Every figure is printed as a `FIGURE` line.
-//! `RATE_LIMIT_EXTRA_BLOCKS` (default 200, after the fixture chain's 30: enough requests that
+//! `RATE_LIMIT_EXTRA_BLOCKS` (default 600, after the fixture chain's 30: enough requests that
 //! the first contact's few refusals are under 1% of them) and
 //! `RATE_LIMIT_BATCH` (ethereum-etl's `-b`, default 1: a refused request is one call) size
 //! the run.
@@ -45,7 +45,7 @@ use support::limiter::{Counts, Limiter, Refusal};
 use support::nodewatch::{test_config, Nodewatch};
 use support::redis::RedisServer;
 use support::rpc;
-use support::scripted::{self, Scripted};
+use support::scripted;
 
 /// The provider's limit, calls per second.
 const LIMIT: u32 = 80;
@@ -79,7 +79,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 async fn fixture(anvil: &Path) -> Fixture {
     let node = Anvil::spawn(anvil).await;
     let chain = build_chain(&node.url()).await;
-    let head = mine(&node.url(), env_or("RATE_LIMIT_EXTRA_BLOCKS", 200)).await;
+    let head = mine(&node.url(), env_or("RATE_LIMIT_EXTRA_BLOCKS", 600)).await;
     let dir = tempfile::tempdir().unwrap();
     let hashes = dir.path().join("hashes.txt");
     chain.write_tx_hashes(&hashes);
@@ -473,43 +473,6 @@ fn blocks_batch(blocks: std::ops::Range<u64>) -> String {
 
 // === Without ethereum-etl: the rules, on scripted upstreams ===
 
-/// A node that answers every call at once: `eth_chainId` with 1, `eth_syncing` with
-/// `false`, anything else with `result`; while `refusing`, a 429 with `Retry-After: 1`
-/// instead.
-async fn scripted_node(result: &'static str, refusing: Arc<AtomicBool>) -> Scripted {
-    Scripted::start(move |req| {
-        let refusing = refusing.load(Ordering::SeqCst);
-        async move {
-            if refusing {
-                let mut r = scripted::reply(
-                    429,
-                    r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"rate limit"}}"#,
-                );
-                r.headers_mut()
-                    .insert("retry-after", http::HeaderValue::from_static("1"));
-                return Ok(r);
-            }
-            let answer = |call: &serde_json::Value| {
-                let value = match call["method"].as_str() {
-                    Some("eth_syncing") => serde_json::Value::Bool(false),
-                    Some("eth_chainId") => serde_json::Value::String("0x1".into()),
-                    _ => serde_json::Value::String(result.into()),
-                };
-                serde_json::json!({"jsonrpc": "2.0", "id": call["id"], "result": value})
-            };
-            let body = match req.json() {
-                Some(serde_json::Value::Array(calls)) => {
-                    serde_json::Value::Array(calls.iter().map(answer).collect())
-                }
-                Some(call) => answer(&call),
-                None => return scripted::ok(400, "not JSON"),
-            };
-            scripted::ok(200, body.to_string())
-        }
-    })
-    .await
-}
-
 /// `n` `eth_blockNumber` calls at once, each its own request: their results.
 async fn concurrent_calls(url: &str, n: usize) -> Vec<String> {
     let calls = (0..n).map(|_| {
@@ -535,7 +498,7 @@ async fn concurrent_calls(url: &str, n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_is_waited_out_and_neither_opens_the_breaker_nor_marks_the_node_down() {
     let refusing = Arc::new(AtomicBool::new(false));
-    let node = scripted_node("0x10", Arc::clone(&refusing)).await;
+    let node = scripted::constant_node("0x10", Arc::clone(&refusing)).await;
     let mut config = test_config(&[node.url()]);
     config.breaker.failure_threshold = 2;
     let nw = Nodewatch::start_with(config).await;
@@ -568,8 +531,8 @@ async fn a_429_is_waited_out_and_neither_opens_the_breaker_nor_marks_the_node_do
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overflow_spills_to_lower_ranks_only_where_allowed() {
     let never = Arc::new(AtomicBool::new(false));
-    let paid = scripted_node("0x1", Arc::clone(&never)).await;
-    let fallback = scripted_node("0x2", never).await;
+    let paid = scripted::constant_node("0x1", Arc::clone(&never)).await;
+    let fallback = scripted::constant_node("0x2", never).await;
     for spill in [true, false] {
         let mut config = test_config(&[paid.url(), fallback.url()]);
         config.probe.interval = Duration::from_secs(3600);

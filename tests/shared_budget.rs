@@ -8,6 +8,8 @@
 
 mod support;
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nodewatch::config::{Config, CostTable, CreditsConfig};
@@ -16,28 +18,9 @@ use support::redis::RedisServer;
 use support::rpc;
 use support::scripted::{self, Scripted};
 
-/// A node that answers `eth_chainId` with 1, `eth_syncing` with `false` and anything else
-/// with `result`.
+/// A node that answers at once, every call but the probes' with `result`.
 async fn node(result: &'static str) -> Scripted {
-    Scripted::start(move |req| async move {
-        let answer = |call: &serde_json::Value| {
-            let value = match call["method"].as_str() {
-                Some("eth_syncing") => serde_json::Value::Bool(false),
-                Some("eth_chainId") => serde_json::Value::String("0x1".into()),
-                _ => serde_json::Value::String(result.into()),
-            };
-            serde_json::json!({"jsonrpc": "2.0", "id": call["id"], "result": value})
-        };
-        let body = match req.json() {
-            Some(serde_json::Value::Array(calls)) => {
-                serde_json::Value::Array(calls.iter().map(answer).collect())
-            }
-            Some(call) => answer(&call),
-            None => return scripted::ok(400, "not JSON"),
-        };
-        scripted::ok(200, body.to_string())
-    })
-    .await
+    scripted::constant_node(result, Arc::new(AtomicBool::new(false))).await
 }
 
 /// Credits billed one unit a call, `per_month` of them; probes (billed as `eth_blockNumber`)

@@ -8,6 +8,7 @@ use crate::cache::{finality, height, keepable, key, Finality};
 use crate::jsonrpc::{Answer, RawJson};
 use bytes::Bytes;
 
+use super::plan::Plan;
 use super::{Forward, Served};
 
 impl Forward<'_, '_> {
@@ -25,11 +26,7 @@ impl Forward<'_, '_> {
             else {
                 continue;
             };
-            plan.answer = Some(Served {
-                answer: Answer::Result(RawJson::from(kept)),
-                upstream: None,
-            });
-            plan.judged = true;
+            serve_kept(plan, kept);
             hits += 1;
         }
         hits
@@ -61,12 +58,7 @@ impl Forward<'_, '_> {
             let about = height(&call.method, call.params, &kept);
             let cache = &self.engine.cache;
             cache.put(key, &kept, about, self.cache_generation);
-            let plan = &mut self.plans[i];
-            plan.answer = Some(Served {
-                answer: Answer::Result(RawJson::from(kept)),
-                upstream: None,
-            });
-            plan.judged = true;
+            serve_kept(&mut self.plans[i], kept);
             hits += 1;
         }
         hits
@@ -103,4 +95,13 @@ impl Forward<'_, '_> {
             self.engine.cache.put_shared(epoch.clone(), shared);
         }
     }
+}
+
+/// Answers a call with a kept answer (judged when it was kept).
+fn serve_kept(plan: &mut Plan, kept: Bytes) {
+    plan.answer = Some(Served {
+        answer: Answer::Result(RawJson::from(kept)),
+        upstream: None,
+    });
+    plan.judged = true;
 }

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -319,4 +319,41 @@ fn tls_acceptor() -> (tempfile::TempDir, tokio_rustls::TlsAcceptor) {
     .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     (dir, tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A node that answers every call at once: `eth_chainId` with 1, `eth_syncing` with
+/// `false`, anything else with `result`; while `refusing`, a 429 with `Retry-After: 1`
+/// instead.
+pub async fn constant_node(result: &'static str, refusing: Arc<AtomicBool>) -> Scripted {
+    Scripted::start(move |req| {
+        let refusing = refusing.load(Ordering::SeqCst);
+        async move {
+            if refusing {
+                let mut r = reply(
+                    429,
+                    r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"rate limit"}}"#,
+                );
+                r.headers_mut()
+                    .insert("retry-after", http::HeaderValue::from_static("1"));
+                return Ok(r);
+            }
+            let answer = |call: &serde_json::Value| {
+                let value = match call["method"].as_str() {
+                    Some("eth_syncing") => serde_json::Value::Bool(false),
+                    Some("eth_chainId") => serde_json::Value::String("0x1".into()),
+                    _ => serde_json::Value::String(result.into()),
+                };
+                serde_json::json!({"jsonrpc": "2.0", "id": call["id"], "result": value})
+            };
+            let body = match req.json() {
+                Some(serde_json::Value::Array(calls)) => {
+                    serde_json::Value::Array(calls.iter().map(answer).collect())
+                }
+                Some(call) => answer(&call),
+                None => return ok(400, "not JSON"),
+            };
+            ok(200, body.to_string())
+        }
+    })
+    .await
 }

@@ -299,9 +299,13 @@ async fn a_rate_limited_provider_slows_the_export_and_never_fails_it() {
     );
     assert!(ratio <= 1.3, "{ratio:.2}× the ideal time");
     assert_not_failed(&nw);
+    // A rate was learned, and not a starving one (a batch paced far under the limit would
+    // wait past its deadline). Between limit answers the rate grows past the limit, probing
+    // for more (the provider's bucket and the next limit answer hold it): a snapshot may be
+    // above the limit, as BENCHMARKS.md section 8's plots show, so only a sanity bound above.
     let learned = pace(&nw).learned;
     assert!(
-        learned.is_some_and(|r| r > 0.5 * f64::from(LIMIT) && r < 1.2 * f64::from(LIMIT)),
+        learned.is_some_and(|r| r > 0.5 * f64::from(LIMIT) && r < 3.0 * f64::from(LIMIT)),
         "learned {learned:?} for a limit of {LIMIT}"
     );
     // What was learned shows in /status, and in the metrics, once the monitor publishes.

@@ -288,12 +288,7 @@ fn kubernetes_sidecar_has_probes_resources_and_secret_keys() {
     assert_eq!(sidecar["restartPolicy"], "Always", "native sidecar");
     assert_eq!(sidecar["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(sidecar["readinessProbe"]["httpGet"]["path"], "/readyz");
-    let args: Vec<&str> = sidecar["args"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = args_of(sidecar);
     assert!(args.contains(&"--upstream=$(PROVIDER_URL)"), "{args:?}");
     let env = sidecar["env"].as_sequence().unwrap();
     let provider = env.iter().find(|e| e["name"] == "PROVIDER_URL").unwrap();
@@ -439,12 +434,7 @@ fn airflow_pod_template_runs_nodewatch_as_a_native_sidecar_wired_to_redis() {
     assert_eq!(security["allowPrivilegeEscalation"], false);
 
     // Its configuration: the file the ConfigMap volume puts where --config points.
-    let args: Vec<&str> = sidecar["args"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = args_of(sidecar);
     assert!(
         !args.iter().any(|a| a.starts_with("--upstream")),
         "--upstream would replace the ConfigMap's upstreams and their budget_key: {args:?}"
@@ -724,4 +714,14 @@ print("PROVIDER=" + m.PROVIDER_URI)
         "http://127.0.0.1:8545",
         "provider is nodewatch"
     );
+}
+
+/// A container's `args`, as strings.
+fn args_of(container: &Yaml) -> Vec<&str> {
+    container["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
 }

@@ -69,11 +69,7 @@ impl Forward<'_, '_> {
     pub(super) fn remember(&self) {
         let mut shared: Vec<(String, Bytes)> = Vec::new();
         for (plan, call) in self.plans.iter().zip(self.calls) {
-            let Some(Served {
-                answer: Answer::Result(result),
-                upstream: Some(_),
-            }) = &plan.answer
-            else {
+            let Some(result) = plan.answer.as_ref().and_then(Served::upstream_result) else {
                 continue;
             };
             let answer = result.as_bytes();

@@ -32,7 +32,7 @@ use crate::budget::AnswerBudget;
 use crate::cache::AnswerCache;
 use crate::config::RetryConfig;
 use crate::error::{AttemptSummary, ClientError, UpstreamError, UpstreamErrorKind};
-use crate::jsonrpc::{Answer, Call};
+use crate::jsonrpc::{Answer, Call, RawJson};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::upstream::breaker::BreakerState;
@@ -55,6 +55,19 @@ pub struct Served {
     pub answer: Answer,
     /// The upstream that gave it.
     pub upstream: Option<Arc<Upstream>>,
+}
+
+impl Served {
+    /// The result an upstream gave (not an error, not nodewatch's own answer).
+    fn upstream_result(&self) -> Option<&RawJson> {
+        match self {
+            Served {
+                answer: Answer::Result(result),
+                upstream: Some(_),
+            } => Some(result),
+            _ => None,
+        }
+    }
 }
 
 /// The outcome of forwarding a set of calls: an answer per call where one was had, and the

@@ -46,11 +46,7 @@ impl Forward<'_, '_> {
             if plan.judged {
                 continue;
             }
-            let Some(Served {
-                answer: Answer::Result(result),
-                upstream: Some(_),
-            }) = &plan.answer
-            else {
+            let Some(result) = plan.answer.as_ref().and_then(Served::upstream_result) else {
                 continue;
             };
             let call = self.calls[i];
